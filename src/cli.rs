@@ -1,0 +1,87 @@
+//! The command line: clap definitions only. `lib::run` dispatches them.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser, Subcommand};
+
+/// Transactional service-directory manager for s6, runit and daemontools.
+///
+/// Packages write the stock tree; svcdir-update stages each new version as a
+/// complete, immutable generation and switches the live tree to it with one
+/// atomic rename. Unchanged services keep their very directory, so scanners
+/// restart only what changed.
+#[derive(Debug, Parser)]
+#[command(name = "svcdir-update", version, propagate_version = true)]
+#[command(group(ArgGroup::new("where").args(["config", "root"])))]
+pub struct Cli {
+    /// Config file [default: /etc/svcdir-update/config.yaml if it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Put everything under DIR: DIR/stock, DIR/state, DIR/run, DIR/service
+    /// (the scan directory), and read DIR/config.yaml when present
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Print one JSON document on stdout (plan, commit, status, list, diff, …)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Say more on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Say only warnings and errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Seconds to wait for the manager lock before giving up with exit 75
+    /// [default: `lock_wait` from the config, 60]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub wait: Option<f64>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the state layout (idempotent)
+    Init,
+    /// Validate the stock trees and list every problem
+    Check,
+    /// Show what `commit` would do, and why
+    Plan,
+    /// Stage the stock as a new generation and switch to it
+    Commit,
+    /// Switch back to an earlier generation [default: the previous one]
+    Rollback {
+        /// Generation number (see `list`)
+        generation: Option<u64>,
+    },
+    /// Report the live generation, interrupted transactions and locks
+    Status,
+    /// List the generations
+    List,
+    /// Compare generations: none = stock vs live; A = A vs live; A B
+    Diff { a: Option<u64>, b: Option<u64> },
+    /// Check the live store objects against their manifests
+    Verify,
+    /// Delete generations and store objects nothing needs
+    Gc {
+        /// Keep the N newest generations [default: `keep_generations`, 5]
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+    /// Finish or undo an interrupted transaction
+    Recover {
+        /// Undo a transaction that had already switched, instead of finishing it
+        #[arg(long)]
+        rollback: bool,
+    },
+    /// Re-create the scan directory from live (e.g. at boot)
+    Sync,
+    /// List the failpoint names (for crash tests)
+    #[command(hide = true)]
+    Failpoints,
+}

@@ -1,0 +1,296 @@
+//! `plan` and `commit`: compare the stock with `live`, then stage the new
+//! generation and switch to it (design §4.1).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Output, table};
+use crate::cache::StatCache;
+use crate::config::Config;
+use crate::error::Result;
+use crate::failpoint;
+use crate::generation;
+use crate::lock::ManagerLock;
+use crate::manifest::GenerationManifest;
+use crate::plan::{self, Action, Plan};
+use crate::report;
+use crate::scandir::{self, ScanSync};
+use crate::state::State;
+use crate::stock::{self, Stock};
+use crate::store::{self, Durability};
+use crate::transaction::{self, Switch};
+use crate::txn::TxnKind;
+
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// How long to wait for the manager lock.
+    pub wait: std::time::Duration,
+}
+
+/// The stock, the live generation and the plan between them.
+pub struct Prepared {
+    pub stock: Stock,
+    pub live: Option<GenerationManifest>,
+    pub plan: Plan,
+}
+
+impl Prepared {
+    pub fn target(&self) -> BTreeMap<String, String> {
+        self.stock
+            .services
+            .iter()
+            .map(|(name, s)| (name.clone(), s.object_name()))
+            .collect()
+    }
+}
+
+/// Reads the stock (with the stat cache) and plans against `live`, with the
+/// changed files of every restarted service.
+pub fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
+    let cache = StatCache::load(state.map(|s| &s.cache));
+    let stock = stock::scan(cfg, cache)?;
+    for note in &stock.notes {
+        report::debug(note);
+    }
+    for s in stock.services.values() {
+        for path in &s.stripped_setid {
+            report::info(&format!(
+                "{}: set-id bits stripped (allow with `allow_setid: [{}]`)",
+                s.dir().join(path).display(),
+                s.name
+            ));
+        }
+    }
+    let live = match state {
+        Some(st) => match st.live()? {
+            Some(n) => Some(generation::load(st, n)?),
+            None => None,
+        },
+        None => None,
+    };
+    let from = live
+        .as_ref()
+        .map(|g| g.services.clone())
+        .unwrap_or_default();
+    let target: BTreeMap<String, String> = stock
+        .services
+        .iter()
+        .map(|(name, s)| (name.clone(), s.object_name()))
+        .collect();
+    let mut plan = plan::make(&from, &target);
+    for change in &mut plan.services {
+        match change.action {
+            Action::Restart => {
+                let (Some(st), Some(old)) = (state, &change.from) else {
+                    continue;
+                };
+                let Some(new) = stock.services.get(&change.name) else {
+                    continue;
+                };
+                if let Ok(old_manifest) = store::load_manifest(&st.store, old) {
+                    change.files = plan::diff_entries(&old_manifest.entries, &new.entries);
+                    change.reason = plan::describe_files(&change.files);
+                }
+            }
+            Action::Stop => change.reason = "removed from stock".into(),
+            Action::Start | Action::Keep => {}
+        }
+    }
+    Ok(Prepared { stock, live, plan })
+}
+
+#[derive(Debug, Serialize)]
+struct PlanReport<'a> {
+    live: Option<u64>,
+    up_to_date: bool,
+    counts: plan::Counts,
+    services: &'a [plan::ServiceChange],
+}
+
+pub fn plan(cfg: &Config) -> Result<Output> {
+    stock::check_trees_exist(cfg)?;
+    let state = State::open(cfg)?;
+    let prepared = prepare(cfg, state.as_ref())?;
+    let live = prepared.live.as_ref().map(|g| g.generation);
+    let report = PlanReport {
+        live,
+        up_to_date: prepared.plan.is_noop() && live.is_some(),
+        counts: prepared.plan.counts(),
+        services: &prepared.plan.services,
+    };
+    let mut human = match live {
+        Some(n) if report.up_to_date => format!("up to date: generation {n} matches the stock\n"),
+        Some(n) => format!("generation {n} -> new generation: {}\n", report.counts),
+        None => format!("no generation yet -> generation 1: {}\n", report.counts),
+    };
+    human.push_str(&plan_table(&prepared.plan));
+    Ok(Output::new(&report, human))
+}
+
+/// Per-service lines: action, name, reason (kept services only with -v).
+pub fn plan_table(plan: &Plan) -> String {
+    let rows: Vec<Vec<String>> = plan
+        .services
+        .iter()
+        .filter(|s| s.action != Action::Keep || report::verbosity() > 0)
+        .map(|s| vec![s.action.to_string(), s.name.clone(), s.reason.clone()])
+        .collect();
+    table(&rows)
+}
+
+#[derive(Debug, Serialize)]
+struct CommitReport<'a> {
+    generation: u64,
+    previous: Option<u64>,
+    up_to_date: bool,
+    counts: plan::Counts,
+    services: &'a [plan::ServiceChange],
+    scandir: ScanSync,
+}
+
+pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
+    stock::check_trees_exist(cfg)?;
+    let state = State::init(cfg)?;
+    let _lock = ManagerLock::acquire(&state.dir, opts.wait)?;
+    super::recover::finish_interrupted(cfg, &state)?;
+
+    let prepared = prepare(cfg, Some(&state))?;
+    if let Err(e) = prepared.stock.cache.save(&state.cache) {
+        report::debug(&format!("stat cache not saved: {}", e.chain()));
+    }
+    let previous = prepared.live.as_ref().map(|g| g.generation);
+    if let (true, Some(live)) = (prepared.plan.is_noop(), &prepared.live) {
+        // Nothing to switch; still repair the scan directory if it drifted.
+        let scandir = repair_scandir(cfg, &state, live)?;
+        let report = CommitReport {
+            generation: live.generation,
+            previous,
+            up_to_date: true,
+            counts: prepared.plan.counts(),
+            services: &prepared.plan.services,
+            scandir,
+        };
+        let human = format!(
+            "up to date: generation {} matches the stock ({} services)\n",
+            live.generation,
+            live.services.len()
+        );
+        return Ok(Output::new(&report, human));
+    }
+
+    let target = prepared.target();
+    let generation = match reusable_generation(&state, previous, &target)? {
+        Some(n) => {
+            report::debug(&format!("reusing staged generation {n}"));
+            n
+        }
+        None => stage_generation(&state, &prepared, previous, target)?,
+    };
+    let scandir = transaction::run(
+        cfg,
+        &state,
+        &Switch {
+            kind: TxnKind::Commit,
+            from: previous,
+            to: generation,
+            plan: &prepared.plan,
+        },
+    )?;
+    let counts = prepared.plan.counts();
+    let report = CommitReport {
+        generation,
+        previous,
+        up_to_date: false,
+        counts,
+        services: &prepared.plan.services,
+        scandir,
+    };
+    let mut human = format!("generation {generation} is live: {counts}\n");
+    human.push_str(&plan_table(&prepared.plan));
+    Ok(Output::new(&report, human))
+}
+
+/// A generation newer than `live` with exactly `target`'s services — left
+/// staged by an earlier attempt that could not switch — is used again.
+fn reusable_generation(
+    state: &State,
+    live: Option<u64>,
+    target: &BTreeMap<String, String>,
+) -> Result<Option<u64>> {
+    let Some(&newest) = generation::list(state)?.last() else {
+        return Ok(None);
+    };
+    if Some(newest) <= live {
+        return Ok(None);
+    }
+    match generation::load(state, newest) {
+        Ok(m) if &m.services == target && m.parent == live => {
+            generation::check_complete(state, &m)?;
+            Ok(Some(newest))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Stages missing store objects, makes them durable, publishes them and a
+/// new generation. Nothing is reachable from `live` yet.
+fn stage_generation(
+    state: &State,
+    prepared: &Prepared,
+    previous: Option<u64>,
+    target: BTreeMap<String, String>,
+) -> Result<u64> {
+    let mut missing = Vec::new();
+    for service in prepared.stock.services.values() {
+        if !store::has_object(&state.store, &service.object_name())? {
+            missing.push(service);
+        }
+    }
+    let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
+    let durability = Durability::for_entries(new_entries);
+    report::debug(&format!(
+        "staging {} new store objects ({new_entries} entries, {durability:?})",
+        missing.len()
+    ));
+    {
+        use rayon::prelude::*;
+        missing
+            .par_iter()
+            .try_for_each(|s| store::stage_object(&state.store, s, durability))?;
+    }
+    failpoint::hit("commit.after-stage")?;
+    if durability == Durability::SyncFs && !missing.is_empty() {
+        state.dir.sync_fs()?;
+    }
+    failpoint::hit("commit.after-sync")?;
+    for s in &missing {
+        store::publish_object(&state.store, &s.object_name())?;
+    }
+    state.store.sync()?;
+    failpoint::hit("commit.after-publish-objects")?;
+    let n = generation::list(state)?.last().copied().unwrap_or(0) + 1;
+    let trees = prepared.stock.trees.clone();
+    generation::create(state, n, previous, target, trees)?;
+    Ok(n)
+}
+
+/// Re-creates missing scan directory links of the live generation.
+pub fn repair_scandir(cfg: &Config, state: &State, live: &GenerationManifest) -> Result<ScanSync> {
+    let scandir = crate::fsops::Dir::open_or_create(&cfg.scandir, 0o755)?;
+    let names = live.services.keys().cloned().collect();
+    let drift = scandir::drift(&scandir, &state.live_path(), &names)?;
+    if !drift.changed() {
+        return Ok(drift);
+    }
+    let sync = scandir::sync(&scandir, &state.live_path(), &names)?;
+    crate::supervisor::for_config(cfg).notify(scandir.path())?;
+    Ok(sync)
+}
+
+/// Makes sure the named generation has every object (used by rollback).
+pub fn require_complete(state: &State, n: u64) -> Result<GenerationManifest> {
+    let m = generation::load(state, n)?;
+    generation::check_complete(state, &m)?;
+    Ok(m)
+}

@@ -1,0 +1,165 @@
+//! `gc [--keep N]`: delete generations and store objects nothing needs
+//! (design §4.4).
+//!
+//! Kept: the live generation, the N newest, those named by an interrupted
+//! transaction; every object a kept generation references; and every
+//! object a running process uses (cwd, executable, open file or mapping
+//! under it, read from /proc). Deletion is crash-safe: a generation or
+//! object is first renamed to a `.tmp-*` name (so it vanishes at once), then
+//! removed; recovery sweeps what a crash leaves.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::Output;
+use crate::config::Config;
+use crate::error::Result;
+use crate::failpoint;
+use crate::generation;
+use crate::layout;
+use crate::lock::ManagerLock;
+use crate::report;
+use crate::state::State;
+use crate::txn;
+
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    pub kept_generations: Vec<u64>,
+    pub removed_generations: Vec<u64>,
+    pub removed_objects: Vec<String>,
+    /// Unreferenced objects kept because a running process uses them.
+    pub in_use: Vec<String>,
+}
+
+/// What gc would keep and remove, without removing anything.
+pub fn mark(cfg: &Config, state: &State, keep: usize) -> Result<GcReport> {
+    let all = generation::list(state)?;
+    let mut kept: BTreeSet<u64> = all.iter().rev().take(keep).copied().collect();
+    if let Some(live) = state.live()? {
+        kept.insert(live);
+    }
+    if let Some(log) = txn::read(&state.dir)? {
+        kept.insert(log.to);
+        kept.extend(log.from);
+    }
+    let mut referenced = BTreeSet::new();
+    for n in &kept {
+        if let Ok(m) = generation::load(state, *n) {
+            referenced.extend(m.services.into_values());
+        }
+    }
+    let mut report = GcReport {
+        kept_generations: kept.iter().copied().collect(),
+        removed_generations: all.iter().filter(|n| !kept.contains(n)).copied().collect(),
+        ..GcReport::default()
+    };
+    let users = paths_in_use();
+    for name in state.store.names()? {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(layout::TMP_PREFIX) || layout::split_object_name(name).is_none() {
+            continue;
+        }
+        if referenced.contains(name) {
+            continue;
+        }
+        let dir = state.store.join(name);
+        if users.iter().any(|p| p.starts_with(&dir)) {
+            report.in_use.push(name.to_string());
+        } else {
+            report.removed_objects.push(name.to_string());
+        }
+    }
+    let _ = cfg;
+    Ok(report)
+}
+
+pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Result<Output> {
+    let Some(state) = State::open(cfg)? else {
+        return Ok(Output::new(
+            &GcReport::default(),
+            "nothing to collect: no state yet\n".into(),
+        ));
+    };
+    let _lock = ManagerLock::acquire(&state.dir, wait)?;
+    super::recover::finish_interrupted(cfg, &state)?;
+    let keep = keep.unwrap_or(cfg.keep_generations).max(1);
+    let report = mark(cfg, &state, keep)?;
+    failpoint::hit("gc.after-mark")?;
+    for n in &report.removed_generations {
+        let tmp = layout::tmp_name(&format!("gc-{n}"));
+        state
+            .generations
+            .rename(n.to_string(), &state.generations, &tmp)?;
+        state.generations.sync()?;
+        failpoint::hit("gc.after-remove-generation")?;
+        state.generations.remove_if_exists(&tmp)?;
+    }
+    for object in &report.removed_objects {
+        let tmp = layout::tmp_name(&format!("gc-{object}"));
+        state.store.rename(object, &state.store, &tmp)?;
+        state.store.sync()?;
+        failpoint::hit("gc.after-remove-object")?;
+        state.store.remove_if_exists(&tmp)?;
+        state
+            .store
+            .remove_if_exists(layout::object_manifest_name(object))?;
+    }
+    state.store.sync()?;
+    for object in &report.in_use {
+        report::info(&format!("{object}: kept, a running process uses it"));
+    }
+    let human = format!(
+        "removed {} generation(s) and {} store object(s); kept generations {}{}\n",
+        report.removed_generations.len(),
+        report.removed_objects.len(),
+        report
+            .kept_generations
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+        if report.in_use.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} unreferenced object(s) still in use",
+                report.in_use.len()
+            )
+        }
+    );
+    Ok(Output::new(&report, human))
+}
+
+/// Every path a running process has as cwd, executable, open file or mapping.
+pub fn paths_in_use() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(procs) = procfs::process::all_processes() else {
+        return out;
+    };
+    for p in procs.flatten() {
+        if let Ok(cwd) = p.cwd() {
+            out.push(cwd);
+        }
+        if let Ok(exe) = p.exe() {
+            out.push(exe);
+        }
+        if let Ok(fds) = p.fd() {
+            for fd in fds.flatten() {
+                if let procfs::process::FDTarget::Path(path) = fd.target {
+                    out.push(path);
+                }
+            }
+        }
+        if let Ok(maps) = p.maps() {
+            for m in maps {
+                if let procfs::process::MMapPath::Path(path) = m.pathname {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out.retain(|p| p.is_absolute() && p != Path::new("/"));
+    out
+}

@@ -1,0 +1,258 @@
+//! Read-only reports: `status`, `list`, `diff`. They take no lock (every
+//! published file is immutable and `live` changes by one atomic rename).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Output, commit, table};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::generation;
+use crate::lock;
+use crate::plan::{self, Plan};
+use crate::procsig::ProcessSignature;
+use crate::state::State;
+use crate::store;
+use crate::txn;
+
+#[derive(Debug, Serialize)]
+struct Interrupted {
+    id: String,
+    kind: String,
+    from: Option<u64>,
+    to: u64,
+    phase: txn::Phase,
+    holder: ProcessSignature,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusReport {
+    state: String,
+    live: Option<u64>,
+    created: Option<String>,
+    services: usize,
+    generations: Vec<u64>,
+    interrupted: Option<Interrupted>,
+    /// Damage found in the rollback log, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_error: Option<String>,
+    manager_lock: Option<ProcessSignature>,
+    manager_lock_held: bool,
+}
+
+pub fn status(cfg: &Config) -> Result<Output> {
+    let Some(state) = State::open(cfg)? else {
+        let report = StatusReport {
+            state: cfg.state.display().to_string(),
+            live: None,
+            created: None,
+            services: 0,
+            generations: vec![],
+            interrupted: None,
+            log_error: None,
+            manager_lock: None,
+            manager_lock_held: false,
+        };
+        let human = format!(
+            "state:        {} (not initialized; run `svcdir-update commit`)\n",
+            cfg.state.display()
+        );
+        return Ok(Output::new(&report, human));
+    };
+    let live = state.live()?;
+    let live_manifest = live.map(|n| generation::load(&state, n)).transpose()?;
+    let (interrupted, log_error) = match txn::read(&state.dir) {
+        Ok(log) => (
+            log.map(|l| Interrupted {
+                id: l.id,
+                kind: l.kind.to_string(),
+                from: l.from,
+                to: l.to,
+                phase: l.phase,
+                holder: l.holder,
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let held = lock::is_held(&state.dir);
+    let report = StatusReport {
+        state: state.path().display().to_string(),
+        live,
+        created: live_manifest.as_ref().map(|m| m.created.clone()),
+        services: live_manifest.as_ref().map_or(0, |m| m.services.len()),
+        generations: generation::list(&state)?,
+        interrupted,
+        log_error,
+        manager_lock: if held {
+            lock::read_holder(&state.dir)
+        } else {
+            None
+        },
+        manager_lock_held: held,
+    };
+    let mut h = String::new();
+    h.push_str(&format!("state:        {}\n", report.state));
+    match (&report.live, &live_manifest) {
+        (Some(n), Some(m)) => h.push_str(&format!(
+            "live:         generation {n}, created {}, {} services\n",
+            m.created,
+            m.services.len()
+        )),
+        _ => h.push_str("live:         none (run `svcdir-update commit`)\n"),
+    }
+    h.push_str(&format!(
+        "generations:  {} ({})\n",
+        report.generations.len(),
+        report
+            .generations
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    match (&report.interrupted, &report.log_error) {
+        (Some(i), _) => h.push_str(&format!(
+            "transaction:  INTERRUPTED {} {} ({} -> {}, phase {:?}) by {}; run `svcdir-update recover`\n",
+            i.kind,
+            i.id,
+            i.from.map_or_else(|| "-".into(), |n| n.to_string()),
+            i.to,
+            i.phase,
+            i.holder
+        )),
+        (None, Some(e)) => h.push_str(&format!("transaction:  DAMAGED LOG: {e}\n")),
+        (None, None) => h.push_str("transaction:  none\n"),
+    }
+    match (&report.manager_lock, report.manager_lock_held) {
+        (Some(sig), _) => h.push_str(&format!("manager lock: held by {sig}\n")),
+        (None, true) => h.push_str("manager lock: held\n"),
+        (None, false) => h.push_str("manager lock: free\n"),
+    }
+    Ok(Output::new(&report, h))
+}
+
+#[derive(Debug, Serialize)]
+struct ListRow {
+    generation: u64,
+    live: bool,
+    created: String,
+    parent: Option<u64>,
+    services: usize,
+}
+
+pub fn list(cfg: &Config) -> Result<Output> {
+    let Some(state) = State::open(cfg)? else {
+        return Ok(Output::new(
+            &Vec::<ListRow>::new(),
+            "no generations yet\n".into(),
+        ));
+    };
+    let live = state.live()?;
+    let mut rows = Vec::new();
+    for n in generation::list(&state)? {
+        let m = generation::load(&state, n)?;
+        rows.push(ListRow {
+            generation: n,
+            live: Some(n) == live,
+            created: m.created,
+            parent: m.parent,
+            services: m.services.len(),
+        });
+    }
+    let mut cells = vec![vec![
+        String::new(),
+        "GEN".into(),
+        "CREATED".into(),
+        "PARENT".into(),
+        "SERVICES".into(),
+    ]];
+    for r in &rows {
+        cells.push(vec![
+            if r.live { "*".into() } else { String::new() },
+            r.generation.to_string(),
+            r.created.clone(),
+            r.parent.map_or_else(|| "-".into(), |p| p.to_string()),
+            r.services.to_string(),
+        ]);
+    }
+    let human = if rows.is_empty() {
+        "no generations yet\n".to_string()
+    } else {
+        table(&cells)
+    };
+    Ok(Output::new(&rows, human))
+}
+
+#[derive(Debug, Serialize)]
+struct DiffReport<'a> {
+    from: String,
+    to: String,
+    counts: plan::Counts,
+    services: &'a [plan::ServiceChange],
+}
+
+/// `diff`: stock vs live; `diff A`: A vs live; `diff A B`: A vs B.
+pub fn diff(cfg: &Config, a: Option<u64>, b: Option<u64>) -> Result<Output> {
+    let state = State::open(cfg)?;
+    let (from_name, to_name, plan) = match (a, b) {
+        (None, _) => {
+            let prepared = commit::prepare(cfg, state.as_ref())?;
+            let from = prepared.live.as_ref().map_or_else(
+                || "nothing".to_string(),
+                |g| format!("generation {}", g.generation),
+            );
+            (from, "stock".to_string(), prepared.plan)
+        }
+        (Some(a), b) => {
+            let Some(state) = state else {
+                return Err(Error::bad_input("there are no generations yet"));
+            };
+            let b = match b {
+                Some(b) => b,
+                None => state
+                    .live()?
+                    .ok_or_else(|| Error::bad_input("no generation is live yet"))?,
+            };
+            let plan = diff_generations(&state, a, b)?;
+            (format!("generation {a}"), format!("generation {b}"), plan)
+        }
+    };
+    let counts = plan.counts();
+    let mut human = format!("{from_name} -> {to_name}: {counts}\n");
+    human.push_str(&commit::plan_table(&plan));
+    let report = DiffReport {
+        from: from_name,
+        to: to_name,
+        counts,
+        services: &plan.services,
+    };
+    Ok(Output::new(&report, human))
+}
+
+fn diff_generations(state: &State, a: u64, b: u64) -> Result<Plan> {
+    let ma = generation::load(state, a)?;
+    let mb = generation::load(state, b)?;
+    let mut plan = plan::make(&ma.services, &mb.services);
+    let mut cache: BTreeMap<String, Vec<crate::tree::Entry>> = BTreeMap::new();
+    let mut entries = |obj: &str| -> Option<Vec<crate::tree::Entry>> {
+        if let Some(e) = cache.get(obj) {
+            return Some(e.clone());
+        }
+        let m = store::load_manifest(&state.store, obj).ok()?;
+        cache.insert(obj.to_string(), m.entries.clone());
+        Some(m.entries)
+    };
+    for s in &mut plan.services {
+        if let (Some(f), Some(t)) = (s.from.clone(), s.to.clone()) {
+            if f != t {
+                if let (Some(old), Some(new)) = (entries(&f), entries(&t)) {
+                    s.files = plan::diff_entries(&old, &new);
+                    s.reason = plan::describe_files(&s.files);
+                }
+            }
+        }
+    }
+    Ok(plan)
+}

@@ -1,0 +1,93 @@
+//! `rollback [GEN]`: switch `live` back to an earlier generation whose
+//! objects are still on disk (design §4.2). No staging, no stock reading.
+
+use serde::Serialize;
+
+use super::{Output, commit};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::generation;
+use crate::lock::ManagerLock;
+use crate::plan::{self, Counts};
+use crate::scandir::ScanSync;
+use crate::state::State;
+use crate::transaction::{self, Switch};
+use crate::txn::TxnKind;
+
+#[derive(Debug, Serialize)]
+struct RollbackReport<'a> {
+    generation: u64,
+    previous: u64,
+    counts: Counts,
+    services: &'a [plan::ServiceChange],
+    scandir: ScanSync,
+}
+
+/// The generation `rollback` goes to by default: the newest one older than `live`.
+pub fn previous_generation(state: &State, live: u64) -> Result<u64> {
+    generation::list(state)?
+        .into_iter()
+        .rev()
+        .find(|&n| n < live)
+        .ok_or_else(|| {
+            Error::bad_input(format!(
+                "generation {live} is the oldest one left; there is nothing to roll back to \
+                 (`svcdir-update list` shows the generations)"
+            ))
+        })
+}
+
+pub fn rollback(cfg: &Config, target: Option<u64>, wait: std::time::Duration) -> Result<Output> {
+    let Some(state) = State::open(cfg)? else {
+        return Err(Error::bad_input(format!(
+            "{} holds no generations yet; run `svcdir-update commit` first",
+            cfg.state.display()
+        )));
+    };
+    let _lock = ManagerLock::acquire(&state.dir, wait)?;
+    super::recover::finish_interrupted(cfg, &state)?;
+    let Some(live) = state.live()? else {
+        return Err(Error::bad_input(
+            "no generation is live yet; run `svcdir-update commit` first",
+        ));
+    };
+    let to = match target {
+        Some(n) => n,
+        None => previous_generation(&state, live)?,
+    };
+    let from_manifest = generation::load(&state, live)?;
+    let to_manifest = commit::require_complete(&state, to)?;
+    let plan = plan::make(&from_manifest.services, &to_manifest.services);
+    if to == live {
+        let human = format!("generation {live} is already live\n");
+        let report = RollbackReport {
+            generation: live,
+            previous: live,
+            counts: plan.counts(),
+            services: &plan.services,
+            scandir: ScanSync::default(),
+        };
+        return Ok(Output::new(&report, human));
+    }
+    let scandir = transaction::run(
+        cfg,
+        &state,
+        &Switch {
+            kind: TxnKind::Rollback,
+            from: Some(live),
+            to,
+            plan: &plan,
+        },
+    )?;
+    let counts = plan.counts();
+    let mut human = format!("generation {to} is live again (was {live}): {counts}\n");
+    human.push_str(&commit::plan_table(&plan));
+    let report = RollbackReport {
+        generation: to,
+        previous: live,
+        counts,
+        services: &plan.services,
+        scandir,
+    };
+    Ok(Output::new(&report, human))
+}

@@ -1,0 +1,350 @@
+//! Configuration: the YAML file, the `--root` shortcut, and the resolved
+//! [`Config`] every command works from.
+//!
+//! Parsing is strict: unknown keys and wrong types are errors naming the key
+//! and the file. Relative paths are taken relative to the directory holding
+//! the config file (or to `--root`). This module reads one file and nothing
+//! else; it never creates anything.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_CONFIG: &str = "/etc/svcdir-update/config.yaml";
+pub const DEFAULT_STATE: &str = "/var/lib/svcdir-update";
+pub const DEFAULT_RUNTIME: &str = "/run/svcdir-update";
+pub const DEFAULT_SCANDIR: &str = "/run/service";
+pub const DEFAULT_STOCK: [&str; 2] = ["/usr/share/svcdir-update/stock", "/etc/svcdir-update/stock"];
+pub const DEFAULT_RUNTIME_ENTRIES: [&str; 4] = ["supervise", "event", "log/supervise", "log/event"];
+
+/// Which supervisor family drives the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Supervisor {
+    S6,
+    Runit,
+    #[default]
+    None,
+}
+
+/// One stock tree: a path, optionally allowed to be missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockTree {
+    pub path: PathBuf,
+    pub optional: bool,
+}
+
+/// Size limits that keep a hostile or broken stock tree from exhausting memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Entries (files, directories, links) in all stock trees together.
+    pub max_entries: u64,
+    /// Bytes of one file.
+    pub max_file_size: u64,
+    /// Directory depth below a service directory.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 2_000_000,
+            max_file_size: 1 << 30,
+            max_depth: 32,
+        }
+    }
+}
+
+/// Per-service legacy lock paths (design §5, optional interop).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLegacyLock {
+    service: String,
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawStock {
+    Path(PathBuf),
+    Tree {
+        path: PathBuf,
+        #[serde(default)]
+        optional: bool,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    stock: Option<Vec<RawStock>>,
+    state: Option<PathBuf>,
+    runtime: Option<PathBuf>,
+    scandir: Option<PathBuf>,
+    supervisor: Option<Supervisor>,
+    disabled: Option<Vec<String>>,
+    keep_generations: Option<usize>,
+    lock_wait: Option<f64>,
+    update_lock_wait: Option<f64>,
+    stop_timeout: Option<f64>,
+    runtime_entries: Option<Vec<String>>,
+    override_update_locks: Option<bool>,
+    allow_setid: Option<Vec<String>>,
+    legacy_locks: Option<Vec<RawLegacyLock>>,
+    limits: Option<Limits>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from, for messages (`None`: built-in defaults).
+    pub source: Option<PathBuf>,
+    pub stock: Vec<StockTree>,
+    pub state: PathBuf,
+    pub runtime: PathBuf,
+    pub scandir: PathBuf,
+    pub supervisor: Supervisor,
+    pub disabled: Vec<String>,
+    pub keep_generations: usize,
+    pub lock_wait: Duration,
+    pub update_lock_wait: Duration,
+    pub stop_timeout: Duration,
+    pub runtime_entries: Vec<String>,
+    pub override_update_locks: bool,
+    pub allow_setid: Vec<String>,
+    pub legacy_locks: Vec<(String, PathBuf)>,
+    pub limits: Limits,
+}
+
+/// How the command line chose the configuration.
+#[derive(Debug, Clone, Default)]
+pub enum ConfigSource {
+    /// `/etc/svcdir-update/config.yaml` if it exists, else built-in defaults.
+    #[default]
+    Default,
+    File(PathBuf),
+    Root(PathBuf),
+}
+
+impl Config {
+    pub fn load(source: &ConfigSource) -> Result<Config> {
+        match source {
+            ConfigSource::Default => {
+                let path = Path::new(DEFAULT_CONFIG);
+                if path.exists() {
+                    Config::from_file(path, None)
+                } else {
+                    Config::resolve(RawConfig::default(), None, None)
+                }
+            }
+            ConfigSource::File(path) => Config::from_file(path, None),
+            ConfigSource::Root(root) => {
+                let root = absolute(root)?;
+                let path = root.join("config.yaml");
+                if path.exists() {
+                    Config::from_file(&path, Some(&root))
+                } else {
+                    Config::resolve(RawConfig::default(), None, Some(&root))
+                }
+            }
+        }
+    }
+
+    fn from_file(path: &Path, root: Option<&Path>) -> Result<Config> {
+        let text = fs_err::read_to_string(path).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            msg: format!("cannot read the config file: {e}"),
+        })?;
+        let raw = parse(&text).map_err(|msg| Error::Config {
+            path: path.to_path_buf(),
+            msg,
+        })?;
+        Config::resolve(raw, Some(path), root)
+    }
+
+    fn resolve(raw: RawConfig, file: Option<&Path>, root: Option<&Path>) -> Result<Config> {
+        let base = match (root, file) {
+            (Some(root), _) => Some(root.to_path_buf()),
+            (None, Some(file)) => Some(absolute(file.parent().unwrap_or(Path::new("/")))?),
+            (None, None) => None,
+        };
+        let rel = |p: PathBuf| match &base {
+            Some(b) if p.is_relative() => normalize(&b.join(p)),
+            _ => normalize(&p),
+        };
+        let bad = |msg: String| Error::Config {
+            path: file.map_or_else(|| PathBuf::from("<defaults>"), Path::to_path_buf),
+            msg,
+        };
+        let stock = match raw.stock {
+            Some(list) => list
+                .into_iter()
+                .map(|s| match s {
+                    RawStock::Path(p) => StockTree {
+                        path: rel(p),
+                        optional: false,
+                    },
+                    RawStock::Tree { path, optional } => StockTree {
+                        path: rel(path),
+                        optional,
+                    },
+                })
+                .collect(),
+            None => match root {
+                Some(r) => vec![StockTree {
+                    path: r.join("stock"),
+                    optional: false,
+                }],
+                None => DEFAULT_STOCK
+                    .iter()
+                    .map(|p| StockTree {
+                        path: PathBuf::from(p),
+                        optional: true,
+                    })
+                    .collect(),
+            },
+        };
+        if stock.is_empty() {
+            return Err(bad(
+                "`stock:` lists no tree; name at least one stock directory".into(),
+            ));
+        }
+        let under_root = |name: &str, default: &str| match root {
+            Some(r) => r.join(name),
+            None => PathBuf::from(default),
+        };
+        let seconds = |key: &str, v: Option<f64>, default: f64| -> Result<Duration> {
+            let v = v.unwrap_or(default);
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| bad(format!("`{key}: {v}` must be a number of seconds ≥ 0")))
+        };
+        let runtime_entries = raw.runtime_entries.unwrap_or_else(|| {
+            DEFAULT_RUNTIME_ENTRIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        for e in &runtime_entries {
+            if e.is_empty()
+                || e.starts_with('/')
+                || e.split('/').any(|c| c == ".." || c == "." || c.is_empty())
+            {
+                return Err(bad(format!(
+                    "`runtime_entries` item {e:?} must be a relative path inside a service, like `supervise` or `log/event`"
+                )));
+            }
+        }
+        let keep_generations = raw.keep_generations.unwrap_or(5);
+        if keep_generations == 0 {
+            return Err(bad("`keep_generations: 0` would delete the current generation's history; use 1 or more".into()));
+        }
+        Ok(Config {
+            source: file.map(Path::to_path_buf),
+            stock,
+            state: raw
+                .state
+                .map(&rel)
+                .unwrap_or_else(|| under_root("state", DEFAULT_STATE)),
+            runtime: raw
+                .runtime
+                .map(&rel)
+                .unwrap_or_else(|| under_root("run", DEFAULT_RUNTIME)),
+            scandir: raw
+                .scandir
+                .map(&rel)
+                .unwrap_or_else(|| under_root("service", DEFAULT_SCANDIR)),
+            supervisor: raw.supervisor.unwrap_or_default(),
+            disabled: raw.disabled.unwrap_or_default(),
+            keep_generations,
+            lock_wait: seconds("lock_wait", raw.lock_wait, 60.0)?,
+            update_lock_wait: seconds("update_lock_wait", raw.update_lock_wait, 0.0)?,
+            stop_timeout: seconds("stop_timeout", raw.stop_timeout, 10.0)?,
+            runtime_entries,
+            override_update_locks: raw.override_update_locks.unwrap_or(false),
+            allow_setid: raw.allow_setid.unwrap_or_default(),
+            legacy_locks: raw
+                .legacy_locks
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| (l.service, rel(l.path)))
+                .collect(),
+            limits: raw.limits.unwrap_or_default(),
+        })
+    }
+
+    /// The configured legacy lock path of a service, if any.
+    pub fn legacy_lock(&self, service: &str) -> Option<&Path> {
+        self.legacy_locks
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// Parses config text; the error names the key and position.
+fn parse(text: &str) -> std::result::Result<RawConfig, String> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    serde_yaml::from_str::<RawConfig>(text).map_err(|e| {
+        let mut msg = e.to_string();
+        if msg.contains("untagged enum RawStock") {
+            msg = "stock: each item must be a path or {path: ..., optional: true}".into();
+        }
+        format!("{msg} (see docs/cli.md#configuration for the keys)")
+    })
+}
+
+/// Makes a path absolute and drops `.` and `..` components lexically, so
+/// that links and messages show clean paths.
+fn absolute(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io("cannot resolve", p, e))?;
+    Ok(normalize(&abs))
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("stock: [/a]\nsupervizor: s6\n").unwrap_err();
+        assert!(err.contains("supervizor"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = parse("keep_generations: many\n").unwrap_err();
+        assert!(err.contains("keep_generations"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_root() {
+        let raw = parse("stock: [a, {path: /b, optional: true}]\nsupervisor: s6\n").unwrap();
+        let cfg = Config::resolve(raw, None, Some(Path::new("/r"))).unwrap();
+        assert_eq!(cfg.stock[0].path, Path::new("/r/a"));
+        assert!(cfg.stock[1].optional);
+        assert_eq!(cfg.state, Path::new("/r/state"));
+        assert_eq!(cfg.scandir, Path::new("/r/service"));
+        assert_eq!(cfg.supervisor, Supervisor::S6);
+    }
+}

@@ -1,0 +1,110 @@
+//! Generations: numbered, complete, immutable sets of services.
+//!
+//! `generations/<N>/` holds one symlink per service into the store and a
+//! `.manifest.yaml`. A generation is staged under `.tmp-<N>`, made durable,
+//! and published by `RENAME_NOREPLACE`; once published it never changes.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::fsops::Dir;
+use crate::layout;
+use crate::manifest::{self, GenerationManifest};
+use crate::state::{State, parse_generation_number};
+
+/// Published generation numbers, ascending.
+pub fn list(state: &State) -> Result<Vec<u64>> {
+    let mut out: Vec<u64> = state
+        .generations
+        .names()?
+        .iter()
+        .filter_map(|n| n.to_str().and_then(parse_generation_number))
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Loads the manifest of generation `n`.
+pub fn load(state: &State, n: u64) -> Result<GenerationManifest> {
+    let Some(dir) = state.generations.try_open_dir(n.to_string())? else {
+        return Err(Error::bad_input(format!(
+            "generation {n} does not exist; `svcdir-update list` shows the generations"
+        )));
+    };
+    let m: GenerationManifest = manifest::load(&dir, layout::GENERATION_MANIFEST)?;
+    if m.generation != n {
+        return Err(Error::bad_input(format!(
+            "{}: the manifest says generation {}, not {n}; the state directory was edited by hand",
+            dir.path().display(),
+            m.generation
+        )));
+    }
+    Ok(m)
+}
+
+/// Checks that every service link of generation `n` resolves to a published
+/// store object with a manifest — what a switch to it requires.
+pub fn check_complete(state: &State, m: &GenerationManifest) -> Result<()> {
+    let dir = state.generations.open_dir(m.generation.to_string())?;
+    for (name, object) in &m.services {
+        let link = dir.try_read_link(name)?;
+        let want = layout::generation_link_target(object);
+        if link.as_deref().and_then(|l| l.to_str()) != Some(want.as_str())
+            || state.store.try_stat(object)?.is_none()
+            || state
+                .store
+                .try_stat(layout::object_manifest_name(object))?
+                .is_none()
+        {
+            return Err(Error::bad_input(format!(
+                "generation {} is incomplete: {name} does not resolve to store object {object}; \
+                 run `svcdir-update verify`, or commit a new generation",
+                m.generation
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Stages and publishes generation `n` with the given services.
+pub fn create(
+    state: &State,
+    n: u64,
+    parent: Option<u64>,
+    services: BTreeMap<String, String>,
+    stock: Vec<std::path::PathBuf>,
+) -> Result<GenerationManifest> {
+    let m = GenerationManifest {
+        generation: n,
+        parent,
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        services,
+        stock,
+    };
+    let name = n.to_string();
+    let tmp = layout::tmp_name(&name);
+    state.generations.remove_if_exists(&tmp)?;
+    let dir: Dir = state.generations.create_dir(&tmp, 0o755)?;
+    for (service, object) in &m.services {
+        dir.symlink(layout::generation_link_target(object), service)?;
+    }
+    let bytes = manifest::to_bytes(&m, &dir.join(layout::GENERATION_MANIFEST))?;
+    let mut file = dir.create_file(layout::GENERATION_MANIFEST, 0o644)?;
+    std::io::Write::write_all(&mut file, &bytes)
+        .map_err(|e| Error::create("write", dir.join(layout::GENERATION_MANIFEST), e))?;
+    crate::fsops::sync_file(&file, &dir.join(layout::GENERATION_MANIFEST))?;
+    dir.sync()?;
+    if !state
+        .generations
+        .rename_noreplace(&tmp, &state.generations, &name)?
+    {
+        return Err(Error::create(
+            "publish generation",
+            state.generations.join(&name),
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
+    }
+    crate::failpoint::hit("commit.after-publish-generation")?;
+    state.generations.sync()?;
+    Ok(m)
+}

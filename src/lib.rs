@@ -1,0 +1,118 @@
+//! svcdir-update: a transactional service-directory manager.
+//!
+//! Package managers write *stock* service directories; this library stages
+//! each version as a content-addressed, immutable *store object*, groups
+//! them into numbered *generations*, and switches the `live` symlink to a
+//! new generation with one `rename(2)` under `flock(2)`. Supervisors watch a
+//! scan directory whose links go through `live`, so unchanged services keep
+//! the same inode and keep running.
+//!
+//! ```no_run
+//! use svcdir_update::config::{Config, ConfigSource};
+//! use svcdir_update::commands::commit::{commit, CommitOptions};
+//!
+//! let cfg = Config::load(&ConfigSource::Root("/tmp/demo".into()))?;
+//! let out = commit(&cfg, &CommitOptions::default())?;
+//! print!("{}", out.human);
+//! # Ok::<(), svcdir_update::error::Error>(())
+//! ```
+
+pub mod cache;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod failpoint;
+pub mod fsops;
+pub mod generation;
+pub mod layout;
+pub mod lock;
+pub mod manifest;
+pub mod names;
+pub mod plan;
+pub mod procsig;
+pub mod report;
+pub mod scandir;
+pub mod state;
+pub mod stock;
+pub mod store;
+pub mod supervisor;
+pub mod transaction;
+pub mod tree;
+pub mod txn;
+
+use std::time::Duration;
+
+use cli::{Cli, Command};
+use commands::Output;
+use config::{Config, ConfigSource};
+use error::{Error, Result};
+
+/// Runs one parsed command line and returns its output.
+pub fn run(cli: &Cli) -> Result<Output> {
+    report::set_verbosity(if cli.quiet { -1 } else { cli.verbose as i8 });
+    let source = match (&cli.config, &cli.root) {
+        (Some(file), _) => ConfigSource::File(file.clone()),
+        (None, Some(root)) => ConfigSource::Root(root.clone()),
+        (None, None) => ConfigSource::Default,
+    };
+    if let Command::Failpoints = cli.command {
+        let list: Vec<&str> = failpoint::ALL.to_vec();
+        return Ok(Output::new(&list, format!("{}\n", list.join("\n"))));
+    }
+    let cfg = Config::load(&source)?;
+    let wait = match cli.wait {
+        Some(secs) => Duration::try_from_secs_f64(secs)
+            .map_err(|_| Error::usage(format!("--wait {secs}: expected seconds ≥ 0")))?,
+        None => cfg.lock_wait,
+    };
+    match &cli.command {
+        Command::Init => init(&cfg),
+        Command::Check => commands::check::check(&cfg),
+        Command::Plan => commands::commit::plan(&cfg),
+        Command::Commit => {
+            commands::commit::commit(&cfg, &commands::commit::CommitOptions { wait })
+        }
+        Command::Rollback { generation } => commands::rollback::rollback(&cfg, *generation, wait),
+        Command::Status => commands::inspect::status(&cfg),
+        Command::List => commands::inspect::list(&cfg),
+        Command::Diff { a, b } => commands::inspect::diff(&cfg, *a, *b),
+        Command::Verify => commands::verify::verify(&cfg),
+        Command::Gc { keep } => commands::gc::gc(&cfg, *keep, wait),
+        Command::Recover { rollback } => commands::recover::recover(&cfg, *rollback, wait),
+        Command::Sync => commands::sync::sync(&cfg, wait),
+        Command::Failpoints => unreachable_failpoints(),
+    }
+}
+
+fn unreachable_failpoints() -> Result<Output> {
+    Err(Error::usage(
+        "failpoints is handled before the config is read",
+    ))
+}
+
+fn init(cfg: &Config) -> Result<Output> {
+    let state = state::State::init(cfg)?;
+    fsops::Dir::open_or_create(&cfg.runtime, 0o755)?;
+    fsops::Dir::open_or_create(&cfg.scandir, 0o755)?;
+    let human = format!(
+        "initialized {} (scan directory {}, runtime {})\n",
+        state.path().display(),
+        cfg.scandir.display(),
+        cfg.runtime.display()
+    );
+    #[derive(serde::Serialize)]
+    struct Init {
+        state: String,
+        scandir: String,
+        runtime: String,
+    }
+    Ok(Output::new(
+        &Init {
+            state: state.path().display().to_string(),
+            scandir: cfg.scandir.display().to_string(),
+            runtime: cfg.runtime.display().to_string(),
+        },
+        human,
+    ))
+}

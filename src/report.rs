@@ -1,0 +1,36 @@
+//! Messages to the operator on stderr, by verbosity (`-q`, default, `-v`).
+//!
+//! Results go to stdout (human text or one JSON document, from the command
+//! modules); everything said along the way goes through here.
+
+use std::sync::atomic::{AtomicI8, Ordering};
+
+static VERBOSITY: AtomicI8 = AtomicI8::new(0);
+
+/// -1 quiet, 0 normal, 1+ verbose.
+pub fn set_verbosity(level: i8) {
+    VERBOSITY.store(level, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> i8 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// Progress and notices; hidden by `-q`.
+pub fn info(msg: &str) {
+    if verbosity() >= 0 {
+        eprintln!("svcdir-update: {msg}");
+    }
+}
+
+/// Things that may need attention; shown even with `-q`.
+pub fn warn(msg: &str) {
+    eprintln!("svcdir-update: warning: {msg}");
+}
+
+/// Detail for `-v`.
+pub fn debug(msg: &str) {
+    if verbosity() >= 1 {
+        eprintln!("svcdir-update: {msg}");
+    }
+}

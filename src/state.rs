@@ -1,0 +1,173 @@
+//! The state directory: opening it safely, creating its layout, and finding
+//! the live generation.
+//!
+//! [`State`] holds open directory fds for `<state>`, `store/`,
+//! `generations/` and `cache/`; every later operation is relative to them.
+//! Opening refuses (exit 77) a state or runtime directory that another user
+//! could write, or one on a file system whose locking is unreliable.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fsops::{self, Dir};
+use crate::layout;
+
+/// `statfs` magics of file systems where flock or rename are not reliable.
+const UNRELIABLE_FS: [(i64, &str); 4] = [
+    (0x6969, "NFS"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x6573_5546, "FUSE"),
+];
+
+#[derive(Debug)]
+pub struct State {
+    pub dir: Dir,
+    pub store: Dir,
+    pub generations: Dir,
+    pub cache: Dir,
+}
+
+impl State {
+    /// Creates the layout if needed (idempotent) and opens it.
+    pub fn init(cfg: &Config) -> Result<State> {
+        let dir = Dir::open_or_create(&cfg.state, 0o755)?;
+        check_safe_dir(&dir)?;
+        let store = dir.ensure_dir(layout::STORE, 0o755)?;
+        let generations = dir.ensure_dir(layout::GENERATIONS, 0o755)?;
+        let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
+        Ok(State {
+            dir,
+            store,
+            generations,
+            cache,
+        })
+    }
+
+    /// Opens an existing layout; `None` when `init` never ran.
+    pub fn open(cfg: &Config) -> Result<Option<State>> {
+        if !cfg.state.exists() {
+            return Ok(None);
+        }
+        let dir = Dir::open(&cfg.state)?;
+        check_safe_dir(&dir)?;
+        let (Some(store), Some(generations)) = (
+            dir.try_open_dir(layout::STORE)?,
+            dir.try_open_dir(layout::GENERATIONS)?,
+        ) else {
+            return Ok(None);
+        };
+        let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
+        Ok(Some(State {
+            dir,
+            store,
+            generations,
+            cache,
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The absolute path `<state>/live`, which scan directory links point through.
+    pub fn live_path(&self) -> PathBuf {
+        self.dir.join(layout::LIVE)
+    }
+
+    /// The generation `live` points at; `None` before the first commit.
+    pub fn live(&self) -> Result<Option<u64>> {
+        match self.dir.try_read_link(layout::LIVE)? {
+            None => Ok(None),
+            Some(target) => parse_live_target(&target).map(Some).ok_or_else(|| {
+                Error::bad_input(format!(
+                    "{} points at {:?}, which is not a generation; run `svcdir-update recover`",
+                    self.live_path().display(),
+                    target
+                ))
+            }),
+        }
+    }
+
+    /// Points `live` at generation `n`: a new symlink renamed over the old one,
+    /// then an fsync of the state directory. This is the commit point.
+    pub fn switch_live(&self, n: u64) -> Result<()> {
+        self.dir.remove_if_exists(layout::LIVE_TMP)?;
+        self.dir.symlink(live_target(n), layout::LIVE_TMP)?;
+        crate::failpoint::hit("switch.after-symlink")?;
+        self.dir.rename(layout::LIVE_TMP, &self.dir, layout::LIVE)?;
+        crate::failpoint::hit("switch.after-rename")?;
+        self.dir.sync()
+    }
+}
+
+/// `generations/<N>`: what `live` holds.
+pub fn live_target(n: u64) -> String {
+    format!("{}/{n}", layout::GENERATIONS)
+}
+
+pub fn parse_live_target(target: &Path) -> Option<u64> {
+    let s = target.to_str()?;
+    let n = s.strip_prefix(layout::GENERATIONS)?.strip_prefix('/')?;
+    parse_generation_number(n)
+}
+
+/// A generation directory name: decimal digits, no leading zero, ≥ 1.
+pub fn parse_generation_number(s: &str) -> Option<u64> {
+    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Refuses a directory another user could write, or that lives on a file
+/// system where flock/rename are unreliable.
+pub fn check_safe_dir(dir: &Dir) -> Result<()> {
+    let st = dir.self_stat()?;
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_mode & 0o022 != 0 {
+        return Err(Error::unsafe_env(format!(
+            "{} is writable by group or others (mode {:04o}); run `chmod go-w {}`",
+            dir.path().display(),
+            st.st_mode & 0o7777,
+            dir.path().display()
+        )));
+    }
+    if st.st_uid != me {
+        return Err(Error::unsafe_env(format!(
+            "{} is owned by uid {}, not by uid {me} who runs this; run `chown {me} {}`",
+            dir.path().display(),
+            st.st_uid,
+            dir.path().display()
+        )));
+    }
+    let fs_type = dir.statfs_type()?;
+    if let Some((_, name)) = UNRELIABLE_FS.iter().find(|(magic, _)| *magic == fs_type) {
+        return Err(Error::unsafe_env(format!(
+            "{} is on {name}, where flock and rename are not reliable; put the state on a local file system",
+            dir.path().display()
+        )));
+    }
+    let _ = fsops::is_root;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_targets_round_trip() {
+        assert_eq!(parse_live_target(Path::new(&live_target(12))), Some(12));
+        for bad in [
+            "generations/",
+            "generations/01",
+            "generations/x",
+            "gen/1",
+            "generations/1/2",
+        ] {
+            assert_eq!(parse_live_target(Path::new(bad)), None, "{bad}");
+        }
+    }
+}

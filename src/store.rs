@@ -1,0 +1,166 @@
+//! The content-addressed store: immutable copies of service directories,
+//! named `<service>-<digest>`, each with a manifest beside it.
+//!
+//! [`stage_object`] copies a stock service into `store/.tmp-<object>`
+//! fd-relative (no symlink is followed, set-id bits stripped, owner and mode
+//! kept, every file's copy re-hashed against the digest); [`publish_object`]
+//! renames it into place with `RENAME_NOREPLACE`. An existing object is
+//! never rewritten: identical content means the very same directory (inode)
+//! across generations, which is what keeps unchanged services running.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::fsops::{self, Dir};
+use crate::layout;
+use crate::manifest::{self, ObjectManifest};
+use crate::stock::{self, StockService};
+use crate::tree::{self, EntryKind};
+
+/// How new files are made durable before they become reachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync each file and directory as it is written (cheap for a few files).
+    PerFile,
+    /// One syncfs of the state file system after staging (cheap for many).
+    SyncFs,
+}
+
+/// Below this many new entries, per-file fsync beats one syncfs (which also
+/// flushes unrelated dirty data of other processes); see docs/performance.md.
+pub const SYNCFS_THRESHOLD: usize = 512;
+
+impl Durability {
+    pub fn for_entries(count: usize) -> Durability {
+        if count < SYNCFS_THRESHOLD {
+            Durability::PerFile
+        } else {
+            Durability::SyncFs
+        }
+    }
+}
+
+/// Does the store already hold this object (published)?
+pub fn has_object(store: &Dir, object: &str) -> Result<bool> {
+    Ok(store.try_stat(object)?.is_some())
+}
+
+/// Loads the manifest of a published object.
+pub fn load_manifest(store: &Dir, object: &str) -> Result<ObjectManifest> {
+    manifest::load(store, &layout::object_manifest_name(object))
+}
+
+/// Copies `service` into `store/.tmp-<object>` and writes its manifest as
+/// `store/.tmp-<object>.manifest.yaml`. Nothing is reachable yet.
+pub fn stage_object(store: &Dir, service: &StockService, durability: Durability) -> Result<()> {
+    let object = service.object_name();
+    let tmp = layout::tmp_name(&object);
+    store.remove_if_exists(&tmp)?;
+    let src_root = Dir::open_following(&service.tree)?.open_dir(&service.name)?;
+    let dst_root = store.create_dir(&tmp, 0o700)?;
+    let per_file = durability == Durability::PerFile;
+
+    // Open (source, destination) pairs of every directory, by entry path.
+    let mut dirs: HashMap<String, (Dir, Dir)> = HashMap::new();
+    dirs.insert(tree::ROOT.to_string(), (src_root, dst_root));
+    for entry in service.entries.iter().skip(1) {
+        let parent = tree::parent_of(&entry.path);
+        let base = tree::base_of(&entry.path);
+        let Some((src, dst)) = dirs.get(parent) else {
+            return Err(stock::changed_while_reading(
+                &service.dir().join(&entry.path),
+            ));
+        };
+        match entry.kind {
+            EntryKind::Dir => {
+                let s = src.open_dir(base)?;
+                let d = dst.create_dir(base, 0o700)?;
+                dirs.insert(entry.path.clone(), (s, d));
+            }
+            EntryKind::File => {
+                let dst_path = dst.join(base);
+                let from = src
+                    .open_file(base)
+                    .map_err(|_| stock::changed_while_reading(&service.dir().join(&entry.path)))?;
+                let to = dst.create_file(base, 0o600)?;
+                fsops::copy_contents(&from, &to, entry.size.unwrap_or(0), &dst_path)?;
+                // Re-hash the copy: the object must hold exactly what the
+                // digest says, even if the stock file changed meanwhile.
+                let check = dst.open_file(base)?;
+                let mut hasher = blake3::Hasher::new();
+                hasher
+                    .update_reader(&check)
+                    .map_err(|e| Error::io("cannot read", &dst_path, e))?;
+                if Some(tree::hash_hex(&hasher.finalize())) != entry.blake3 {
+                    return Err(stock::changed_while_reading(
+                        &service.dir().join(&entry.path),
+                    ));
+                }
+                fsops::set_owner_fd(
+                    std::os::fd::AsFd::as_fd(&to),
+                    entry.uid,
+                    entry.gid,
+                    &dst_path,
+                )?;
+                // After chown, which clears set-id bits.
+                fsops::set_mode_fd(std::os::fd::AsFd::as_fd(&to), entry.mode, &dst_path)?;
+                if per_file {
+                    fsops::sync_file(&to, &dst_path)?;
+                }
+            }
+            EntryKind::Symlink => {
+                dst.symlink(entry.target.as_deref().unwrap_or_default(), base)?;
+                dst.set_owner_at(base, entry.uid, entry.gid)?;
+            }
+        }
+    }
+    // Directory owners and modes last, deepest first, so a read-only
+    // directory does not block its own population.
+    let mut paths: Vec<&String> = dirs.keys().collect();
+    paths.sort_by(|a, b| tree::compare_paths(b, a));
+    for path in paths {
+        let Some(entry) = service.entries.iter().find(|e| &e.path == path) else {
+            continue;
+        };
+        let (_, dst) = &dirs[path];
+        dst.set_owner(entry.uid, entry.gid)?;
+        dst.set_mode(entry.mode)?;
+        if per_file {
+            dst.sync()?;
+        }
+    }
+    drop(dirs);
+
+    let manifest = ObjectManifest {
+        service: service.name.clone(),
+        digest: service.digest.clone(),
+        entries: service.entries.clone(),
+    };
+    let manifest_tmp = layout::tmp_name(&layout::object_manifest_name(&object));
+    let bytes = manifest::to_bytes(&manifest, &store.join(&manifest_tmp))?;
+    store.remove_if_exists(&manifest_tmp)?;
+    let mut file = store.create_file(&manifest_tmp, 0o644)?;
+    std::io::Write::write_all(&mut file, &bytes)
+        .map_err(|e| Error::create("write", store.join(&manifest_tmp), e))?;
+    if per_file {
+        fsops::sync_file(&file, &store.join(&manifest_tmp))?;
+    }
+    // The fingerprint re-check: the stock must not have moved under us.
+    stock::recheck(service)?;
+    Ok(())
+}
+
+/// Renames a staged object and its manifest into place. The manifest goes
+/// first: an object is never reachable without its manifest. The caller
+/// fsyncs the store directory once after publishing all objects.
+pub fn publish_object(store: &Dir, object: &str) -> Result<PathBuf> {
+    let manifest_name = layout::object_manifest_name(object);
+    store.rename(layout::tmp_name(&manifest_name), store, &manifest_name)?;
+    if !store.rename_noreplace(layout::tmp_name(object), store, object)? {
+        // Published meanwhile by an earlier, interrupted run: identical
+        // content by construction, so keep the existing inode.
+        store.remove_if_exists(layout::tmp_name(object))?;
+    }
+    Ok(store.join(object))
+}

@@ -1,0 +1,164 @@
+//! The switch protocol shared by commit, rollback and recovery (design §4.1
+//! steps 6–11): rollback log, stop old instances, switch `live`, sync the
+//! scan directory, record history.
+//!
+//! Before the switch, any failure undoes what was done (restarts stopped
+//! instances) and leaves `live` untouched; after it, the log stays until the
+//! scan directory and history are done, so `recover` can finish the job.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::fsops::Dir;
+use crate::generation;
+use crate::plan::{Action, Plan};
+use crate::procsig::ProcessSignature;
+use crate::report;
+use crate::scandir::{self, ScanSync};
+use crate::state::State;
+use crate::supervisor;
+use crate::txn::{self, Phase, TxnKind, TxnLog, TxnService};
+
+/// A planned switch from the live generation to `to`.
+pub struct Switch<'a> {
+    pub kind: TxnKind,
+    pub from: Option<u64>,
+    pub to: u64,
+    pub plan: &'a Plan,
+}
+
+/// Runs the switch; returns what changed in the scan directory.
+pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync> {
+    let mut log = TxnLog {
+        id: format!(
+            "{}-{}",
+            humantime::format_rfc3339_seconds(SystemTime::now()),
+            std::process::id()
+        ),
+        kind: switch.kind,
+        from: switch.from,
+        to: switch.to,
+        phase: Phase::Prepared,
+        started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        services: switch
+            .plan
+            .changed()
+            .map(|s| TxnService {
+                name: s.name.clone(),
+                action: s.action,
+                from: s.from.clone(),
+            })
+            .collect(),
+        stopped: Vec::new(),
+        holder: ProcessSignature::myself(),
+    };
+    txn::write(&state.dir, &log)?;
+    failpoint::hit("txn.after-write")?;
+
+    if let Err(err) = stop_and_switch(cfg, state, &mut log) {
+        // Still before the switch (or the rename failed): put things back.
+        if state.live().ok().flatten() != Some(log.to) {
+            if let Err(undo_err) = undo(cfg, state, &log) {
+                report::warn(&format!(
+                    "undoing the failed transaction also failed: {}; run `svcdir-update recover`",
+                    undo_err.chain()
+                ));
+            }
+            return Err(err);
+        }
+        return Err(after_switch(
+            log.to,
+            "finishing the transaction failed",
+            err,
+        ));
+    }
+    finish(cfg, state, &log)
+        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))
+}
+
+fn after_switch(generation: u64, what: &str, err: Error) -> Error {
+    Error::AfterSwitch {
+        generation,
+        what: format!("{what}; run `svcdir-update recover` to finish"),
+        source: Some(Box::new(err)),
+    }
+}
+
+fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> {
+    let sup = supervisor::for_config(cfg);
+    let to_stop: Vec<TxnService> = log
+        .services
+        .iter()
+        .filter(|s| matches!(s.action, Action::Restart | Action::Stop))
+        .cloned()
+        .collect();
+    if !to_stop.is_empty() {
+        log.phase = Phase::Stopping;
+        txn::write(&state.dir, log)?;
+        for s in &to_stop {
+            let Some(object) = &s.from else { continue };
+            sup.stop(&s.name, &state.store.join(object))?;
+            log.stopped.push(s.name.clone());
+            txn::write(&state.dir, log)?;
+        }
+    }
+    failpoint::hit("txn.after-stop")?;
+    log.phase = Phase::Switching;
+    txn::write(&state.dir, log)?;
+    state.switch_live(log.to)?;
+    log.phase = Phase::Switched;
+    txn::write(&state.dir, log)?;
+    failpoint::hit("txn.after-switch")?;
+    Ok(())
+}
+
+/// Finishes a switched transaction: scan directory, scanner, history, log.
+pub fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
+    let target = generation::load(state, log.to)?;
+    let names: BTreeSet<String> = target.services.keys().cloned().collect();
+    let scandir = Dir::open_or_create(&cfg.scandir, 0o755)?;
+    let sync = scandir::sync(&scandir, &state.live_path(), &names)?;
+    supervisor::for_config(cfg).notify(scandir.path())?;
+    failpoint::hit("txn.after-scandir")?;
+    txn::append_history(&state.dir, &history_line(log, "done"))?;
+    failpoint::hit("txn.after-history")?;
+    txn::remove(&state.dir)?;
+    Ok(sync)
+}
+
+/// Undoes a transaction that did not switch: restarts what it stopped.
+pub fn undo(cfg: &Config, state: &State, log: &TxnLog) -> Result<()> {
+    let sup = supervisor::for_config(cfg);
+    for name in &log.stopped {
+        let Some(object) = log
+            .services
+            .iter()
+            .find(|s| &s.name == name)
+            .and_then(|s| s.from.as_ref())
+        else {
+            continue;
+        };
+        sup.restart(name, &state.store.join(object))?;
+    }
+    txn::append_history(&state.dir, &history_line(log, "undone"))?;
+    txn::remove(&state.dir)
+}
+
+/// One `history.log` line: time, id, kind, from → to, counts, outcome.
+pub fn history_line(log: &TxnLog, outcome: &str) -> String {
+    let count = |a: Action| log.services.iter().filter(|s| s.action == a).count();
+    format!(
+        "{} {} {} {} -> {} start={} restart={} stop={} {outcome}",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        log.id,
+        log.kind,
+        log.from.map_or_else(|| "-".to_string(), |n| n.to_string()),
+        log.to,
+        count(Action::Start),
+        count(Action::Restart),
+        count(Action::Stop),
+    )
+}

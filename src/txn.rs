@@ -1,0 +1,202 @@
+//! The rollback log (`<state>/.txn.yaml`) and the history (`history.log`).
+//!
+//! The log describes the transaction in flight: from which generation to
+//! which, what happens to each service, the phase reached, the services
+//! stopped so far, and who runs it. It is written atomically (temp, fsync,
+//! rename, fsync) before every phase change, and carries a BLAKE3 checksum
+//! as its last line, so a torn or damaged log is detected, never guessed at.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsops::Dir;
+use crate::layout;
+use crate::plan::Action;
+use crate::procsig::ProcessSignature;
+
+const CHECKSUM_PREFIX: &str = "checksum: ";
+const MAX_LOG_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Staged and published; nothing stopped or switched yet.
+    Prepared,
+    /// Stopping old instances (see `stopped`).
+    Stopping,
+    /// About to rename `live` (it may or may not have happened).
+    Switching,
+    /// `live` points at `to`; scan directory and history remain.
+    Switched,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxnKind {
+    Commit,
+    Rollback,
+    /// A commit whose health check failed, going back to `to`.
+    AutoRollback,
+}
+
+impl std::fmt::Display for TxnKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TxnKind::Commit => "commit",
+            TxnKind::Rollback => "rollback",
+            TxnKind::AutoRollback => "auto-rollback",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnService {
+    pub name: String,
+    pub action: Action,
+    /// The store object of the old instance (what is stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnLog {
+    pub id: String,
+    pub kind: TxnKind,
+    pub from: Option<u64>,
+    pub to: u64,
+    pub phase: Phase,
+    pub started: String,
+    pub services: Vec<TxnService>,
+    #[serde(default)]
+    pub stopped: Vec<String>,
+    pub holder: ProcessSignature,
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "start" => Ok(Action::Start),
+            "restart" => Ok(Action::Restart),
+            "stop" => Ok(Action::Stop),
+            "keep" => Ok(Action::Keep),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown action {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Serializes a log with its checksum line.
+pub fn encode(log: &TxnLog) -> Result<Vec<u8>> {
+    let body = serde_yaml::to_string(log)
+        .map_err(|e| Error::io("cannot serialize", layout::TXN, std::io::Error::other(e)))?;
+    let sum = blake3::hash(body.as_bytes()).to_hex();
+    Ok(format!("{body}{CHECKSUM_PREFIX}{sum}\n").into_bytes())
+}
+
+/// Parses a log; any damage is an error that says what to do.
+pub fn decode(bytes: &[u8], shown: &str) -> Result<TxnLog> {
+    let damaged = |why: &str| {
+        Error::bad_input(format!(
+            "{shown} is damaged ({why}); it cannot be trusted to finish or undo the interrupted \
+             transaction. Check `svcdir-update status` and `verify`, then move the file away and \
+             run `svcdir-update rollback GEN` to choose a generation by hand"
+        ))
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| damaged("not UTF-8"))?;
+    let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+    let (body, last) = text.split_at(body_end);
+    let sum = last
+        .trim_end()
+        .strip_prefix(CHECKSUM_PREFIX)
+        .ok_or_else(|| damaged("no checksum line: truncated?"))?;
+    if blake3::hash(body.as_bytes()).to_hex().as_str() != sum {
+        return Err(damaged("checksum mismatch"));
+    }
+    serde_yaml::from_str(body).map_err(|e| damaged(&e.to_string()))
+}
+
+/// Writes the log atomically and durably.
+pub fn write(state: &Dir, log: &TxnLog) -> Result<()> {
+    state.write_atomic(layout::TXN, &encode(log)?, 0o644)
+}
+
+/// Reads the log of an interrupted transaction, if any.
+pub fn read(state: &Dir) -> Result<Option<TxnLog>> {
+    if state.try_stat(layout::TXN)?.is_none() {
+        return Ok(None);
+    }
+    let bytes = crate::manifest::read_capped(state, layout::TXN, MAX_LOG_BYTES)?;
+    decode(&bytes, &state.join(layout::TXN).display().to_string()).map(Some)
+}
+
+/// Removes the log (the transaction is over) durably.
+pub fn remove(state: &Dir) -> Result<()> {
+    state.remove_if_exists(layout::TXN)?;
+    state.sync()
+}
+
+/// Appends one line to `history.log` and fsyncs it.
+pub fn append_history(state: &Dir, line: &str) -> Result<()> {
+    let path = state.join(layout::HISTORY);
+    let mut file = state.open_append(layout::HISTORY, 0o644)?;
+    file.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| Error::create("append to", &path, e))?;
+    crate::fsops::sync_file(&file, &path)
+}
+
+/// The lines of `history.log` (empty when absent).
+pub fn read_history(state: &Dir) -> Result<Vec<String>> {
+    if state.try_stat(layout::HISTORY)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let bytes = crate::manifest::read_capped(state, layout::HISTORY, MAX_LOG_BYTES)?;
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TxnLog {
+        TxnLog {
+            id: "t1".into(),
+            kind: TxnKind::Commit,
+            from: Some(1),
+            to: 2,
+            phase: Phase::Prepared,
+            started: "2026-01-01T00:00:00Z".into(),
+            services: vec![TxnService {
+                name: "web".into(),
+                action: Action::Restart,
+                from: Some("web-x".into()),
+            }],
+            stopped: vec![],
+            holder: ProcessSignature::myself(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_detects_damage() {
+        let bytes = encode(&sample()).unwrap();
+        assert_eq!(decode(&bytes, "log").unwrap(), sample());
+        let truncated = &bytes[..bytes.len() / 2];
+        assert!(decode(truncated, "log").is_err());
+        let nul = vec![0u8; bytes.len()];
+        assert!(decode(&nul, "log").is_err());
+        let mut flipped = bytes.clone();
+        flipped[5] ^= 0x01;
+        assert!(decode(&flipped, "log").is_err());
+        let unknown_phase = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("phase: prepared", "phase: exploded");
+        assert!(decode(unknown_phase.as_bytes(), "log").is_err());
+    }
+}
