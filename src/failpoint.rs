@@ -87,7 +87,10 @@ mod tests {
             let text = std::fs::read_to_string(entry.path()).unwrap();
             for part in text.split("failpoint::hit(\"").skip(1) {
                 let name = part.split('"').next().unwrap();
-                if name.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'-') {
+                if name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'-')
+                {
                     found.insert(name.to_string());
                 }
             }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need
+# (Debian's s6 and runit, strace, dpkg-dev), then `cargo test` with the crash
+# failpoints compiled in. Needs root for apt-get and for the ownership tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v s6-svscan >/dev/null 2>&1 || need+=(s6)
+command -v runsvdir >/dev/null 2>&1 || need+=(runit)
+command -v strace >/dev/null 2>&1 || need+=(strace)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo test --features failpoints "$@"

@@ -1,0 +1,251 @@
+//! The test harness: temporary roots, running the real binary, reading state
+//! back from disk, and polling with deadlines (never sleep-and-hope).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_svcdir-update"))
+}
+
+/// The bundled example stock tree.
+pub fn fixture_stock() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example/stock")
+}
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A temporary `--root` directory: `stock/`, `state/`, `run/`, `service/`.
+pub struct Root {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Root {
+    /// An empty root with an empty `stock/`.
+    pub fn empty() -> Root {
+        let tmp = tempfile::Builder::new()
+            .prefix("svcdir-test-")
+            .tempdir()
+            .unwrap();
+        // Temp dirs are 0700; the state safety check wants no group/world
+        // write, which holds. Make the root traversable for other users
+        // (tests that drop privileges).
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::create_dir(tmp.path().join("stock")).unwrap();
+        Root { tmp }
+    }
+
+    /// A root whose stock is a copy of `fixtures/example/stock` (web, db, cron).
+    pub fn example() -> Root {
+        let root = Root::empty();
+        copy_tree(&fixture_stock(), &root.stock());
+        root
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+    pub fn stock(&self) -> PathBuf {
+        self.path().join("stock")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.path().join("state")
+    }
+    pub fn scandir(&self) -> PathBuf {
+        self.path().join("service")
+    }
+    pub fn runtime(&self) -> PathBuf {
+        self.path().join("run")
+    }
+    pub fn live(&self) -> PathBuf {
+        self.state().join("live")
+    }
+
+    /// Writes `<root>/config.yaml`.
+    pub fn config(&self, yaml: &str) {
+        std::fs::write(self.path().join("config.yaml"), yaml).unwrap();
+    }
+
+    /// A `Command` for the binary with `--root` set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--root").arg(self.path()).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the binary with `--root` and waits for it.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    pub fn commit(&self) -> Run {
+        self.run(&["commit"])
+    }
+
+    /// The generation `live` points at.
+    pub fn live_generation(&self) -> Option<u64> {
+        let target = std::fs::read_link(self.live()).ok()?;
+        target.to_str()?.strip_prefix("generations/")?.parse().ok()
+    }
+
+    /// Writes a stock file (creating parents), with mode.
+    pub fn write_stock(&self, rel: &str, content: &str, mode: u32) {
+        let path = self.stock().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+    }
+
+    /// Adds a minimal valid service `name` whose run prints `tag`.
+    pub fn add_service(&self, name: &str, tag: &str) {
+        self.write_stock(
+            &format!("{name}/run"),
+            &format!("#!/bin/sh\n# {tag}\nexec sleep 100000\n"),
+            0o755,
+        );
+    }
+
+    /// (dev, ino) of a path, following symlinks (what scanners see).
+    pub fn inode(&self, path: &Path) -> (u64, u64) {
+        let md = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        (md.dev(), md.ino())
+    }
+
+    /// A byte-level picture of everything a failed command must not change:
+    /// the live link, every generation (links and manifests), and the scan
+    /// directory (link targets).
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for base in [self.state().join("generations"), self.scandir()] {
+            if !base.exists() {
+                continue;
+            }
+            for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
+                let entry = entry.unwrap();
+                let key = entry
+                    .path()
+                    .strip_prefix(self.path())
+                    .unwrap()
+                    .display()
+                    .to_string();
+                let ft = entry.file_type();
+                let value = if ft.is_symlink() {
+                    let mut v = b"link:".to_vec();
+                    v.extend(
+                        std::fs::read_link(entry.path())
+                            .unwrap()
+                            .as_os_str()
+                            .as_encoded_bytes(),
+                    );
+                    v
+                } else if ft.is_file() {
+                    std::fs::read(entry.path()).unwrap()
+                } else {
+                    b"dir".to_vec()
+                };
+                out.insert(key, value);
+            }
+        }
+        if let Ok(t) = std::fs::read_link(self.live()) {
+            out.insert(
+                "state/live".into(),
+                t.as_os_str().as_encoded_bytes().to_vec(),
+            );
+        }
+        out
+    }
+}
+
+/// Copies a directory tree, keeping modes and symlinks.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// Polls `cond` until it holds or `timeout` passes; panics naming `what`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills a child process (and waits for it) when dropped, even on panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
