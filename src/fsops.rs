@@ -177,13 +177,18 @@ impl Dir {
     }
 
     /// Names in this directory except `.` and `..`, sorted bytewise.
+    ///
+    /// Reads with getdents on this very fd (rewound first) rather than
+    /// reopening the directory, which saves three syscalls per directory on
+    /// a walk of tens of thousands of them.
     pub fn names(&self) -> Result<Vec<OsString>> {
-        let mut reader = rustix::fs::Dir::read_from(&self.fd)
-            .map_err(|e| Error::io("cannot read directory", &self.path, io_err(e)))?;
+        let fail = |e| Error::io("cannot read directory", &self.path, io_err(e));
+        rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0)).map_err(fail)?;
+        let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
+        let mut reader = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
         let mut out = Vec::new();
-        while let Some(entry) = reader.read() {
-            let entry =
-                entry.map_err(|e| Error::io("cannot read directory", &self.path, io_err(e)))?;
+        while let Some(entry) = reader.next() {
+            let entry = entry.map_err(fail)?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
                 out.push(OsStr::from_bytes(name).to_os_string());
@@ -450,6 +455,23 @@ pub fn set_mode_fd(fd: BorrowedFd<'_>, mode: u32, path: &Path) -> Result<()> {
 
 pub fn sync_file(file: &File, path: &Path) -> Result<()> {
     rustix::fs::fsync(file).map_err(|e| Error::sync(path, io_err(e)))
+}
+
+/// Copies a small file through memory and returns the BLAKE3 of exactly
+/// the bytes written (at most `len + 1` are read, so growth is noticed).
+pub fn copy_small(src: &File, dst: &File, len: u64, dst_path: &Path) -> Result<blake3::Hash> {
+    use std::io::{Read, Write};
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    let reader = src;
+    reader
+        .take(len + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("cannot read", dst_path, e))?;
+    let mut writer = dst;
+    writer
+        .write_all(&buf)
+        .map_err(|e| Error::create("write", dst_path, e))?;
+    Ok(blake3::hash(&buf))
 }
 
 /// Copies all of `src` into `dst` (both at offset 0), with

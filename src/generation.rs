@@ -42,23 +42,45 @@ pub fn load(state: &State, n: u64) -> Result<GenerationManifest> {
     Ok(m)
 }
 
-/// Checks that every service link of generation `n` resolves to a published
-/// store object with a manifest — what a switch to it requires.
+/// Checks that generation `m` can go live: its directory holds a link for
+/// every service, and every object it names is published with its
+/// manifest. One listing of each directory, not a syscall per service: the
+/// links themselves were fsynced before the generation was published and
+/// never change (`verify` reads every one of them).
 pub fn check_complete(state: &State, m: &GenerationManifest) -> Result<()> {
     let dir = state.generations.open_dir(m.generation.to_string())?;
+    let links: std::collections::HashSet<String> = dir
+        .names()?
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .collect();
+    let published = crate::store::published(&state.store)?;
     for (name, object) in &m.services {
-        let link = dir.try_read_link(name)?;
-        let want = layout::generation_link_target(object);
-        if link.as_deref().and_then(|l| l.to_str()) != Some(want.as_str())
-            || state.store.try_stat(object)?.is_none()
-            || state
-                .store
-                .try_stat(layout::object_manifest_name(object))?
-                .is_none()
+        if !links.contains(name)
+            || !published.contains(object)
+            || !published.contains(&layout::object_manifest_name(object))
         {
             return Err(Error::bad_input(format!(
                 "generation {} is incomplete: {name} does not resolve to store object {object}; \
                  run `svcdir-update verify`, or commit a new generation",
+                m.generation
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads every service link of generation `m` and checks it names the
+/// object the manifest says (for `verify` and recovery after a power cut).
+pub fn check_links(state: &State, m: &GenerationManifest) -> Result<()> {
+    let dir = state.generations.open_dir(m.generation.to_string())?;
+    for (name, object) in &m.services {
+        let link = dir.try_read_link(name)?;
+        let want = layout::generation_link_target(object);
+        if link.as_deref().and_then(|l| l.to_str()) != Some(want.as_str()) {
+            return Err(Error::bad_input(format!(
+                "generation {}: the link {name} does not point at {want}; the generation is damaged, \
+                 roll back to another one or commit a new generation",
                 m.generation
             )));
         }

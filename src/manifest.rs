@@ -1,5 +1,6 @@
 //! The two manifest formats: a store object's per-file list and a
-//! generation's service map. Both are YAML, written once, never changed.
+//! generation's service map. Both are YAML files (written in JSON style),
+//! written once, never changed.
 //!
 //! Parsing is defensive (size cap, unknown keys rejected, every error names
 //! the file); this module only converts between bytes and types — callers
@@ -51,7 +52,15 @@ pub fn load<T: for<'de> Deserialize<'de>>(dir: &Dir, name: &str) -> Result<T> {
 }
 
 /// Parses manifest bytes; the error names the file and says what to do.
+///
+/// Manifests are written as JSON, which is also YAML (YAML 1.2 is a
+/// superset of JSON), so any YAML tool reads them — but JSON parses about
+/// ten times faster, which matters for a generation of 10,000 services.
+/// A manifest edited into block-style YAML by hand still loads.
 pub fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], path: &Path) -> Result<T> {
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     serde_yaml::from_slice(bytes).map_err(|e| {
         Error::bad_input(format!(
             "{}: the manifest is damaged ({e}); run `svcdir-update verify` and restore it from a backup or remove the generation",
@@ -60,11 +69,12 @@ pub fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], path: &Path) -> Result<
     })
 }
 
-/// Serializes a manifest to YAML bytes.
+/// Serializes a manifest as pretty JSON (valid YAML; see [`parse`]).
 pub fn to_bytes<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>> {
-    serde_yaml::to_string(value)
-        .map(String::into_bytes)
-        .map_err(|e| Error::io("cannot serialize", path, std::io::Error::other(e)))
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::io("cannot serialize", path, std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 /// Reads a whole file below `dir`, refusing one larger than `cap` bytes.

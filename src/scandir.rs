@@ -6,7 +6,7 @@
 //! removed. Entries the tool did not create (anything but a symlink to our
 //! own `live/<name>`) are never touched, only reported.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -34,61 +34,57 @@ pub fn link_target(live: &Path, name: &str) -> PathBuf {
     live.join(name)
 }
 
-/// Is `name` in the scan directory a link this tool made?
-fn is_ours(scandir: &Dir, live: &Path, name: &str) -> Result<bool> {
-    Ok(scandir
-        .try_read_link(name)?
-        .is_some_and(|t| t == link_target(live, name)))
-}
-
-/// Makes the scan directory hold exactly our links for `services`.
-pub fn sync(scandir: &Dir, live: &Path, services: &BTreeSet<String>) -> Result<ScanSync> {
-    let mut out = ScanSync::default();
+/// What the scan directory holds under each name, from one listing and one
+/// readlink per entry.
+fn survey(scandir: &Dir, live: &Path) -> Result<BTreeMap<String, bool>> {
+    let mut out = BTreeMap::new();
     for entry in scandir.names()? {
         let Some(name) = entry.to_str() else { continue };
-        if !services.contains(name) && is_ours(scandir, live, name)? {
-            scandir.remove_if_exists(name)?;
-            out.removed.push(name.to_string());
-        }
-    }
-    for name in services {
-        match scandir.try_stat(name)? {
-            None => {
-                scandir.symlink(link_target(live, name), name)?;
-                out.added.push(name.clone());
-            }
-            Some(_) if is_ours(scandir, live, name)? => {}
-            Some(_) => {
-                report::warn(&format!(
-                    "{} exists and was not made by svcdir-update; left as it is, so the scanner \
-                     does not see the managed {name} (remove it to hand the name over)",
-                    scandir.join(name).display()
-                ));
-                out.foreign.push(name.clone());
-            }
-        }
-    }
-    if out.changed() {
-        scandir.sync()?;
+        let ours = scandir
+            .try_read_link(name)?
+            .is_some_and(|t| t == link_target(live, name));
+        out.insert(name.to_string(), ours);
     }
     Ok(out)
 }
 
 /// What [`sync`] would change, without changing it.
 pub fn drift(scandir: &Dir, live: &Path, services: &BTreeSet<String>) -> Result<ScanSync> {
+    let present = survey(scandir, live)?;
     let mut out = ScanSync::default();
-    for entry in scandir.names()? {
-        let Some(name) = entry.to_str() else { continue };
-        if !services.contains(name) && is_ours(scandir, live, name)? {
-            out.removed.push(name.to_string());
+    for (name, ours) in &present {
+        if *ours && !services.contains(name) {
+            out.removed.push(name.clone());
         }
     }
     for name in services {
-        match scandir.try_stat(name)? {
+        match present.get(name) {
             None => out.added.push(name.clone()),
-            Some(_) if is_ours(scandir, live, name)? => {}
-            Some(_) => out.foreign.push(name.clone()),
+            Some(true) => {}
+            Some(false) => out.foreign.push(name.clone()),
         }
+    }
+    Ok(out)
+}
+
+/// Makes the scan directory hold exactly our links for `services`.
+pub fn sync(scandir: &Dir, live: &Path, services: &BTreeSet<String>) -> Result<ScanSync> {
+    let out = drift(scandir, live, services)?;
+    for name in &out.removed {
+        scandir.remove_if_exists(name)?;
+    }
+    for name in &out.added {
+        scandir.symlink(link_target(live, name), name)?;
+    }
+    for name in &out.foreign {
+        report::warn(&format!(
+            "{} exists and was not made by svcdir-update; left as it is, so the scanner \
+             does not see the managed {name} (remove it to hand the name over)",
+            scandir.join(name).display()
+        ));
+    }
+    if out.changed() {
+        scandir.sync()?;
     }
     Ok(out)
 }

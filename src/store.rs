@@ -18,6 +18,10 @@ use crate::manifest::{self, ObjectManifest};
 use crate::stock::{self, StockService};
 use crate::tree::{self, EntryKind};
 
+/// Files up to this size are copied through memory and hashed on the way;
+/// larger ones with `copy_file_range` (reflinks where supported), then re-read.
+const IN_MEMORY_COPY: u64 = 1 << 20;
+
 /// How new files are made durable before they become reachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -41,9 +45,15 @@ impl Durability {
     }
 }
 
-/// Does the store already hold this object (published)?
-pub fn has_object(store: &Dir, object: &str) -> Result<bool> {
-    Ok(store.try_stat(object)?.is_some())
+/// The names of every published object and manifest in the store, read
+/// with one directory listing (cheaper than a stat per service).
+pub fn published(store: &Dir) -> Result<std::collections::HashSet<String>> {
+    Ok(store
+        .names()?
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .filter(|n| !n.starts_with(layout::TMP_PREFIX))
+        .collect())
 }
 
 /// Loads the manifest of a published object.
@@ -84,15 +94,21 @@ pub fn stage_object(store: &Dir, service: &StockService, durability: Durability)
                     .open_file(base)
                     .map_err(|_| stock::changed_while_reading(&service.dir().join(&entry.path)))?;
                 let to = dst.create_file(base, 0o600)?;
-                fsops::copy_contents(&from, &to, entry.size.unwrap_or(0), &dst_path)?;
-                // Re-hash the copy: the object must hold exactly what the
-                // digest says, even if the stock file changed meanwhile.
-                let check = dst.open_file(base)?;
-                let mut hasher = blake3::Hasher::new();
-                hasher
-                    .update_reader(&check)
-                    .map_err(|e| Error::io("cannot read", &dst_path, e))?;
-                if Some(tree::hash_hex(&hasher.finalize())) != entry.blake3 {
+                let size = entry.size.unwrap_or(0);
+                // The object must hold exactly what the digest says, even if
+                // the stock file changed meanwhile: hash what was written.
+                let hash = if size <= IN_MEMORY_COPY {
+                    fsops::copy_small(&from, &to, size, &dst_path)?
+                } else {
+                    fsops::copy_contents(&from, &to, size, &dst_path)?;
+                    let check = dst.open_file(base)?;
+                    let mut hasher = blake3::Hasher::new();
+                    hasher
+                        .update_reader(&check)
+                        .map_err(|e| Error::io("cannot read", &dst_path, e))?;
+                    hasher.finalize()
+                };
+                if Some(tree::hash_hex(&hash)) != entry.blake3 {
                     return Err(stock::changed_while_reading(
                         &service.dir().join(&entry.path),
                     ));

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::failpoint;
 use crate::generation;
+use crate::layout;
 use crate::lock::ManagerLock;
 use crate::manifest::GenerationManifest;
 use crate::plan::{self, Action, Plan};
@@ -128,15 +129,33 @@ pub fn plan(cfg: &Config) -> Result<Output> {
     Ok(Output::new(&report, human))
 }
 
-/// Per-service lines: action, name, reason (kept services only with -v).
+/// Shown per-service lines without `-v`; a first commit of thousands of
+/// services would otherwise bury the summary.
+const MAX_LINES: usize = 20;
+
+/// Per-service lines: action, name, reason (kept services and more than
+/// [`MAX_LINES`] changes only with -v).
 pub fn plan_table(plan: &Plan) -> String {
-    let rows: Vec<Vec<String>> = plan
+    let verbose = report::verbosity() > 0;
+    let shown: Vec<&plan::ServiceChange> = plan
         .services
         .iter()
-        .filter(|s| s.action != Action::Keep || report::verbosity() > 0)
+        .filter(|s| s.action != Action::Keep || verbose)
+        .collect();
+    let limit = if verbose { usize::MAX } else { MAX_LINES };
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .take(limit)
         .map(|s| vec![s.action.to_string(), s.name.clone(), s.reason.clone()])
         .collect();
-    table(&rows)
+    let mut out = table(&rows);
+    if shown.len() > limit {
+        out.push_str(&format!(
+            "  … and {} more (-v lists them all)\n",
+            shown.len() - limit
+        ));
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
@@ -241,12 +260,18 @@ fn stage_generation(
     previous: Option<u64>,
     target: BTreeMap<String, String>,
 ) -> Result<u64> {
-    let mut missing = Vec::new();
-    for service in prepared.stock.services.values() {
-        if !store::has_object(&state.store, &service.object_name())? {
-            missing.push(service);
-        }
-    }
+    let published = store::published(&state.store)?;
+    let missing: Vec<_> = prepared
+        .stock
+        .services
+        .values()
+        .filter(|s| {
+            let object = s.object_name();
+            // An object counts only with its manifest beside it.
+            !(published.contains(&object)
+                && published.contains(&layout::object_manifest_name(&object)))
+        })
+        .collect();
     let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
     let durability = Durability::for_entries(new_entries);
     report::debug(&format!(

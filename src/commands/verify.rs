@@ -33,8 +33,10 @@ pub fn verify(cfg: &Config) -> Result<Output> {
     };
     let m = generation::load(&state, live)?;
     let mut problems = Vec::new();
-    if let Err(e) = generation::check_complete(&state, &m) {
-        problems.push(e.to_string());
+    for check in [generation::check_complete, generation::check_links] {
+        if let Err(e) = check(&state, &m) {
+            problems.push(e.to_string());
+        }
     }
     for object in m.services.values() {
         if let Err(e) = verify_object(cfg, &state, object, &mut problems) {

@@ -2,6 +2,8 @@
 //! builds a temporary root from `fixtures/`, runs the real binary, and reads
 //! the result back from disk.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 mod core;
