@@ -324,6 +324,34 @@ impl Dir {
             .map_err(|e| Error::create("create symlink", self.join(name), io_err(e)))
     }
 
+    /// Hard-links child `name` (a symlink is linked itself, not followed)
+    /// as `to` in `to_dir`. Returns false when the source is missing or the
+    /// file system cannot link it (the caller then makes a copy).
+    pub fn hard_link(
+        &self,
+        name: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<bool> {
+        match rustix::fs::linkat(
+            &self.fd,
+            name.as_ref(),
+            &to_dir.fd,
+            to.as_ref(),
+            AtFlags::empty(),
+        ) {
+            Ok(()) => Ok(true),
+            Err(
+                rustix::io::Errno::NOENT
+                | rustix::io::Errno::MLINK
+                | rustix::io::Errno::PERM
+                | rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::XDEV,
+            ) => Ok(false),
+            Err(e) => Err(Error::create("link", to_dir.join(to.as_ref()), io_err(e))),
+        }
+    }
+
     /// `renameat(2)`, replacing the destination.
     pub fn rename(&self, from: impl AsRef<Path>, to_dir: &Dir, to: impl AsRef<Path>) -> Result<()> {
         rustix::fs::renameat(&self.fd, from.as_ref(), &to_dir.fd, to.as_ref())

@@ -70,6 +70,41 @@ pub fn check_complete(state: &State, m: &GenerationManifest) -> Result<()> {
     Ok(())
 }
 
+/// Checks that generation `m` can replace the live generation `live`:
+/// every service whose object differs from live's has its link and a
+/// published object with manifest. Services sharing live's object are
+/// known good (live's objects are never collected), so the cost grows with
+/// the difference, not the size — what keeps `rollback` instant.
+pub fn check_switchable(
+    state: &State,
+    m: &GenerationManifest,
+    live: &GenerationManifest,
+) -> Result<()> {
+    let dir = state.generations.open_dir(m.generation.to_string())?;
+    for (name, object) in &m.services {
+        if live.services.get(name) == Some(object) {
+            continue;
+        }
+        let link_ok = dir
+            .try_read_link(name)?
+            .is_some_and(|l| l.to_str() == Some(layout::generation_link_target(object).as_str()));
+        if !link_ok
+            || state.store.try_stat(object)?.is_none()
+            || state
+                .store
+                .try_stat(layout::object_manifest_name(object))?
+                .is_none()
+        {
+            return Err(Error::bad_input(format!(
+                "generation {} is incomplete: {name} does not resolve to store object {object}; \
+                 run `svcdir-update verify`, or commit a new generation",
+                m.generation
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads every service link of generation `m` and checks it names the
 /// object the manifest says (for `verify` and recovery after a power cut).
 pub fn check_links(state: &State, m: &GenerationManifest) -> Result<()> {
@@ -89,26 +124,44 @@ pub fn check_links(state: &State, m: &GenerationManifest) -> Result<()> {
 }
 
 /// Stages and publishes generation `n` with the given services.
+///
+/// A service whose object is the same as in `parent` gets a hard link to
+/// the parent's symlink instead of a new symlink: links are immutable, and
+/// on ext4 a symlink to a 60+ byte target costs a data block, so this makes
+/// a generation of 10,000 services with one change ~5x cheaper to write.
 pub fn create(
     state: &State,
     n: u64,
-    parent: Option<u64>,
+    parent: Option<&GenerationManifest>,
     services: BTreeMap<String, String>,
     stock: Vec<std::path::PathBuf>,
 ) -> Result<GenerationManifest> {
     let m = GenerationManifest {
         generation: n,
-        parent,
+        parent: parent.map(|p| p.generation),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         services,
         stock,
     };
     let name = n.to_string();
-    let tmp = layout::tmp_name(&name);
-    state.generations.remove_if_exists(&tmp)?;
-    let dir: Dir = state.generations.create_dir(&tmp, 0o755)?;
+    // Staged in the state directory (swept by recovery), published by rename.
+    let tmp = layout::tmp_name(&format!("generation-{name}"));
+    state.dir.remove_if_exists(&tmp)?;
+    let dir: Dir = state.dir.create_dir(&tmp, 0o755)?;
+    let parent_dir = match parent {
+        Some(p) => state.generations.try_open_dir(p.generation.to_string())?,
+        None => None,
+    };
     for (service, object) in &m.services {
-        dir.symlink(layout::generation_link_target(object), service)?;
+        let shared = match (parent, &parent_dir) {
+            (Some(p), Some(pd)) if p.services.get(service) == Some(object) => {
+                pd.hard_link(service, &dir, service)?
+            }
+            _ => false,
+        };
+        if !shared {
+            dir.symlink(layout::generation_link_target(object), service)?;
+        }
     }
     let bytes = manifest::to_bytes(&m, &dir.join(layout::GENERATION_MANIFEST))?;
     let mut file = dir.create_file(layout::GENERATION_MANIFEST, 0o644)?;
@@ -128,5 +181,6 @@ pub fn create(
     }
     crate::failpoint::hit("commit.after-publish-generation")?;
     state.generations.sync()?;
+    state.dir.sync()?;
     Ok(m)
 }

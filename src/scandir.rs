@@ -88,3 +88,40 @@ pub fn sync(scandir: &Dir, live: &Path, services: &BTreeSet<String>) -> Result<S
     }
     Ok(out)
 }
+
+/// Applies a transaction's changes only: links for `added`, removal of our
+/// links for `removed`. Costs what changed, not what exists (the full
+/// [`sync`] runs at boot, from `svcdir-update sync`, and on a no-op commit).
+pub fn apply(scandir: &Dir, live: &Path, added: &[&str], removed: &[&str]) -> Result<ScanSync> {
+    let mut out = ScanSync::default();
+    for name in removed {
+        let ours = scandir
+            .try_read_link(name)?
+            .is_some_and(|t| t == link_target(live, name));
+        if ours {
+            scandir.remove_if_exists(name)?;
+            out.removed.push(name.to_string());
+        }
+    }
+    for name in added {
+        match scandir.try_read_link(name)? {
+            Some(t) if t == link_target(live, name) => {}
+            None if scandir.try_stat(name)?.is_none() => {
+                scandir.symlink(link_target(live, name), name)?;
+                out.added.push(name.to_string());
+            }
+            _ => {
+                report::warn(&format!(
+                    "{} exists and was not made by svcdir-update; left as it is, so the scanner \
+                     does not see the managed {name} (remove it to hand the name over)",
+                    scandir.join(name).display()
+                ));
+                out.foreign.push(name.to_string());
+            }
+        }
+    }
+    if out.changed() {
+        scandir.sync()?;
+    }
+    Ok(out)
+}

@@ -1,7 +1,7 @@
 //! The content-addressed store: immutable copies of service directories,
 //! named `<service>-<digest>`, each with a manifest beside it.
 //!
-//! [`stage_object`] copies a stock service into `store/.tmp-<object>`
+//! [`stage_object`] copies a stock service into `<state>/.tmp-<object>`
 //! fd-relative (no symlink is followed, set-id bits stripped, owner and mode
 //! kept, every file's copy re-hashed against the digest); [`publish_object`]
 //! renames it into place with `RENAME_NOREPLACE`. An existing object is
@@ -61,9 +61,12 @@ pub fn load_manifest(store: &Dir, object: &str) -> Result<ObjectManifest> {
     manifest::load(store, &layout::object_manifest_name(object))
 }
 
-/// Copies `service` into `store/.tmp-<object>` and writes its manifest as
-/// `store/.tmp-<object>.manifest.yaml`. Nothing is reachable yet.
-pub fn stage_object(store: &Dir, service: &StockService, durability: Durability) -> Result<()> {
+/// Copies `service` into `<staging>/.tmp-<object>` and writes its manifest
+/// as `<staging>/.tmp-<object>.manifest.yaml`; `staging` is the state
+/// directory, so that recovery sweeps one small directory, not the store.
+/// Nothing is reachable yet.
+pub fn stage_object(staging: &Dir, service: &StockService, durability: Durability) -> Result<()> {
+    let store = staging;
     let object = service.object_name();
     let tmp = layout::tmp_name(&object);
     store.remove_if_exists(&tmp)?;
@@ -167,16 +170,17 @@ pub fn stage_object(store: &Dir, service: &StockService, durability: Durability)
     Ok(())
 }
 
-/// Renames a staged object and its manifest into place. The manifest goes
-/// first: an object is never reachable without its manifest. The caller
-/// fsyncs the store directory once after publishing all objects.
-pub fn publish_object(store: &Dir, object: &str) -> Result<PathBuf> {
+/// Renames a staged object and its manifest from `staging` into the
+/// store. The manifest goes first: an object is never reachable without its
+/// manifest. The caller fsyncs both directories once after publishing all
+/// objects.
+pub fn publish_object(staging: &Dir, store: &Dir, object: &str) -> Result<PathBuf> {
     let manifest_name = layout::object_manifest_name(object);
-    store.rename(layout::tmp_name(&manifest_name), store, &manifest_name)?;
-    if !store.rename_noreplace(layout::tmp_name(object), store, object)? {
+    staging.rename(layout::tmp_name(&manifest_name), store, &manifest_name)?;
+    if !staging.rename_noreplace(layout::tmp_name(object), store, object)? {
         // Published meanwhile by an earlier, interrupted run: identical
         // content by construction, so keep the existing inode.
-        store.remove_if_exists(layout::tmp_name(object))?;
+        staging.remove_if_exists(layout::tmp_name(object))?;
     }
     Ok(store.join(object))
 }

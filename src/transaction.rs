@@ -6,14 +6,12 @@
 //! instances) and leaves `live` untouched; after it, the log stays until the
 //! scan directory and history are done, so `recover` can finish the job.
 
-use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::fsops::Dir;
-use crate::generation;
 use crate::plan::{Action, Plan};
 use crate::procsig::ProcessSignature;
 use crate::report;
@@ -117,10 +115,20 @@ fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> 
 
 /// Finishes a switched transaction: scan directory, scanner, history, log.
 pub fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
-    let target = generation::load(state, log.to)?;
-    let names: BTreeSet<String> = target.services.keys().cloned().collect();
     let scandir = Dir::open_or_create(&cfg.scandir, 0o755)?;
-    let sync = scandir::sync(&scandir, &state.live_path(), &names)?;
+    let with = |action: Action| -> Vec<&str> {
+        log.services
+            .iter()
+            .filter(|s| s.action == action)
+            .map(|s| s.name.as_str())
+            .collect()
+    };
+    let sync = scandir::apply(
+        &scandir,
+        &state.live_path(),
+        &with(Action::Start),
+        &with(Action::Stop),
+    )?;
     supervisor::for_config(cfg).notify(scandir.path())?;
     failpoint::hit("txn.after-scandir")?;
     txn::append_history(&state.dir, &history_line(log, "done"))?;

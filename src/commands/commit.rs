@@ -199,12 +199,12 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     }
 
     let target = prepared.target();
-    let generation = match reusable_generation(&state, previous, &target)? {
+    let generation = match reusable_generation(&state, prepared.live.as_ref(), &target)? {
         Some(n) => {
             report::debug(&format!("reusing staged generation {n}"));
             n
         }
-        None => stage_generation(&state, &prepared, previous, target)?,
+        None => stage_generation(&state, &prepared, target)?,
     };
     let scandir = transaction::run(
         cfg,
@@ -234,9 +234,10 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
 /// staged by an earlier attempt that could not switch — is used again.
 fn reusable_generation(
     state: &State,
-    live: Option<u64>,
+    live_manifest: Option<&GenerationManifest>,
     target: &BTreeMap<String, String>,
 ) -> Result<Option<u64>> {
+    let live = live_manifest.map(|m| m.generation);
     let Some(&newest) = generation::list(state)?.last() else {
         return Ok(None);
     };
@@ -245,7 +246,10 @@ fn reusable_generation(
     }
     match generation::load(state, newest) {
         Ok(m) if &m.services == target && m.parent == live => {
-            generation::check_complete(state, &m)?;
+            match live_manifest {
+                Some(lm) => generation::check_switchable(state, &m, lm)?,
+                None => generation::check_complete(state, &m)?,
+            }
             Ok(Some(newest))
         }
         _ => Ok(None),
@@ -257,7 +261,6 @@ fn reusable_generation(
 fn stage_generation(
     state: &State,
     prepared: &Prepared,
-    previous: Option<u64>,
     target: BTreeMap<String, String>,
 ) -> Result<u64> {
     let published = store::published(&state.store)?;
@@ -282,7 +285,7 @@ fn stage_generation(
         use rayon::prelude::*;
         missing
             .par_iter()
-            .try_for_each(|s| store::stage_object(&state.store, s, durability))?;
+            .try_for_each(|s| store::stage_object(&state.dir, s, durability))?;
     }
     failpoint::hit("commit.after-stage")?;
     if durability == Durability::SyncFs && !missing.is_empty() {
@@ -290,13 +293,14 @@ fn stage_generation(
     }
     failpoint::hit("commit.after-sync")?;
     for s in &missing {
-        store::publish_object(&state.store, &s.object_name())?;
+        store::publish_object(&state.dir, &state.store, &s.object_name())?;
     }
     state.store.sync()?;
+    state.dir.sync()?;
     failpoint::hit("commit.after-publish-objects")?;
     let n = generation::list(state)?.last().copied().unwrap_or(0) + 1;
     let trees = prepared.stock.trees.clone();
-    generation::create(state, n, previous, target, trees)?;
+    generation::create(state, n, prepared.live.as_ref(), target, trees)?;
     Ok(n)
 }
 
@@ -313,9 +317,13 @@ pub fn repair_scandir(cfg: &Config, state: &State, live: &GenerationManifest) ->
     Ok(sync)
 }
 
-/// Makes sure the named generation has every object (used by rollback).
-pub fn require_complete(state: &State, n: u64) -> Result<GenerationManifest> {
+/// Loads generation `n` and makes sure it can replace `live` (used by rollback).
+pub fn require_switchable(
+    state: &State,
+    n: u64,
+    live: &GenerationManifest,
+) -> Result<GenerationManifest> {
     let m = generation::load(state, n)?;
-    generation::check_complete(state, &m)?;
+    generation::check_switchable(state, &m, live)?;
     Ok(m)
 }

@@ -88,20 +88,20 @@ pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Resul
     let report = mark(cfg, &state, keep)?;
     failpoint::hit("gc.after-mark")?;
     for n in &report.removed_generations {
-        let tmp = layout::tmp_name(&format!("gc-{n}"));
-        state
-            .generations
-            .rename(n.to_string(), &state.generations, &tmp)?;
+        // Renamed into the state directory first, so it vanishes at once
+        // and a crash leaves only a `.tmp-*` for recovery to sweep.
+        let tmp = layout::tmp_name(&format!("gc-generation-{n}"));
+        state.generations.rename(n.to_string(), &state.dir, &tmp)?;
         state.generations.sync()?;
         failpoint::hit("gc.after-remove-generation")?;
-        state.generations.remove_if_exists(&tmp)?;
+        state.dir.remove_if_exists(&tmp)?;
     }
     for object in &report.removed_objects {
         let tmp = layout::tmp_name(&format!("gc-{object}"));
-        state.store.rename(object, &state.store, &tmp)?;
+        state.store.rename(object, &state.dir, &tmp)?;
         state.store.sync()?;
         failpoint::hit("gc.after-remove-object")?;
-        state.store.remove_if_exists(&tmp)?;
+        state.dir.remove_if_exists(&tmp)?;
         state
             .store
             .remove_if_exists(layout::object_manifest_name(object))?;

@@ -101,16 +101,16 @@ fn resolve(cfg: &Config, state: &State, log: &TxnLog) -> Result<&'static str> {
     }
 }
 
-/// Removes every `.tmp-*` under the state, store and generations directories.
+/// Removes every `.tmp-*` staging leftover. All staging happens in the
+/// state directory itself (and the cache's own temp file in `cache/`), so
+/// this reads two small directories, never the store.
 fn sweep(state: &State) -> Result<Vec<String>> {
     let mut swept = Vec::new();
-    for dir in [&state.dir, &state.store, &state.generations, &state.cache] {
+    for dir in [&state.dir, &state.cache] {
         sweep_dir(dir, &mut swept)?;
     }
     if !swept.is_empty() {
-        for dir in [&state.dir, &state.store, &state.generations] {
-            dir.sync()?;
-        }
+        state.dir.sync()?;
     }
     Ok(swept)
 }

@@ -56,7 +56,7 @@ pub fn rollback(cfg: &Config, target: Option<u64>, wait: std::time::Duration) ->
         None => previous_generation(&state, live)?,
     };
     let from_manifest = generation::load(&state, live)?;
-    let to_manifest = commit::require_complete(&state, to)?;
+    let to_manifest = commit::require_switchable(&state, to, &from_manifest)?;
     let plan = plan::make(&from_manifest.services, &to_manifest.services);
     if to == live {
         let human = format!("generation {live} is already live\n");
