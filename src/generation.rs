@@ -1,7 +1,8 @@
 //! Generations: numbered, complete, immutable sets of services.
 //!
 //! `generations/<N>/` holds one symlink per service into the store and a
-//! `.manifest.yaml`. A generation is staged under `.tmp-<N>`, made durable,
+//! `.manifest.yaml`. A generation is staged under `<state>/.tmp-generation-<N>`,
+//! made durable,
 //! and published by `RENAME_NOREPLACE`; once published it never changes.
 
 use std::collections::BTreeMap;
@@ -170,7 +171,7 @@ pub fn create(
     crate::fsops::sync_file(&file, &dir.join(layout::GENERATION_MANIFEST))?;
     dir.sync()?;
     if !state
-        .generations
+        .dir
         .rename_noreplace(&tmp, &state.generations, &name)?
     {
         return Err(Error::create(
