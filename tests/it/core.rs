@@ -619,3 +619,81 @@ fn usage_error_exits_2() {
     assert!(run.stderr.contains("invalid value"), "{}", run.stderr);
     root.run(&["--wait", "-1", "commit"]).code(2);
 }
+
+#[test]
+fn verify_ignores_runtime_entries_a_supervisor_creates() {
+    let root = Root::example();
+    root.commit().ok();
+    // What s6-supervise and runsv create inside the live service directory.
+    let web = root.scandir().join("web");
+    std::fs::create_dir(web.join("supervise")).unwrap();
+    std::fs::write(web.join("supervise/status"), "x").unwrap();
+    std::fs::create_dir(web.join("event")).unwrap();
+    std::fs::create_dir(web.join("log/supervise")).unwrap();
+    root.run(&["verify"]).ok();
+    // …but anything else added by hand is reported.
+    std::fs::write(web.join("extra"), "x").unwrap();
+    let run = root.run(&["verify"]).code(65);
+    assert!(
+        run.stderr.contains("extra: not in the manifest"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_same_size_same_mtime_rewrite_is_still_detected() {
+    // The stat cache must not hide a change that keeps size and mtime
+    // (ctime and, for a replaced file, the inode still differ).
+    let root = Root::example();
+    root.commit().ok();
+    let version = root.stock().join("web/env/VERSION");
+    let reference = root.path().join("reference");
+    std::fs::write(&reference, "").unwrap();
+    let touch_r = |path: &Path| {
+        let ok = std::process::Command::new("touch")
+            .arg("-r")
+            .arg(&reference)
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    touch_r(&version);
+    root.commit().ok(); // mtime changed, content did not: up to date
+    assert_eq!(generations(&root), vec![1]);
+    std::fs::write(&version, "9.9\n").unwrap();
+    touch_r(&version);
+    let run = root.commit().ok();
+    assert!(
+        run.stdout.contains("generation 2 is live"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.scandir().join("web/env/VERSION")).unwrap(),
+        "9.9\n"
+    );
+}
+
+#[test]
+fn later_stock_trees_override_and_disabled_services_are_dropped() {
+    let root = Root::example();
+    let admin = root.path().join("admin");
+    std::fs::create_dir_all(admin.join("web")).unwrap();
+    std::fs::write(admin.join("web/run"), "#!/bin/sh\n# admin's web\n").unwrap();
+    std::fs::set_permissions(
+        admin.join("web/run"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    root.config("stock: [stock, admin]\ndisabled: [cron]\n");
+    root.commit().ok();
+    let names: Vec<String> = scan_links(&root).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["db", "web"]);
+    assert_eq!(
+        std::fs::read_to_string(root.scandir().join("web/run")).unwrap(),
+        "#!/bin/sh\n# admin's web\n"
+    );
+    assert!(!root.scandir().join("web/env").exists());
+}
