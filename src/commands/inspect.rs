@@ -231,7 +231,9 @@ pub fn diff(cfg: &Config, a: Option<u64>, b: Option<u64>) -> Result<Output> {
     Ok(Output::new(&report, human))
 }
 
-fn diff_generations(state: &State, a: u64, b: u64) -> Result<Plan> {
+/// The plan from generation `a` to `b`, with the changed files of each
+/// restarted service (what `diff A B` and `rollback` show).
+pub fn diff_generations(state: &State, a: u64, b: u64) -> Result<Plan> {
     let ma = generation::load(state, a)?;
     let mb = generation::load(state, b)?;
     let mut plan = plan::make(&ma.services, &mb.services);

@@ -55,9 +55,8 @@ pub fn rollback(cfg: &Config, target: Option<u64>, wait: std::time::Duration) ->
         Some(n) => n,
         None => previous_generation(&state, live)?,
     };
-    let from_manifest = generation::load(&state, live)?;
-    let to_manifest = commit::require_complete(&state, to)?;
-    let plan = plan::make(&from_manifest.services, &to_manifest.services);
+    commit::require_complete(&state, to)?;
+    let plan = super::inspect::diff_generations(&state, live, to)?;
     if to == live {
         let human = format!("generation {live} is already live\n");
         let report = RollbackReport {

@@ -115,6 +115,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
         "{}",
         run.stdout
     );
+    assert!(run.stdout.contains("env/VERSION changed"), "{}", run.stdout);
     assert_eq!(root.live_generation(), Some(1));
     assert_eq!(root.inode(&root.scandir().join("web")), web_v1);
     assert_eq!(
