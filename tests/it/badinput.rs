@@ -384,3 +384,22 @@ fn error_message_snapshot() {
         .replace(&root.path().display().to_string(), "[ROOT]");
     insta::assert_snapshot!("bad_stock_error", text);
 }
+
+#[test]
+fn group_writable_state_is_refused_with_77() {
+    let root = Root::example();
+    root.commit().ok();
+    root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+    let before = root.snapshot();
+    std::fs::set_permissions(root.state(), std::fs::Permissions::from_mode(0o775)).unwrap();
+    let run = root.commit().code(77);
+    assert!(
+        run.stderr.contains(&show(root.state())) && run.stderr.contains("chmod go-w"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(root.snapshot(), before);
+    std::fs::set_permissions(root.state(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(2));
+}
