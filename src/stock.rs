@@ -390,9 +390,9 @@ impl Walker<'_> {
             }
             if rel.len() > MAX_PATH {
                 self.problem(
-                    &rel[..64],
+                    shown_prefix(&rel, 64),
                     format!(
-                        "a path is {} bytes long; the limit is {MAX_PATH}",
+                        "a path beginning here is {} bytes long; the limit is {MAX_PATH}",
                         rel.len()
                     ),
                     "shorten the path",
@@ -557,6 +557,17 @@ impl Walker<'_> {
     }
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary (slicing at a fixed byte index would panic inside a
+/// multi-byte character).
+fn shown_prefix(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 fn kind_name(t: rustix::fs::FileType) -> &'static str {
     use rustix::fs::FileType as T;
     match t {
@@ -565,5 +576,19 @@ fn kind_name(t: rustix::fs::FileType) -> &'static str {
         T::CharacterDevice => "character device",
         T::BlockDevice => "block device",
         _ => "special file",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_prefix_never_splits_a_character() {
+        let s = format!("x{}", "é".repeat(40));
+        let p = shown_prefix(&s, 64);
+        assert_eq!(p.len(), 63);
+        assert!(s.starts_with(p));
+        assert_eq!(shown_prefix("abc", 64), "abc");
     }
 }

@@ -30,6 +30,10 @@ pub struct Switch<'a> {
 
 /// Runs the switch; returns what changed in the scan directory.
 pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync> {
+    // The scan directory must be usable before anything is switched: a
+    // missing parent or a dangling link there fails here with `live`
+    // untouched, not after the switch with a half-applied exit 1.
+    Dir::open_or_create(&cfg.scandir, 0o755)?;
     let mut log = TxnLog {
         id: format!(
             "{}-{}",

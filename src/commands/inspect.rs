@@ -1,8 +1,6 @@
 //! Read-only reports: `status`, `list`, `diff`. They take no lock (every
 //! published file is immutable and `live` changes by one atomic rename).
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::{Output, commit, table};
@@ -231,28 +229,36 @@ pub fn diff(cfg: &Config, a: Option<u64>, b: Option<u64>) -> Result<Output> {
     Ok(Output::new(&report, human))
 }
 
-fn diff_generations(state: &State, a: u64, b: u64) -> Result<Plan> {
+/// The plan from generation `a` to `b`, with the changed files of each
+/// restarted service (what `diff A B` and `rollback` show).
+pub fn diff_generations(state: &State, a: u64, b: u64) -> Result<Plan> {
     let ma = generation::load(state, a)?;
     let mb = generation::load(state, b)?;
+    Ok(plan_between(state, &ma, &mb))
+}
+
+/// The plan from generation `ma` to `mb`, naming the changed files of each
+/// restarted service (from the object manifests, read only for those).
+pub fn plan_between(
+    state: &State,
+    ma: &crate::manifest::GenerationManifest,
+    mb: &crate::manifest::GenerationManifest,
+) -> Plan {
     let mut plan = plan::make(&ma.services, &mb.services);
-    let mut cache: BTreeMap<String, Vec<crate::tree::Entry>> = BTreeMap::new();
-    let mut entries = |obj: &str| -> Option<Vec<crate::tree::Entry>> {
-        if let Some(e) = cache.get(obj) {
-            return Some(e.clone());
-        }
-        let m = store::load_manifest(&state.store, obj).ok()?;
-        cache.insert(obj.to_string(), m.entries.clone());
-        Some(m.entries)
+    let entries = |obj: &str| {
+        store::load_manifest(&state.store, obj)
+            .ok()
+            .map(|m| m.entries)
     };
     for s in &mut plan.services {
-        if let (Some(f), Some(t)) = (s.from.clone(), s.to.clone()) {
+        if let (Some(f), Some(t)) = (&s.from, &s.to) {
             if f != t {
-                if let (Some(old), Some(new)) = (entries(&f), entries(&t)) {
+                if let (Some(old), Some(new)) = (entries(f), entries(t)) {
                     s.files = plan::diff_entries(&old, &new);
                     s.reason = plan::describe_files(&s.files);
                 }
             }
         }
     }
-    Ok(plan)
+    plan
 }

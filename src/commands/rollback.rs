@@ -57,7 +57,7 @@ pub fn rollback(cfg: &Config, target: Option<u64>, wait: std::time::Duration) ->
     };
     let from_manifest = generation::load(&state, live)?;
     let to_manifest = commit::require_switchable(&state, to, &from_manifest)?;
-    let plan = plan::make(&from_manifest.services, &to_manifest.services);
+    let plan = super::inspect::plan_between(&state, &from_manifest, &to_manifest);
     if to == live {
         let human = format!("generation {live} is already live\n");
         let report = RollbackReport {

@@ -2,8 +2,12 @@
 //! builds a temporary root from `fixtures/`, runs the real binary, and reads
 //! the result back from disk.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Test code: a failed unwrap is a failed test, and the fd-relative fsops
+// discipline (clippy.toml `disallowed-methods`) guards src/, not fixtures
+// that tests build with plain std calls.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod harness;
 
+mod badinput;
 mod core;

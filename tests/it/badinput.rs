@@ -1,0 +1,405 @@
+//! Bad input (issue 2, item 3): every rejected stock tree and config exits
+//! with its code, names the offending path, and leaves `live`, the
+//! generations and the scan directory byte-for-byte as they were.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::*;
+
+/// Commits the example, breaks it with `breaks` (which returns the path the
+/// message must name), then proves that `check`, `plan` and `commit` all
+/// refuse with `code` and that nothing the tool manages changed.
+#[track_caller]
+fn assert_rejected(code: i32, breaks: impl FnOnce(&Root) -> String) -> Run {
+    let root = Root::example();
+    root.commit().ok();
+    let before = root.snapshot();
+    let named = breaks(&root);
+    for cmd in ["check", "plan"] {
+        let run = root.run(&[cmd]).code(code);
+        assert!(
+            run.stderr.contains(&named),
+            "`{cmd}` does not name {named}:\n{}",
+            run.stderr
+        );
+    }
+    let run = root.commit().code(code);
+    assert!(
+        run.stderr.contains(&named),
+        "commit does not name {named}:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        root.snapshot(),
+        before,
+        "a rejected commit changed the state"
+    );
+    assert_eq!(root.live_generation(), Some(1));
+    run
+}
+
+fn show(p: PathBuf) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn service_name_with_a_leading_dot() {
+    let run = assert_rejected(65, |root| {
+        root.add_service(".hidden", "x");
+        show(root.stock().join(".hidden"))
+    });
+    assert!(run.stderr.contains("starts with a dot"), "{}", run.stderr);
+}
+
+#[test]
+fn service_name_too_long() {
+    let name = "a".repeat(65);
+    let run = assert_rejected(65, |root| {
+        root.add_service(&name, "x");
+        show(root.stock().join(&name))
+    });
+    assert!(run.stderr.contains("65 bytes long"), "{}", run.stderr);
+}
+
+#[test]
+fn service_name_with_bad_characters() {
+    for name in ["a b", "-dash", "semi;colon", "é"] {
+        assert_rejected(65, |root| {
+            root.add_service(name, "x");
+            show(root.stock().join(name))
+        });
+    }
+}
+
+#[test]
+fn service_without_run() {
+    let run = assert_rejected(65, |root| {
+        std::fs::remove_file(root.stock().join("cron/run")).unwrap();
+        show(root.stock().join("cron"))
+    });
+    assert!(run.stderr.contains("has no `run`"), "{}", run.stderr);
+}
+
+#[test]
+fn run_not_executable() {
+    let run = assert_rejected(65, |root| {
+        let run = root.stock().join("cron/run");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o644)).unwrap();
+        show(root.stock().join("cron"))
+    });
+    assert!(run.stderr.contains("not executable"), "{}", run.stderr);
+}
+
+#[test]
+fn run_is_a_symlink() {
+    let run = assert_rejected(65, |root| {
+        let dir = root.stock().join("cron");
+        std::fs::rename(dir.join("run"), dir.join("run.real")).unwrap();
+        std::os::unix::fs::symlink("run.real", dir.join("run")).unwrap();
+        show(dir)
+    });
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}
+
+#[test]
+fn log_without_executable_log_run() {
+    assert_rejected(65, |root| {
+        let run = root.stock().join("web/log/run");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o644)).unwrap();
+        show(root.stock().join("web/log"))
+    });
+    assert_rejected(65, |root| {
+        std::fs::create_dir(root.stock().join("db/log")).unwrap();
+        show(root.stock().join("db/log"))
+    });
+}
+
+#[test]
+fn fifo_in_a_service() {
+    let run = assert_rejected(65, |root| {
+        let path = root.stock().join("cron/fifo");
+        let ok = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(ok.success());
+        show(path)
+    });
+    assert!(run.stderr.contains("is a FIFO"), "{}", run.stderr);
+}
+
+#[test]
+fn socket_in_a_service() {
+    let mut keep = None;
+    let run = assert_rejected(65, |root| {
+        let path = root.stock().join("cron/sock");
+        keep = Some(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        show(path)
+    });
+    assert!(run.stderr.contains("is a socket"), "{}", run.stderr);
+}
+
+#[test]
+fn device_node_in_a_service() {
+    let run = assert_rejected(65, |root| {
+        let path = root.stock().join("web/env/null");
+        let ok = Command::new("mknod")
+            .arg(&path)
+            .args(["c", "1", "3"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mknod needs root");
+        show(path)
+    });
+    assert!(run.stderr.contains("character device"), "{}", run.stderr);
+}
+
+#[test]
+fn shipped_runtime_entries() {
+    for rel in [
+        "cron/supervise",
+        "cron/event",
+        "web/log/supervise",
+        "web/log/event",
+    ] {
+        assert_rejected(65, |root| {
+            let path = root.stock().join(rel);
+            std::fs::create_dir(&path).unwrap();
+            show(path)
+        });
+    }
+    // A plain file under a runtime name is just as wrong.
+    assert_rejected(65, |root| {
+        let path = root.stock().join("db/supervise");
+        std::fs::write(&path, "").unwrap();
+        show(path)
+    });
+}
+
+#[test]
+fn non_utf8_file_name() {
+    let run = assert_rejected(65, |root| {
+        let name = OsStr::from_bytes(b"bad-\xff-name");
+        std::fs::write(root.stock().join("cron").join(name), "x").unwrap();
+        show(root.stock().join("cron/bad-"))
+    });
+    assert!(run.stderr.contains("not valid UTF-8"), "{}", run.stderr);
+}
+
+#[test]
+fn non_utf8_service_name() {
+    assert_rejected(65, |root| {
+        let dir = root.stock().join(OsStr::from_bytes(b"svc\xfe"));
+        std::fs::create_dir(&dir).unwrap();
+        show(root.stock().join("svc"))
+    });
+}
+
+#[test]
+fn control_character_in_a_file_name() {
+    let run = assert_rejected(65, |root| {
+        std::fs::write(root.stock().join("cron/a\x01b"), "x").unwrap();
+        show(root.stock().join("cron/a\\u{1}b"))
+    });
+    assert!(run.stderr.contains("control character"), "{}", run.stderr);
+}
+
+#[test]
+fn newline_in_a_service_name() {
+    assert_rejected(65, |root| {
+        root.add_service("we\nb", "x");
+        show(root.stock().join("we"))
+    });
+}
+
+/// Makes nested directories under `base` whose full relative path exceeds
+/// 4096 bytes, with components of `component` (≤ 255 bytes each, fewer than
+/// the 32 levels `max_depth` allows). `mkdir -p` walks component by
+/// component, so it works past PATH_MAX.
+fn make_deep(base: &std::path::Path, component: &str) -> usize {
+    let mut rel = PathBuf::new();
+    while rel.as_os_str().len() <= 4200 {
+        rel.push(component);
+    }
+    let ok = Command::new("mkdir")
+        .arg("-p")
+        .arg(&rel)
+        .current_dir(base)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mkdir -p of a deep tree");
+    rel.components().count()
+}
+
+#[test]
+fn path_over_4096_bytes() {
+    let component = "d".repeat(250);
+    let run = assert_rejected(65, |root| {
+        let levels = make_deep(&root.stock().join("cron"), &component);
+        assert!(levels < 32, "{levels} levels would hit max_depth instead");
+        show(root.stock().join("cron").join(&component[..64]))
+    });
+    assert!(run.stderr.contains("the limit is 4096"), "{}", run.stderr);
+}
+
+#[test]
+fn path_over_4096_bytes_with_multibyte_names() {
+    // Regression: the message cut the path at byte 64, inside a two-byte
+    // character, and the scan panicked.
+    let component = format!("x{}", "é".repeat(120));
+    let run = assert_rejected(65, |root| {
+        make_deep(&root.stock().join("cron"), &component);
+        show(root.stock().join("cron/x"))
+    });
+    assert!(run.stderr.contains("the limit is 4096"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn dpkg_files_in_flight_are_transient() {
+    let run = assert_rejected(75, |root| {
+        let path = root.stock().join("web/run.dpkg-new");
+        std::fs::write(&path, "#!/bin/sh\n").unwrap();
+        show(path)
+    });
+    assert!(run.stderr.contains("dpkg"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_stock_directory() {
+    let run = assert_rejected(65, |root| {
+        std::fs::remove_dir_all(root.stock()).unwrap();
+        show(root.stock())
+    });
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_optional_stock_tree_is_fine() {
+    let root = Root::example();
+    root.config("stock:\n  - stock\n  - {path: extra, optional: true}\n");
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(1));
+    root.config("stock:\n  - stock\n  - extra\n");
+    let before = root.snapshot();
+    let run = root.commit().code(65);
+    assert!(
+        run.stderr
+            .contains(&root.path().join("extra").display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(root.snapshot(), before);
+}
+
+#[test]
+fn config_with_an_unknown_key() {
+    let run = assert_rejected(65, |root| {
+        root.config("supervizor: s6\n");
+        show(root.path().join("config.yaml"))
+    });
+    assert!(run.stderr.contains("supervizor"), "{}", run.stderr);
+}
+
+#[test]
+fn config_with_a_wrong_type() {
+    let run = assert_rejected(65, |root| {
+        root.config("keep_generations: many\n");
+        show(root.path().join("config.yaml"))
+    });
+    assert!(run.stderr.contains("keep_generations"), "{}", run.stderr);
+    assert_rejected(65, |root| {
+        root.config("stock: 7\n");
+        show(root.path().join("config.yaml"))
+    });
+}
+
+#[test]
+fn check_lists_every_problem_at_once() {
+    let root = Root::example();
+    root.commit().ok();
+    let before = root.snapshot();
+    let stock = root.stock();
+    root.add_service(".hidden", "x");
+    std::fs::remove_file(stock.join("cron/run")).unwrap();
+    std::fs::set_permissions(
+        stock.join("web/log/run"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::create_dir(stock.join("db/supervise")).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(stock.join("db/fifo"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = root.run(&["check"]).code(65);
+    assert!(
+        run.stderr.contains("5 problem(s)"),
+        "not all problems at once:\n{}",
+        run.stderr
+    );
+    for path in [
+        stock.join(".hidden"),
+        stock.join("cron"),
+        stock.join("web/log"),
+        stock.join("db/supervise"),
+        stock.join("db/fifo"),
+    ] {
+        assert!(
+            run.stderr.contains(&path.display().to_string()),
+            "{} not named:\n{}",
+            path.display(),
+            run.stderr
+        );
+    }
+    root.commit().code(65);
+    assert_eq!(root.snapshot(), before);
+}
+
+#[test]
+fn a_good_stock_checks_clean() {
+    let root = Root::example();
+    let run = root.run(&["check"]).ok();
+    assert!(
+        run.stdout.contains("stock OK: 3 services"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn error_message_snapshot() {
+    let root = Root::example();
+    root.commit().ok();
+    std::fs::remove_file(root.stock().join("cron/run")).unwrap();
+    let mode = std::fs::Permissions::from_mode(0o644);
+    std::fs::set_permissions(root.stock().join("web/run"), mode).unwrap();
+    let run = root.run(&["check"]).code(65);
+    let text = run
+        .stderr
+        .replace(&root.path().display().to_string(), "[ROOT]");
+    insta::assert_snapshot!("bad_stock_error", text);
+}
+
+#[test]
+fn group_writable_state_is_refused_with_77() {
+    let root = Root::example();
+    root.commit().ok();
+    root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+    let before = root.snapshot();
+    std::fs::set_permissions(root.state(), std::fs::Permissions::from_mode(0o775)).unwrap();
+    let run = root.commit().code(77);
+    assert!(
+        run.stderr.contains(&show(root.state())) && run.stderr.contains("chmod go-w"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(root.snapshot(), before);
+    std::fs::set_permissions(root.state(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(2));
+}
