@@ -161,10 +161,13 @@ impl Drop for UpdateLocks {
 }
 
 /// One attempt at every lock: the locks taken and what blocked the others.
+/// Holders are looked up in `/proc` only when `name_holders` (a full scan
+/// of `/proc`: not on every poll).
 fn try_all(
     cfg: &Config,
     dir: &Dir,
     services: &[String],
+    name_holders: bool,
 ) -> Result<(Vec<UpdateLock>, Vec<Blocker>)> {
     let mut held = Vec::new();
     let mut blocked = Vec::new();
@@ -185,10 +188,14 @@ fn try_all(
                 held.push(lock);
             }
             None => {
-                let file = dir.open_lock_file(file_name(service), FILE_MODE, false)?;
-                let holders = fsops::file_identity(&file)
-                    .map(holders::holders_of)
-                    .unwrap_or_default();
+                let holders = if name_holders {
+                    let file = dir.open_lock_file(file_name(service), FILE_MODE, false)?;
+                    fsops::file_identity(&file)
+                        .map(holders::holders_of)
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 blocked.push(Blocker::Flock {
                     service: service.clone(),
                     path: dir.join(file_name(service)),
@@ -222,7 +229,9 @@ pub fn acquire_all(
     let deadline = Instant::now() + policy.wait;
     let mut told = false;
     loop {
-        let (held, blocked) = try_all(cfg, &dir, &services)?;
+        // Decided before the attempt, so the last attempt names the holders.
+        let last = Instant::now() >= deadline;
+        let (held, blocked) = try_all(cfg, &dir, &services, force || last || !told)?;
         if blocked.is_empty() {
             return Ok(UpdateLocks {
                 held,
@@ -253,7 +262,7 @@ pub fn acquire_all(
             .map(Blocker::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        if Instant::now() >= deadline {
+        if last {
             return Err(Error::busy(format!(
                 "update locks are held: {list}. Nothing was stopped or switched{deferred}. \
                  Retry when they are released, wait longer with --wait SECS, or override with --force"

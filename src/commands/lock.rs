@@ -56,11 +56,21 @@ pub fn lock(cfg: &Config, name: &str, command: &[OsString], wait: Duration) -> R
     };
     let deadline = Instant::now() + wait;
     let mut told = false;
-    while !fsops::try_lock_shared(&file).map_err(|e| Error::io("cannot lock", &path, e))? {
+    loop {
+        // Decided before the attempt, so the last attempt names the holders.
+        let last = Instant::now() >= deadline;
+        if fsops::try_lock_shared(&file).map_err(|e| Error::io("cannot lock", &path, e))? {
+            break;
+        }
+        if told && !last {
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+            continue;
+        }
+        // A scan of /proc: only before waiting and when giving up.
         let holders = fsops::file_identity(&file)
             .map(holders::holders_of)
             .unwrap_or_default();
-        if Instant::now() >= deadline {
+        if last {
             return Err(Error::busy(format!(
                 "{} is held exclusively by {} (an update of {name} in progress?); retry later \
                  or wait longer with --wait SECS",
