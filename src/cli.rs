@@ -1,5 +1,6 @@
 //! The command line: clap definitions only. `lib::run` dispatches them.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser, Subcommand};
@@ -35,8 +36,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// Seconds to wait for the manager lock before giving up with exit 75
-    /// [default: `lock_wait` from the config, 60]
+    /// Seconds this run may wait for whatever blocks it before giving up
+    /// with exit 75: the manager lock [default: `lock_wait`, 60], the update
+    /// locks of services to stop or restart [default: `update_lock_wait`, 0],
+    /// the service lock of `lock` [default: `lock_wait`], pinned programs
+    /// in `gc` [default: 0, do not wait]
     #[arg(long, global = true, value_name = "SECS")]
     pub wait: Option<f64>,
 
@@ -53,11 +57,19 @@ pub enum Command {
     /// Show what `commit` would do, and why
     Plan,
     /// Stage the stock as a new generation and switch to it
-    Commit,
+    Commit {
+        /// Go ahead even if services hold their update locks (this run
+        /// only); every holder gone past is named as a warning
+        #[arg(long)]
+        force: bool,
+    },
     /// Switch back to an earlier generation [default: the previous one]
     Rollback {
         /// Generation number (see `list`)
         generation: Option<u64>,
+        /// Go ahead even if services hold their update locks (this run only)
+        #[arg(long)]
+        force: bool,
     },
     /// Report the live generation, interrupted transactions and locks
     Status,
@@ -81,6 +93,27 @@ pub enum Command {
     },
     /// Re-create the scan directory from live (e.g. at boot)
     Sync,
+    /// Run a command holding a service's update lock shared (like `flock -s
+    /// -o`); exits with the command's status, 75 if the lock is not free in
+    /// time (--wait)
+    Lock {
+        /// The service whose lock to hold
+        name: String,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Run a program of the live version of a service from its store object,
+    /// pinned so that `gc` keeps the object until the program exits
+    Exec {
+        /// The service
+        name: String,
+        /// The program, relative to the service directory [default: run]
+        program: Option<PathBuf>,
+        /// Arguments for the program, after `--`
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
     /// List the failpoint names (for crash tests)
     #[command(hide = true)]
     Failpoints,

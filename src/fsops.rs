@@ -274,6 +274,80 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// Opens a child lock file read-only (a flock needs no write access),
+    /// creating it with exactly `mode` when missing; never through a symlink,
+    /// and only a regular file. `inheritable` leaves out `O_CLOEXEC`, so the
+    /// fd — and the flock on it — survives `execve` (pinned launches).
+    pub fn open_lock_file(
+        &self,
+        name: impl AsRef<Path>,
+        mode: u32,
+        inheritable: bool,
+    ) -> Result<File> {
+        let name = name.as_ref();
+        let cloexec = if inheritable {
+            OFlags::empty()
+        } else {
+            OFlags::CLOEXEC
+        };
+        let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | cloexec;
+        let fd = loop {
+            match rustix::fs::openat(&self.fd, name, base, Mode::empty()) {
+                Ok(fd) => break fd,
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(Error::io("cannot open", self.join(name), io_err(e))),
+            }
+            match rustix::fs::openat(
+                &self.fd,
+                name,
+                base | OFlags::CREATE | OFlags::EXCL,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| Error::create("set mode of", self.join(name), io_err(e)))?;
+                    break fd;
+                }
+                // Another process created it in between: open that one.
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(Error::create("create", self.join(name), io_err(e))),
+            }
+        };
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io("cannot stat", self.join(name), io_err(e)))?;
+        if Kind::of(&st) != Kind::File {
+            return Err(Error::unsafe_env(format!(
+                "{} is not a regular file; remove it, the tool recreates it",
+                self.join(name).display()
+            )));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if st.st_uid != me && st.st_uid != 0 {
+            return Err(Error::unsafe_env(format!(
+                "{} is owned by uid {}, not by root or uid {me}; remove it, the tool recreates it",
+                self.join(name).display(),
+                st.st_uid
+            )));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Opens an existing child lock file read-only (`None` when missing),
+    /// for looking at who holds it.
+    pub fn try_open_lock_file(&self, name: impl AsRef<Path>) -> Result<Option<File>> {
+        let name = name.as_ref();
+        match rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("cannot open", self.join(name), io_err(e))),
+        }
+    }
+
     /// Opens a child file for appending, creating it with `mode` when missing.
     pub fn open_append(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
         let name = name.as_ref();
@@ -538,6 +612,18 @@ pub fn try_lock_exclusive(file: &impl AsFd) -> io::Result<bool> {
 /// Takes a shared flock on `file`: `Ok(false)` when another holds it exclusively.
 pub fn try_lock_shared(file: &impl AsFd) -> io::Result<bool> {
     flock_nb(file, rustix::fs::FlockOperation::NonBlockingLockShared)
+}
+
+/// Releases a flock held on `file` (closing every fd of it does the same).
+pub fn unlock(file: &impl AsFd) -> io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock).map_err(io_err)
+}
+
+/// `(st_dev, st_ino)` of an open file: what `/proc` reports for its locks.
+pub fn file_identity(file: &impl AsFd) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(file).map_err(io_err)?;
+    #[allow(clippy::unnecessary_cast)]
+    Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
 fn flock_nb(file: &impl AsFd, op: rustix::fs::FlockOperation) -> io::Result<bool> {

@@ -25,6 +25,7 @@ pub const LOCKS: &str = "locks";
 pub const LOCK_SUFFIX: &str = ".lock";
 /// Pins of store objects run by `exec`, under the runtime directory.
 pub const PINS: &str = "pins";
+pub const PIN_SUFFIX: &str = ".pin";
 /// A commit deferred by an update lock, to be applied by the next run.
 pub const PENDING: &str = "pending";
 

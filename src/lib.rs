@@ -25,10 +25,12 @@ pub mod error;
 pub mod failpoint;
 pub mod fsops;
 pub mod generation;
+pub mod holders;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod names;
+pub mod pin;
 pub mod plan;
 pub mod procsig;
 pub mod report;
@@ -40,6 +42,7 @@ pub mod supervisor;
 pub mod transaction;
 pub mod tree;
 pub mod txn;
+pub mod update_lock;
 
 use std::time::Duration;
 
@@ -61,26 +64,51 @@ pub fn run(cli: &Cli) -> Result<Output> {
         return Ok(Output::new(&list, format!("{}\n", list.join("\n"))));
     }
     let cfg = Config::load(&source)?;
-    let wait = match cli.wait {
-        Some(secs) => Duration::try_from_secs_f64(secs)
-            .map_err(|_| Error::usage(format!("--wait {secs}: expected seconds ≥ 0")))?,
-        None => cfg.lock_wait,
+    // `--wait` is the one knob for every wait of this run; without it each
+    // lock has its own configured default (docs/update-locks.md).
+    let given = cli
+        .wait
+        .map(|secs| {
+            Duration::try_from_secs_f64(secs)
+                .map_err(|_| Error::usage(format!("--wait {secs}: expected seconds ≥ 0")))
+        })
+        .transpose()?;
+    let wait = given.unwrap_or(cfg.lock_wait);
+    let locks = |force: bool| update_lock::LockPolicy {
+        wait: given.unwrap_or(cfg.update_lock_wait),
+        force,
     };
     match &cli.command {
         Command::Init => init(&cfg),
         Command::Check => commands::check::check(&cfg),
         Command::Plan => commands::commit::plan(&cfg),
-        Command::Commit => {
-            commands::commit::commit(&cfg, &commands::commit::CommitOptions { wait })
+        Command::Commit { force } => commands::commit::commit(
+            &cfg,
+            &commands::commit::CommitOptions {
+                wait,
+                locks: locks(*force),
+            },
+        ),
+        Command::Rollback { generation, force } => {
+            commands::rollback::rollback(&cfg, *generation, wait, locks(*force))
         }
-        Command::Rollback { generation } => commands::rollback::rollback(&cfg, *generation, wait),
         Command::Status => commands::inspect::status(&cfg),
         Command::List => commands::inspect::list(&cfg),
         Command::Diff { a, b } => commands::inspect::diff(&cfg, *a, *b),
         Command::Verify => commands::verify::verify(&cfg),
-        Command::Gc { keep } => commands::gc::gc(&cfg, *keep, wait),
-        Command::Recover { rollback } => commands::recover::recover(&cfg, *rollback, wait),
+        Command::Gc { keep } => {
+            commands::gc::gc(&cfg, *keep, wait, given.unwrap_or(Duration::ZERO))
+        }
+        Command::Recover { rollback } => {
+            commands::recover::recover(&cfg, *rollback, wait, locks(false))
+        }
         Command::Sync => commands::sync::sync(&cfg, wait),
+        Command::Lock { name, command } => commands::lock::lock(&cfg, name, command, wait),
+        Command::Exec {
+            name,
+            program,
+            args,
+        } => commands::exec::exec(&cfg, name, program.as_deref(), args, wait),
         Command::Failpoints => unreachable_failpoints(),
     }
 }
@@ -93,7 +121,11 @@ fn unreachable_failpoints() -> Result<Output> {
 
 fn init(cfg: &Config) -> Result<Output> {
     let state = state::State::init(cfg)?;
-    fsops::Dir::open_or_create(&cfg.runtime, 0o755)?;
+    update_lock::locks_dir(cfg)?;
+    if let Some(live) = state.live()? {
+        let m = generation::load(&state, live)?;
+        update_lock::ensure_files(cfg, m.services.keys().map(String::as_str))?;
+    }
     fsops::Dir::open_or_create(&cfg.scandir, 0o755)?;
     let human = format!(
         "initialized {} (scan directory {}, runtime {})\n",

@@ -81,11 +81,26 @@ impl ManagerLock {
     }
 }
 
-/// The recorded holder of the manager lock, if it is still running.
+/// The recorded holder of the manager lock, if it is still running (the
+/// very same process: boot id, pid and start time all match).
 pub fn read_holder(state: &Dir) -> Option<ProcessSignature> {
+    read_recorded(state).filter(|sig| sig.liveness() == Liveness::Running)
+}
+
+/// The signature recorded in `.lock` by the last holder, running or not.
+pub fn read_recorded(state: &Dir) -> Option<ProcessSignature> {
     let bytes = crate::manifest::read_capped(state, layout::LOCK, 64 << 10).ok()?;
-    let sig: ProcessSignature = serde_yaml::from_slice(&bytes).ok()?;
-    (sig.liveness() == Liveness::Running).then_some(sig)
+    serde_yaml::from_slice(&bytes).ok()
+}
+
+/// Every process holding the manager lock right now, from `/proc`.
+pub fn holders(state: &Dir) -> Vec<crate::holders::LockHolder> {
+    let Ok(file) = state.open_file(layout::LOCK) else {
+        return Vec::new();
+    };
+    fsops::file_identity(&file)
+        .map(crate::holders::holders_of)
+        .unwrap_or_default()
 }
 
 /// Is the manager lock held right now (by anyone, this process included)?

@@ -22,7 +22,8 @@ pub struct ProcessSignature {
 }
 
 /// Whether a recorded process still runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Liveness {
     /// The very same process runs.
     Running,
@@ -80,6 +81,16 @@ impl ProcessSignature {
             Some(now) if now.same_process(self) => Liveness::Running,
             Some(_) => Liveness::PidReused,
         }
+    }
+}
+
+impl fmt::Display for Liveness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Liveness::Running => "running",
+            Liveness::PidReused => "not running: its pid now belongs to a different process",
+            Liveness::Gone => "not running",
+        })
     }
 }
 

@@ -1,10 +1,14 @@
 //! The switch protocol shared by commit, rollback and recovery (design §4.1
-//! steps 6–11): rollback log, stop old instances, switch `live`, sync the
-//! scan directory, record history.
+//! steps 5–11): update locks, rollback log, stop old instances, switch
+//! `live`, release the update locks, sync the scan directory, record history.
 //!
-//! Before the switch, any failure undoes what was done (restarts stopped
-//! instances) and leaves `live` untouched; after it, the log stays until the
-//! scan directory and history are done, so `recover` can finish the job.
+//! The update locks are taken before the rollback log is written, so a
+//! transaction deferred by a held lock leaves no log and changes nothing.
+//! They are released after the switch and before the scan directory is
+//! synced, so a new instance that takes its own lock at start-up never waits
+//! for us. Before the switch, any failure undoes what was done (restarts
+//! stopped instances) and leaves `live` untouched; after it, the log stays
+//! until the scan directory and history are done, so `recover` can finish.
 
 use std::time::SystemTime;
 
@@ -19,6 +23,7 @@ use crate::scandir::{self, ScanSync};
 use crate::state::State;
 use crate::supervisor;
 use crate::txn::{self, Phase, TxnKind, TxnLog, TxnService};
+use crate::update_lock::{self, LockPolicy};
 
 /// A planned switch from the live generation to `to`.
 pub struct Switch<'a> {
@@ -26,6 +31,8 @@ pub struct Switch<'a> {
     pub from: Option<u64>,
     pub to: u64,
     pub plan: &'a Plan,
+    /// How held update locks are treated.
+    pub locks: LockPolicy,
 }
 
 /// Runs the switch; returns what changed in the scan directory.
@@ -34,6 +41,20 @@ pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync>
     // missing parent or a dangling link there fails here with `live`
     // untouched, not after the switch with a half-applied exit 1.
     Dir::open_or_create(&cfg.scandir, 0o755)?;
+    let to_stop: Vec<String> = switch
+        .plan
+        .to_stop()
+        .into_iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let deferred = match switch.kind {
+        TxnKind::Commit => format!(
+            "; generation {} stays staged and the next commit reuses it",
+            switch.to
+        ),
+        TxnKind::Rollback | TxnKind::AutoRollback => String::new(),
+    };
+    let locks = update_lock::acquire_all(cfg, &to_stop, switch.locks, &deferred)?;
     let mut log = TxnLog {
         id: format!(
             "{}-{}",
@@ -56,11 +77,16 @@ pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync>
             .collect(),
         stopped: Vec::new(),
         holder: ProcessSignature::myself(),
+        overridden: locks.overridden.iter().map(|b| b.to_string()).collect(),
     };
     txn::write(&state.dir, &log)?;
     failpoint::hit("txn.after-write")?;
 
-    if let Err(err) = stop_and_switch(cfg, state, &mut log) {
+    let switched = stop_and_switch(cfg, state, &mut log);
+    // Old instances are stopped and `live` is switched (or the attempt
+    // failed): release before any instance starts.
+    drop(locks);
+    if let Err(err) = switched {
         // Still before the switch (or the rename failed): put things back.
         if state.live().ok().flatten() != Some(log.to) {
             if let Err(undo_err) = undo(cfg, state, &log) {
@@ -127,6 +153,8 @@ pub fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
             .map(|s| s.name.as_str())
             .collect()
     };
+    // Lock files for new services; `sync` and no-op commits make the rest.
+    update_lock::ensure_files(cfg, with(Action::Start))?;
     let sync = scandir::apply(
         &scandir,
         &state.live_path(),
@@ -163,7 +191,7 @@ pub fn undo(cfg: &Config, state: &State, log: &TxnLog) -> Result<()> {
 pub fn history_line(log: &TxnLog, outcome: &str) -> String {
     let count = |a: Action| log.services.iter().filter(|s| s.action == a).count();
     format!(
-        "{} {} {} {} -> {} start={} restart={} stop={} {outcome}",
+        "{} {} {} {} -> {} start={} restart={} stop={} {outcome}{}",
         humantime::format_rfc3339_seconds(SystemTime::now()),
         log.id,
         log.kind,
@@ -172,5 +200,10 @@ pub fn history_line(log: &TxnLog, outcome: &str) -> String {
         count(Action::Start),
         count(Action::Restart),
         count(Action::Stop),
+        if log.overridden.is_empty() {
+            String::new()
+        } else {
+            format!(" forced={}", log.overridden.len())
+        }
     )
 }

@@ -74,6 +74,9 @@ pub struct TxnLog {
     #[serde(default)]
     pub stopped: Vec<String>,
     pub holder: ProcessSignature,
+    /// Update locks this transaction went past (`--force`), as messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<String>,
 }
 
 impl<'de> Deserialize<'de> for Action {
@@ -180,6 +183,7 @@ mod tests {
             }],
             stopped: vec![],
             holder: ProcessSignature::myself(),
+            overridden: vec![],
         }
     }
 

@@ -22,11 +22,14 @@ use crate::stock::{self, Stock};
 use crate::store::{self, Durability};
 use crate::transaction::{self, Switch};
 use crate::txn::TxnKind;
+use crate::update_lock::{self, LockPolicy};
 
 #[derive(Debug, Clone, Default)]
 pub struct CommitOptions {
     /// How long to wait for the manager lock.
     pub wait: std::time::Duration,
+    /// How to treat held update locks of services to stop or restart.
+    pub locks: LockPolicy,
 }
 
 /// The stock, the live generation and the plan between them.
@@ -214,6 +217,7 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             from: previous,
             to: generation,
             plan: &prepared.plan,
+            locks: opts.locks,
         },
     )?;
     let counts = prepared.plan.counts();
@@ -307,6 +311,7 @@ fn stage_generation(
 /// Re-creates missing scan directory links of the live generation.
 pub fn repair_scandir(cfg: &Config, state: &State, live: &GenerationManifest) -> Result<ScanSync> {
     let scandir = crate::fsops::Dir::open_or_create(&cfg.scandir, 0o755)?;
+    update_lock::ensure_files(cfg, live.services.keys().map(String::as_str))?;
     let names = live.services.keys().cloned().collect();
     let drift = scandir::drift(&scandir, &state.live_path(), &names)?;
     if !drift.changed() {

@@ -2,14 +2,18 @@
 //! (design §4.4).
 //!
 //! Kept: the live generation, the N newest, those named by an interrupted
-//! transaction; every object a kept generation references; and every
-//! object a running process uses (cwd, executable, open file or mapping
-//! under it, read from /proc). Deletion is crash-safe: a generation or
+//! transaction; every object a kept generation references; every object a
+//! running process uses (cwd, executable, open file or mapping under it,
+//! read from /proc); and every object pinned by `exec` (its pin cannot be
+//! locked exclusively). An object is removed only while gc holds its pin
+//! exclusively, so a launch cannot slip in. `--wait SECS` waits that long
+//! for pinned programs to end. Deletion is crash-safe: a generation or
 //! object is first renamed to a `.tmp-*` name (so it vanishes at once), then
 //! removed; recovery sweeps what a crash leaves.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -19,7 +23,8 @@ use crate::error::Result;
 use crate::failpoint;
 use crate::generation;
 use crate::layout;
-use crate::lock::ManagerLock;
+use crate::lock::{ManagerLock, POLL};
+use crate::pin;
 use crate::report;
 use crate::state::State;
 use crate::txn;
@@ -31,6 +36,8 @@ pub struct GcReport {
     pub removed_objects: Vec<String>,
     /// Unreferenced objects kept because a running process uses them.
     pub in_use: Vec<String>,
+    /// Unreferenced objects kept because a program started by `exec` pins them.
+    pub pinned: Vec<String>,
 }
 
 /// What gc would keep and remove, without removing anything.
@@ -56,6 +63,7 @@ pub fn mark(cfg: &Config, state: &State, keep: usize) -> Result<GcReport> {
         ..GcReport::default()
     };
     let users = paths_in_use();
+    let pins = pin::try_pins_dir(cfg)?;
     for name in state.store.names()? {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with(layout::TMP_PREFIX) || layout::split_object_name(name).is_none() {
@@ -65,17 +73,27 @@ pub fn mark(cfg: &Config, state: &State, keep: usize) -> Result<GcReport> {
             continue;
         }
         let dir = state.store.join(name);
+        if let Some(pins) = &pins {
+            if pin::is_pinned(pins, name)? {
+                report.pinned.push(name.to_string());
+                continue;
+            }
+        }
         if users.iter().any(|p| p.starts_with(&dir)) {
             report.in_use.push(name.to_string());
         } else {
             report.removed_objects.push(name.to_string());
         }
     }
-    let _ = cfg;
     Ok(report)
 }
 
-pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Result<Output> {
+pub fn gc(
+    cfg: &Config,
+    keep: Option<usize>,
+    wait: std::time::Duration,
+    pin_wait: std::time::Duration,
+) -> Result<Output> {
     let Some(state) = State::open(cfg)? else {
         return Ok(Output::new(
             &GcReport::default(),
@@ -85,7 +103,10 @@ pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Resul
     let _lock = ManagerLock::acquire(&state.dir, wait)?;
     super::recover::finish_interrupted(cfg, &state)?;
     let keep = keep.unwrap_or(cfg.keep_generations).max(1);
-    let report = mark(cfg, &state, keep)?;
+    let mut report = mark(cfg, &state, keep)?;
+    if !report.pinned.is_empty() && !pin_wait.is_zero() {
+        wait_for_pins(cfg, &mut report, pin_wait)?;
+    }
     failpoint::hit("gc.after-mark")?;
     for n in &report.removed_generations {
         // Renamed into the state directory first, so it vanishes at once
@@ -96,22 +117,38 @@ pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Resul
         failpoint::hit("gc.after-remove-generation")?;
         state.dir.remove_if_exists(&tmp)?;
     }
-    for object in &report.removed_objects {
+    let pins = pin::pins_dir(cfg)?;
+    let mut removed = Vec::new();
+    for object in std::mem::take(&mut report.removed_objects) {
+        // Hold the pin exclusively while the object goes, so that no
+        // `exec` starts from it in between.
+        let Some(claim) = pin::Claim::try_take(&pins, &object)? else {
+            report.pinned.push(object);
+            continue;
+        };
         let tmp = layout::tmp_name(&format!("gc-{object}"));
-        state.store.rename(object, &state.dir, &tmp)?;
+        state.store.rename(&object, &state.dir, &tmp)?;
         state.store.sync()?;
         failpoint::hit("gc.after-remove-object")?;
         state.dir.remove_if_exists(&tmp)?;
         state
             .store
-            .remove_if_exists(layout::object_manifest_name(object))?;
+            .remove_if_exists(layout::object_manifest_name(&object))?;
+        claim.release_removed(&pins)?;
+        removed.push(object);
     }
+    report.removed_objects = removed;
     state.store.sync()?;
+    for object in &report.pinned {
+        report::info(&format!(
+            "{object}: kept, pinned by a program started with `svcdir-update exec`"
+        ));
+    }
     for object in &report.in_use {
         report::info(&format!("{object}: kept, a running process uses it"));
     }
     let human = format!(
-        "removed {} generation(s) and {} store object(s); kept generations {}{}\n",
+        "removed {} generation(s) and {} store object(s); kept generations {}{}{}\n",
         report.removed_generations.len(),
         report.removed_objects.len(),
         report
@@ -127,9 +164,55 @@ pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Resul
                 "; {} unreferenced object(s) still in use",
                 report.in_use.len()
             )
+        },
+        if report.pinned.is_empty() {
+            String::new()
+        } else {
+            format!("; {} pinned object(s) kept", report.pinned.len())
         }
     );
     Ok(Output::new(&report, human))
+}
+
+/// Polls the pinned objects until their programs end or `wait` runs out;
+/// the ones set free join the objects to remove (unless a process uses them).
+fn wait_for_pins(cfg: &Config, report: &mut GcReport, wait: Duration) -> Result<()> {
+    let Some(pins) = pin::try_pins_dir(cfg)? else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + wait;
+    report::info(&format!(
+        "waiting up to {:.1}s for {} pinned object(s) to be released",
+        wait.as_secs_f64(),
+        report.pinned.len()
+    ));
+    loop {
+        let mut still = Vec::new();
+        let mut freed = Vec::new();
+        for object in std::mem::take(&mut report.pinned) {
+            if pin::is_pinned(&pins, &object)? {
+                still.push(object);
+            } else {
+                freed.push(object);
+            }
+        }
+        report.pinned = still;
+        if !freed.is_empty() {
+            let users = paths_in_use();
+            for object in freed {
+                let dir = cfg.state.join(layout::STORE).join(&object);
+                if users.iter().any(|p| p.starts_with(&dir)) {
+                    report.in_use.push(object);
+                } else {
+                    report.removed_objects.push(object);
+                }
+            }
+        }
+        if report.pinned.is_empty() || Instant::now() >= deadline {
+            return Ok(());
+        }
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+    }
 }
 
 /// Every path a running process has as cwd, executable, open file or mapping.

@@ -7,12 +7,15 @@ use super::{Output, commit, table};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::generation;
+use crate::holders::{self, LockHolder};
 use crate::lock;
+use crate::pin;
 use crate::plan::{self, Plan};
-use crate::procsig::ProcessSignature;
+use crate::procsig::{Liveness, ProcessSignature};
 use crate::state::State;
 use crate::store;
 use crate::txn;
+use crate::update_lock;
 
 #[derive(Debug, Serialize)]
 struct Interrupted {
@@ -22,6 +25,15 @@ struct Interrupted {
     to: u64,
     phase: txn::Phase,
     holder: ProcessSignature,
+    holder_liveness: Liveness,
+}
+
+/// A signature read from disk and whether that very process still runs.
+#[derive(Debug, Serialize)]
+struct Recorded {
+    #[serde(flatten)]
+    process: ProcessSignature,
+    liveness: Liveness,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,8 +47,19 @@ struct StatusReport {
     /// Damage found in the rollback log, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     log_error: Option<String>,
+    /// The recorded holder of the manager lock, when it is held and the
+    /// record names the very process that runs (pid and start time match).
     manager_lock: Option<ProcessSignature>,
     manager_lock_held: bool,
+    /// Processes holding the manager lock, from /proc (the truth).
+    manager_lock_holders: Vec<LockHolder>,
+    /// What `.lock` records, with the liveness of that exact process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manager_lock_recorded: Option<Recorded>,
+    /// Held update locks and their holders.
+    update_locks: Vec<update_lock::LockStatus>,
+    /// Store objects pinned by programs started with `exec`.
+    pins: Vec<pin::PinStatus>,
 }
 
 pub fn status(cfg: &Config) -> Result<Output> {
@@ -51,6 +74,10 @@ pub fn status(cfg: &Config) -> Result<Output> {
             log_error: None,
             manager_lock: None,
             manager_lock_held: false,
+            manager_lock_holders: vec![],
+            manager_lock_recorded: None,
+            update_locks: update_lock::held(cfg)?,
+            pins: vec![],
         };
         let human = format!(
             "state:        {} (not initialized; run `svcdir-update commit`)\n",
@@ -68,6 +95,7 @@ pub fn status(cfg: &Config) -> Result<Output> {
                 from: l.from,
                 to: l.to,
                 phase: l.phase,
+                holder_liveness: l.holder.liveness(),
                 holder: l.holder,
             }),
             None,
@@ -89,6 +117,17 @@ pub fn status(cfg: &Config) -> Result<Output> {
             None
         },
         manager_lock_held: held,
+        manager_lock_holders: if held {
+            lock::holders(&state.dir)
+        } else {
+            Vec::new()
+        },
+        manager_lock_recorded: lock::read_recorded(&state.dir).map(|process| Recorded {
+            liveness: process.liveness(),
+            process,
+        }),
+        update_locks: update_lock::held(cfg)?,
+        pins: pin::held(cfg)?,
     };
     let mut h = String::new();
     h.push_str(&format!("state:        {}\n", report.state));
@@ -112,21 +151,57 @@ pub fn status(cfg: &Config) -> Result<Output> {
     ));
     match (&report.interrupted, &report.log_error) {
         (Some(i), _) => h.push_str(&format!(
-            "transaction:  INTERRUPTED {} {} ({} -> {}, phase {:?}) by {}; run `svcdir-update recover`\n",
+            "transaction:  INTERRUPTED {} {} ({} -> {}, phase {:?}) by {} ({}); run `svcdir-update recover`\n",
             i.kind,
             i.id,
             i.from.map_or_else(|| "-".into(), |n| n.to_string()),
             i.to,
             i.phase,
-            i.holder
+            i.holder,
+            i.holder_liveness
         )),
         (None, Some(e)) => h.push_str(&format!("transaction:  DAMAGED LOG: {e}\n")),
         (None, None) => h.push_str("transaction:  none\n"),
     }
-    match (&report.manager_lock, report.manager_lock_held) {
-        (Some(sig), _) => h.push_str(&format!("manager lock: held by {sig}\n")),
-        (None, true) => h.push_str("manager lock: held\n"),
-        (None, false) => h.push_str("manager lock: free\n"),
+    if !report.manager_lock_held {
+        h.push_str("manager lock: free\n");
+    } else if !report.manager_lock_holders.is_empty() {
+        h.push_str(&format!(
+            "manager lock: held by {}\n",
+            holders::describe(&report.manager_lock_holders)
+        ));
+    } else {
+        h.push_str("manager lock: held\n");
+    }
+    if let (true, Some(rec)) = (report.manager_lock_held, &report.manager_lock_recorded) {
+        h.push_str(&format!(
+            "              recorded holder {}: {}\n",
+            rec.process, rec.liveness
+        ));
+    }
+    if report.update_locks.is_empty() {
+        h.push_str("update locks: none held\n");
+    } else {
+        h.push_str("update locks:\n");
+        for l in &report.update_locks {
+            h.push_str(&format!(
+                "  {}: held by {}\n",
+                l.service,
+                holders::describe(&l.holders)
+            ));
+        }
+    }
+    if report.pins.is_empty() {
+        h.push_str("pins:         none\n");
+    } else {
+        h.push_str("pins:\n");
+        for p in &report.pins {
+            h.push_str(&format!(
+                "  {}: pinned by {}\n",
+                p.object,
+                holders::describe(&p.holders)
+            ));
+        }
     }
     Ok(Output::new(&report, h))
 }

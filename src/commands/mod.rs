@@ -8,8 +8,10 @@ use serde::Serialize;
 
 pub mod check;
 pub mod commit;
+pub mod exec;
 pub mod gc;
 pub mod inspect;
+pub mod lock;
 pub mod recover;
 pub mod rollback;
 pub mod sync;

@@ -18,6 +18,7 @@ use crate::report;
 use crate::state::State;
 use crate::transaction::{self, Switch};
 use crate::txn::{self, TxnKind, TxnLog};
+use crate::update_lock::LockPolicy;
 
 /// What recovery did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -127,7 +128,12 @@ fn sweep_dir(dir: &Dir, swept: &mut Vec<String>) -> Result<()> {
 }
 
 /// `recover [--rollback]`.
-pub fn recover(cfg: &Config, rollback: bool, wait: std::time::Duration) -> Result<Output> {
+pub fn recover(
+    cfg: &Config,
+    rollback: bool,
+    wait: std::time::Duration,
+    locks: LockPolicy,
+) -> Result<Output> {
     let Some(state) = State::open(cfg)? else {
         let rec = Recovery {
             outcome: "none",
@@ -160,6 +166,7 @@ pub fn recover(cfg: &Config, rollback: bool, wait: std::time::Duration) -> Resul
                     from: Some(log.to),
                     to: from,
                     plan: &plan,
+                    locks,
                 },
             )?;
             rec.outcome = "undone";

@@ -13,6 +13,7 @@ use crate::scandir::ScanSync;
 use crate::state::State;
 use crate::transaction::{self, Switch};
 use crate::txn::TxnKind;
+use crate::update_lock::LockPolicy;
 
 #[derive(Debug, Serialize)]
 struct RollbackReport<'a> {
@@ -37,7 +38,12 @@ pub fn previous_generation(state: &State, live: u64) -> Result<u64> {
         })
 }
 
-pub fn rollback(cfg: &Config, target: Option<u64>, wait: std::time::Duration) -> Result<Output> {
+pub fn rollback(
+    cfg: &Config,
+    target: Option<u64>,
+    wait: std::time::Duration,
+    locks: LockPolicy,
+) -> Result<Output> {
     let Some(state) = State::open(cfg)? else {
         return Err(Error::bad_input(format!(
             "{} holds no generations yet; run `svcdir-update commit` first",
@@ -77,6 +83,7 @@ pub fn rollback(cfg: &Config, target: Option<u64>, wait: std::time::Duration) ->
             from: Some(live),
             to,
             plan: &plan,
+            locks,
         },
     )?;
     let counts = plan.counts();

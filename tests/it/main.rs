@@ -11,3 +11,4 @@ mod harness;
 
 mod badinput;
 mod core;
+mod locks;
