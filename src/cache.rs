@@ -8,7 +8,7 @@
 //! Format: a magic line, fixed-size little-endian records, then a BLAKE3 of
 //! everything before it.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::Result;
 use crate::fsops::Dir;
@@ -40,10 +40,49 @@ impl Fingerprint {
     }
 }
 
+/// The cache as loaded: the file's records, sorted by (device, inode) and
+/// searched in place (a hash map of 100,000 entries would cost twice the
+/// memory), plus what this run learnt.
 #[derive(Debug, Default)]
 pub struct StatCache {
-    map: HashMap<(u64, u64), (Fingerprint, [u8; 32])>,
-    dirty: bool,
+    /// Fixed-size records, sorted by (dev, ino).
+    records: Vec<u8>,
+    /// One bit per record: looked up and still valid in this run.
+    seen: Vec<AtomicU64>,
+    /// Hashes computed in this run, to be merged in on save.
+    added: Vec<(Fingerprint, [u8; 32])>,
+}
+
+fn decode_record(r: &[u8]) -> (Fingerprint, [u8; 32]) {
+    let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap_or_default());
+    let u32_at = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().unwrap_or_default());
+    let fp = Fingerprint {
+        dev: u64_at(0),
+        ino: u64_at(8),
+        size: u64_at(16),
+        mtime: (u64_at(24) as i64, u32_at(48)),
+        ctime: (u64_at(32) as i64, u32_at(52)),
+    };
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&r[56..88]);
+    (fp, hash)
+}
+
+fn encode_record(out: &mut Vec<u8>, fp: &Fingerprint, hash: &[u8; 32]) {
+    out.extend_from_slice(&fp.dev.to_le_bytes());
+    out.extend_from_slice(&fp.ino.to_le_bytes());
+    out.extend_from_slice(&fp.size.to_le_bytes());
+    out.extend_from_slice(&(fp.mtime.0 as u64).to_le_bytes());
+    out.extend_from_slice(&(fp.ctime.0 as u64).to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // reserved
+    out.extend_from_slice(&fp.mtime.1.to_le_bytes());
+    out.extend_from_slice(&fp.ctime.1.to_le_bytes());
+    out.extend_from_slice(hash);
+}
+
+fn key_of(r: &[u8]) -> (u64, u64) {
+    let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap_or_default());
+    (u64_at(0), u64_at(8))
 }
 
 impl StatCache {
@@ -59,63 +98,62 @@ impl StatCache {
         if std::io::Read::read_to_end(&mut &file, &mut bytes).is_err() {
             return StatCache::default();
         }
-        StatCache::decode(&bytes).unwrap_or_default()
+        StatCache::decode(bytes).unwrap_or_default()
     }
 
-    fn decode(bytes: &[u8]) -> Option<StatCache> {
+    fn decode(mut bytes: Vec<u8>) -> Option<StatCache> {
         let body_len = bytes.len().checked_sub(32)?;
         let (body, sum) = bytes.split_at(body_len);
         if blake3::hash(body).as_bytes() != sum || !body.starts_with(MAGIC) {
             return None;
         }
-        let records = &body[MAGIC.len()..];
-        if records.len() % RECORD != 0 {
+        if (body.len() - MAGIC.len()) % RECORD != 0 {
             return None;
         }
-        let mut map = HashMap::with_capacity(records.len() / RECORD);
-        for r in records.chunks_exact(RECORD) {
-            let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap_or_default());
-            let u32_at = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().unwrap_or_default());
-            let fp = Fingerprint {
-                dev: u64_at(0),
-                ino: u64_at(8),
-                size: u64_at(16),
-                mtime: (u64_at(24) as i64, u32_at(48)),
-                ctime: (u64_at(32) as i64, u32_at(52)),
-            };
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&r[56..88]);
-            let _ = u64_at(40); // reserved
-            map.insert((fp.dev, fp.ino), (fp, hash));
+        bytes.truncate(body_len);
+        bytes.drain(..MAGIC.len());
+        let records = bytes;
+        // A cache this tool wrote is sorted; anything else is not trusted.
+        let sorted = records
+            .chunks_exact(RECORD)
+            .zip(records.chunks_exact(RECORD).skip(1))
+            .all(|(a, b)| key_of(a) < key_of(b));
+        if !sorted {
+            return None;
         }
-        Some(StatCache { map, dirty: false })
+        let count = records.len() / RECORD;
+        Some(StatCache {
+            seen: (0..count.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            records,
+            added: Vec::new(),
+        })
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAGIC.len() + self.map.len() * RECORD + 32);
-        out.extend_from_slice(MAGIC);
-        for (fp, hash) in self.map.values() {
-            out.extend_from_slice(&fp.dev.to_le_bytes());
-            out.extend_from_slice(&fp.ino.to_le_bytes());
-            out.extend_from_slice(&fp.size.to_le_bytes());
-            out.extend_from_slice(&(fp.mtime.0 as u64).to_le_bytes());
-            out.extend_from_slice(&(fp.ctime.0 as u64).to_le_bytes());
-            out.extend_from_slice(&0u64.to_le_bytes());
-            out.extend_from_slice(&fp.mtime.1.to_le_bytes());
-            out.extend_from_slice(&fp.ctime.1.to_le_bytes());
-            out.extend_from_slice(hash);
-        }
-        let sum = blake3::hash(&out);
-        out.extend_from_slice(sum.as_bytes());
-        out
+    fn count(&self) -> usize {
+        self.records.len() / RECORD
     }
 
-    /// The cached hash of a file, if its fingerprint is unchanged.
+    /// The cached hash of a file, if its fingerprint is unchanged. Safe to
+    /// call from many threads at once.
     pub fn lookup(&self, fp: &Fingerprint) -> Option<[u8; 32]> {
-        self.map
-            .get(&(fp.dev, fp.ino))
-            .filter(|(cached, _)| cached == fp)
-            .map(|(_, h)| *h)
+        let (mut lo, mut hi) = (0, self.count());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let rec = &self.records[mid * RECORD..(mid + 1) * RECORD];
+            match key_of(rec).cmp(&(fp.dev, fp.ino)) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let (cached, hash) = decode_record(rec);
+                    if cached != *fp {
+                        return None;
+                    }
+                    self.seen[mid / 64].fetch_or(1 << (mid % 64), Ordering::Relaxed);
+                    return Some(hash);
+                }
+            }
+        }
+        None
     }
 
     /// Records a freshly computed hash, unless the file changed too recently
@@ -124,20 +162,45 @@ impl StatCache {
         if fp.ctime.0 >= scan_start - 1 || fp.mtime.0 >= scan_start - 1 {
             return;
         }
-        self.map.insert((fp.dev, fp.ino), (fp, hash));
-        self.dirty = true;
+        self.added.push((fp, hash));
     }
 
-    /// Drops entries of files not seen in this scan, so the cache tracks the stock.
-    pub fn retain_seen(&mut self, seen: &std::collections::HashSet<(u64, u64)>) {
-        let before = self.map.len();
-        self.map.retain(|k, _| seen.contains(k));
-        self.dirty |= self.map.len() != before;
+    fn is_seen(&self, i: usize) -> bool {
+        self.seen[i / 64].load(Ordering::Relaxed) & (1 << (i % 64)) != 0
+    }
+
+    /// Records not looked up in this run belong to files that vanished or
+    /// changed; they are dropped on save, so the cache tracks the stock.
+    fn dirty(&self) -> bool {
+        !self.added.is_empty() || (0..self.count()).any(|i| !self.is_seen(i))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut entries: Vec<(Fingerprint, [u8; 32])> = self
+            .records
+            .chunks_exact(RECORD)
+            .enumerate()
+            .filter(|(i, _)| self.is_seen(*i))
+            .map(|(_, r)| decode_record(r))
+            .collect();
+        // A re-hashed file replaces its old record.
+        entries.extend(self.added.iter().copied());
+        entries.reverse();
+        entries.sort_by_key(|(fp, _)| (fp.dev, fp.ino));
+        entries.dedup_by_key(|(fp, _)| (fp.dev, fp.ino));
+        let mut out = Vec::with_capacity(MAGIC.len() + entries.len() * RECORD + 32);
+        out.extend_from_slice(MAGIC);
+        for (fp, hash) in &entries {
+            encode_record(&mut out, fp, hash);
+        }
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(sum.as_bytes());
+        out
     }
 
     /// Writes the cache if it changed. Best effort: a failure only costs speed.
     pub fn save(&self, cache_dir: &Dir) -> Result<()> {
-        if !self.dirty {
+        if !self.dirty() {
             return Ok(());
         }
         // Not fsynced: a cache lost in a crash is rebuilt; a torn one fails
@@ -151,12 +214,13 @@ impl StatCache {
         cache_dir.rename(&tmp, cache_dir, CACHE_FILE)
     }
 
+    /// Entries the cache held when loaded.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.count() == 0
     }
 }
 
@@ -177,24 +241,46 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_corruption() {
         let mut c = StatCache::default();
-        c.insert(fp(1), [7; 32], 1_000);
         c.insert(fp(2), [8; 32], 1_000);
+        c.insert(fp(1), [7; 32], 1_000);
         let bytes = c.encode();
-        let back = StatCache::decode(&bytes).unwrap();
+        let back = StatCache::decode(bytes.clone()).unwrap();
+        assert_eq!(back.len(), 2);
         assert_eq!(back.lookup(&fp(1)), Some([7; 32]));
+        assert_eq!(back.lookup(&fp(2)), Some([8; 32]));
+        assert_eq!(back.lookup(&fp(3)), None);
         let mut changed = fp(1);
         changed.ctime.1 += 1;
         assert_eq!(back.lookup(&changed), None);
         let mut bad = bytes.clone();
         bad[10] ^= 1;
-        assert!(StatCache::decode(&bad).is_none());
-        assert!(StatCache::decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(StatCache::decode(bad).is_none());
+        assert!(StatCache::decode(bytes[..bytes.len() - 1].to_vec()).is_none());
+    }
+
+    #[test]
+    fn save_keeps_what_was_seen_and_what_was_added() {
+        let mut c = StatCache::default();
+        c.insert(fp(1), [7; 32], 1_000);
+        c.insert(fp(2), [8; 32], 1_000);
+        let mut next = StatCache::decode(c.encode()).unwrap();
+        // File 1 is seen unchanged; file 2 vanished; file 3 is new.
+        assert!(next.lookup(&fp(1)).is_some());
+        next.insert(fp(3), [9; 32], 1_000);
+        assert!(next.dirty());
+        let last = StatCache::decode(next.encode()).unwrap();
+        assert_eq!(last.len(), 2);
+        assert_eq!(last.lookup(&fp(1)), Some([7; 32]));
+        assert_eq!(last.lookup(&fp(2)), None);
+        assert_eq!(last.lookup(&fp(3)), Some([9; 32]));
+        // Everything seen, nothing added: nothing to write.
+        assert!(!last.dirty());
     }
 
     #[test]
     fn recent_files_are_not_cached() {
         let mut c = StatCache::default();
         c.insert(fp(1), [7; 32], 100);
-        assert!(c.is_empty());
+        assert!(c.added.is_empty());
     }
 }

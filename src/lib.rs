@@ -54,6 +54,7 @@ use error::{Error, Result};
 /// Runs one parsed command line and returns its output.
 pub fn run(cli: &Cli) -> Result<Output> {
     report::set_verbosity(if cli.quiet { -1 } else { cli.verbose as i8 });
+    report::set_json(cli.json);
     let source = match (&cli.config, &cli.root) {
         (Some(file), _) => ConfigSource::File(file.clone()),
         (None, Some(root)) => ConfigSource::Root(root.clone()),

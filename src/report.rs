@@ -3,9 +3,20 @@
 //! Results go to stdout (human text or one JSON document, from the command
 //! modules); everything said along the way goes through here.
 
-use std::sync::atomic::{AtomicI8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
 
 static VERBOSITY: AtomicI8 = AtomicI8::new(0);
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether the result is wanted as JSON (`--json`); commands skip building
+/// the JSON document otherwise (it is large for 10,000 services).
+pub fn set_json(on: bool) {
+    JSON.store(on, Ordering::Relaxed);
+}
+
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
 
 /// -1 quiet, 0 normal, 1+ verbose.
 pub fn set_verbosity(level: i8) {

@@ -8,7 +8,7 @@
 //! collected, so `check` can report them all at once. This module only
 //! reads; it never writes to a stock tree or anywhere else.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -222,13 +222,9 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
         .collect();
 
     let mut cache = cache;
-    let mut seen: HashSet<(u64, u64)> = HashSet::new();
     for result in walked {
         let (service, mut service_problems, hashed) = result?;
         problems.append(&mut service_problems);
-        for fp in &service.fingerprints {
-            seen.insert((fp.dev, fp.ino));
-        }
         for (fp, hash) in hashed {
             cache.insert(fp, hash, scan_start);
         }
@@ -249,7 +245,6 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
             transient: false,
         });
     }
-    cache.retain_seen(&seen);
     stock.cache = cache;
     if problems.is_empty() {
         return Ok(stock);
@@ -479,7 +474,7 @@ impl Walker<'_> {
                     };
                     entry.kind = EntryKind::File;
                     entry.size = Some(size);
-                    entry.blake3 = Some(tree::hash_hex(&blake3::Hash::from_bytes(hash)));
+                    entry.blake3 = Some(tree::ContentHash(hash));
                     self.push(entry, &st);
                 }
                 Kind::Symlink => {

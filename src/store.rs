@@ -111,7 +111,7 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
                         .map_err(|e| Error::io("cannot read", &dst_path, e))?;
                     hasher.finalize()
                 };
-                if Some(tree::hash_hex(&hash)) != entry.blake3 {
+                if Some(tree::ContentHash::from(hash)) != entry.blake3 {
                     return Err(stock::changed_while_reading(
                         &service.dir().join(&entry.path),
                     ));

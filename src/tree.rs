@@ -46,9 +46,9 @@ pub struct Entry {
     pub gid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// BLAKE3 of a file's content, hex.
+    /// BLAKE3 of a file's content (hex in manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blake3: Option<String>,
+    pub blake3: Option<ContentHash>,
     /// A symlink's target, verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -57,8 +57,15 @@ pub struct Entry {
 impl Entry {
     /// The part of an entry that the digest covers, one line.
     fn canonical_line(&self, out: &mut Vec<u8>) {
+        let hex;
         let payload = match self.kind {
-            EntryKind::File => self.blake3.as_deref().unwrap_or(""),
+            EntryKind::File => match &self.blake3 {
+                Some(h) => {
+                    hex = blake3::Hash::from_bytes(h.0).to_hex();
+                    hex.as_str()
+                }
+                None => "",
+            },
             EntryKind::Symlink => self.target.as_deref().unwrap_or(""),
             EntryKind::Dir => "",
         };
@@ -110,9 +117,42 @@ pub fn base_of(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(_, b)| b)
 }
 
-/// Hex BLAKE3 of bytes (what [`Entry::blake3`] holds).
-pub fn hash_hex(hash: &blake3::Hash) -> String {
-    hash.to_hex().to_string()
+/// A file's BLAKE3, kept as 32 bytes in memory (a tree of 100,000 files
+/// would otherwise hold 6 MB of hex strings) and written as hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl From<blake3::Hash> for ContentHash {
+    fn from(h: blake3::Hash) -> Self {
+        ContentHash(*h.as_bytes())
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(blake3::Hash::from_bytes(self.0).to_hex().as_str())
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({self})")
+    }
+}
+
+impl Serialize for ContentHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(blake3::Hash::from_bytes(self.0).to_hex().as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        blake3::Hash::from_hex(&text)
+            .map(ContentHash::from)
+            .map_err(|_| serde::de::Error::custom(format!("blake3 {text:?} is not 64 hex digits")))
+    }
 }
 
 /// Permission bits as octal text in manifests (`"0755"`), for humans.
@@ -146,7 +186,7 @@ mod tests {
             uid: 0,
             gid: 0,
             size: Some(content.len() as u64),
-            blake3: Some(hash_hex(&blake3::hash(content))),
+            blake3: Some(blake3::hash(content).into()),
             target: None,
         }
     }

@@ -29,7 +29,11 @@ impl Output {
     pub fn new<T: Serialize>(value: &T, human: String) -> Output {
         Output {
             human,
-            json: serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+            json: if crate::report::json() {
+                serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+            } else {
+                serde_json::Value::Null
+            },
             code: crate::error::exit::OK,
         }
     }

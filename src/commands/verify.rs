@@ -130,7 +130,7 @@ fn walk(
                 let mut h = blake3::Hasher::new();
                 h.update_reader(&file)
                     .map_err(|e| Error::io("cannot read", base.join(&rel), e))?;
-                Some(tree::hash_hex(&h.finalize()))
+                Some(tree::ContentHash::from(h.finalize()).to_string())
             }
             (EntryKind::Symlink, Kind::Symlink) => {
                 dir.read_link(&name)?.to_str().map(str::to_string)
@@ -171,7 +171,7 @@ fn compare(
         return;
     }
     match e.kind {
-        EntryKind::File if content != e.blake3 => {
+        EntryKind::File if content != e.blake3.map(|h| h.to_string()) => {
             problems.push(format!("{}: content changed", path.display()));
         }
         EntryKind::Symlink if content != e.target => {
