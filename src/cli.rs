@@ -53,7 +53,13 @@ pub enum Command {
     /// Show what `commit` would do, and why
     Plan,
     /// Stage the stock as a new generation and switch to it
-    Commit,
+    Commit {
+        /// After the switch, wait up to SECS until every started or restarted
+        /// service is up (same pid for 1 s); if one is not, roll back to the
+        /// previous generation by itself and exit 3
+        #[arg(long, value_name = "SECS")]
+        check_up: Option<f64>,
+    },
     /// Switch back to an earlier generation [default: the previous one]
     Rollback {
         /// Generation number (see `list`)

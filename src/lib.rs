@@ -25,6 +25,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fsops;
 pub mod generation;
+pub mod health;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
@@ -70,8 +71,15 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Init => init(&cfg),
         Command::Check => commands::check::check(&cfg),
         Command::Plan => commands::commit::plan(&cfg),
-        Command::Commit => {
-            commands::commit::commit(&cfg, &commands::commit::CommitOptions { wait })
+        Command::Commit { check_up } => {
+            let check_up = check_up
+                .map(|secs| {
+                    Duration::try_from_secs_f64(secs).map_err(|_| {
+                        Error::usage(format!("--check-up {secs}: expected seconds ≥ 0"))
+                    })
+                })
+                .transpose()?;
+            commands::commit::commit(&cfg, &commands::commit::CommitOptions { wait, check_up })
         }
         Command::Rollback { generation } => commands::rollback::rollback(&cfg, *generation, wait),
         Command::Status => commands::inspect::status(&cfg),
