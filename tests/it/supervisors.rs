@@ -30,6 +30,7 @@ fn five_services_change_one_add_one_remove_one(family: Family) {
         .collect();
     let web_before = scanner.wait_pid("web");
     let old_object = live_object(&root, "old");
+    let web_v1_object = live_object(&root, "web");
     let old_pid = scanner.wait_pid("old");
     let old_supervisors = scanner.supervisors_of(&old_object);
     assert_eq!(old_supervisors.len(), 1, "one supervisor for old");
@@ -88,6 +89,22 @@ fn five_services_change_one_add_one_remove_one(family: Family) {
         "web v2 ran more than once: {web_runs:?}"
     );
     assert_eq!(scanner.service_pid("web"), Some(web_after));
+    // Supervisors wrote supervise/ (and s6 event/) into the store objects;
+    // those are runtime entries, which verify ignores.
+    assert!(live_object(&root, "a").join("supervise").is_dir());
+    root.run(&["verify"]).ok();
+    // gc deletes the old objects, supervise/ FIFOs and all, once their
+    // supervisors let go of them.
+    wait_until("web v1's supervisor exited", REACT, || {
+        scanner.supervisors_of(&web_v1_object).is_empty()
+    });
+    root.run(&["gc", "--keep", "1"]).ok();
+    assert!(
+        !web_v1_object.exists(),
+        "gc left {}",
+        web_v1_object.display()
+    );
+    assert!(!old_object.exists(), "gc left {}", old_object.display());
 }
 
 #[test]
@@ -217,6 +234,7 @@ fn check_up_rolls_back_a_service_that_exits_at_once(family: Family) {
     let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
     assert!(history.contains("auto-rollback 2 -> 1"), "{history}");
     assert!(!root.state().join(".txn.yaml").exists());
+    root.run(&["verify"]).ok();
 }
 
 #[test]
@@ -338,4 +356,43 @@ fn s6_recover_restarts_what_a_crash_stopped() {
 #[test]
 fn runit_recover_restarts_what_a_crash_stopped() {
     crash_after_stop_then_recover_restarts(Family::Runit);
+}
+
+#[cfg(feature = "failpoints")]
+fn crash_after_switch_then_recover_finishes(family: Family) {
+    let (root, scanner) = running(family, &["web", "db"]);
+    let web_v1 = scanner.wait_pid("web");
+    let db_pid = scanner.wait_pid("db");
+    add_logging_service(&root, "web", "v2");
+    add_logging_service(&root, "api", "v1");
+    let mut cmd = root.command(&["commit"]);
+    cmd.env("SVCDIR_UPDATE_FAILPOINT", "txn.after-switch");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), None, "the failpoint kills the commit");
+    assert_eq!(root.live_generation(), Some(2), "crashed after the switch");
+    assert!(!alive(web_v1), "the old web was stopped before the switch");
+    let run = root.run(&["recover"]).ok();
+    assert!(run.stdout.contains("finished"), "{}", run.stdout);
+    // Finishing links api and notifies the scanner: v2 and api run.
+    let mut pid = 0;
+    wait_until("web v2 up", REACT, || {
+        pid = scanner.service_pid("web").unwrap_or(0);
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == pid && t == "v2")
+    });
+    scanner.wait_pid("api");
+    assert_eq!(scanner.service_pid("db"), Some(db_pid));
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn s6_recover_finishes_a_switched_commit() {
+    crash_after_switch_then_recover_finishes(Family::S6);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn runit_recover_finishes_a_switched_commit() {
+    crash_after_switch_then_recover_finishes(Family::Runit);
 }
