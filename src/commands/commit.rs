@@ -247,7 +247,10 @@ fn gate(
             source: None,
         });
     };
-    report::warn(&format!("{failed}; rolling back to generation {previous}"));
+    report::info(&format!(
+        "{} is not up; rolling back to generation {previous}",
+        bad.name
+    ));
     let new = generation::load(state, generation)?;
     let old = require_complete(state, previous)?;
     let back = plan::make(&new.services, &old.services);

@@ -187,17 +187,19 @@ fn runit_never_runs_two_instances() {
     no_overlap_across_ten_commits(Family::Runit);
 }
 
-fn check_up_rolls_back_a_service_that_exits_at_once(family: Family) {
+/// `--check-up 5` with a new `run` whose body (after logging) is `dies`.
+fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
     let db_pid = scanner.wait_pid("db");
     let out = root.path().join("out").display().to_string();
     root.write_stock(
         "web/run",
-        &format!("#!/bin/sh\necho \"$$ v2\" >> {out}/web.log\nexit 0\n"),
+        &format!("#!/bin/sh\necho \"$$ v2\" >> {out}/web.log\n{dies}\n"),
         0o755,
     );
     let run = root.run(&["commit", "--check-up", "5"]).code(3);
+    eprintln!("{family:?} --check-up failure said:\n{}", run.stderr);
     assert!(
         run.stderr.contains("web did not come up within 5s"),
         "{}",
@@ -239,12 +241,24 @@ fn check_up_rolls_back_a_service_that_exits_at_once(family: Family) {
 
 #[test]
 fn s6_check_up_rolls_back_by_itself() {
-    check_up_rolls_back_a_service_that_exits_at_once(Family::S6);
+    check_up_rolls_back_a_failing_service(Family::S6, "exit 0");
 }
 
 #[test]
 fn runit_check_up_rolls_back_by_itself() {
-    check_up_rolls_back_a_service_that_exits_at_once(Family::Runit);
+    check_up_rolls_back_a_failing_service(Family::Runit, "exit 0");
+}
+
+/// Up for a moment is not up: a service that dies 300 ms after each start
+/// is seen "up" by s6-svwait / sv check, yet must fail the gate.
+#[test]
+fn s6_check_up_rolls_back_a_service_that_dies_after_starting() {
+    check_up_rolls_back_a_failing_service(Family::S6, "sleep 0.3; exit 1");
+}
+
+#[test]
+fn runit_check_up_rolls_back_a_service_that_dies_after_starting() {
+    check_up_rolls_back_a_failing_service(Family::Runit, "sleep 0.3; exit 1");
 }
 
 fn check_up_passes_for_healthy_services(family: Family) {
