@@ -21,7 +21,8 @@ pub struct NotUp {
 }
 
 /// Waits, all services sharing one deadline of `timeout`, until every
-/// service the plan starts or restarts runs from its new store object.
+/// service the plan starts or restarts runs from its new store object
+/// (except those shipped with a `down` file: they are not meant to start).
 /// Returns the first that did not.
 pub fn check_up(
     cfg: &Config,
@@ -37,6 +38,13 @@ pub fn check_up(
         }
         let Some(object) = &s.to else { continue };
         let dir = state.store.join(object);
+        if dir.join("down").exists() {
+            report::debug(&format!(
+                "{}: has a `down` file, not expected up; not checked",
+                s.name
+            ));
+            continue;
+        }
         report::debug(&format!("waiting for {} to come up", s.name));
         if let Err(why) = sup.wait_up(&s.name, &dir, deadline.left())? {
             return Ok(Some(NotUp {

@@ -79,6 +79,11 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     })
                 })
                 .transpose()?;
+            if check_up.is_some() && cfg.supervisor == config::Supervisor::None {
+                return Err(Error::usage(
+                    "--check-up needs a supervisor to ask; set `supervisor: s6` or `runit` in the config",
+                ));
+            }
             commands::commit::commit(&cfg, &commands::commit::CommitOptions { wait, check_up })
         }
         Command::Rollback { generation } => commands::rollback::rollback(&cfg, *generation, wait),

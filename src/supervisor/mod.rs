@@ -51,6 +51,11 @@ pub struct ServiceStatus {
 }
 
 impl ServiceStatus {
+    /// Is it running or meant to run (not down on purpose)?
+    pub fn wanted(&self) -> bool {
+        self.supervised && (self.up || self.finishing || self.want_up)
+    }
+
     pub fn unsupervised() -> ServiceStatus {
         ServiceStatus {
             text: "no supervisor runs for it".into(),

@@ -271,3 +271,19 @@ pub fn remove_service(root: &Root, name: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Takes a service down the way an administrator would, and waits for it.
+pub fn admin_down(family: Family, dir: &Path) {
+    let status = match family {
+        Family::S6 => Command::new("s6-svc")
+            .args(["-T", "10000", "-wD", "-d"])
+            .arg(dir)
+            .status(),
+        Family::Runit => Command::new("sv")
+            .args(["-w", "10", "down"])
+            .arg(dir)
+            .status(),
+    }
+    .unwrap();
+    assert!(status.success(), "cannot take {} down", dir.display());
+}
