@@ -494,3 +494,65 @@ fn s6_recover_finishes_a_switched_commit() {
 fn runit_recover_finishes_a_switched_commit() {
     crash_after_switch_then_recover_finishes(Family::Runit);
 }
+
+/// A service with a logger (`log/run`): both run from the new object after
+/// the commit, the old logger and its supervisor are gone, and the log
+/// holds the output of both versions.
+fn service_with_a_logger_restarts_with_it(family: Family) {
+    let root = Root::empty();
+    configure(&root, family);
+    let out = root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let add = |tag: &str| {
+        root.write_stock(
+            "web/run",
+            &format!("#!/bin/sh\necho \"web {tag} $$\"\nexec sleep 100000\n"),
+            0o755,
+        );
+        root.write_stock(
+            "web/log/run",
+            &format!("#!/bin/sh\nexec cat >> {}/web.out\n", out.display()),
+            0o755,
+        );
+    };
+    add("v1");
+    root.commit().ok();
+    let scanner = Scanner::start(&root, family);
+    let logger = root.scandir().join("web/log");
+    let web_v1 = scanner.wait_pid("web");
+    wait_until("the logger is up", REACT, || {
+        service_pid(family, &logger).is_some()
+    });
+    let logger_v1 = service_pid(family, &logger).unwrap();
+    let old_object = live_object(&root, "web");
+    let text = || std::fs::read_to_string(out.join("web.out")).unwrap_or_default();
+    wait_until("v1 logged", REACT, || text().contains("web v1"));
+
+    add("v2");
+    root.commit().ok();
+    wait_until("v2 logged", REACT, || text().contains("web v2"));
+    let web_v2 = scanner.wait_pid("web");
+    assert_ne!(web_v2, web_v1);
+    assert!(
+        !alive(web_v1) && !alive(logger_v1),
+        "old instance or logger left"
+    );
+    wait_until("the new logger is up", REACT, || {
+        service_pid(family, &logger).is_some_and(|p| p != logger_v1)
+    });
+    wait_until("old supervisors exited", REACT, || {
+        scanner.supervisors_of(&old_object).is_empty()
+            && scanner.supervisors_of(&old_object.join("log")).is_empty()
+    });
+    assert_eq!(text().matches("web v2").count(), 1, "{}", text());
+}
+
+#[test]
+fn s6_service_with_a_logger_restarts_with_it() {
+    service_with_a_logger_restarts_with_it(Family::S6);
+}
+
+#[test]
+fn runit_service_with_a_logger_restarts_with_it() {
+    service_with_a_logger_restarts_with_it(Family::Runit);
+}
