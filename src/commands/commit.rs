@@ -253,7 +253,7 @@ fn gate(
     ));
     let new = generation::load(state, generation)?;
     let old = require_complete(state, previous)?;
-    let back = plan::make(&new.services, &old.services);
+    let back = plan::make_to_generation(&new.services, &old.services, previous);
     transaction::run(
         cfg,
         state,

@@ -57,7 +57,7 @@ pub fn rollback(cfg: &Config, target: Option<u64>, wait: std::time::Duration) ->
     };
     let from_manifest = generation::load(&state, live)?;
     let to_manifest = commit::require_complete(&state, to)?;
-    let plan = plan::make(&from_manifest.services, &to_manifest.services);
+    let plan = plan::make_to_generation(&from_manifest.services, &to_manifest.services, to);
     if to == live {
         let human = format!("generation {live} is already live\n");
         let report = RollbackReport {

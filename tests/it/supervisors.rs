@@ -556,3 +556,44 @@ fn s6_service_with_a_logger_restarts_with_it() {
 fn runit_service_with_a_logger_restarts_with_it() {
     service_with_a_logger_restarts_with_it(Family::Runit);
 }
+
+fn rollback_restarts_only_what_differs(family: Family) {
+    let (root, scanner) = running(family, &["web", "db"]);
+    let db = scanner.wait_pid("db");
+    add_logging_service(&root, "web", "v2");
+    root.commit().ok();
+    let mut v2 = 0;
+    wait_until("web v2 up", REACT, || {
+        v2 = scanner.service_pid("web").unwrap_or(0);
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == v2 && t == "v2")
+    });
+    let run = root.run(&["rollback"]).ok();
+    let lines = squeezed(&run.stdout);
+    assert!(
+        lines.iter().any(|l| l == "web restart: as in generation 1"),
+        "{lines:#?}"
+    );
+    assert!(!alive(v2), "v2 still runs after the rollback");
+    let mut v1 = 0;
+    wait_until("web v1 up again", REACT, || {
+        v1 = scanner.service_pid("web").unwrap_or(0);
+        v1 != 0
+            && runs(&root, "web")
+                .iter()
+                .any(|(p, t)| *p == v1 && t == "v1")
+    });
+    assert_eq!(runs(&root, "web").len(), 3, "{:?}", runs(&root, "web"));
+    assert_eq!(scanner.service_pid("db"), Some(db));
+}
+
+#[test]
+fn s6_rollback_restarts_only_what_differs() {
+    rollback_restarts_only_what_differs(Family::S6);
+}
+
+#[test]
+fn runit_rollback_restarts_only_what_differs() {
+    rollback_restarts_only_what_differs(Family::Runit);
+}
