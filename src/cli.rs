@@ -62,6 +62,11 @@ pub enum Command {
         /// only); every holder gone past is named as a warning
         #[arg(long)]
         force: bool,
+        /// After the switch, wait up to SECS until every started or restarted
+        /// service is up (same pid for 1 s); if one is not, roll back to the
+        /// previous generation by itself and exit 3
+        #[arg(long, value_name = "SECS")]
+        check_up: Option<f64>,
     },
     /// Switch back to an earlier generation [default: the previous one]
     Rollback {

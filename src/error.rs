@@ -115,6 +115,11 @@ pub enum Error {
 
     #[error("{what}")]
     RolledBack { what: String },
+
+    /// A supervisor command failed or a service did not stop in time; when
+    /// this happens before the switch, nothing was switched (retry later).
+    #[error("{what}")]
+    Supervisor { what: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -141,6 +146,7 @@ impl Error {
             Error::Usage { .. } => exit::USAGE,
             Error::AfterSwitch { .. } => exit::AFTER_SWITCH,
             Error::RolledBack { .. } => exit::ROLLED_BACK,
+            Error::Supervisor { .. } => exit::TEMP_FAIL,
         }
     }
 
@@ -177,6 +183,10 @@ impl Error {
 
     pub fn usage(what: impl Into<String>) -> Self {
         Error::Usage { what: what.into() }
+    }
+
+    pub fn supervisor(what: impl Into<String>) -> Self {
+        Error::Supervisor { what: what.into() }
     }
 
     pub fn unsafe_env(what: impl Into<String>) -> Self {
@@ -242,6 +252,7 @@ mod tests {
                 1,
             ),
             (Error::RolledBack { what: "x".into() }, 3),
+            (Error::supervisor("x"), 75),
         ];
         for (err, code) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");

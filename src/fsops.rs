@@ -520,6 +520,21 @@ impl Dir {
         rustix::fs::fsync(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
     }
 
+    /// Sets the directory's mtime (and atime) to now, e.g. to make runsvdir
+    /// rescan: it compares the scan directory's mtime between scans.
+    pub fn touch(&self) -> Result<()> {
+        let now = rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: now,
+            last_modification: now,
+        };
+        rustix::fs::futimens(&self.fd, &times)
+            .map_err(|e| Error::io("cannot set the modification time of", &self.path, io_err(e)))
+    }
+
     /// syncfs(2) of the whole file system that holds this directory.
     pub fn sync_fs(&self) -> Result<()> {
         rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
@@ -531,6 +546,21 @@ impl Dir {
             .map_err(|e| Error::io("cannot statfs", &self.path, io_err(e)))?;
         #[allow(clippy::unnecessary_cast)]
         Ok(st.f_type as i64)
+    }
+}
+
+/// Does the FIFO at `path` have a reader? This is how `s6-svok` and `sv`
+/// tell whether a supervisor runs for a service directory: open the control
+/// FIFO for writing without blocking; ENXIO means nobody listens, ENOENT
+/// that no supervisor ever ran there. Nothing is written.
+pub fn fifo_has_reader(path: &Path) -> Result<bool> {
+    let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(_fd) => Ok(true),
+        Err(rustix::io::Errno::NXIO | rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {
+            Ok(false)
+        }
+        Err(e) => Err(Error::io("cannot open", path, io_err(e))),
     }
 }
 

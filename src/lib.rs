@@ -25,6 +25,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fsops;
 pub mod generation;
+pub mod health;
 pub mod holders;
 pub mod layout;
 pub mod lock;
@@ -83,13 +84,28 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Init => init(&cfg),
         Command::Check => commands::check::check(&cfg),
         Command::Plan => commands::commit::plan(&cfg),
-        Command::Commit { force } => commands::commit::commit(
-            &cfg,
-            &commands::commit::CommitOptions {
-                wait,
-                locks: locks(*force),
-            },
-        ),
+        Command::Commit { force, check_up } => {
+            let check_up = check_up
+                .map(|secs| {
+                    Duration::try_from_secs_f64(secs).map_err(|_| {
+                        Error::usage(format!("--check-up {secs}: expected seconds ≥ 0"))
+                    })
+                })
+                .transpose()?;
+            if check_up.is_some() && cfg.supervisor == config::Supervisor::None {
+                return Err(Error::usage(
+                    "--check-up needs a supervisor to ask; set `supervisor: s6` or `runit` in the config",
+                ));
+            }
+            commands::commit::commit(
+                &cfg,
+                &commands::commit::CommitOptions {
+                    wait,
+                    locks: locks(*force),
+                    check_up,
+                },
+            )
+        }
         Command::Rollback { generation, force } => {
             commands::rollback::rollback(&cfg, *generation, wait, locks(*force))
         }

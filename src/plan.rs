@@ -135,6 +135,26 @@ pub fn make(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> P
     Plan { services }
 }
 
+/// Plans a switch back (or forward) to the existing generation `n`, with
+/// reasons that say so: "start: in generation 3", "stop: not in
+/// generation 3", "restart: as in generation 3".
+pub fn make_to_generation(
+    from: &BTreeMap<String, String>,
+    to: &BTreeMap<String, String>,
+    n: u64,
+) -> Plan {
+    let mut plan = make(from, to);
+    for s in &mut plan.services {
+        s.reason = match s.action {
+            Action::Start => format!("in generation {n}"),
+            Action::Stop => format!("not in generation {n}"),
+            Action::Restart => format!("as in generation {n}"),
+            Action::Keep => continue,
+        };
+    }
+    plan
+}
+
 /// The file-level differences between two entry lists (both sorted).
 pub fn diff_entries(old: &[Entry], new: &[Entry]) -> Vec<FileChange> {
     let old_map: BTreeMap<&str, &Entry> = old.iter().map(|e| (e.path.as_str(), e)).collect();
@@ -223,6 +243,21 @@ mod tests {
         );
         assert!(!plan.is_noop());
         assert!(make(&map(&[("a", "x")]), &map(&[("a", "x")])).is_noop());
+        let back = make_to_generation(
+            &map(&[("a", "a-1"), ("b", "b-2"), ("d", "d-1")]),
+            &map(&[("a", "a-1"), ("b", "b-1"), ("c", "c-1")]),
+            1,
+        );
+        let reasons: Vec<&str> = back.services.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "unchanged",
+                "as in generation 1",
+                "in generation 1",
+                "not in generation 1"
+            ]
+        );
     }
 
     proptest! {

@@ -128,9 +128,16 @@ fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> 
         txn::write(&state.dir, log)?;
         for s in &to_stop {
             let Some(object) = &s.from else { continue };
-            sup.stop(&s.name, &state.store.join(object))?;
-            log.stopped.push(s.name.clone());
-            txn::write(&state.dir, log)?;
+            let dir = state.store.join(object);
+            // Recorded *before* the stop, so a crash in the middle still
+            // restarts it on recovery; and only if it was running or meant
+            // to, so an undo never starts a service an administrator took
+            // down.
+            if sup.status(&dir)?.wanted() {
+                log.stopped.push(s.name.clone());
+                txn::write(&state.dir, log)?;
+            }
+            sup.stop(&s.name, &dir)?;
         }
     }
     failpoint::hit("txn.after-stop")?;

@@ -71,6 +71,9 @@ pub struct TxnLog {
     pub phase: Phase,
     pub started: String,
     pub services: Vec<TxnService>,
+    /// Services whose old instance was running (or meant to) and that this
+    /// transaction stops or stopped: an undo starts exactly these again.
+    /// Each is recorded before its stop begins.
     #[serde(default)]
     pub stopped: Vec<String>,
     pub holder: ProcessSignature,

@@ -8,9 +8,10 @@ use serde::Serialize;
 use super::{Output, table};
 use crate::cache::StatCache;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::generation;
+use crate::health;
 use crate::layout;
 use crate::lock::ManagerLock;
 use crate::manifest::GenerationManifest;
@@ -30,6 +31,9 @@ pub struct CommitOptions {
     pub wait: std::time::Duration,
     /// How to treat held update locks of services to stop or restart.
     pub locks: LockPolicy,
+    /// `--check-up SECS`: wait this long after the switch for every started
+    /// or restarted service to be up; roll back if one is not.
+    pub check_up: Option<std::time::Duration>,
 }
 
 /// The stock, the live generation and the plan between them.
@@ -136,8 +140,8 @@ pub fn plan(cfg: &Config) -> Result<Output> {
 /// services would otherwise bury the summary.
 const MAX_LINES: usize = 20;
 
-/// Per-service lines: action, name, reason (kept services and more than
-/// [`MAX_LINES`] changes only with -v).
+/// Per-service lines, "NAME  ACTION: REASON", e.g. "web  restart: run
+/// changed" (kept services and more than [`MAX_LINES`] changes only with -v).
 pub fn plan_table(plan: &Plan) -> String {
     let verbose = report::verbosity() > 0;
     let shown: Vec<&plan::ServiceChange> = plan
@@ -149,7 +153,7 @@ pub fn plan_table(plan: &Plan) -> String {
     let rows: Vec<Vec<String>> = shown
         .iter()
         .take(limit)
-        .map(|s| vec![s.action.to_string(), s.name.clone(), s.reason.clone()])
+        .map(|s| vec![s.name.clone(), format!("{}: {}", s.action, s.reason)])
         .collect();
     let mut out = table(&rows);
     if shown.len() > limit {
@@ -220,6 +224,17 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             locks: opts.locks,
         },
     )?;
+    if let Some(timeout) = opts.check_up {
+        gate(
+            cfg,
+            &state,
+            &prepared.plan,
+            generation,
+            previous,
+            timeout,
+            opts.locks,
+        )?;
+    }
     let counts = prepared.plan.counts();
     let report = CommitReport {
         generation,
@@ -232,6 +247,63 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     let mut human = format!("generation {generation} is live: {counts}\n");
     human.push_str(&plan_table(&prepared.plan));
     Ok(Output::new(&report, human))
+}
+
+/// The health gate: waits for the started and restarted services of `plan`
+/// (now live in `generation`); if one is not up in time, switches back to
+/// `previous` through the same transaction machinery and fails with
+/// [`Error::RolledBack`] (exit 3), naming the service and why.
+fn gate(
+    cfg: &Config,
+    state: &State,
+    plan: &Plan,
+    generation: u64,
+    previous: Option<u64>,
+    timeout: std::time::Duration,
+    locks: LockPolicy,
+) -> Result<()> {
+    let Some(bad) = health::check_up(cfg, state, plan, timeout)? else {
+        return Ok(());
+    };
+    let failed = format!(
+        "{} did not come up within {}s after the switch to generation {generation} ({})",
+        bad.name,
+        timeout.as_secs_f64(),
+        bad.why
+    );
+    let Some(previous) = previous else {
+        return Err(Error::AfterSwitch {
+            generation,
+            what: format!("{failed}; there is no earlier generation to roll back to"),
+            source: None,
+        });
+    };
+    report::info(&format!(
+        "{} is not up; rolling back to generation {previous}",
+        bad.name
+    ));
+    let new = generation::load(state, generation)?;
+    let old = require_switchable(state, previous, &new)?;
+    let back = plan::make_to_generation(&new.services, &old.services, previous);
+    transaction::run(
+        cfg,
+        state,
+        &Switch {
+            kind: TxnKind::AutoRollback,
+            from: Some(generation),
+            to: previous,
+            plan: &back,
+            locks,
+        },
+    )
+    .map_err(|e| Error::AfterSwitch {
+        generation,
+        what: format!("{failed}, and rolling back to generation {previous} failed"),
+        source: Some(Box::new(e)),
+    })?;
+    Err(Error::RolledBack {
+        what: format!("{failed}; rolled back: generation {previous} is live again"),
+    })
 }
 
 /// A generation newer than `live` with exactly `target`'s services — left

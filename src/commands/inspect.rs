@@ -313,13 +313,20 @@ pub fn diff_generations(state: &State, a: u64, b: u64) -> Result<Plan> {
 }
 
 /// The plan from generation `ma` to `mb`, naming the changed files of each
-/// restarted service (from the object manifests, read only for those).
+/// restarted service.
 pub fn plan_between(
     state: &State,
     ma: &crate::manifest::GenerationManifest,
     mb: &crate::manifest::GenerationManifest,
 ) -> Plan {
     let mut plan = plan::make(&ma.services, &mb.services);
+    describe_file_changes(state, &mut plan);
+    plan
+}
+
+/// Names the changed files of every restarted service in `plan` (from the
+/// object manifests, read only for those services).
+pub fn describe_file_changes(state: &State, plan: &mut Plan) {
     let entries = |obj: &str| {
         store::load_manifest(&state.store, obj)
             .ok()
@@ -335,5 +342,4 @@ pub fn plan_between(
             }
         }
     }
-    plan
 }

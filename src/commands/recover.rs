@@ -157,7 +157,7 @@ pub fn recover(
             let to_m = generation::load(&state, log.to)?;
             let from_m = generation::load(&state, from)?;
             generation::check_complete(&state, &from_m)?;
-            let plan = plan::make(&to_m.services, &from_m.services);
+            let plan = plan::make_to_generation(&to_m.services, &from_m.services, from);
             transaction::run(
                 cfg,
                 &state,

@@ -63,7 +63,8 @@ pub fn rollback(
     };
     let from_manifest = generation::load(&state, live)?;
     let to_manifest = commit::require_switchable(&state, to, &from_manifest)?;
-    let plan = super::inspect::plan_between(&state, &from_manifest, &to_manifest);
+    let mut plan = plan::make_to_generation(&from_manifest.services, &to_manifest.services, to);
+    super::inspect::describe_file_changes(&state, &mut plan);
     if to == live {
         let human = format!("generation {live} is already live\n");
         let report = RollbackReport {

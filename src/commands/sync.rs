@@ -1,5 +1,6 @@
 //! `sync`: rebuild the scan directory from `live` (at boot, when the scan
-//! directory is on tmpfs), idempotently, and say what changed.
+//! directory is on tmpfs), idempotently, say what changed, and notify the
+//! scanner (harmless when nothing changed; needed when it missed a change).
 
 use super::{Output, commit};
 use crate::config::Config;
@@ -24,6 +25,11 @@ pub fn sync(cfg: &Config, wait: std::time::Duration) -> Result<Output> {
     };
     let m = generation::load(&state, live)?;
     let sync = commit::repair_scandir(cfg, &state, &m)?;
+    if !sync.changed() {
+        // The links are right, but the scanner may not have seen them (it
+        // started before them, or missed a notification): tell it anyway.
+        crate::supervisor::for_config(cfg).notify(&cfg.scandir)?;
+    }
     let human = if sync.changed() {
         format!(
             "{}: {} link(s) added, {} removed (generation {live})\n",

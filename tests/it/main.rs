@@ -8,7 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod harness;
+mod supervise_harness;
 
 mod badinput;
 mod core;
 mod locks;
+mod supervisors;

@@ -1,0 +1,599 @@
+//! Real supervisors (issue 4): a commit restarts exactly what changed,
+//! never two instances at once, and `--check-up` rolls back by itself.
+//! Every test runs once with s6-svscan and once with runsvdir.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::supervise_harness::*;
+
+/// A root with services `names`, committed, with a scanner running them all.
+fn running(family: Family, names: &[&str]) -> (Root, Scanner) {
+    let root = Root::empty();
+    configure(&root, family);
+    for name in names {
+        add_logging_service(&root, name, "v1");
+    }
+    root.commit().ok();
+    let scanner = Scanner::start(&root, family);
+    for name in names {
+        scanner.wait_pid(name);
+    }
+    (root, scanner)
+}
+
+fn five_services_change_one_add_one_remove_one(family: Family) {
+    let (root, scanner) = running(family, &["a", "b", "c", "web", "old"]);
+    let before: Vec<u32> = ["a", "b", "c"]
+        .iter()
+        .map(|n| scanner.wait_pid(n))
+        .collect();
+    let web_before = scanner.wait_pid("web");
+    let old_object = live_object(&root, "old");
+    let web_v1_object = live_object(&root, "web");
+    let old_pid = scanner.wait_pid("old");
+    let old_supervisors = scanner.supervisors_of(&old_object);
+    assert_eq!(old_supervisors.len(), 1, "one supervisor for old");
+
+    add_logging_service(&root, "web", "v2");
+    add_logging_service(&root, "new", "v1");
+    remove_service(&root, "old");
+    let run = root.commit().ok();
+    let lines = squeezed(&run.stdout);
+    for line in [
+        "web restart: run changed",
+        "new start: new service",
+        "old stop: removed from stock",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "{line:?} in {lines:#?}");
+    }
+
+    // The changed one runs the new `run`, exactly once.
+    let mut web_after = 0;
+    wait_until("web v2 up", REACT, || {
+        web_after = scanner.service_pid("web").unwrap_or(0);
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == web_after && t == "v2")
+    });
+    assert_ne!(web_after, web_before);
+    assert!(!alive(web_before), "old web {web_before} still runs");
+    // The added one runs.
+    scanner.wait_pid("new");
+    // The removed one is gone, and so is its supervisor.
+    wait_until("old's supervisor exited", REACT, || {
+        old_supervisors.iter().all(|&p| !alive(p))
+    });
+    assert!(!alive(old_pid), "removed service {old_pid} still runs");
+    assert!(!root.scandir().join("old").exists());
+    // Unchanged ones kept their pid and ran once.
+    let after: Vec<u32> = ["a", "b", "c"]
+        .iter()
+        .map(|n| scanner.wait_pid(n))
+        .collect();
+    assert_eq!(before, after, "unchanged services were restarted");
+    for name in ["a", "b", "c"] {
+        assert_eq!(runs(&root, name).len(), 1, "{name} ran more than once");
+    }
+    let web_runs = runs(&root, "web");
+    assert_eq!(
+        web_runs.iter().filter(|(_, t)| t == "v2").count(),
+        1,
+        "web v2 ran more than once: {web_runs:?}"
+    );
+    assert_eq!(scanner.service_pid("web"), Some(web_after));
+    // Supervisors wrote supervise/ (and s6 event/) into the store objects;
+    // those are runtime entries, which verify ignores.
+    assert!(live_object(&root, "a").join("supervise").is_dir());
+    root.run(&["verify"]).ok();
+    // gc deletes the old objects, supervise/ FIFOs and all, once their
+    // supervisors let go of them.
+    wait_until("web v1's supervisor exited", REACT, || {
+        scanner.supervisors_of(&web_v1_object).is_empty()
+    });
+    root.run(&["gc", "--keep", "1"]).ok();
+    assert!(
+        !web_v1_object.exists(),
+        "gc left {}",
+        web_v1_object.display()
+    );
+    assert!(!old_object.exists(), "gc left {}", old_object.display());
+}
+
+#[test]
+fn s6_restarts_exactly_what_changed() {
+    five_services_change_one_add_one_remove_one(Family::S6);
+}
+
+#[test]
+fn runit_restarts_exactly_what_changed() {
+    five_services_change_one_add_one_remove_one(Family::Runit);
+}
+
+/// `run` takes an exclusive flock on a shared file and logs any failure to
+/// take it. Like a real daemon it shuts down gracefully: on SIGTERM it
+/// keeps the lock for 300 ms more, so an overlap cannot hide in a race.
+fn add_locker(root: &Root, version: u32) {
+    let out = root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let out = out.display();
+    root.write_stock(
+        "locker/run",
+        &format!(
+            "#!/bin/sh\n\
+             exec 9>>{out}/shared.lock\n\
+             if flock -n -x 9; then echo \"$$ v{version}\" >> {out}/locker.log\n\
+             else echo \"$$ v{version} could not lock\" >> {out}/locker.fail; exit 1; fi\n\
+             sleep 100000 9>&- &\n\
+             trap 'kill $!; sleep 0.3; exit 0' TERM\n\
+             wait\n"
+        ),
+        0o755,
+    );
+}
+
+fn no_overlap_across_ten_commits(family: Family) {
+    let root = Root::empty();
+    configure(&root, family);
+    add_locker(&root, 0);
+    root.commit().ok();
+    let scanner = Scanner::start(&root, family);
+    scanner.wait_pid("locker");
+    let mut timings = Vec::new();
+    for version in 1..=10 {
+        add_locker(&root, version);
+        let start = Instant::now();
+        root.commit().ok();
+        let committed = start.elapsed();
+        let tag = format!("v{version}");
+        wait_until(&format!("locker {tag} up"), REACT, || {
+            runs(&root, "locker").iter().any(|(_, t)| *t == tag)
+        });
+        timings.push((committed, start.elapsed()));
+    }
+    let fail = root.path().join("out/locker.fail");
+    assert!(
+        !fail.exists(),
+        "two instances overlapped:\n{}",
+        std::fs::read_to_string(&fail).unwrap_or_default()
+    );
+    let log = runs(&root, "locker");
+    assert_eq!(log.len(), 11, "each version ran exactly once: {log:?}");
+    let mut commit: Vec<Duration> = timings.iter().map(|t| t.0).collect();
+    let mut up: Vec<Duration> = timings.iter().map(|t| t.1).collect();
+    commit.sort();
+    up.sort();
+    eprintln!(
+        "{family:?}: commit restarting one service: median {:?} (min {:?}, max {:?}); \
+         until the new instance runs: median {:?} (max {:?})",
+        commit[5], commit[0], commit[9], up[5], up[9]
+    );
+}
+
+#[test]
+fn s6_never_runs_two_instances() {
+    no_overlap_across_ten_commits(Family::S6);
+}
+
+#[test]
+fn runit_never_runs_two_instances() {
+    no_overlap_across_ten_commits(Family::Runit);
+}
+
+/// `--check-up 5` with a new `run` whose body (after logging) is `dies`.
+fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
+    let (root, scanner) = running(family, &["web", "db"]);
+    let web_v1 = scanner.wait_pid("web");
+    let db_pid = scanner.wait_pid("db");
+    let out = root.path().join("out").display().to_string();
+    root.write_stock(
+        "web/run",
+        &format!("#!/bin/sh\necho \"$$ v2\" >> {out}/web.log\n{dies}\n"),
+        0o755,
+    );
+    let run = root.run(&["commit", "--check-up", "5"]).code(3);
+    eprintln!("{family:?} --check-up failure said:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("web did not come up within 5s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("generation 1 is live again"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(root.live_generation(), Some(1));
+    // The old version runs again: a new process, old content.
+    let mut pid = 0;
+    wait_until("web v1 up again", REACT, || {
+        pid = scanner.service_pid("web").unwrap_or(0);
+        pid != 0
+            && pid != web_v1
+            && runs(&root, "web")
+                .iter()
+                .any(|(p, t)| *p == pid && t == "v1")
+    });
+    assert!(
+        runs(&root, "web").iter().any(|(_, t)| t == "v2"),
+        "v2 never ran"
+    );
+    // The failed v2 stays down: after v1 came back, no v2 run appears.
+    let v2_runs = runs(&root, "web").iter().filter(|(_, t)| t == "v2").count();
+    assert_eq!(scanner.service_pid("web"), Some(pid));
+    assert_eq!(
+        runs(&root, "web").iter().filter(|(_, t)| t == "v2").count(),
+        v2_runs
+    );
+    assert_eq!(scanner.service_pid("db"), Some(db_pid), "db was restarted");
+    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    assert!(history.contains("auto-rollback 2 -> 1"), "{history}");
+    assert!(!root.state().join(".txn.yaml").exists());
+    root.run(&["verify"]).ok();
+}
+
+#[test]
+fn s6_check_up_rolls_back_by_itself() {
+    check_up_rolls_back_a_failing_service(Family::S6, "exit 0");
+}
+
+#[test]
+fn runit_check_up_rolls_back_by_itself() {
+    check_up_rolls_back_a_failing_service(Family::Runit, "exit 0");
+}
+
+/// Up for a moment is not up: a service that dies 300 ms after each start
+/// is seen "up" by s6-svwait / sv check, yet must fail the gate.
+#[test]
+fn s6_check_up_rolls_back_a_service_that_dies_after_starting() {
+    check_up_rolls_back_a_failing_service(Family::S6, "sleep 0.3; exit 1");
+}
+
+#[test]
+fn runit_check_up_rolls_back_a_service_that_dies_after_starting() {
+    check_up_rolls_back_a_failing_service(Family::Runit, "sleep 0.3; exit 1");
+}
+
+fn check_up_passes_for_healthy_services(family: Family) {
+    let (root, scanner) = running(family, &["web"]);
+    add_logging_service(&root, "web", "v2");
+    add_logging_service(&root, "api", "v1");
+    let run = root.run(&["commit", "--check-up", "15"]).ok();
+    assert!(
+        run.stdout.contains("generation 2 is live"),
+        "{}",
+        run.stdout
+    );
+    // The gate returned only once both were up, so they are up now.
+    let web = scanner.service_pid("web").expect("web up after --check-up");
+    assert!(
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == web && t == "v2")
+    );
+    assert!(
+        scanner.service_pid("api").is_some(),
+        "api up after --check-up"
+    );
+}
+
+#[test]
+fn s6_check_up_passes_for_healthy_services() {
+    check_up_passes_for_healthy_services(Family::S6);
+}
+
+#[test]
+fn runit_check_up_passes_for_healthy_services() {
+    check_up_passes_for_healthy_services(Family::Runit);
+}
+
+fn sync_is_idempotent_and_notifies(family: Family) {
+    let root = Root::empty();
+    configure(&root, family);
+    add_logging_service(&root, "web", "v1");
+    add_logging_service(&root, "db", "v1");
+    root.commit().ok();
+    // At boot the scan directory is empty (tmpfs) and the scanner starts.
+    std::fs::remove_file(root.scandir().join("web")).unwrap();
+    std::fs::remove_file(root.scandir().join("db")).unwrap();
+    let scanner = Scanner::start(&root, family);
+    let run = root.run(&["sync"]).ok();
+    assert!(run.stdout.contains("2 link(s) added"), "{}", run.stdout);
+    let web = scanner.wait_pid("web");
+    let db = scanner.wait_pid("db");
+    let run = root.run(&["sync"]).ok();
+    assert!(run.stdout.contains("already in sync"), "{}", run.stdout);
+    let again = root.run(&["--json", "sync"]).ok().json();
+    assert_eq!(again["added"], serde_json::json!([]));
+    assert_eq!(again["removed"], serde_json::json!([]));
+    assert_eq!(scanner.service_pid("web"), Some(web));
+    assert_eq!(scanner.service_pid("db"), Some(db));
+    assert_eq!(runs(&root, "web").len(), 1);
+}
+
+#[test]
+fn s6_sync_is_idempotent() {
+    sync_is_idempotent_and_notifies(Family::S6);
+}
+
+#[test]
+fn runit_sync_is_idempotent() {
+    sync_is_idempotent_and_notifies(Family::Runit);
+}
+
+#[cfg(feature = "failpoints")]
+fn crash_after_stop_then_recover_restarts(family: Family) {
+    let (root, scanner) = running(family, &["web", "db"]);
+    let web_v1 = scanner.wait_pid("web");
+    let db_pid = scanner.wait_pid("db");
+    add_logging_service(&root, "web", "v2");
+    let mut cmd = root.command(&["commit"]);
+    cmd.env("SVCDIR_UPDATE_FAILPOINT", "txn.after-stop");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), None, "the failpoint kills the commit");
+    assert_eq!(root.live_generation(), Some(1), "crashed before the switch");
+    // The old instance was stopped and nothing restarted it.
+    assert!(!alive(web_v1));
+    assert_eq!(
+        scanner.service_pid("web"),
+        None,
+        "web stays down until recover"
+    );
+    let run = root.run(&["recover"]).ok();
+    assert!(run.stdout.contains("undone"), "{}", run.stdout);
+    let pid = scanner.wait_pid("web");
+    assert_ne!(pid, web_v1);
+    assert!(
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == pid && t == "v1")
+    );
+    assert!(!runs(&root, "web").iter().any(|(_, t)| t == "v2"));
+    assert_eq!(scanner.service_pid("db"), Some(db_pid));
+    assert!(!root.state().join(".txn.yaml").exists());
+}
+
+/// A crash after the stop: recover restarts what was running, and only
+/// that — a service an administrator had taken down stays down.
+#[cfg(feature = "failpoints")]
+fn recover_leaves_an_admin_downed_service_down(family: Family) {
+    let (root, scanner) = running(family, &["web", "db"]);
+    let web_v1 = scanner.wait_pid("web");
+    admin_down(family, &root.scandir().join("db"));
+    assert_eq!(scanner.service_pid("db"), None);
+    add_logging_service(&root, "web", "v2");
+    add_logging_service(&root, "db", "v2");
+    let mut cmd = root.command(&["commit"]);
+    cmd.env("SVCDIR_UPDATE_FAILPOINT", "txn.after-stop");
+    assert_eq!(cmd.output().unwrap().status.code(), None);
+    let log = std::fs::read_to_string(root.state().join(".txn.yaml")).unwrap();
+    assert!(log.contains("stopped:\n- web\n"), "{log}");
+    root.run(&["recover"]).ok();
+    let pid = scanner.wait_pid("web");
+    assert_ne!(pid, web_v1);
+    // Give db every chance to be (wrongly) started: web is up again, so the
+    // undo is over; db must still be down.
+    assert_eq!(
+        scanner.service_pid("db"),
+        None,
+        "undo started a downed service"
+    );
+    assert_eq!(runs(&root, "db").len(), 1);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn s6_recover_leaves_an_admin_downed_service_down() {
+    recover_leaves_an_admin_downed_service_down(Family::S6);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn runit_recover_leaves_an_admin_downed_service_down() {
+    recover_leaves_an_admin_downed_service_down(Family::Runit);
+}
+
+/// The output's lines with runs of spaces squeezed (columns are padded).
+fn squeezed(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn plan_lines_say_what_and_why() {
+    let root = Root::empty();
+    for name in ["keepme", "web", "old"] {
+        add_logging_service(&root, name, "v1");
+    }
+    root.commit().ok();
+    add_logging_service(&root, "web", "v2");
+    add_logging_service(&root, "new", "v1");
+    remove_service(&root, "old");
+    let plan = squeezed(&root.run(&["plan"]).ok().stdout);
+    for line in [
+        "web restart: run changed",
+        "new start: new service",
+        "old stop: removed from stock",
+    ] {
+        assert!(plan.iter().any(|l| l == line), "{line:?} in {plan:#?}");
+    }
+    assert!(!plan.iter().any(|l| l.contains("keepme")), "{plan:#?}");
+    let verbose = squeezed(&root.run(&["-v", "plan"]).ok().stdout);
+    assert!(
+        verbose.iter().any(|l| l == "keepme keep: unchanged"),
+        "{verbose:#?}"
+    );
+    let commit = squeezed(&root.commit().ok().stdout);
+    assert!(
+        commit.iter().any(|l| l == "web restart: run changed"),
+        "{commit:#?}"
+    );
+}
+
+#[test]
+fn check_up_without_a_supervisor_is_a_usage_error() {
+    let root = Root::empty();
+    add_logging_service(&root, "web", "v1");
+    let run = root.run(&["commit", "--check-up", "5"]).code(2);
+    assert!(
+        run.stderr.contains("--check-up needs a supervisor"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(root.live_generation(), None, "nothing was committed");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn s6_recover_restarts_what_a_crash_stopped() {
+    crash_after_stop_then_recover_restarts(Family::S6);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn runit_recover_restarts_what_a_crash_stopped() {
+    crash_after_stop_then_recover_restarts(Family::Runit);
+}
+
+#[cfg(feature = "failpoints")]
+fn crash_after_switch_then_recover_finishes(family: Family) {
+    let (root, scanner) = running(family, &["web", "db"]);
+    let web_v1 = scanner.wait_pid("web");
+    let db_pid = scanner.wait_pid("db");
+    add_logging_service(&root, "web", "v2");
+    add_logging_service(&root, "api", "v1");
+    let mut cmd = root.command(&["commit"]);
+    cmd.env("SVCDIR_UPDATE_FAILPOINT", "txn.after-switch");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), None, "the failpoint kills the commit");
+    assert_eq!(root.live_generation(), Some(2), "crashed after the switch");
+    assert!(!alive(web_v1), "the old web was stopped before the switch");
+    let run = root.run(&["recover"]).ok();
+    assert!(run.stdout.contains("finished"), "{}", run.stdout);
+    // Finishing links api and notifies the scanner: v2 and api run.
+    let mut pid = 0;
+    wait_until("web v2 up", REACT, || {
+        pid = scanner.service_pid("web").unwrap_or(0);
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == pid && t == "v2")
+    });
+    scanner.wait_pid("api");
+    assert_eq!(scanner.service_pid("db"), Some(db_pid));
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn s6_recover_finishes_a_switched_commit() {
+    crash_after_switch_then_recover_finishes(Family::S6);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn runit_recover_finishes_a_switched_commit() {
+    crash_after_switch_then_recover_finishes(Family::Runit);
+}
+
+/// A service with a logger (`log/run`): both run from the new object after
+/// the commit, the old logger and its supervisor are gone, and the log
+/// holds the output of both versions.
+fn service_with_a_logger_restarts_with_it(family: Family) {
+    let root = Root::empty();
+    configure(&root, family);
+    let out = root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let add = |tag: &str| {
+        root.write_stock(
+            "web/run",
+            &format!("#!/bin/sh\necho \"web {tag} $$\"\nexec sleep 100000\n"),
+            0o755,
+        );
+        root.write_stock(
+            "web/log/run",
+            &format!("#!/bin/sh\nexec cat >> {}/web.out\n", out.display()),
+            0o755,
+        );
+    };
+    add("v1");
+    root.commit().ok();
+    let scanner = Scanner::start(&root, family);
+    let logger = root.scandir().join("web/log");
+    let web_v1 = scanner.wait_pid("web");
+    wait_until("the logger is up", REACT, || {
+        service_pid(family, &logger).is_some()
+    });
+    let logger_v1 = service_pid(family, &logger).unwrap();
+    let old_object = live_object(&root, "web");
+    let text = || std::fs::read_to_string(out.join("web.out")).unwrap_or_default();
+    wait_until("v1 logged", REACT, || text().contains("web v1"));
+
+    add("v2");
+    root.commit().ok();
+    wait_until("v2 logged", REACT, || text().contains("web v2"));
+    let web_v2 = scanner.wait_pid("web");
+    assert_ne!(web_v2, web_v1);
+    assert!(
+        !alive(web_v1) && !alive(logger_v1),
+        "old instance or logger left"
+    );
+    wait_until("the new logger is up", REACT, || {
+        service_pid(family, &logger).is_some_and(|p| p != logger_v1)
+    });
+    wait_until("old supervisors exited", REACT, || {
+        scanner.supervisors_of(&old_object).is_empty()
+            && scanner.supervisors_of(&old_object.join("log")).is_empty()
+    });
+    assert_eq!(text().matches("web v2").count(), 1, "{}", text());
+}
+
+#[test]
+fn s6_service_with_a_logger_restarts_with_it() {
+    service_with_a_logger_restarts_with_it(Family::S6);
+}
+
+#[test]
+fn runit_service_with_a_logger_restarts_with_it() {
+    service_with_a_logger_restarts_with_it(Family::Runit);
+}
+
+fn rollback_restarts_only_what_differs(family: Family) {
+    let (root, scanner) = running(family, &["web", "db"]);
+    let db = scanner.wait_pid("db");
+    add_logging_service(&root, "web", "v2");
+    root.commit().ok();
+    let mut v2 = 0;
+    wait_until("web v2 up", REACT, || {
+        v2 = scanner.service_pid("web").unwrap_or(0);
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == v2 && t == "v2")
+    });
+    let run = root.run(&["rollback"]).ok();
+    let lines = squeezed(&run.stdout);
+    assert!(
+        lines.iter().any(|l| l == "web restart: run changed"),
+        "{lines:#?}"
+    );
+    assert!(!alive(v2), "v2 still runs after the rollback");
+    let mut v1 = 0;
+    wait_until("web v1 up again", REACT, || {
+        v1 = scanner.service_pid("web").unwrap_or(0);
+        v1 != 0
+            && runs(&root, "web")
+                .iter()
+                .any(|(p, t)| *p == v1 && t == "v1")
+    });
+    assert_eq!(runs(&root, "web").len(), 3, "{:?}", runs(&root, "web"));
+    assert_eq!(scanner.service_pid("db"), Some(db));
+}
+
+#[test]
+fn s6_rollback_restarts_only_what_differs() {
+    rollback_restarts_only_what_differs(Family::S6);
+}
+
+#[test]
+fn runit_rollback_restarts_only_what_differs() {
+    rollback_restarts_only_what_differs(Family::Runit);
+}
