@@ -33,11 +33,7 @@ pub struct Switch<'a> {
 /// Runs the switch; returns what changed in the scan directory.
 pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync> {
     let mut log = TxnLog {
-        id: format!(
-            "{}-{}",
-            humantime::format_rfc3339_seconds(SystemTime::now()),
-            std::process::id()
-        ),
+        id: new_id(),
         kind: switch.kind,
         from: switch.from,
         to: switch.to,
@@ -77,6 +73,20 @@ pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync>
     }
     finish(cfg, state, &log)
         .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))
+}
+
+/// A transaction id: time, pid and nanoseconds, so that two transactions
+/// of one process in the same second (recover --rollback) differ.
+fn new_id() -> String {
+    let now = SystemTime::now();
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{}-{}-{nanos:09}",
+        humantime::format_rfc3339_seconds(now),
+        std::process::id()
+    )
 }
 
 fn after_switch(generation: u64, what: &str, err: Error) -> Error {
@@ -123,7 +133,7 @@ pub fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
     let sync = scandir::sync(&scandir, &state.live_path(), &names)?;
     supervisor::for_config(cfg).notify(scandir.path())?;
     failpoint::hit("txn.after-scandir")?;
-    txn::append_history(&state.dir, &history_line(log, "done"))?;
+    txn::append_history(&state.dir, &log.id, &history_line(log, "done"))?;
     failpoint::hit("txn.after-history")?;
     txn::remove(&state.dir)?;
     Ok(sync)
@@ -143,7 +153,7 @@ pub fn undo(cfg: &Config, state: &State, log: &TxnLog) -> Result<()> {
         };
         sup.restart(name, &state.store.join(object))?;
     }
-    txn::append_history(&state.dir, &history_line(log, "undone"))?;
+    txn::append_history(&state.dir, &log.id, &history_line(log, "undone"))?;
     txn::remove(&state.dir)
 }
 

@@ -3,5 +3,7 @@
 //! the result back from disk.
 
 mod harness;
+mod invariant;
 
 mod core;
+mod crash;
