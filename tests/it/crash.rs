@@ -50,6 +50,7 @@ pub fn change_stock(root: &Root, tag: &str) {
         0o755,
     );
     root.add_service(&format!("extra-{tag}"), tag);
+    #[allow(clippy::disallowed_methods)] // the stock, not the state
     let _ = std::fs::remove_dir_all(root.stock().join("cron"));
 }
 
