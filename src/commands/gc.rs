@@ -22,7 +22,7 @@ use crate::layout;
 use crate::lock::ManagerLock;
 use crate::report;
 use crate::state::State;
-use crate::txn;
+use crate::txn::{self, TxnLog};
 
 #[derive(Debug, Default, Serialize)]
 pub struct GcReport {
@@ -31,24 +31,39 @@ pub struct GcReport {
     pub removed_objects: Vec<String>,
     /// Unreferenced objects kept because a running process uses them.
     pub in_use: Vec<String>,
+    /// Object manifests left without their object by an interrupted gc.
+    pub orphan_manifests: Vec<String>,
 }
 
-/// What gc would keep and remove, without removing anything.
-pub fn mark(cfg: &Config, state: &State, keep: usize) -> Result<GcReport> {
+/// What gc would keep and remove, without removing anything. `interrupted`
+/// is the rollback log found before recovery ran: its generations are kept
+/// this time too (the target stays staged, so a retried commit reuses it).
+pub fn mark(
+    cfg: &Config,
+    state: &State,
+    keep: usize,
+    interrupted: Option<&TxnLog>,
+) -> Result<GcReport> {
     let all = generation::list(state)?;
     let mut kept: BTreeSet<u64> = all.iter().rev().take(keep).copied().collect();
     if let Some(live) = state.live()? {
         kept.insert(live);
     }
-    if let Some(log) = txn::read(&state.dir)? {
+    for log in interrupted
+        .into_iter()
+        .chain(txn::read(&state.dir)?.as_ref())
+    {
         kept.insert(log.to);
         kept.extend(log.from);
     }
     let mut referenced = BTreeSet::new();
     for n in &kept {
-        if let Ok(m) = generation::load(state, *n) {
-            referenced.extend(m.services.into_values());
+        if !all.contains(n) {
+            continue;
         }
+        // A kept generation whose manifest cannot be read aborts gc: its
+        // objects are unknown, so none may be deleted.
+        referenced.extend(generation::load(state, *n)?.services.into_values());
     }
     let mut report = GcReport {
         kept_generations: kept.iter().copied().collect(),
@@ -56,8 +71,20 @@ pub fn mark(cfg: &Config, state: &State, keep: usize) -> Result<GcReport> {
         ..GcReport::default()
     };
     let users = paths_in_use();
-    for name in state.store.names()? {
+    let names = state.store.names()?;
+    for name in &names {
         let Some(name) = name.to_str() else { continue };
+        // A manifest whose object is gone (gc killed between the two
+        // removals) is an orphan: collect it too.
+        if let Some(object) = name.strip_suffix(layout::OBJECT_MANIFEST_SUFFIX) {
+            if layout::split_object_name(object).is_some()
+                && !referenced.contains(object)
+                && state.store.try_stat(object)?.is_none()
+            {
+                report.orphan_manifests.push(name.to_string());
+            }
+            continue;
+        }
         if name.starts_with(layout::TMP_PREFIX) || layout::split_object_name(name).is_none() {
             continue;
         }
@@ -83,9 +110,10 @@ pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Resul
         ));
     };
     let _lock = ManagerLock::acquire(&state.dir, wait)?;
+    let interrupted = txn::read(&state.dir)?;
     super::recover::finish_interrupted(cfg, &state)?;
     let keep = keep.unwrap_or(cfg.keep_generations).max(1);
-    let report = mark(cfg, &state, keep)?;
+    let report = mark(cfg, &state, keep, interrupted.as_ref())?;
     failpoint::hit("gc.after-mark")?;
     for n in &report.removed_generations {
         let tmp = layout::tmp_name(&format!("gc-{n}"));
@@ -97,14 +125,19 @@ pub fn gc(cfg: &Config, keep: Option<usize>, wait: std::time::Duration) -> Resul
         state.generations.remove_if_exists(&tmp)?;
     }
     for object in &report.removed_objects {
+        // The object vanishes first (never an object without manifest),
+        // then its manifest.
         let tmp = layout::tmp_name(&format!("gc-{object}"));
         state.store.rename(object, &state.store, &tmp)?;
         state.store.sync()?;
         failpoint::hit("gc.after-remove-object")?;
-        state.store.remove_if_exists(&tmp)?;
         state
             .store
             .remove_if_exists(layout::object_manifest_name(object))?;
+        state.store.remove_if_exists(&tmp)?;
+    }
+    for manifest in &report.orphan_manifests {
+        state.store.remove_if_exists(manifest)?;
     }
     state.store.sync()?;
     for object in &report.in_use {

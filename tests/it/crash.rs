@@ -133,6 +133,7 @@ fn cell(s: Scenario, point: &str, next: Next) -> bool {
                 root.run(&["gc", "--keep", "1"]).ok();
                 assert_consistent(&root);
                 assert_eq!(generations(&root), vec![3], "{what}");
+                crate::gc::assert_no_orphan_manifests(&root);
             }
         }
         Next::Commit => {}

@@ -10,3 +10,5 @@ mod invariant;
 
 mod core;
 mod crash;
+mod gc;
+mod recovery;
