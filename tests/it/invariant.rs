@@ -48,6 +48,21 @@ pub fn live_contents(root: &Root) -> Services {
     out
 }
 
+/// The content of the generation `live` points at, read through
+/// `state/live/<name>` (valid even before the scan directory is synced).
+pub fn live_generation_contents(root: &Root) -> Services {
+    let Some(g) = root.live_generation() else {
+        return Services::new();
+    };
+    generation_services(root, g)
+        .into_keys()
+        .map(|name| {
+            let c = service_contents(&root.live().join(&name));
+            (name, c)
+        })
+        .collect()
+}
+
 /// One service directory (resolved through links) as path → description.
 pub fn service_contents(dir: &Path) -> BTreeMap<String, String> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -86,6 +101,36 @@ fn yaml(path: &Path) -> serde_yaml::Value {
     serde_yaml::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A manifest file's identity: path, dev, inode, size, mtime (s, ns).
+type FileId = (std::path::PathBuf, u64, u64, u64, i64, i64);
+
+thread_local! {
+    /// Parsed manifests by (path, dev, inode, size, mtime): manifests are
+    /// written once, so a file with the same identity has the same content;
+    /// parsing YAML again dominates loops over large trees otherwise.
+    static PARSED: std::cell::RefCell<BTreeMap<FileId, serde_yaml::Value>> =
+        const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+/// [`yaml`], parsing each distinct manifest file once per thread.
+fn yaml_cached(path: &Path) -> serde_yaml::Value {
+    let md = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let key = (
+        path.to_path_buf(),
+        md.dev(),
+        md.ino(),
+        md.size(),
+        md.mtime(),
+        md.mtime_nsec(),
+    );
+    if let Some(v) = PARSED.with(|p| p.borrow().get(&key).cloned()) {
+        return v;
+    }
+    let v = yaml(path);
+    PARSED.with(|p| p.borrow_mut().insert(key, v.clone()));
+    v
+}
+
 /// Generation manifest → service → object.
 pub fn generation_services(root: &Root, n: u64) -> BTreeMap<String, String> {
     let m = yaml(&root.state().join(format!("generations/{n}/.manifest.yaml")));
@@ -117,7 +162,7 @@ pub fn generations(root: &Root) -> Vec<u64> {
 /// object manifest: kind, content BLAKE3, link target; nothing missing,
 /// nothing extra.
 fn check_object(root: &Root, object: &str, dir: &Path) {
-    let manifest = yaml(&root.state().join(format!("store/{object}.manifest.yaml")));
+    let manifest = yaml_cached(&root.state().join(format!("store/{object}.manifest.yaml")));
     let mut want = BTreeSet::new();
     for e in manifest["entries"].as_sequence().unwrap() {
         let rel = e["path"].as_str().unwrap();
@@ -153,15 +198,33 @@ fn check_object(root: &Root, object: &str, dir: &Path) {
     assert_eq!(found, want, "{object}: entries differ from its manifest");
 }
 
+/// How much [`assert_consistent_at`] checks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Depth {
+    /// Everything: all generations, a full walk for `.tmp-*`, `verify`.
+    Full,
+    /// For loops over a large, growing state: the live generation and the
+    /// newest one, `.tmp-*` where staging names are made (the top of
+    /// state, store, generations, cache), no `verify` run.
+    Quick,
+}
+
 /// Asserts every structural invariant and returns the live generation.
 #[track_caller]
 pub fn assert_consistent(root: &Root) -> Option<u64> {
+    assert_consistent_at(root, Depth::Full)
+}
+
+/// [`assert_consistent`] at a chosen depth.
+#[track_caller]
+pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
     let state = root.state();
     assert!(
         !state.join(".txn.yaml").exists(),
         "a rollback log is left after recovery"
     );
-    for entry in walkdir::WalkDir::new(&state) {
+    let max_depth = if depth == Depth::Full { usize::MAX } else { 2 };
+    for entry in walkdir::WalkDir::new(&state).max_depth(max_depth) {
         let entry = entry.unwrap();
         let name = entry.file_name().to_str().unwrap();
         assert!(
@@ -182,7 +245,12 @@ pub fn assert_consistent(root: &Root) -> Option<u64> {
         }
     }
     // Every generation on disk is complete.
-    for n in generations(root) {
+    let mut gens = generations(root);
+    if depth == Depth::Quick {
+        let (live, newest) = (root.live_generation(), gens.last().copied());
+        gens.retain(|&n| Some(n) == live || Some(n) == newest);
+    }
+    for n in gens {
         let dir = state.join(format!("generations/{n}"));
         let services = generation_services(root, n);
         let mut names: BTreeSet<String> = std::fs::read_dir(&dir)
@@ -251,7 +319,9 @@ pub fn assert_consistent(root: &Root) -> Option<u64> {
         );
         check_object(root, object, &link);
     }
-    root.run(&["verify"]).ok();
+    if depth == Depth::Full {
+        root.run(&["verify"]).ok();
+    }
     Some(g)
 }
 
@@ -259,7 +329,19 @@ pub fn assert_consistent(root: &Root) -> Option<u64> {
 /// exactly `new`; returns true when it is `new`.
 #[track_caller]
 pub fn assert_old_or_new(root: &Root, old: &Services, new: &Services, what: &str) -> bool {
-    assert_consistent(root);
+    assert_old_or_new_at(root, old, new, what, Depth::Full)
+}
+
+/// [`assert_old_or_new`] at a chosen depth.
+#[track_caller]
+pub fn assert_old_or_new_at(
+    root: &Root,
+    old: &Services,
+    new: &Services,
+    what: &str,
+    depth: Depth,
+) -> bool {
+    assert_consistent_at(root, depth);
     let live = live_contents(root);
     if &live == new {
         true

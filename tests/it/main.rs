@@ -8,7 +8,10 @@
 mod harness;
 mod invariant;
 
+mod concurrency;
 mod core;
 mod crash;
+mod durability;
 mod gc;
+mod random_kill;
 mod recovery;
