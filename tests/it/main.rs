@@ -8,6 +8,7 @@
 mod harness;
 mod invariant;
 
+mod bench;
 mod concurrency;
 mod core;
 mod crash;
