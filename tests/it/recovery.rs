@@ -132,3 +132,30 @@ fn recover_rollback_of_an_unswitched_transaction_just_undoes_it() {
     root.run(&["recover", "--rollback"]).ok();
     assert_eq!(assert_consistent(&root), Some(1));
 }
+
+/// A power cut can lose the new `live` link or leave it dangling: recover
+/// decides by the log and by which generation is complete, not by trust.
+#[test]
+fn recover_repairs_a_lost_or_dangling_live_link_by_the_log() {
+    for (point, damage, want_new) in [
+        ("switch.after-symlink", "missing", true),
+        ("switch.after-symlink", "dangling", true),
+        ("txn.after-stop", "missing", false),
+        ("txn.after-stop", "dangling", false),
+    ] {
+        let root = Root::example();
+        root.commit().ok();
+        let old = stock_contents(&root);
+        change_stock(&root, "a");
+        let new = stock_contents(&root);
+        assert!(run_at(&root, &["commit"], point));
+        std::fs::remove_file(root.live()).unwrap();
+        if damage == "dangling" {
+            #[allow(clippy::disallowed_methods)] // simulating damage in the state
+            std::os::unix::fs::symlink("generations/99", root.live()).unwrap();
+        }
+        root.run(&["recover"]).ok();
+        let is_new = assert_old_or_new(&root, &old, &new, &format!("{point}, {damage}"));
+        assert_eq!(is_new, want_new, "{point}, {damage}");
+    }
+}
