@@ -56,11 +56,7 @@ pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync>
     };
     let locks = update_lock::acquire_all(cfg, &to_stop, switch.locks, &deferred)?;
     let mut log = TxnLog {
-        id: format!(
-            "{}-{}",
-            humantime::format_rfc3339_seconds(SystemTime::now()),
-            std::process::id()
-        ),
+        id: new_id(),
         kind: switch.kind,
         from: switch.from,
         to: switch.to,
@@ -105,6 +101,20 @@ pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync>
     }
     finish(cfg, state, &log)
         .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))
+}
+
+/// A transaction id: time, pid and nanoseconds, so that two transactions
+/// of one process in the same second (recover --rollback) differ.
+fn new_id() -> String {
+    let now = SystemTime::now();
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{}-{}-{nanos:09}",
+        humantime::format_rfc3339_seconds(now),
+        std::process::id()
+    )
 }
 
 fn after_switch(generation: u64, what: &str, err: Error) -> Error {
@@ -170,7 +180,7 @@ pub fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
     )?;
     supervisor::for_config(cfg).notify(scandir.path())?;
     failpoint::hit("txn.after-scandir")?;
-    txn::append_history(&state.dir, &history_line(log, "done"))?;
+    txn::append_history(&state.dir, &log.id, &history_line(log, "done"))?;
     failpoint::hit("txn.after-history")?;
     txn::remove(&state.dir)?;
     Ok(sync)
@@ -190,7 +200,7 @@ pub fn undo(cfg: &Config, state: &State, log: &TxnLog) -> Result<()> {
         };
         sup.restart(name, &state.store.join(object))?;
     }
-    txn::append_history(&state.dir, &history_line(log, "undone"))?;
+    txn::append_history(&state.dir, &log.id, &history_line(log, "undone"))?;
     txn::remove(&state.dir)
 }
 

@@ -18,6 +18,8 @@ use crate::procsig::ProcessSignature;
 
 const CHECKSUM_PREFIX: &str = "checksum: ";
 const MAX_LOG_BYTES: u64 = 64 << 20;
+/// How much of the end of `history.log` is read to find its last line.
+const HISTORY_TAIL: u64 = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -146,13 +148,43 @@ pub fn remove(state: &Dir) -> Result<()> {
     state.sync()
 }
 
-/// Appends one line to `history.log` and fsyncs it.
-pub fn append_history(state: &Dir, line: &str) -> Result<()> {
+/// Appends the line that ends transaction `id` to `history.log` and fsyncs
+/// it — unless the last line already records `id`: a run killed between
+/// the append and the removal of the log is finished again by `recover`,
+/// and must not list the transaction twice. (Under the manager lock, the
+/// interrupted transaction's line can only be the last one.)
+pub fn append_history(state: &Dir, id: &str, line: &str) -> Result<()> {
+    if last_history_id(state)?.as_deref() == Some(id) {
+        return Ok(());
+    }
     let path = state.join(layout::HISTORY);
     let mut file = state.open_append(layout::HISTORY, 0o644)?;
     file.write_all(format!("{line}\n").as_bytes())
         .map_err(|e| Error::create("append to", &path, e))?;
     crate::fsops::sync_file(&file, &path)
+}
+
+/// The transaction id (second field) of the last line of `history.log`.
+fn last_history_id(state: &Dir) -> Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    if state.try_stat(layout::HISTORY)?.is_none() {
+        return Ok(None);
+    }
+    let path = state.join(layout::HISTORY);
+    let mut file = state.open_file(layout::HISTORY)?;
+    let len = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| Error::io("cannot read", &path, e))?;
+    file.seek(SeekFrom::Start(len.saturating_sub(HISTORY_TAIL)))
+        .map_err(|e| Error::io("cannot read", &path, e))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)
+        .map_err(|e| Error::io("cannot read", &path, e))?;
+    Ok(String::from_utf8_lossy(&tail)
+        .lines()
+        .last()
+        .and_then(|l| l.split(' ').nth(1))
+        .map(str::to_string))
 }
 
 /// The lines of `history.log` (empty when absent).

@@ -27,7 +27,7 @@ use crate::lock::{ManagerLock, POLL};
 use crate::pin;
 use crate::report;
 use crate::state::State;
-use crate::txn;
+use crate::txn::{self, TxnLog};
 
 #[derive(Debug, Default, Serialize)]
 pub struct GcReport {
@@ -38,24 +38,39 @@ pub struct GcReport {
     pub in_use: Vec<String>,
     /// Unreferenced objects kept because a program started by `exec` pins them.
     pub pinned: Vec<String>,
+    /// Object manifests left without their object by an interrupted gc.
+    pub orphan_manifests: Vec<String>,
 }
 
-/// What gc would keep and remove, without removing anything.
-pub fn mark(cfg: &Config, state: &State, keep: usize) -> Result<GcReport> {
+/// What gc would keep and remove, without removing anything. `interrupted`
+/// is the rollback log found before recovery ran: its generations are kept
+/// this time too (the target stays staged, so a retried commit reuses it).
+pub fn mark(
+    cfg: &Config,
+    state: &State,
+    keep: usize,
+    interrupted: Option<&TxnLog>,
+) -> Result<GcReport> {
     let all = generation::list(state)?;
     let mut kept: BTreeSet<u64> = all.iter().rev().take(keep).copied().collect();
     if let Some(live) = state.live()? {
         kept.insert(live);
     }
-    if let Some(log) = txn::read(&state.dir)? {
+    for log in interrupted
+        .into_iter()
+        .chain(txn::read(&state.dir)?.as_ref())
+    {
         kept.insert(log.to);
         kept.extend(log.from);
     }
     let mut referenced = BTreeSet::new();
     for n in &kept {
-        if let Ok(m) = generation::load(state, *n) {
-            referenced.extend(m.services.into_values());
+        if !all.contains(n) {
+            continue;
         }
+        // A kept generation whose manifest cannot be read aborts gc: its
+        // objects are unknown, so none may be deleted.
+        referenced.extend(generation::load(state, *n)?.services.into_values());
     }
     let mut report = GcReport {
         kept_generations: kept.iter().copied().collect(),
@@ -64,8 +79,20 @@ pub fn mark(cfg: &Config, state: &State, keep: usize) -> Result<GcReport> {
     };
     let users = paths_in_use();
     let pins = pin::try_pins_dir(cfg)?;
-    for name in state.store.names()? {
+    let names = state.store.names()?;
+    for name in &names {
         let Some(name) = name.to_str() else { continue };
+        // A manifest whose object is gone (gc killed between the two
+        // removals) is an orphan: collect it too.
+        if let Some(object) = name.strip_suffix(layout::OBJECT_MANIFEST_SUFFIX) {
+            if layout::split_object_name(object).is_some()
+                && !referenced.contains(object)
+                && state.store.try_stat(object)?.is_none()
+            {
+                report.orphan_manifests.push(name.to_string());
+            }
+            continue;
+        }
         if name.starts_with(layout::TMP_PREFIX) || layout::split_object_name(name).is_none() {
             continue;
         }
@@ -101,9 +128,10 @@ pub fn gc(
         ));
     };
     let _lock = ManagerLock::acquire(&state.dir, wait)?;
+    let interrupted = txn::read(&state.dir)?;
     super::recover::finish_interrupted(cfg, &state)?;
     let keep = keep.unwrap_or(cfg.keep_generations).max(1);
-    let mut report = mark(cfg, &state, keep)?;
+    let mut report = mark(cfg, &state, keep, interrupted.as_ref())?;
     if !report.pinned.is_empty() && !pin_wait.is_zero() {
         wait_for_pins(cfg, &mut report, pin_wait)?;
     }
@@ -126,16 +154,21 @@ pub fn gc(
             report.pinned.push(object);
             continue;
         };
+        // The object vanishes first (never an object without manifest),
+        // then its manifest.
         let tmp = layout::tmp_name(&format!("gc-{object}"));
         state.store.rename(&object, &state.dir, &tmp)?;
         state.store.sync()?;
         failpoint::hit("gc.after-remove-object")?;
-        state.dir.remove_if_exists(&tmp)?;
         state
             .store
             .remove_if_exists(layout::object_manifest_name(&object))?;
+        state.dir.remove_if_exists(&tmp)?;
         claim.release_removed(&pins)?;
         removed.push(object);
+    }
+    for manifest in &report.orphan_manifests {
+        state.store.remove_if_exists(manifest)?;
     }
     report.removed_objects = removed;
     state.store.sync()?;

@@ -8,9 +8,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod harness;
+mod invariant;
 mod supervise_harness;
 
 mod badinput;
+mod bench;
+mod concurrency;
 mod core;
+mod crash;
+mod durability;
+mod gc;
 mod locks;
+mod random_kill;
+mod recovery;
 mod supervisors;

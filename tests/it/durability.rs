@@ -1,0 +1,173 @@
+//! fsync failures (issue 3): an I/O error while making data durable aborts
+//! with exit 74 before the switch (live unchanged, no object published
+//! half) or exit 1 after it; either way `recover` gives old or new and the
+//! next commit succeeds. Injected with the `=eio` failpoint action and, for
+//! real syscalls, with `strace -e inject=…:error=EIO`.
+
+#![cfg(feature = "failpoints")]
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use crate::crash::{change_stock, failpoints};
+use crate::harness::*;
+use crate::invariant::*;
+
+/// Published store objects (names without `.tmp-`, not manifests).
+fn published_objects(root: &Root) -> BTreeSet<String> {
+    std::fs::read_dir(root.state().join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.ends_with(".manifest.yaml") && !n.starts_with(".tmp-"))
+        .collect()
+}
+
+/// After a failed commit: the outcome fits the exit code, no object is
+/// published without its manifest, and recover + the next commit work.
+fn check_after_failure(root: &Root, code: i32, old: &Services, new: &Services, what: &str) {
+    let live = live_generation_contents(root);
+    match code {
+        74 => assert_eq!(&live, old, "{what}: exit 74 but live changed"),
+        1 => assert_eq!(&live, new, "{what}: exit 1 but live did not switch"),
+        0 => assert_eq!(&live, new, "{what}"),
+        other => panic!("{what}: exit {other}"),
+    }
+    let store = root.state().join("store");
+    for object in published_objects(root) {
+        assert!(
+            store.join(format!("{object}.manifest.yaml")).is_file(),
+            "{what}: {object} published without its manifest"
+        );
+    }
+    root.run(&["recover"]).ok();
+    assert_old_or_new(root, old, new, what);
+    root.commit().ok();
+    assert_consistent(root);
+    assert_eq!(&live_contents(root), new, "{what}: the next commit");
+}
+
+#[test]
+fn an_eio_at_any_point_of_a_commit_exits_74_before_the_switch_and_1_after() {
+    let after_switch = [
+        "switch.after-rename",
+        "txn.after-switch",
+        "txn.after-scandir",
+        "txn.after-history",
+    ];
+    for point in failpoints() {
+        let root = Root::example();
+        root.commit().ok();
+        let old = stock_contents(&root);
+        change_stock(&root, "a");
+        let new = stock_contents(&root);
+        let run = Root::run_env(&root, &["commit"], &format!("{point}=eio"));
+        let want = if point.starts_with("gc.") {
+            0 // not on commit's path
+        } else if after_switch.contains(&point.as_str()) {
+            1
+        } else {
+            74
+        };
+        assert_eq!(run.code, want, "{point}=eio: {}", run.stderr);
+        if want == 74 {
+            assert!(
+                run.stderr.contains("durable") && run.stderr.contains("Input/output error"),
+                "{point}: {}",
+                run.stderr
+            );
+        }
+        check_after_failure(&root, run.code, &old, &new, &format!("{point}=eio"));
+    }
+}
+
+impl Root {
+    /// Runs the binary with a failpoint spec in the environment.
+    pub fn run_env(&self, args: &[&str], failpoint: &str) -> Run {
+        let out = self
+            .command(args)
+            .env("SVCDIR_UPDATE_FAILPOINT", failpoint)
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+fn have_strace() -> bool {
+    Command::new("strace").arg("-V").output().is_ok()
+}
+
+/// Runs `commit` under strace with `inject` (an strace -e inject= spec).
+fn commit_under_strace(root: &Root, inject: &str) -> Run {
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject={inject}"))
+        .arg(bin())
+        .arg("--root")
+        .arg(root.path())
+        .arg("commit")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_real_fsync_eio_aborts_the_commit_and_nothing_is_lost() {
+    if !have_strace() {
+        eprintln!("SKIPPED: strace is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let mut codes = BTreeSet::new();
+    for n in [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40] {
+        let root = Root::example();
+        root.commit().ok();
+        let old = stock_contents(&root);
+        change_stock(&root, "a");
+        let new = stock_contents(&root);
+        let run = commit_under_strace(&root, &format!("fsync:error=EIO:when={n}"));
+        let what = format!("fsync #{n} fails");
+        if run.code == 74 {
+            assert!(run.stderr.contains("durable"), "{what}: {}", run.stderr);
+        }
+        codes.insert(run.code);
+        check_after_failure(&root, run.code, &old, &new, &what);
+    }
+    // Both sides of the switch were hit, and late ones ran past the end.
+    assert!(
+        codes.contains(&74),
+        "no fsync failed before the switch: {codes:?}"
+    );
+    assert!(
+        codes.contains(&1),
+        "no fsync failed after the switch: {codes:?}"
+    );
+    println!("strace fsync EIO exit codes: {codes:?}");
+}
+
+#[test]
+fn a_syncfs_eio_on_a_large_commit_publishes_nothing() {
+    if !have_strace() {
+        eprintln!("SKIPPED: strace is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let root = Root::example();
+    root.commit().ok();
+    let old = stock_contents(&root);
+    // More new entries than SYNCFS_THRESHOLD: staging ends with one syncfs.
+    for i in 0..400 {
+        root.add_service(&format!("bulk{i:03}"), "bulk");
+    }
+    let new = stock_contents(&root);
+    let before = published_objects(&root);
+    let run = commit_under_strace(&root, "syncfs:error=EIO:when=1").code(74);
+    assert!(run.stderr.contains("durable"), "{}", run.stderr);
+    assert_eq!(published_objects(&root), before, "an object was published");
+    check_after_failure(&root, 74, &old, &new, "syncfs fails");
+}

@@ -1,0 +1,161 @@
+//! `recover` (issue 3, design §4.3): a damaged rollback log is never guessed
+//! at — every writing command refuses with exit 65 and a message saying
+//! what to do, nothing changes, and `status` shows the damage — and
+//! `recover --rollback` undoes a transaction that had already switched.
+
+#![cfg(feature = "failpoints")]
+
+use crate::crash::{change_stock, run_at};
+use crate::harness::*;
+use crate::invariant::*;
+
+/// A root whose commit 1 -> 2 died before the switch, leaving a real log.
+fn root_with_interrupted_commit() -> Root {
+    let root = Root::example();
+    root.commit().ok();
+    change_stock(&root, "a");
+    assert!(run_at(&root, &["commit"], "txn.after-stop"));
+    assert!(root.state().join(".txn.yaml").is_file());
+    root
+}
+
+/// Re-seals a log body with a correct checksum line.
+fn with_checksum(body: &str) -> Vec<u8> {
+    format!(
+        "{body}checksum: {}\n",
+        blake3::hash(body.as_bytes()).to_hex()
+    )
+    .into_bytes()
+}
+
+fn body_of(log: &[u8]) -> String {
+    let text = String::from_utf8(log.to_vec()).unwrap();
+    let at = text.rfind("checksum: ").unwrap();
+    text[..at].to_string()
+}
+
+#[test]
+fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
+    let root = root_with_interrupted_commit();
+    let log_path = root.state().join(".txn.yaml");
+    let good = std::fs::read(&log_path).unwrap();
+    assert_eq!(with_checksum(&body_of(&good)), good, "the test's checksum");
+    let mut flipped = good.clone();
+    let at = body_of(&good).find("to: 2").unwrap() + 4;
+    flipped[at] = b'3';
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("checksum wrong", flipped),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("NUL-filled", vec![0u8; good.len()]),
+        ("empty", Vec::new()),
+        (
+            "unknown phase",
+            with_checksum(&body_of(&good).replace("phase: stopping", "phase: exploded")),
+        ),
+    ];
+    for (what, bytes) in cases {
+        assert_ne!(bytes, good, "{what}");
+        std::fs::write(&log_path, &bytes).unwrap();
+        let before = root.snapshot();
+        for args in [
+            &["recover"][..],
+            &["recover", "--rollback"],
+            &["commit"],
+            &["rollback", "1"],
+            &["gc"],
+            &["sync"],
+        ] {
+            let run = root.run(args).code(65);
+            assert!(
+                run.stderr.contains(".txn.yaml is damaged")
+                    && run.stderr.contains("move the file away"),
+                "{what}, {args:?}: the message must say what to do:\n{}",
+                run.stderr
+            );
+            assert_eq!(
+                root.snapshot(),
+                before,
+                "{what}, {args:?} changed the state"
+            );
+            assert_eq!(std::fs::read(&log_path).unwrap(), bytes, "{what}, {args:?}");
+        }
+        let status = root.run(&["status"]).ok();
+        assert!(
+            status.stdout.contains("DAMAGED LOG"),
+            "{what}: status must show the damage:\n{}",
+            status.stdout
+        );
+        let json = root.run(&["--json", "status"]).ok().json();
+        assert!(json["log_error"].is_string(), "{what}: {json}");
+    }
+    // The intact log is still understood: recover undoes the commit.
+    std::fs::write(&log_path, &good).unwrap();
+    let status = root.run(&["status"]).ok();
+    assert!(status.stdout.contains("INTERRUPTED"), "{}", status.stdout);
+    root.run(&["recover"]).ok();
+    assert_eq!(assert_consistent(&root), Some(1));
+}
+
+#[test]
+fn recover_rollback_undoes_a_switched_transaction() {
+    let root = Root::example();
+    root.commit().ok();
+    let gen1 = stock_contents(&root);
+    let web_ino = root.inode(&root.scandir().join("web"));
+    change_stock(&root, "a");
+    // Killed after the switch: live is 2, scan directory and history not done.
+    assert!(run_at(&root, &["commit"], "txn.after-switch"));
+    assert_eq!(root.live_generation(), Some(2));
+
+    let run = root.run(&["recover", "--rollback"]).ok();
+    assert!(run.stdout.contains("undone"), "{}", run.stdout);
+    assert_eq!(assert_consistent(&root), Some(1));
+    assert_eq!(live_contents(&root), gen1);
+    // Same object, same inode: the scanner keeps the old instance.
+    assert_eq!(root.inode(&root.scandir().join("web")), web_ino);
+    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(lines[1].contains("commit 1 -> 2") && lines[1].ends_with("done"));
+    assert!(lines[2].contains("rollback 2 -> 1") && lines[2].ends_with("done"));
+
+    // Without an interrupted transaction, --rollback refuses (nothing changes).
+    let before = root.snapshot();
+    let run = root.run(&["recover", "--rollback"]).code(65);
+    assert!(run.stderr.contains("rollback [GEN]"), "{}", run.stderr);
+    assert_eq!(root.snapshot(), before);
+}
+
+#[test]
+fn recover_rollback_of_an_unswitched_transaction_just_undoes_it() {
+    let root = root_with_interrupted_commit();
+    root.run(&["recover", "--rollback"]).ok();
+    assert_eq!(assert_consistent(&root), Some(1));
+}
+
+/// A power cut can lose the new `live` link or leave it dangling: recover
+/// decides by the log and by which generation is complete, not by trust.
+#[test]
+fn recover_repairs_a_lost_or_dangling_live_link_by_the_log() {
+    for (point, damage, want_new) in [
+        ("switch.after-symlink", "missing", true),
+        ("switch.after-symlink", "dangling", true),
+        ("txn.after-stop", "missing", false),
+        ("txn.after-stop", "dangling", false),
+    ] {
+        let root = Root::example();
+        root.commit().ok();
+        let old = stock_contents(&root);
+        change_stock(&root, "a");
+        let new = stock_contents(&root);
+        assert!(run_at(&root, &["commit"], point));
+        std::fs::remove_file(root.live()).unwrap();
+        if damage == "dangling" {
+            #[allow(clippy::disallowed_methods)] // simulating damage in the state
+            std::os::unix::fs::symlink("generations/99", root.live()).unwrap();
+        }
+        root.run(&["recover"]).ok();
+        let is_new = assert_old_or_new(&root, &old, &new, &format!("{point}, {damage}"));
+        assert_eq!(is_new, want_new, "{point}, {damage}");
+    }
+}
