@@ -368,16 +368,46 @@ fn stage_generation(
         state.dir.sync_fs()?;
     }
     failpoint::hit("commit.after-sync")?;
-    for s in &missing {
-        store::publish_object(&state.dir, &state.store, &s.object_name())?;
-    }
-    state.store.sync()?;
-    state.dir.sync()?;
-    failpoint::hit("commit.after-publish-objects")?;
     let n = generation::list(state)?.last().copied().unwrap_or(0) + 1;
-    let trees = prepared.stock.trees.clone();
-    generation::create(state, n, prepared.live.as_ref(), target, trees)?;
-    Ok(n)
+    let objects: Vec<String> = missing.iter().map(|s| s.object_name()).collect();
+    let publish = || -> Result<()> {
+        for object in &objects {
+            store::publish_object(&state.dir, &state.store, object)?;
+        }
+        state.store.sync()?;
+        state.dir.sync()?;
+        failpoint::hit("commit.after-publish-objects")?;
+        let trees = prepared.stock.trees.clone();
+        generation::create(state, n, prepared.live.as_ref(), target, trees)?;
+        Ok(())
+    };
+    match publish() {
+        Ok(()) => Ok(n),
+        Err(err @ Error::Sync { .. }) => {
+            // What this run published is not proven durable: take it back,
+            // so that a retry stages it again instead of trusting it.
+            unpublish(state, &objects, n);
+            Err(err)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Moves objects and generation `n` published by a failed run back to
+/// staging names (swept by the next recovery). Best effort: the caller
+/// reports the original error.
+fn unpublish(state: &State, objects: &[String], n: u64) {
+    let tmp = |name: &str| layout::tmp_name(&format!("unpublished-{name}"));
+    let _ = state
+        .generations
+        .rename(n.to_string(), &state.dir, tmp(&format!("generation-{n}")));
+    for object in objects {
+        let manifest = layout::object_manifest_name(object);
+        let _ = state.store.rename(object, &state.dir, tmp(object));
+        let _ = state.store.rename(&manifest, &state.dir, tmp(&manifest));
+    }
+    let _ = state.generations.sync();
+    let _ = state.store.sync();
 }
 
 /// Re-creates missing scan directory links of the live generation.

@@ -80,6 +80,45 @@ fn an_eio_at_any_point_of_a_commit_exits_74_before_the_switch_and_1_after() {
     }
 }
 
+/// Objects published before an fsync failure are not proven durable: the
+/// failed run takes them back, so the retry stages them again rather than
+/// trusting them (regression: they used to stay published and be reused).
+#[test]
+fn objects_published_before_an_eio_are_taken_back() {
+    for point in [
+        "commit.after-publish-objects",
+        "commit.after-publish-generation",
+    ] {
+        let root = Root::example();
+        root.commit().ok();
+        let before = published_objects(&root);
+        let generations = std::fs::read_dir(root.state().join("generations"))
+            .unwrap()
+            .count();
+        change_stock(&root, "b");
+        let run = Root::run_env(&root, &["commit"], &format!("{point}=eio"));
+        assert_eq!(run.code, 74, "{point}: {}", run.stderr);
+        assert_eq!(
+            published_objects(&root),
+            before,
+            "{point}: new objects stayed published"
+        );
+        assert_eq!(
+            std::fs::read_dir(root.state().join("generations"))
+                .unwrap()
+                .count(),
+            generations,
+            "{point}: the new generation stayed published"
+        );
+        root.commit().ok();
+        assert!(
+            published_objects(&root).len() > before.len(),
+            "{point}: the retry staged nothing"
+        );
+        assert_consistent(&root);
+    }
+}
+
 impl Root {
     /// Runs the binary with a failpoint spec in the environment.
     pub fn run_env(&self, args: &[&str], failpoint: &str) -> Run {
