@@ -48,6 +48,9 @@ impl Kind {
 pub struct Dir {
     fd: OwnedFd,
     path: PathBuf,
+    /// Whether [`Dir::names`] moved the fd's offset (a fresh fd is at 0,
+    /// which saves an lseek per directory on a walk).
+    read: std::sync::atomic::AtomicBool,
 }
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -56,16 +59,21 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC);
 
 impl Dir {
+    fn wrap(fd: OwnedFd, path: PathBuf) -> Dir {
+        Dir {
+            fd,
+            path,
+            read: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// Opens an absolute or relative path as a directory. The last component
     /// must not be a symlink; earlier components are the administrator's
     /// configuration and are resolved normally.
     pub fn open(path: &Path) -> Result<Dir> {
         let fd = rustix::fs::open(path, DIR_FLAGS, Mode::empty())
             .map_err(|e| Error::io("cannot open directory", path, io_err(e)))?;
-        Ok(Dir {
-            fd,
-            path: path.to_path_buf(),
-        })
+        Ok(Dir::wrap(fd, path.to_path_buf()))
     }
 
     /// Opens a directory named by the administrator (a stock tree), following
@@ -74,19 +82,13 @@ impl Dir {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::open(path, flags, Mode::empty())
             .map_err(|e| Error::io("cannot open directory", path, io_err(e)))?;
-        Ok(Dir {
-            fd,
-            path: path.to_path_buf(),
-        })
+        Ok(Dir::wrap(fd, path.to_path_buf()))
     }
 
     /// Opens `path`, creating it (and missing parents) with `mode` first.
     pub fn open_or_create(path: &Path, mode: u32) -> Result<Dir> {
         match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => Ok(Dir {
-                fd,
-                path: path.to_path_buf(),
-            }),
+            Ok(fd) => Ok(Dir::wrap(fd, path.to_path_buf())),
             Err(rustix::io::Errno::NOENT) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     Dir::open_or_create(parent, 0o755)?;
@@ -124,20 +126,14 @@ impl Dir {
         let name = name.as_ref();
         let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
             .map_err(|e| Error::io("cannot open directory", self.join(name), io_err(e)))?;
-        Ok(Dir {
-            fd,
-            path: self.join(name),
-        })
+        Ok(Dir::wrap(fd, self.join(name)))
     }
 
     /// Like [`Dir::open_dir`], but `None` when the child does not exist.
     pub fn try_open_dir(&self, name: impl AsRef<Path>) -> Result<Option<Dir>> {
         let name = name.as_ref();
         match rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => Ok(Some(Dir {
-                fd,
-                path: self.join(name),
-            })),
+            Ok(fd) => Ok(Some(Dir::wrap(fd, self.join(name)))),
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(Error::io(
                 "cannot open directory",
@@ -183,7 +179,9 @@ impl Dir {
     /// a walk of tens of thousands of them.
     pub fn names(&self) -> Result<Vec<OsString>> {
         let fail = |e| Error::io("cannot read directory", &self.path, io_err(e));
-        rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0)).map_err(fail)?;
+        if self.read.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0)).map_err(fail)?;
+        }
         let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
         let mut reader = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
         let mut out = Vec::new();
@@ -358,6 +356,20 @@ impl Dir {
             Mode::from_raw_mode(mode),
         )
         .map_err(|e| Error::create("open", self.join(name), io_err(e)))?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates a new child file (`O_EXCL`), owner-only (`0600` less the
+    /// umask); the caller sets the final mode.
+    pub fn create_private_file(&self, name: impl AsRef<Path>) -> Result<File> {
+        let name = name.as_ref();
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| Error::create("create", self.join(name), io_err(e)))?;
         Ok(File::from(fd))
     }
 

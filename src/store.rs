@@ -98,7 +98,8 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
                 let from = src
                     .open_file(base)
                     .map_err(|_| stock::changed_while_reading(&service.dir().join(&entry.path)))?;
-                let to = dst.create_file(base, 0o600)?;
+                // Mode is set exactly below, after the owner.
+                let to = dst.create_private_file(base)?;
                 let size = entry.size.unwrap_or(0);
                 // The object must hold exactly what the digest says, even if
                 // the stock file changed meanwhile: hash what was written.
@@ -118,12 +119,14 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
                         &service.dir().join(&entry.path),
                     ));
                 }
-                fsops::set_owner_fd(
-                    std::os::fd::AsFd::as_fd(&to),
-                    entry.uid,
-                    entry.gid,
-                    &dst_path,
-                )?;
+                if !owned_by_us(entry) {
+                    fsops::set_owner_fd(
+                        std::os::fd::AsFd::as_fd(&to),
+                        entry.uid,
+                        entry.gid,
+                        &dst_path,
+                    )?;
+                }
                 // After chown, which clears set-id bits.
                 fsops::set_mode_fd(std::os::fd::AsFd::as_fd(&to), entry.mode, &dst_path)?;
                 if per_file {
@@ -132,7 +135,9 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
             }
             EntryKind::Symlink => {
                 dst.symlink(entry.target.as_deref().unwrap_or_default(), base)?;
-                dst.set_owner_at(base, entry.uid, entry.gid)?;
+                if !owned_by_us(entry) {
+                    dst.set_owner_at(base, entry.uid, entry.gid)?;
+                }
             }
         }
     }
@@ -145,7 +150,9 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
             continue;
         };
         let (_, dst) = &dirs[path];
-        dst.set_owner(entry.uid, entry.gid)?;
+        if !owned_by_us(entry) {
+            dst.set_owner(entry.uid, entry.gid)?;
+        }
         dst.set_mode(entry.mode)?;
         if per_file {
             dst.sync()?;
@@ -170,6 +177,15 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
     // The fingerprint re-check: the stock must not have moved under us.
     stock::recheck(service)?;
     Ok(())
+}
+
+/// Whether a new file already has `entry`'s owner: we create it, and the
+/// staging directories are never set-gid (their mode is set exactly), so it
+/// belongs to our euid and egid. Skips a chown per file in the common case
+/// of root-owned stock.
+fn owned_by_us(entry: &tree::Entry) -> bool {
+    entry.uid == rustix::process::geteuid().as_raw()
+        && entry.gid == rustix::process::getegid().as_raw()
 }
 
 /// Renames a staged object and its manifest from `staging` into the
