@@ -128,7 +128,7 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
                 });
                 continue;
             }
-            let st = dir.stat(&name)?;
+            let st = dir.stat(&name).map_err(|e| raced(e, &path))?;
             match Kind::of(&st) {
                 Kind::Dir => {}
                 Kind::Symlink => {
@@ -177,7 +177,9 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
     let walked: Vec<Result<Walked>> = chosen
         .par_iter()
         .map(|(name, (index, tree))| {
-            let service_dir = tree_dirs[*index].open_dir(name)?;
+            let service_dir = tree_dirs[*index]
+                .open_dir(name)
+                .map_err(|e| raced(e, &tree.join(name)))?;
             let mut walker = Walker {
                 cfg,
                 cache: &cache,
@@ -270,7 +272,9 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
 /// entry changed since [`scan`] (a package manager still writing).
 pub fn recheck(service: &StockService) -> Result<()> {
     let root = Dir::open_following(&service.tree)?;
-    let dir = root.open_dir(&service.name)?;
+    let dir = root
+        .open_dir(&service.name)
+        .map_err(|e| raced(e, &service.dir()))?;
     for (entry, fp) in service.entries.iter().zip(&service.fingerprints) {
         let now = if entry.path == tree::ROOT {
             dir.self_stat().ok().map(|st| Fingerprint::of(&st))
@@ -286,6 +290,17 @@ pub fn recheck(service: &StockService) -> Result<()> {
     }
     // An added or removed entry changes its directory's mtime, checked above.
     Ok(())
+}
+
+/// Turns the error of an entry that vanished or changed type since it was
+/// listed (see [`crate::fsops::is_race`]) into "stock changed while
+/// reading" (exit 75); any other error stays what it is.
+pub fn raced(err: Error, path: &Path) -> Error {
+    if crate::fsops::is_race(&err) {
+        changed_while_reading(path)
+    } else {
+        err
+    }
 }
 
 pub fn changed_while_reading(path: &Path) -> Error {
@@ -420,7 +435,9 @@ impl Walker<'_> {
                 });
                 continue;
             }
-            let st = dir.stat(&name)?;
+            let st = dir
+                .stat(&name)
+                .map_err(|e| raced(e, &self.base.join(&rel)))?;
             let mode = self.mode_of(&rel, &st);
             let mut entry = Entry {
                 path: rel.clone(),
@@ -446,7 +463,9 @@ impl Walker<'_> {
                         continue;
                     }
                     self.push(entry, &st);
-                    let child = dir.open_dir(&name)?;
+                    let child = dir
+                        .open_dir(&name)
+                        .map_err(|e| raced(e, &self.base.join(&rel)))?;
                     self.walk(&child, &format!("{rel}/"), depth + 1)?;
                 }
                 Kind::File => {
@@ -467,7 +486,9 @@ impl Walker<'_> {
                     let hash = match self.cache.lookup(&fp) {
                         Some(h) => h,
                         None => {
-                            let file = dir.open_file(&name)?;
+                            let file = dir
+                                .open_file(&name)
+                                .map_err(|e| raced(e, &self.base.join(&rel)))?;
                             let mut hasher = blake3::Hasher::new();
                             hasher
                                 .update_reader(&file)
@@ -483,7 +504,9 @@ impl Walker<'_> {
                     self.push(entry, &st);
                 }
                 Kind::Symlink => {
-                    let target = dir.read_link(&name)?;
+                    let target = dir
+                        .read_link(&name)
+                        .map_err(|e| raced(e, &self.base.join(&rel)))?;
                     let Some(target) = target.to_str().map(str::to_string) else {
                         self.problem(
                             &rel,

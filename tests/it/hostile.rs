@@ -1,0 +1,190 @@
+//! Hostile input and unsafe environments (issue 8): nothing in a stock
+//! tree, the state directory or the environment makes the tool read, write
+//! or keep what it should not. Each test says what it tried, the exit code
+//! it got, and proves that nothing outside was read or written and that
+//! `live` did not change.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// A string that exists only in files outside the stock tree.
+const SECRET: &str = "SECRET-SENTINEL-8f1c2e77-never-copy-me";
+
+/// Writes a directory outside the stock that looks like a valid service,
+/// every file of which holds [`SECRET`].
+fn make_secret_dir(dir: &Path) {
+    std::fs::create_dir_all(dir.join("env")).unwrap();
+    for (rel, mode) in [("run", 0o755), ("env/VERSION", 0o644), ("VERSION", 0o644)] {
+        std::fs::write(dir.join(rel), format!("#!/bin/sh\n# {SECRET}\n")).unwrap();
+        std::fs::set_permissions(dir.join(rel), PermissionsExt::from_mode(mode)).unwrap();
+    }
+}
+
+/// Every regular file below `dir` (symlinks not followed) that contains
+/// [`SECRET`].
+fn files_holding_secret(dir: &Path) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    if !dir.exists() {
+        return hits;
+    }
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            if bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()) {
+                hits.push(entry.path().to_path_buf());
+            }
+        }
+    }
+    hits
+}
+
+/// Everything below `dir` except the names in `skip` at its top: path →
+/// type, mode, owner, content or link target (and mtime for files), so
+/// that any write, create, delete or chmod shows.
+fn tree_picture(dir: &Path, skip: &[&str]) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let walk = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            e.depth() != 1
+                || !skip
+                    .iter()
+                    .any(|s| e.file_name() == std::ffi::OsStr::new(s))
+        });
+    for entry in walk {
+        let entry = entry.unwrap();
+        let md = entry.path().symlink_metadata().unwrap();
+        let rel = entry.path().strip_prefix(dir).unwrap().to_path_buf();
+        let what = if md.file_type().is_symlink() {
+            format!("link {:?}", std::fs::read_link(entry.path()).unwrap())
+        } else if md.is_file() {
+            format!(
+                "file {:o} {}:{} mtime {}.{} {:?}",
+                md.mode(),
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+                md.mtime_nsec(),
+                std::fs::read(entry.path()).unwrap()
+            )
+        } else {
+            format!("dir {:o} {}:{}", md.mode(), md.uid(), md.gid())
+        };
+        out.insert(rel, what);
+    }
+    out
+}
+
+/// Swaps two paths atomically (`renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .unwrap_or_else(|e| panic!("exchange {} {}: {e}", a.display(), b.display()));
+}
+
+/// Item 1: while commits run, a racer keeps swapping a stock service, one
+/// of its subdirectories and one of its files for symlinks to `/` and to a
+/// directory of secrets. Every commit either stores what it saw verbatim
+/// (0), refuses a symlinked service or `run` (65) or says the stock
+/// changed under it (75); no byte of a secret ever reaches the state, and nothing outside
+/// the state, run and scan directories is written.
+#[test]
+fn racing_symlink_swaps_never_leak_or_write_outside() {
+    let root = Root::example();
+    root.commit().ok();
+    let secret = root.path().join("secret");
+    make_secret_dir(&secret);
+    let aside = root.path().join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    std::os::unix::fs::symlink(&secret, aside.join("service")).unwrap();
+    std::os::unix::fs::symlink(&secret, aside.join("dir")).unwrap();
+    std::os::unix::fs::symlink("/", aside.join("slash")).unwrap();
+    std::os::unix::fs::symlink(secret.join("VERSION"), aside.join("file")).unwrap();
+    let web = root.stock().join("web");
+    // (stock path, its stand-in): each swap is undone by the next one.
+    let swaps: Vec<(PathBuf, PathBuf)> = vec![
+        (web.clone(), aside.join("service")),
+        (web.join("env"), aside.join("dir")),
+        (web.join("env"), aside.join("slash")),
+        (web.join("env/VERSION"), aside.join("file")),
+        (web.join("run"), aside.join("file")),
+    ];
+    let outside = [
+        "state",
+        "run",
+        "service",
+        "config.yaml",
+        // The stock and aside change while racing; compared after.
+    ];
+    let before = tree_picture(root.path(), &outside);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let stop = stop.clone();
+        let swaps = swaps.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, b) = &swaps[(n as usize / 2) % swaps.len()];
+                exchange(a, b);
+                n += 1;
+                if n % 2 == 1 {
+                    // Leave the swapped state visible for a moment.
+                    std::thread::yield_now();
+                }
+            }
+            if n % 2 == 1 {
+                let (a, b) = &swaps[((n - 1) as usize / 2) % swaps.len()];
+                exchange(a, b);
+            }
+            n
+        })
+    };
+    let mut codes: BTreeMap<i32, u32> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut commits = 0;
+    while commits < 200 && Instant::now() < deadline {
+        let run = root.commit();
+        match run.code {
+            0 | 75 => {}
+            65 => assert!(
+                run.stderr.contains("is a symlink")
+                    || run.stderr.contains("`run` is not a regular file"),
+                "65 for something other than a symlinked service or run:\n{}",
+                run.stderr
+            ),
+            other => panic!("commit exited {other} while racing:\n{}", run.stderr),
+        }
+        *codes.entry(run.code).or_default() += 1;
+        commits += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swapped = racer.join().unwrap();
+    eprintln!("{commits} commits while racing ({swapped} swaps): exit codes {codes:?}");
+    assert!(swapped > 0);
+
+    let leaks: Vec<PathBuf> = [root.state(), root.runtime(), root.scandir()]
+        .iter()
+        .flat_map(|d| files_holding_secret(d))
+        .collect();
+    assert!(leaks.is_empty(), "secret bytes copied into {leaks:?}");
+    assert_eq!(
+        tree_picture(root.path(), &outside),
+        before,
+        "something outside the state, run and scan directories changed"
+    );
+    // The racer put everything back: a clean commit and verify follow.
+    root.commit().ok();
+    root.run(&["verify"]).ok();
+}
