@@ -431,14 +431,35 @@ impl Dir {
     /// when missing (never through a symlink).
     pub fn open_rw(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
         let name = name.as_ref();
-        let fd = open_beneath(
-            self.fd.as_fd(),
-            name,
-            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )
-        .map_err(|e| Error::create("open", self.join(name), io_err(e)))?;
-        Ok(File::from(fd))
+        self.open_creating(name, OFlags::RDWR | OFlags::CLOEXEC, mode)
+    }
+
+    /// Opens child `name` with `flags`, or creates it with exactly `mode`
+    /// when missing: `O_CREAT` alone would let the umask decide the mode
+    /// (a root umask of 077 makes a 0600 `.lock` that readers cannot open).
+    fn open_creating(&self, name: &Path, flags: OFlags, mode: u32) -> Result<File> {
+        loop {
+            match open_beneath(self.fd.as_fd(), name, flags, Mode::empty()) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(Error::create("open", self.join(name), io_err(e))),
+            }
+            match open_beneath(
+                self.fd.as_fd(),
+                name,
+                flags | OFlags::CREATE | OFlags::EXCL,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| Error::create("set mode of", self.join(name), io_err(e)))?;
+                    return Ok(File::from(fd));
+                }
+                // Created by another process in between: open that one.
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(Error::create("create", self.join(name), io_err(e))),
+            }
+        }
     }
 
     /// Opens a child lock file read-only (a flock needs no write access),
@@ -518,14 +539,11 @@ impl Dir {
     /// Opens a child file for appending, creating it with `mode` when missing.
     pub fn open_append(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
         let name = name.as_ref();
-        let fd = open_beneath(
-            self.fd.as_fd(),
+        self.open_creating(
             name,
-            OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
+            OFlags::WRONLY | OFlags::APPEND | OFlags::CLOEXEC,
+            mode,
         )
-        .map_err(|e| Error::create("open", self.join(name), io_err(e)))?;
-        Ok(File::from(fd))
     }
 
     /// Creates a new child file (`O_EXCL`) with exactly `mode`.

@@ -188,3 +188,94 @@ fn racing_symlink_swaps_never_leak_or_write_outside() {
     root.commit().ok();
     root.run(&["verify"]).ok();
 }
+
+/// Runs the binary with `--root` under `sh -c 'umask U; exec …'`.
+fn run_with_umask(root: &Root, umask: &str, args: &[&str]) -> Run {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$@\""))
+        .arg("sh")
+        .arg(bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Permission bits of everything the tool made under the state, runtime
+/// and scan directories (symlinks have none worth comparing).
+fn created_modes(root: &Root) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for base in [root.state(), root.runtime(), root.scandir()] {
+        for entry in walkdir::WalkDir::new(&base) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_symlink() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(root.path()).unwrap();
+            let mode = entry.metadata().unwrap().mode() & 0o7777;
+            out.insert(rel.display().to_string(), mode);
+        }
+    }
+    out
+}
+
+/// Item 3: the modes of everything created do not depend on the umask of
+/// whoever runs the tool (000 would make group/world-writable state that
+/// the next run refuses; 077 would hide lock files from services).
+#[test]
+fn created_modes_do_not_depend_on_the_umask() {
+    let mut pictures = Vec::new();
+    for umask in ["000", "022", "077"] {
+        let root = Root::example();
+        run_with_umask(&root, umask, &["commit"]).ok();
+        run_with_umask(&root, umask, &["lock", "web", "--", "true"]).ok();
+        root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+        run_with_umask(&root, umask, &["commit"]).ok();
+        let modes = created_modes(&root);
+        let documented = [
+            ("state", 0o755),
+            ("state/.lock", 0o644),
+            ("state/history.log", 0o644),
+            ("state/store", 0o755),
+            ("state/generations", 0o755),
+            ("state/generations/1", 0o755),
+            ("state/generations/2/.manifest.yaml", 0o644),
+            ("state/cache", 0o700),
+            ("run", 0o755),
+            ("run/locks", 0o755),
+            ("run/locks/web.lock", 0o644),
+            ("service", 0o755),
+        ];
+        for (path, mode) in documented {
+            assert_eq!(
+                modes.get(path).copied(),
+                Some(mode),
+                "umask {umask}: {path} has mode {:?}, documented {mode:o}",
+                modes.get(path).map(|m| format!("{m:o}"))
+            );
+        }
+        // Store objects keep the stock's modes exactly.
+        let web = std::fs::canonicalize(root.state().join("live/web")).unwrap();
+        let run_mode = std::fs::metadata(web.join("run")).unwrap().mode() & 0o7777;
+        assert_eq!(run_mode, 0o755, "umask {umask}");
+        // Nothing is writable by group or others, whatever the umask.
+        let loose: Vec<_> = modes.iter().filter(|(_, m)| *m & 0o022 != 0).collect();
+        assert!(loose.is_empty(), "umask {umask}: {loose:?}");
+        pictures.push((umask, modes));
+    }
+    let (first_umask, first) = &pictures[0];
+    for (umask, modes) in &pictures[1..] {
+        assert_eq!(
+            modes, first,
+            "umask {umask} differs from umask {first_umask}"
+        );
+    }
+}
