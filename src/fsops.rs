@@ -483,6 +483,12 @@ impl Dir {
             match open_beneath(self.fd.as_fd(), name, base, Mode::empty()) {
                 Ok(fd) => break fd,
                 Err(rustix::io::Errno::NOENT) => {}
+                Err(rustix::io::Errno::LOOP) => {
+                    return Err(Error::unsafe_env(format!(
+                        "{} is a symlink; remove it, the tool recreates it",
+                        self.join(name).display()
+                    )));
+                }
                 Err(e) => return Err(Error::io("cannot open", self.join(name), io_err(e))),
             }
             match open_beneath(

@@ -175,6 +175,8 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     stock::check_trees_exist(cfg)?;
     let state = State::init(cfg)?;
     let _lock = ManagerLock::acquire(&state.dir, opts.wait)?;
+    // Refuse an unsafe runtime directory now, not after the switch.
+    update_lock::locks_dir(cfg)?;
     super::recover::finish_interrupted(cfg, &state)?;
 
     let prepared = prepare(cfg, Some(&state))?;

@@ -279,3 +279,164 @@ fn created_modes_do_not_depend_on_the_umask() {
         );
     }
 }
+
+/// uid and gid of `nobody` / `nogroup` on Debian.
+const NOBODY: u32 = 65534;
+
+/// A committed example with a pending change to `web`; `spoil` makes the
+/// environment unsafe and returns the path the refusal must name. The
+/// commit exits 77 naming it and changes nothing (not `live`, not the
+/// canary file a symlink may point at); after `repair` it succeeds.
+#[track_caller]
+fn assert_refused_77(
+    staged_ok: bool,
+    spoil: impl FnOnce(&Root, &Path) -> PathBuf,
+    repair: impl FnOnce(&Root),
+) {
+    let root = Root::example();
+    root.commit().ok();
+    let canary = root.path().join("canary");
+    std::fs::write(&canary, "canary\n").unwrap();
+    root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+    let before = root.snapshot();
+    let named = spoil(&root, &canary);
+    let run = root.commit().code(77);
+    assert!(
+        run.stderr.contains(&named.display().to_string()),
+        "the refusal does not name {}:\n{}",
+        named.display(),
+        run.stderr
+    );
+    let mut after = root.snapshot();
+    if staged_ok {
+        // Update locks are taken after staging (design §5): the staged
+        // generation stays for the retry, but it is not live.
+        after.retain(|k, _| !k.starts_with("state/generations/2"));
+    }
+    assert!(after == before, "a refused commit changed the state");
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "canary\n");
+    repair(&root);
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(2));
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, PermissionsExt::from_mode(mode)).unwrap();
+}
+
+fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+}
+
+#[test]
+fn world_writable_state_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chmod(&root.state(), 0o777);
+            root.state()
+        },
+        |root| chmod(&root.state(), 0o755),
+    );
+}
+
+#[test]
+fn state_owned_by_another_user_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chown(&root.state(), NOBODY);
+            root.state()
+        },
+        |root| chown(&root.state(), 0),
+    );
+}
+
+#[test]
+fn group_writable_store_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chmod(&root.state().join("store"), 0o775);
+            root.state().join("store")
+        },
+        |root| chmod(&root.state().join("store"), 0o755),
+    );
+}
+
+#[test]
+fn group_writable_runtime_is_refused_with_77_before_the_switch() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chmod(&root.runtime(), 0o775);
+            root.runtime()
+        },
+        |root| chmod(&root.runtime(), 0o755),
+    );
+}
+
+#[test]
+fn runtime_owned_by_another_user_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chown(&root.runtime(), NOBODY);
+            root.runtime()
+        },
+        |root| chown(&root.runtime(), 0),
+    );
+}
+
+#[test]
+fn world_writable_locks_directory_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chmod(&root.runtime().join("locks"), 0o777);
+            root.runtime().join("locks")
+        },
+        |root| chmod(&root.runtime().join("locks"), 0o755),
+    );
+}
+
+#[test]
+fn lock_symlink_is_refused_with_77_and_its_target_untouched() {
+    assert_refused_77(
+        false,
+        |root, canary| {
+            let lock = root.state().join(".lock");
+            std::fs::remove_file(&lock).unwrap();
+            std::os::unix::fs::symlink(canary, &lock).unwrap();
+            lock
+        },
+        |root| std::fs::remove_file(root.state().join(".lock")).unwrap(),
+    );
+}
+
+#[test]
+fn lock_owned_by_another_user_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            let lock = root.state().join(".lock");
+            chown(&lock, NOBODY);
+            lock
+        },
+        |root| chown(&root.state().join(".lock"), 0),
+    );
+}
+
+#[test]
+fn update_lock_symlink_is_refused_with_77_and_its_target_untouched() {
+    assert_refused_77(
+        true,
+        |root, canary| {
+            let lock = root.runtime().join("locks/web.lock");
+            std::fs::remove_file(&lock).unwrap();
+            std::os::unix::fs::symlink(canary, &lock).unwrap();
+            lock
+        },
+        |root| std::fs::remove_file(root.runtime().join("locks/web.lock")).unwrap(),
+    );
+}
