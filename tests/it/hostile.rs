@@ -440,3 +440,149 @@ fn update_lock_symlink_is_refused_with_77_and_its_target_untouched() {
         |root| std::fs::remove_file(root.runtime().join("locks/web.lock")).unwrap(),
     );
 }
+
+/// The store object `service` of the live generation.
+fn live_object(root: &Root, service: &str) -> PathBuf {
+    std::fs::canonicalize(root.state().join("live").join(service)).unwrap()
+}
+
+/// Item 2: symlinks to secrets, inside a service and as its files, are
+/// stored as symlinks with the same target; no byte of what they point at
+/// is read into the state.
+#[test]
+fn symlinks_to_secrets_are_stored_as_links_never_read() {
+    let root = Root::example();
+    let secret = root.path().join("secret");
+    make_secret_dir(&secret);
+    let cron = root.stock().join("cron");
+    std::os::unix::fs::symlink(secret.join("VERSION"), cron.join("to-file")).unwrap();
+    std::os::unix::fs::symlink(&secret, cron.join("to-dir")).unwrap();
+    std::os::unix::fs::symlink("../../secret/VERSION", cron.join("relative")).unwrap();
+    std::os::unix::fs::symlink("/", cron.join("to-root")).unwrap();
+    let before = tree_picture(&secret, &[]);
+    root.commit().ok();
+    let object = live_object(&root, "cron");
+    for (name, target) in [
+        ("to-file", secret.join("VERSION")),
+        ("to-dir", secret.clone()),
+        ("relative", PathBuf::from("../../secret/VERSION")),
+        ("to-root", PathBuf::from("/")),
+    ] {
+        let md = object.join(name).symlink_metadata().unwrap();
+        assert!(md.file_type().is_symlink(), "{name} was followed");
+        assert_eq!(std::fs::read_link(object.join(name)).unwrap(), target);
+    }
+    assert_eq!(files_holding_secret(&root.state()), Vec::<PathBuf>::new());
+    assert_eq!(tree_picture(&secret, &[]), before);
+    root.run(&["verify"]).ok();
+}
+
+/// Item 2: set-uid and set-gid bits survive only for services named in
+/// `allow_setid`; everywhere else they are stripped and reported.
+#[test]
+fn set_id_bits_are_kept_only_for_allow_listed_services() {
+    let root = Root::example();
+    root.config("allow_setid: [cron]\n");
+    root.write_stock("cron/helper", "#!/bin/sh\n", 0o4755);
+    root.write_stock("web/helper", "#!/bin/sh\n", 0o6755);
+    root.write_stock("db/shared", "x\n", 0o2750);
+    let run = root.commit().ok();
+    let mode = |service: &str, file: &str| {
+        live_object(&root, service)
+            .join(file)
+            .metadata()
+            .unwrap()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("cron", "helper"), 0o4755, "allow-listed: kept");
+    assert_eq!(mode("web", "helper"), 0o755, "not allow-listed: stripped");
+    assert_eq!(mode("db", "shared"), 0o750, "not allow-listed: stripped");
+    for path in ["web/helper", "db/shared"] {
+        let shown = root.stock().join(path).display().to_string();
+        assert!(
+            run.stderr.contains(&shown),
+            "{shown} not reported:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr
+            .contains(&root.stock().join("cron/helper").display().to_string())
+    );
+    root.run(&["verify"]).ok();
+}
+
+/// The NUL-separated xattr names of a file.
+fn xattr_names(path: &Path) -> Vec<u8> {
+    let mut buf = [0u8; 4096];
+    let n = rustix::fs::listxattr(path, &mut buf[..]).unwrap();
+    buf[..n].to_vec()
+}
+
+/// Item 2: extended attributes — `user.*` and `security.*` (which carry
+/// capabilities and LSM labels) — are never copied into the store.
+#[test]
+fn extended_attributes_are_never_copied() {
+    let root = Root::example();
+    let run = root.stock().join("web/run");
+    for (name, value) in [
+        ("user.foo", &b"bar"[..]),
+        ("security.foo", &b"label"[..]),
+        // What `setcap cap_net_raw+ep` writes (VFS_CAP_REVISION_2).
+        (
+            "security.capability",
+            &[
+                0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ][..],
+        ),
+    ] {
+        rustix::fs::setxattr(&run, name, value, rustix::fs::XattrFlags::empty())
+            .unwrap_or_else(|e| panic!("setxattr {name} on {}: {e}", run.display()));
+    }
+    let listed = xattr_names(&run);
+    assert!(listed.windows(12).any(|w| w == b"security.foo"));
+    root.commit().ok();
+    let copy = live_object(&root, "web").join("run");
+    let names = xattr_names(&copy);
+    assert!(
+        names.is_empty(),
+        "xattrs copied: {:?}",
+        String::from_utf8_lossy(&names)
+    );
+}
+
+/// Item 2: hard-linked stock files become new inodes in the store, so a
+/// later in-place write to the stock file never reaches a live object.
+#[test]
+fn hard_linked_stock_files_are_copied_into_new_inodes() {
+    let root = Root::example();
+    let env = root.stock().join("web/env");
+    std::fs::hard_link(env.join("VERSION"), env.join("VERSION-again")).unwrap();
+    let outside = root.path().join("outside-link");
+    std::fs::hard_link(env.join("VERSION"), &outside).unwrap();
+    root.commit().ok();
+    let object = live_object(&root, "web");
+    let stock_ino = env.join("VERSION").metadata().unwrap().ino();
+    let copies: Vec<u64> = ["env/VERSION", "env/VERSION-again"]
+        .iter()
+        .map(|p| object.join(p).metadata().unwrap().ino())
+        .collect();
+    assert!(
+        !copies.contains(&stock_ino),
+        "the store shares an inode with the stock"
+    );
+    assert_ne!(copies[0], copies[1]);
+    for p in ["env/VERSION", "env/VERSION-again"] {
+        assert_eq!(object.join(p).metadata().unwrap().nlink(), 1);
+    }
+    // Writing the shared inode in place (through the link outside the
+    // stock) changes the stock, not the live object.
+    let live_before = std::fs::read(object.join("env/VERSION")).unwrap();
+    std::fs::write(&outside, "tampered\n").unwrap();
+    assert_eq!(
+        std::fs::read(object.join("env/VERSION")).unwrap(),
+        live_before
+    );
+    root.run(&["verify"]).ok();
+}
