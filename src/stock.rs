@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -173,6 +173,8 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
     }
 
     let entry_budget = AtomicU64::new(cfg.limits.max_entries);
+    // Set when an entry found no budget left: exactly `max_entries` is fine.
+    let over_budget = AtomicBool::new(false);
     let scan_start = now_seconds();
     let walked: Vec<Result<Walked>> = chosen
         .par_iter()
@@ -186,6 +188,7 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
                 base: tree.join(name),
                 allow_setid: cfg.allow_setid.iter().any(|s| s == name),
                 budget: &entry_budget,
+                over_budget: &over_budget,
                 entries: Vec::new(),
                 fingerprints: Vec::new(),
                 problems: Vec::new(),
@@ -236,7 +239,7 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
         }
         stock.services.insert(service.name.clone(), service);
     }
-    if entry_budget.load(Ordering::Relaxed) == 0 {
+    if over_budget.load(Ordering::Relaxed) {
         problems.push(Problem {
             path: cfg
                 .stock
@@ -326,6 +329,7 @@ struct Walker<'a> {
     base: PathBuf,
     allow_setid: bool,
     budget: &'a AtomicU64,
+    over_budget: &'a AtomicBool,
     entries: Vec<Entry>,
     fingerprints: Vec<Fingerprint>,
     problems: Vec<Problem>,
@@ -348,9 +352,14 @@ impl Walker<'_> {
     }
 
     fn take_budget(&self) -> bool {
-        self.budget
+        let ok = self
+            .budget
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+            .is_ok();
+        if !ok {
+            self.over_budget.store(true, Ordering::Relaxed);
+        }
+        ok
     }
 
     fn mode_of(&mut self, rel: &str, st: &rustix::fs::Stat) -> u32 {

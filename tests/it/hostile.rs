@@ -586,3 +586,213 @@ fn hard_linked_stock_files_are_copied_into_new_inodes() {
     );
     root.run(&["verify"]).ok();
 }
+
+/// Commits the example, lets `breaks` damage the stock (returning the path
+/// and the words the refusal must show), and proves the commit exits 65
+/// with them and changes nothing.
+#[track_caller]
+fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'static str)) -> Run {
+    root.commit().ok();
+    let before = root.snapshot();
+    let (named, words) = breaks(root);
+    let run = root.commit().code(65);
+    for shown in [named.display().to_string().as_str(), words] {
+        assert!(
+            run.stderr.contains(shown),
+            "{shown:?} not in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        root.snapshot() == before,
+        "a refused commit changed the state"
+    );
+    run
+}
+
+/// Runs `svcdir-update --root … ARGS` under `/usr/bin/time` and returns
+/// the run and the peak resident set size in KiB.
+fn run_measuring_rss(root: &Root, args: &[&str]) -> (Run, u64) {
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "maxrss-kib=%M"])
+        .arg(bin())
+        .arg("--root")
+        .arg(root.path())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let rss = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("maxrss-kib="))
+        .last()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss from /usr/bin/time:\n{stderr}"));
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    };
+    (run, rss)
+}
+
+/// Item 4: a service name of 255 bytes (the longest a file name can be on
+/// ext4; 300 cannot exist) is refused by name, not by a failing syscall.
+#[test]
+fn service_name_of_255_bytes_is_refused() {
+    let root = Root::example();
+    let name = "a".repeat(255);
+    assert_refused_65(&root, |root| {
+        root.add_service(&name, "x");
+        (root.stock().join(&name), "255 bytes long")
+    });
+}
+
+/// Item 4: names given on the command line cannot climb out of the locks
+/// directory either (`/`, `..`, newline, leading dot).
+#[test]
+fn lock_and_exec_refuse_names_that_are_paths() {
+    let root = Root::example();
+    root.commit().ok();
+    let before = tree_picture(root.path(), &[]);
+    for name in ["../../canary", "web/../../x", ".hidden", "we\nb", ""] {
+        let run = root.run(&["lock", name, "--", "true"]).code(2);
+        assert!(
+            run.stderr.contains("service name"),
+            "{name:?}: {}",
+            run.stderr
+        );
+        root.run(&["exec", name, "--", "true"]).code(2);
+    }
+    assert_eq!(tree_picture(root.path(), &[]), before);
+}
+
+/// Item 4: `limits: {max_entries}` is exact: at the limit the commit
+/// goes through, one entry more is refused with 65.
+#[test]
+fn entry_limit_is_exact_and_named() {
+    let root = Root::empty();
+    root.config("limits: {max_entries: 1000}\n");
+    root.add_service("big", "x");
+    let data = root.stock().join("big/data");
+    std::fs::create_dir(&data).unwrap();
+    // run + data/ + 998 files = 1000 entries.
+    for i in 0..998 {
+        std::fs::write(data.join(format!("f{i}")), "").unwrap();
+    }
+    root.commit().ok();
+    let run = assert_refused_65(&root, |root| {
+        std::fs::write(data.join("one-more"), "").unwrap();
+        (root.stock(), "more than 1000 entries")
+    });
+    assert!(run.stderr.contains("max_entries"), "{}", run.stderr);
+}
+
+/// Item 4: a 2 GiB file (sparse, so the test is cheap) is refused by the
+/// default 1 GiB limit from its size alone — never read: the process
+/// stays small.
+#[test]
+fn two_gib_file_is_refused_by_size_without_reading_it() {
+    let root = Root::example();
+    root.commit().ok();
+    let before = root.snapshot();
+    let big = root.stock().join("web/env/huge");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let (run, rss) = run_measuring_rss(&root, &["commit"]);
+    assert_eq!(run.code, 65, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&big.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("2147483648 bytes; the limit is 1073741824"),
+        "{}",
+        run.stderr
+    );
+    eprintln!("2 GiB file refused; peak RSS {rss} KiB");
+    assert!(rss < 64 << 10, "peak RSS {rss} KiB");
+    assert!(root.snapshot() == before);
+}
+
+/// Item 4: a large file under the limit is streamed, not buffered: a
+/// 256 MiB file is committed with a peak RSS far below its size.
+#[test]
+fn large_file_under_the_limit_is_streamed_not_buffered() {
+    let root = Root::example();
+    let big = root.stock().join("web/env/large");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(256 << 20).unwrap();
+    // Some real bytes at the end, so a copy that drops them shows.
+    std::os::unix::fs::FileExt::write_all_at(&file, b"tail", (256 << 20) - 4).unwrap();
+    drop(file);
+    let (run, rss) = run_measuring_rss(&root, &["commit"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    eprintln!("256 MiB file committed; peak RSS {rss} KiB");
+    assert!(rss < 96 << 10, "peak RSS {rss} KiB for a 256 MiB file");
+    let copy = live_object(&root, "web").join("env/large");
+    assert_eq!(copy.metadata().unwrap().len(), 256 << 20);
+    root.run(&["verify"]).ok();
+}
+
+/// Item 4: `limits: {max_file_size}` applies, and names the file.
+#[test]
+fn configured_file_size_limit_is_named() {
+    let root = Root::example();
+    root.config("limits: {max_file_size: 1000}\n");
+    assert_refused_65(&root, |root| {
+        root.write_stock("web/env/BLOB", &"x".repeat(1001), 0o644);
+        (
+            root.stock().join("web/env/BLOB"),
+            "1001 bytes; the limit is 1000",
+        )
+    });
+}
+
+/// Item 4: nesting deeper than `limits: {max_depth}` is refused, naming
+/// the directory where the limit was crossed.
+#[test]
+fn nesting_beyond_the_depth_limit_is_refused() {
+    let root = Root::example();
+    root.config("limits: {max_depth: 4}\n");
+    assert_refused_65(&root, |root| {
+        let deep = root.stock().join("web/a/b/c/d/e/f");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("file"), "x").unwrap();
+        (root.stock().join("web/a/b/c/d"), "deeper than 4 levels")
+    });
+}
+
+/// Item 4, the honest size: one million stock entries (100 services of
+/// 10,000 empty files). Minutes to create and delete on these machines, so
+/// it runs only on request: `cargo test -- --ignored one_million`.
+#[test]
+#[ignore = "creates and commits 1,000,000 files; run by hand"]
+fn one_million_entries_commit_and_a_lower_limit_refuses() {
+    let root = Root::empty();
+    for s in 0..100 {
+        let name = format!("svc{s}");
+        root.add_service(&name, "x");
+        let data = root.stock().join(&name).join("data");
+        std::fs::create_dir(&data).unwrap();
+        for i in 0..9_998 {
+            std::fs::write(data.join(format!("f{i}")), "").unwrap();
+        }
+    }
+    root.config("limits: {max_entries: 999999}\n");
+    let run = root.commit().code(65);
+    assert!(
+        run.stderr.contains("more than 999999 entries"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_file(root.path().join("config.yaml")).unwrap();
+    let (run, rss) = run_measuring_rss(&root, &["commit"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    eprintln!("1,000,000 entries committed, peak RSS {rss} KiB");
+}
