@@ -625,8 +625,8 @@ fn run_measuring_rss(root: &Root, args: &[&str]) -> (Run, u64) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let rss = stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("maxrss-kib="))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("maxrss-kib="))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no maxrss from /usr/bin/time:\n{stderr}"));
     let run = Run {
