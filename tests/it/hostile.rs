@@ -796,3 +796,181 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     eprintln!("1,000,000 entries committed, peak RSS {rss} KiB");
 }
+
+/// Runs a command, panicking with its output if it fails.
+#[track_caller]
+fn sh(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A tmpfs mounted by the test; unmounted (lazily, so a failing test
+/// cannot leave it behind) when dropped.
+struct TmpfsMount(PathBuf);
+
+impl TmpfsMount {
+    fn new(at: &Path, size: &str) -> TmpfsMount {
+        std::fs::create_dir_all(at).unwrap();
+        let opts = format!("size={size},mode=0755");
+        sh(
+            "mount",
+            &["-t", "tmpfs", "-o", &opts, "tmpfs", at.to_str().unwrap()],
+        );
+        TmpfsMount(at.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let opts = format!("remount,size={size}");
+        sh("mount", &["-o", &opts, self.0.to_str().unwrap()]);
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// `.tmp-*` staging names left directly in the state directory.
+fn staging_leftovers(root: &Root) -> Vec<String> {
+    std::fs::read_dir(root.state())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
+}
+
+/// Writes `len` bytes that do not compress or dedupe to nothing.
+fn write_noise(path: &Path, len: usize) {
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Item 6: the state file system fills up while staging. The commit exits
+/// 74 naming ENOSPC, removes what it staged (giving the space back), `live`
+/// and the scan directory stay as they were, and once there is room the
+/// commit succeeds.
+#[test]
+fn no_space_while_staging_is_74_and_changes_nothing() {
+    let root = Root::example();
+    let mount = TmpfsMount::new(&root.state(), "1m");
+    root.commit().ok();
+    write_noise(&root.stock().join("web/env/BIG"), 2 << 20);
+    let before = root.snapshot();
+    let run = root.commit().code(74);
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        root.snapshot() == before,
+        "a failed commit changed the state"
+    );
+    assert_eq!(root.live_generation(), Some(1));
+    // The failed commit gave the space back itself…
+    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    // …and the next run, with the disk still full, has nothing to do but
+    // fails the same way, cleanly.
+    root.run(&["recover"]).ok();
+    root.commit().code(74);
+    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    assert!(root.snapshot() == before);
+    mount.resize("16m");
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(2));
+    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    root.run(&["verify"]).ok();
+}
+
+/// Item 6: the state directory cannot be written while staging (made
+/// immutable with `chattr +i`, which even root cannot override: EPERM).
+/// The commit exits 73, changes nothing, and succeeds once it is writable.
+#[test]
+fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
+    struct Mutable(PathBuf);
+    impl Drop for Mutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let root = Root::example();
+    root.commit().ok();
+    root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+    let before = root.snapshot();
+    let guard = Mutable(root.state());
+    sh("chattr", &["+i", root.state().to_str().unwrap()]);
+    let run = root.commit().code(73);
+    assert!(
+        run.stderr.contains("Operation not permitted"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        root.snapshot() == before,
+        "a failed commit changed the state"
+    );
+    drop(guard);
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(2));
+    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+}
+
+/// Item 6, EACCES proper: run as `nobody` over a root `nobody` owns, with
+/// the state directory made read-only (0555). Staging cannot create its
+/// `.tmp-*` directory: exit 73 naming EACCES, nothing changed; with 0755
+/// back, the commit succeeds.
+#[test]
+fn permission_denied_while_staging_is_73_and_changes_nothing() {
+    let root = Root::example();
+    for dir in ["state", "run", "service"] {
+        std::fs::create_dir(root.path().join(dir)).unwrap();
+    }
+    sh(
+        "chown",
+        &["-R", "nobody:nogroup", root.path().to_str().unwrap()],
+    );
+    let as_nobody = |args: &[&str]| {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(bin())
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    as_nobody(&["commit"]).ok();
+    std::fs::write(root.stock().join("web/env/VERSION"), "2.0\n").unwrap();
+    let before = root.snapshot();
+    chmod(&root.state(), 0o555);
+    let run = as_nobody(&["commit"]).code(73);
+    assert!(run.stderr.contains("Permission denied"), "{}", run.stderr);
+    assert!(
+        root.snapshot() == before,
+        "a failed commit changed the state"
+    );
+    chmod(&root.state(), 0o755);
+    as_nobody(&["commit"]).ok();
+    assert_eq!(root.live_generation(), Some(2));
+    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+}
