@@ -158,10 +158,21 @@ impl Config {
     }
 
     fn from_file(path: &Path, root: Option<&Path>) -> Result<Config> {
-        let bytes = fs_err::read(path).map_err(|e| Error::Config {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let cannot = |e: std::io::Error| Error::Config {
             path: path.to_path_buf(),
             msg: format!("cannot read the config file: {e}"),
-        })?;
+        };
+        // One open: the checked file is the file read.
+        let mut file = fs_err::File::open(path).map_err(cannot)?;
+        let md = file.metadata().map_err(cannot)?;
+        check_trusted(path, md.mode(), md.uid(), "config file")?;
+        let mut bytes = Vec::new();
+        file.by_ref()
+            .take(MAX_CONFIG_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
         Config::from_bytes(&bytes, path, root)
     }
 
@@ -305,6 +316,29 @@ impl Config {
             .find(|(s, _)| s == service)
             .map(|(_, p)| p.as_path())
     }
+}
+
+/// Refuses (exit 77) a config file or stock tree that a user other than
+/// root or the one running the tool could change: whoever can write it
+/// chooses what root copies into the store and supervisors run.
+pub fn check_trusted(path: &Path, mode: u32, uid: u32, what: &str) -> Result<()> {
+    let me = rustix::process::geteuid().as_raw();
+    if mode & 0o022 != 0 {
+        return Err(Error::unsafe_env(format!(
+            "the {what} {} is writable by group or others (mode {:04o}); run `chmod go-w {}`",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        )));
+    }
+    if uid != 0 && uid != me {
+        return Err(Error::unsafe_env(format!(
+            "the {what} {} is owned by uid {uid}, not by root or uid {me}; run `chown root {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Parses config text; the error names the key and position.

@@ -974,3 +974,59 @@ fn permission_denied_while_staging_is_73_and_changes_nothing() {
     assert_eq!(root.live_generation(), Some(2));
     assert_eq!(staging_leftovers(&root), Vec::<String>::new());
 }
+
+/// Item 3: a config file others could write would let them choose the
+/// stock trees and `allow_setid`; it is refused with 77.
+#[test]
+fn config_writable_by_others_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            root.config("supervisor: none\n");
+            let path = root.path().join("config.yaml");
+            chmod(&path, 0o666);
+            path
+        },
+        |root| chmod(&root.path().join("config.yaml"), 0o644),
+    );
+}
+
+#[test]
+fn config_owned_by_another_user_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            root.config("supervisor: none\n");
+            let path = root.path().join("config.yaml");
+            chown(&path, NOBODY);
+            path
+        },
+        |root| chown(&root.path().join("config.yaml"), 0),
+    );
+}
+
+/// Item 3: a stock tree another user could write is a way to make root
+/// copy and supervisors run their code; it is refused with 77.
+#[test]
+fn stock_tree_writable_by_group_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chmod(&root.stock(), 0o775);
+            root.stock()
+        },
+        |root| chmod(&root.stock(), 0o755),
+    );
+}
+
+#[test]
+fn stock_tree_owned_by_another_user_is_refused_with_77() {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chown(&root.stock(), NOBODY);
+            root.stock()
+        },
+        |root| chown(&root.stock(), 0),
+    );
+}
