@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (Debian's s6 and runit, strace, dpkg-dev), then `cargo test` with the crash
-# failpoints compiled in. Needs root for apt-get and for the ownership tests.
+# (Debian's s6 and runit, strace, dpkg-dev, GNU time for the peak-memory
+# checks), then `cargo test` with the crash failpoints compiled in. Needs root
+# for apt-get, the ownership tests, `mount -t tmpfs` (ENOSPC test) and
+# `chattr +i`; setpriv, mount (util-linux) and chattr (e2fsprogs) are part of
+# every Debian system.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +13,7 @@ command -v s6-svscan >/dev/null 2>&1 || need+=(s6)
 command -v runsvdir >/dev/null 2>&1 || need+=(runit)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg-dev)
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

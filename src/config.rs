@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// A config file is a few lines; anything much larger is not one.
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+
 pub const DEFAULT_CONFIG: &str = "/etc/svcdir-update/config.yaml";
 pub const DEFAULT_STATE: &str = "/var/lib/svcdir-update";
 pub const DEFAULT_RUNTIME: &str = "/run/svcdir-update";
@@ -155,14 +158,44 @@ impl Config {
     }
 
     fn from_file(path: &Path, root: Option<&Path>) -> Result<Config> {
-        let text = fs_err::read_to_string(path).map_err(|e| Error::Config {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let cannot = |e: std::io::Error| Error::Config {
             path: path.to_path_buf(),
             msg: format!("cannot read the config file: {e}"),
-        })?;
-        let raw = parse(&text).map_err(|msg| Error::Config {
+        };
+        // One open: the checked file is the file read.
+        let mut file = fs_err::File::open(path).map_err(cannot)?;
+        let md = file.metadata().map_err(cannot)?;
+        check_trusted(path, md.mode(), md.uid(), "config file")?;
+        let mut bytes = Vec::new();
+        file.by_ref()
+            .take(MAX_CONFIG_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        Config::from_bytes(&bytes, path, root)
+    }
+
+    /// Parses and resolves the bytes of a config file named `path` (which
+    /// is only used for messages and relative paths). Anything that is not
+    /// a valid config — not UTF-8, not YAML, unknown keys, wrong types,
+    /// bad values — is an [`Error::Config`] naming the file (exit 65).
+    pub fn from_bytes(bytes: &[u8], path: &Path, root: Option<&Path>) -> Result<Config> {
+        let bad = |msg: String| Error::Config {
             path: path.to_path_buf(),
             msg,
-        })?;
+        };
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Err(bad(format!(
+                "the config file is larger than {MAX_CONFIG_BYTES} bytes"
+            )));
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| bad(format!("the config file is not UTF-8 text: {e}")))?;
+        if let Some(why) = crate::manifest::yaml_nesting_problem(bytes) {
+            return Err(bad(format!("the config file is not valid: {why}")));
+        }
+        let raw = parse(text).map_err(bad)?;
         Config::resolve(raw, Some(path), root)
     }
 
@@ -285,6 +318,29 @@ impl Config {
     }
 }
 
+/// Refuses (exit 77) a config file or stock tree that a user other than
+/// root or the one running the tool could change: whoever can write it
+/// chooses what root copies into the store and supervisors run.
+pub fn check_trusted(path: &Path, mode: u32, uid: u32, what: &str) -> Result<()> {
+    let me = rustix::process::geteuid().as_raw();
+    if mode & 0o022 != 0 {
+        return Err(Error::unsafe_env(format!(
+            "the {what} {} is writable by group or others (mode {:04o}); run `chmod go-w {}`",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        )));
+    }
+    if uid != 0 && uid != me {
+        return Err(Error::unsafe_env(format!(
+            "the {what} {} is owned by uid {uid}, not by root or uid {me}; run `chown root {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Parses config text; the error names the key and position.
 fn parse(text: &str) -> std::result::Result<RawConfig, String> {
     if text.trim().is_empty() {
@@ -335,6 +391,65 @@ mod tests {
     fn wrong_type_is_named() {
         let err = parse("keep_generations: many\n").unwrap_err();
         assert!(err.contains("keep_generations"), "{err}");
+    }
+
+    const SAMPLE: &str = "stock:\n  - /usr/share/x\n  - {path: /etc/x, optional: true}\n\
+        state: /var/lib/x\nruntime: /run/x\nscandir: /run/service\nsupervisor: s6\n\
+        disabled: [a, b]\nkeep_generations: 3\nlock_wait: 2.5\nupdate_lock_wait: 1\n\
+        stop_timeout: 4\nruntime_entries: [supervise, log/supervise]\n\
+        override_update_locks: false\nallow_setid: [web]\n\
+        legacy_locks: [{service: web, path: /run/web.busy}]\n\
+        limits: {max_entries: 10, max_file_size: 100, max_depth: 4}\n";
+
+    fn from(bytes: &[u8]) -> Result<Config> {
+        Config::from_bytes(bytes, Path::new("/etc/svcdir-update/config.yaml"), None)
+    }
+
+    #[test]
+    fn the_sample_that_the_damage_starts_from_is_valid() {
+        let cfg = from(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(cfg.limits.max_depth, 4);
+        assert_eq!(cfg.legacy_locks.len(), 1);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutate::config())]
+        /// Damaged and random config files never panic: each is either a
+        /// config or an error naming the file, exit 65.
+        #[test]
+        fn damaged_config_is_a_config_or_a_clear_error(
+            bytes in crate::mutate::damaged(vec![SAMPLE.into(), b"stock: [/a]\n".to_vec()])
+        ) {
+            if let Err(e) = from(&bytes) {
+                proptest::prop_assert_eq!(e.exit_code(), 65, "{}", e);
+                proptest::prop_assert!(e.to_string().contains("/etc/svcdir-update/config.yaml"));
+            }
+        }
+    }
+
+    #[test]
+    fn alias_bombs_deep_nesting_and_non_utf8_are_errors() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = if i == 1 {
+                "a".to_string()
+            } else {
+                format!("a{}", i - 1)
+            };
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        let deep = format!("disabled: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        for bad in [
+            bomb.as_bytes(),
+            deep.as_bytes(),
+            b"stock: [/\xff]\n",
+            &[0u8; 64][..],
+        ] {
+            let err = from(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 65, "{err}");
+        }
     }
 
     #[test]

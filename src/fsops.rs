@@ -5,7 +5,11 @@
 //! descriptor with its path (for error messages only — the path is never used
 //! to reach a file once the directory is open). Opens below a `Dir` never
 //! follow symlinks (`O_NOFOLLOW`, one component at a time), so a tree written
-//! by another party cannot redirect a read or a write. This module never
+//! by another party cannot redirect a read or a write. Every open below a
+//! `Dir` goes through [`open_beneath`]: `openat2(2)` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS` where the kernel has it (Linux 5.6+), else a walk of
+//! one component at a time with `O_NOFOLLOW` — either way no symlink in any
+//! component is followed and no path leaves the directory. This module never
 //! decides *what* to do; it only does it and names the path when it fails.
 
 use std::ffi::{OsStr, OsString};
@@ -15,12 +19,159 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
+use std::path::Component;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 
 fn io_err(e: rustix::io::Errno) -> io::Error {
     io::Error::from(e)
+}
+
+/// `openat2` support, probed on first use: 0 unknown, 1 present, 2 absent.
+static OPENAT2: AtomicU8 = AtomicU8::new(0);
+
+/// How often an `openat2` that failed with `EAGAIN` (a concurrent rename
+/// somewhere on the system made the kernel unsure) is retried before the
+/// slower per-component walk is used for that one open.
+const OPENAT2_RETRIES: usize = 8;
+
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens `path` relative to `dir`, never following a symlink in any
+/// component and never leaving `dir` (`..` above it, absolute paths and
+/// symlinks all fail: `EXDEV` or `ELOOP`). Uses `openat2` where available
+/// and [`open_beneath_walk`] elsewhere (which is stricter: it refuses any
+/// `..`, even one that would stay inside).
+pub fn open_beneath(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> rustix::io::Result<OwnedFd> {
+    if OPENAT2.load(Ordering::Relaxed) != 2 {
+        for _ in 0..OPENAT2_RETRIES {
+            match rustix::fs::openat2(dir, path, flags | OFlags::NOFOLLOW, mode, BENEATH) {
+                Err(Errno::NOSYS | Errno::TOOBIG) => {
+                    OPENAT2.store(2, Ordering::Relaxed);
+                    break;
+                }
+                Err(Errno::AGAIN) => continue,
+                other => {
+                    OPENAT2.store(1, Ordering::Relaxed);
+                    return other;
+                }
+            }
+        }
+    }
+    open_beneath_walk(dir, path, flags, mode)
+}
+
+/// The portable form of [`open_beneath`]: opens each directory component
+/// with `O_NOFOLLOW | O_DIRECTORY`, then the last one with `O_NOFOLLOW`.
+/// `..`, absolute paths and an empty path are refused with `EXDEV`, as
+/// `RESOLVE_BENEATH` would for one that climbs out.
+pub fn open_beneath_walk(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> rustix::io::Result<OwnedFd> {
+    let mut parts: Vec<&OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(Errno::XDEV);
+            }
+        }
+    }
+    let Some((last, walk)) = parts.split_last() else {
+        // `.` itself (or an empty path): this very directory.
+        return rustix::fs::openat(dir, ".", flags | OFlags::NOFOLLOW, mode);
+    };
+    let mut held: Option<OwnedFd> = None;
+    for part in walk {
+        let at = held.as_ref().map_or(dir, AsFd::as_fd);
+        // O_PATH | O_NOFOLLOW opens a symlink itself, so it can be told
+        // apart (ELOOP, as openat2 says) from a non-directory (ENOTDIR).
+        let next = rustix::fs::openat(
+            at,
+            *part,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        match FileType::from_raw_mode(rustix::fs::fstat(&next)?.st_mode) {
+            FileType::Directory => held = Some(next),
+            FileType::Symlink => return Err(Errno::LOOP),
+            _ => return Err(Errno::NOTDIR),
+        }
+    }
+    let at = held.as_ref().map_or(dir, AsFd::as_fd);
+    rustix::fs::openat(at, *last, flags | OFlags::NOFOLLOW, mode)
+}
+
+/// Marks the error of a file that changed type between `lstat` and `open`
+/// (see [`is_race`]).
+#[derive(Debug)]
+struct Replaced;
+
+impl std::fmt::Display for Replaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("it was replaced while being read")
+    }
+}
+
+impl std::error::Error for Replaced {}
+
+/// Is `err` the sign of an entry that vanished or changed type between
+/// being listed and being opened — someone writing the tree meanwhile
+/// (`ENOENT`, `ENOTDIR`, a symlink met with `ELOOP`, an escape met with
+/// `EXDEV`, `readlink` of a non-link with `EINVAL`, or a file that is no
+/// longer regular)? Callers reading a tree others write report it as
+/// "changing, retry" (exit 75), not as an I/O error.
+pub fn is_race(err: &Error) -> bool {
+    let Error::Io { source, .. } = err else {
+        return false;
+    };
+    if source.get_ref().is_some_and(|e| e.is::<Replaced>()) {
+        return true;
+    }
+    matches!(source.raw_os_error(), Some(code) if [
+        Errno::NOENT,
+        Errno::NOTDIR,
+        Errno::LOOP,
+        Errno::XDEV,
+        Errno::INVAL,
+    ]
+    .iter()
+    .any(|e| e.raw_os_error() == code))
+}
+
+/// Splits a multi-component `name` into an fd of its parent (opened
+/// beneath `dir`) and its last component; a single component keeps `dir`.
+fn parent_beneath<'a>(
+    dir: &Dir,
+    name: &'a Path,
+) -> rustix::io::Result<(Option<OwnedFd>, &'a Path)> {
+    match (name.parent(), name.file_name()) {
+        (Some(parent), Some(base)) if !parent.as_os_str().is_empty() => {
+            let fd = open_beneath(
+                dir.fd(),
+                parent,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            Ok((Some(fd), Path::new(base)))
+        }
+        _ => Ok((None, name)),
+    }
 }
 
 /// The kind of a directory entry, from `lstat`.
@@ -124,7 +275,7 @@ impl Dir {
     /// Opens a child directory without following a symlink.
     pub fn open_dir(&self, name: impl AsRef<Path>) -> Result<Dir> {
         let name = name.as_ref();
-        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
+        let fd = open_beneath(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty())
             .map_err(|e| Error::io("cannot open directory", self.join(name), io_err(e)))?;
         Ok(Dir::wrap(fd, self.join(name)))
     }
@@ -132,7 +283,7 @@ impl Dir {
     /// Like [`Dir::open_dir`], but `None` when the child does not exist.
     pub fn try_open_dir(&self, name: impl AsRef<Path>) -> Result<Option<Dir>> {
         let name = name.as_ref();
-        match rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
+        match open_beneath(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty()) {
             Ok(fd) => Ok(Some(Dir::wrap(fd, self.join(name)))),
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(Error::io(
@@ -199,14 +350,29 @@ impl Dir {
     /// `lstat` of a child.
     pub fn stat(&self, name: impl AsRef<Path>) -> Result<Stat> {
         let name = name.as_ref();
-        rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+        self.lstat_beneath(name)
             .map_err(|e| Error::io("cannot stat", self.join(name), io_err(e)))
+    }
+
+    /// `lstat` of `name`, whose earlier components (if any) are resolved
+    /// beneath this directory without following symlinks.
+    fn lstat_beneath(&self, name: &Path) -> rustix::io::Result<Stat> {
+        let (parent, base) = parent_beneath(self, name)?;
+        let at = parent.as_ref().map_or(self.fd(), AsFd::as_fd);
+        rustix::fs::statat(at, base, AtFlags::SYMLINK_NOFOLLOW)
+    }
+
+    /// `readlink` of `name`, resolved like [`Dir::lstat_beneath`].
+    fn readlink_beneath(&self, name: &Path) -> rustix::io::Result<std::ffi::CString> {
+        let (parent, base) = parent_beneath(self, name)?;
+        let at = parent.as_ref().map_or(self.fd(), AsFd::as_fd);
+        rustix::fs::readlinkat(at, base, Vec::new())
     }
 
     /// `lstat` of a child, `None` when it does not exist.
     pub fn try_stat(&self, name: impl AsRef<Path>) -> Result<Option<Stat>> {
         let name = name.as_ref();
-        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        match self.lstat_beneath(name) {
             Ok(st) => Ok(Some(st)),
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(Error::io("cannot stat", self.join(name), io_err(e))),
@@ -220,7 +386,8 @@ impl Dir {
 
     pub fn read_link(&self, name: impl AsRef<Path>) -> Result<PathBuf> {
         let name = name.as_ref();
-        let target = rustix::fs::readlinkat(&self.fd, name, Vec::new())
+        let target = self
+            .readlink_beneath(name)
             .map_err(|e| Error::io("cannot read link", self.join(name), io_err(e)))?;
         Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
     }
@@ -228,7 +395,7 @@ impl Dir {
     /// The target of a child symlink, `None` when it is missing or not a link.
     pub fn try_read_link(&self, name: impl AsRef<Path>) -> Result<Option<PathBuf>> {
         let name = name.as_ref();
-        match rustix::fs::readlinkat(&self.fd, name, Vec::new()) {
+        match self.readlink_beneath(name) {
             Ok(t) => Ok(Some(PathBuf::from(OsStr::from_bytes(t.as_bytes())))),
             Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) => Ok(None),
             Err(e) => Err(Error::io("cannot read link", self.join(name), io_err(e))),
@@ -239,8 +406,8 @@ impl Dir {
     /// never blocking on a FIFO that replaced it.
     pub fn open_file(&self, name: impl AsRef<Path>) -> Result<File> {
         let name = name.as_ref();
-        let fd = rustix::fs::openat(
-            &self.fd,
+        let fd = open_beneath(
+            self.fd.as_fd(),
             name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
@@ -252,7 +419,7 @@ impl Dir {
             return Err(Error::io(
                 "not a regular file:",
                 self.join(name),
-                io::Error::other("it was replaced while being read"),
+                io::Error::other(Replaced),
             ));
         }
         Ok(File::from(fd))
@@ -262,14 +429,35 @@ impl Dir {
     /// when missing (never through a symlink).
     pub fn open_rw(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
         let name = name.as_ref();
-        let fd = rustix::fs::openat(
-            &self.fd,
-            name,
-            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )
-        .map_err(|e| Error::create("open", self.join(name), io_err(e)))?;
-        Ok(File::from(fd))
+        self.open_creating(name, OFlags::RDWR | OFlags::CLOEXEC, mode)
+    }
+
+    /// Opens child `name` with `flags`, or creates it with exactly `mode`
+    /// when missing: `O_CREAT` alone would let the umask decide the mode
+    /// (a root umask of 077 makes a 0600 `.lock` that readers cannot open).
+    fn open_creating(&self, name: &Path, flags: OFlags, mode: u32) -> Result<File> {
+        loop {
+            match open_beneath(self.fd.as_fd(), name, flags, Mode::empty()) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(Error::create("open", self.join(name), io_err(e))),
+            }
+            match open_beneath(
+                self.fd.as_fd(),
+                name,
+                flags | OFlags::CREATE | OFlags::EXCL,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| Error::create("set mode of", self.join(name), io_err(e)))?;
+                    return Ok(File::from(fd));
+                }
+                // Created by another process in between: open that one.
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(Error::create("create", self.join(name), io_err(e))),
+            }
+        }
     }
 
     /// Opens a child lock file read-only (a flock needs no write access),
@@ -290,13 +478,19 @@ impl Dir {
         };
         let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | cloexec;
         let fd = loop {
-            match rustix::fs::openat(&self.fd, name, base, Mode::empty()) {
+            match open_beneath(self.fd.as_fd(), name, base, Mode::empty()) {
                 Ok(fd) => break fd,
                 Err(rustix::io::Errno::NOENT) => {}
+                Err(rustix::io::Errno::LOOP) => {
+                    return Err(Error::unsafe_env(format!(
+                        "{} is a symlink; remove it, the tool recreates it",
+                        self.join(name).display()
+                    )));
+                }
                 Err(e) => return Err(Error::io("cannot open", self.join(name), io_err(e))),
             }
-            match rustix::fs::openat(
-                &self.fd,
+            match open_beneath(
+                self.fd.as_fd(),
                 name,
                 base | OFlags::CREATE | OFlags::EXCL,
                 Mode::from_raw_mode(0o600),
@@ -334,8 +528,8 @@ impl Dir {
     /// for looking at who holds it.
     pub fn try_open_lock_file(&self, name: impl AsRef<Path>) -> Result<Option<File>> {
         let name = name.as_ref();
-        match rustix::fs::openat(
-            &self.fd,
+        match open_beneath(
+            self.fd.as_fd(),
             name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
@@ -349,22 +543,19 @@ impl Dir {
     /// Opens a child file for appending, creating it with `mode` when missing.
     pub fn open_append(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
         let name = name.as_ref();
-        let fd = rustix::fs::openat(
-            &self.fd,
+        self.open_creating(
             name,
-            OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
+            OFlags::WRONLY | OFlags::APPEND | OFlags::CLOEXEC,
+            mode,
         )
-        .map_err(|e| Error::create("open", self.join(name), io_err(e)))?;
-        Ok(File::from(fd))
     }
 
     /// Creates a new child file (`O_EXCL`), owner-only (`0600` less the
     /// umask); the caller sets the final mode.
     pub fn create_private_file(&self, name: impl AsRef<Path>) -> Result<File> {
         let name = name.as_ref();
-        let fd = rustix::fs::openat(
-            &self.fd,
+        let fd = open_beneath(
+            self.fd.as_fd(),
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
@@ -376,8 +567,8 @@ impl Dir {
     /// Creates a new child file (`O_EXCL`) with exactly `mode`.
     pub fn create_file(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
         let name = name.as_ref();
-        let fd = rustix::fs::openat(
-            &self.fd,
+        let fd = open_beneath(
+            self.fd.as_fd(),
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
@@ -673,5 +864,69 @@ fn flock_nb(file: &impl AsFd, op: rustix::fs::FlockOperation) -> io::Result<bool
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
         Err(e) => Err(io_err(e)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // builds fixtures with plain std calls
+mod tests {
+    use super::*;
+
+    type Opener = fn(BorrowedFd<'_>, &Path, OFlags, Mode) -> rustix::io::Result<OwnedFd>;
+
+    /// Both resolvers refuse every way out of the directory and every
+    /// symlink, in any component, and open what is really beneath.
+    #[test]
+    fn open_beneath_never_follows_a_link_or_leaves_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        std::fs::create_dir_all(base.join("tree/sub")).unwrap();
+        std::fs::write(base.join("tree/sub/file"), "inside").unwrap();
+        std::fs::write(base.join("secret"), "outside").unwrap();
+        std::os::unix::fs::symlink(base.join("secret"), base.join("tree/abs")).unwrap();
+        std::os::unix::fs::symlink("../secret", base.join("tree/rel")).unwrap();
+        std::os::unix::fs::symlink("sub", base.join("tree/dirlink")).unwrap();
+        std::os::unix::fs::symlink("/", base.join("tree/slash")).unwrap();
+        let dir = Dir::open(&base.join("tree")).unwrap();
+        let read = OFlags::RDONLY | OFlags::CLOEXEC;
+        let openers: [(&str, Opener); 2] = [
+            ("open_beneath", open_beneath),
+            ("open_beneath_walk", open_beneath_walk),
+        ];
+        for (which, open) in openers {
+            let fd = open(dir.fd(), Path::new("sub/file"), read, Mode::empty()).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut File::from(fd), &mut text).unwrap();
+            assert_eq!(text, "inside", "{which}");
+            for (bad, errno) in [
+                ("abs", Errno::LOOP),
+                ("rel", Errno::LOOP),
+                ("dirlink/file", Errno::LOOP),
+                ("slash/etc/passwd", Errno::LOOP),
+                ("../secret", Errno::XDEV),
+                ("/etc/passwd", Errno::XDEV),
+            ] {
+                let got = open(dir.fd(), Path::new(bad), read, Mode::empty());
+                assert_eq!(got.err(), Some(errno), "{which} opened {bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn stat_and_read_link_of_nested_paths_do_not_cross_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        std::fs::create_dir_all(base.join("tree/sub")).unwrap();
+        std::fs::create_dir_all(base.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("x", base.join("elsewhere/link")).unwrap();
+        std::os::unix::fs::symlink("y", base.join("tree/sub/link")).unwrap();
+        std::os::unix::fs::symlink(base.join("elsewhere"), base.join("tree/hop")).unwrap();
+        let dir = Dir::open(&base.join("tree")).unwrap();
+        assert_eq!(dir.read_link("sub/link").unwrap(), Path::new("y"));
+        assert!(dir.stat("sub/link").is_ok());
+        assert!(dir.stat("hop/link").is_err());
+        assert!(dir.read_link("hop/link").is_err());
+        assert!(dir.try_stat("hop/link").is_err());
+        assert!(is_race(&dir.stat("hop/link").unwrap_err()));
     }
 }

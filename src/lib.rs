@@ -30,6 +30,8 @@ pub mod holders;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
+#[cfg(test)]
+mod mutate;
 pub mod names;
 pub mod pin;
 pub mod plan;

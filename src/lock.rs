@@ -90,6 +90,9 @@ pub fn read_holder(state: &Dir) -> Option<ProcessSignature> {
 /// The signature recorded in `.lock` by the last holder, running or not.
 pub fn read_recorded(state: &Dir) -> Option<ProcessSignature> {
     let bytes = crate::manifest::read_capped(state, layout::LOCK, 64 << 10).ok()?;
+    if crate::manifest::yaml_nesting_problem(&bytes).is_some() {
+        return None;
+    }
     serde_yaml::from_slice(&bytes).ok()
 }
 

@@ -10,16 +10,33 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsops::{self, Dir};
+use crate::fsops::Dir;
 use crate::layout;
 
-/// `statfs` magics of file systems where flock or rename are not reliable.
-const UNRELIABLE_FS: [(i64, &str); 4] = [
+/// `statfs` magics (from `linux/magic.h`) of network and user-space file
+/// systems, where flock may be emulated, advisory across clients only, or
+/// silently local, and where rename and fsync do not promise what the
+/// commit protocol needs.
+const UNRELIABLE_FS: [(i64, &str); 9] = [
     (0x6969, "NFS"),
+    (0x517B, "SMB"),
     (0xFF53_4D42, "CIFS"),
     (0xFE53_4D42, "SMB2"),
     (0x6573_5546, "FUSE"),
+    (0x0102_1997, "9P"),
+    (0x5346_414F, "AFS"),
+    (0x00C3_6400, "Ceph"),
+    (0x7375_7245, "Coda"),
 ];
+
+/// The name of the file system with `statfs` magic `magic` if the state
+/// must not live on it.
+pub fn unreliable_fs(magic: i64) -> Option<&'static str> {
+    UNRELIABLE_FS
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, name)| *name)
+}
 
 #[derive(Debug)]
 pub struct State {
@@ -37,7 +54,7 @@ impl State {
         let store = dir.ensure_dir(layout::STORE, 0o755)?;
         let generations = dir.ensure_dir(layout::GENERATIONS, 0o755)?;
         let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
-        Ok(State {
+        State::checked(State {
             dir,
             store,
             generations,
@@ -59,12 +76,23 @@ impl State {
             return Ok(None);
         };
         let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
-        Ok(Some(State {
+        State::checked(State {
             dir,
             store,
             generations,
             cache,
-        }))
+        })
+        .map(Some)
+    }
+
+    /// The subdirectories are held to the same rule as `<state>`: one
+    /// another user could write would let them plant a store object or a
+    /// generation that the next switch makes live.
+    fn checked(state: State) -> Result<State> {
+        for dir in [&state.store, &state.generations, &state.cache] {
+            check_safe_dir(dir)?;
+        }
+        Ok(state)
     }
 
     pub fn path(&self) -> &Path {
@@ -142,20 +170,31 @@ pub fn check_safe_dir(dir: &Dir) -> Result<()> {
             dir.path().display()
         )));
     }
-    let fs_type = dir.statfs_type()?;
-    if let Some((_, name)) = UNRELIABLE_FS.iter().find(|(magic, _)| *magic == fs_type) {
+    if let Some(name) = unreliable_fs(dir.statfs_type()?) {
         return Err(Error::unsafe_env(format!(
             "{} is on {name}, where flock and rename are not reliable; put the state on a local file system",
             dir.path().display()
         )));
     }
-    let _ = fsops::is_root;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_and_user_space_file_systems_are_refused() {
+        // NFS cannot be mounted in the test environment; the refusal is the
+        // table lookup on fstatfs's f_type, tested here.
+        assert_eq!(unreliable_fs(0x6969), Some("NFS"));
+        assert_eq!(unreliable_fs(0xFF53_4D42), Some("CIFS"));
+        assert_eq!(unreliable_fs(0x6573_5546), Some("FUSE"));
+        // ext4, tmpfs, xfs, btrfs, overlayfs are local and fine.
+        for local in [0xEF53, 0x0102_1994, 0x5846_5342, 0x9123_683E, 0x794C_7630] {
+            assert_eq!(unreliable_fs(local), None, "{local:#x}");
+        }
+    }
 
     #[test]
     fn live_targets_round_trip() {

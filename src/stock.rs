@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -114,6 +114,8 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
             }
             Err(e) => return Err(e),
         };
+        let st = dir.self_stat()?;
+        crate::config::check_trusted(&t.path, st.st_mode, st.st_uid, "stock tree")?;
         stock.trees.push(t.path.clone());
         let index = tree_dirs.len();
         for name in dir.names()? {
@@ -128,7 +130,7 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
                 });
                 continue;
             }
-            let st = dir.stat(&name)?;
+            let st = dir.stat(&name).map_err(|e| raced(e, &path))?;
             match Kind::of(&st) {
                 Kind::Dir => {}
                 Kind::Symlink => {
@@ -173,17 +175,22 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
     }
 
     let entry_budget = AtomicU64::new(cfg.limits.max_entries);
+    // Set when an entry found no budget left: exactly `max_entries` is fine.
+    let over_budget = AtomicBool::new(false);
     let scan_start = now_seconds();
     let walked: Vec<Result<Walked>> = chosen
         .par_iter()
         .map(|(name, (index, tree))| {
-            let service_dir = tree_dirs[*index].open_dir(name)?;
+            let service_dir = tree_dirs[*index]
+                .open_dir(name)
+                .map_err(|e| raced(e, &tree.join(name)))?;
             let mut walker = Walker {
                 cfg,
                 cache: &cache,
                 base: tree.join(name),
                 allow_setid: cfg.allow_setid.iter().any(|s| s == name),
                 budget: &entry_budget,
+                over_budget: &over_budget,
                 entries: Vec::new(),
                 fingerprints: Vec::new(),
                 problems: Vec::new(),
@@ -230,7 +237,7 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
         }
         stock.services.insert(service.name.clone(), service);
     }
-    if entry_budget.load(Ordering::Relaxed) == 0 {
+    if over_budget.load(Ordering::Relaxed) {
         problems.push(Problem {
             path: cfg
                 .stock
@@ -265,7 +272,9 @@ pub fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
 /// entry changed since [`scan`] (a package manager still writing).
 pub fn recheck(service: &StockService) -> Result<()> {
     let root = Dir::open_following(&service.tree)?;
-    let dir = root.open_dir(&service.name)?;
+    let dir = root
+        .open_dir(&service.name)
+        .map_err(|e| raced(e, &service.dir()))?;
     for (entry, fp) in service.entries.iter().zip(&service.fingerprints) {
         let now = if entry.path == tree::ROOT {
             dir.self_stat().ok().map(|st| Fingerprint::of(&st))
@@ -281,6 +290,17 @@ pub fn recheck(service: &StockService) -> Result<()> {
     }
     // An added or removed entry changes its directory's mtime, checked above.
     Ok(())
+}
+
+/// Turns the error of an entry that vanished or changed type since it was
+/// listed (see [`crate::fsops::is_race`]) into "stock changed while
+/// reading" (exit 75); any other error stays what it is.
+pub fn raced(err: Error, path: &Path) -> Error {
+    if crate::fsops::is_race(&err) {
+        changed_while_reading(path)
+    } else {
+        err
+    }
 }
 
 pub fn changed_while_reading(path: &Path) -> Error {
@@ -306,6 +326,7 @@ struct Walker<'a> {
     base: PathBuf,
     allow_setid: bool,
     budget: &'a AtomicU64,
+    over_budget: &'a AtomicBool,
     entries: Vec<Entry>,
     fingerprints: Vec<Fingerprint>,
     problems: Vec<Problem>,
@@ -328,9 +349,14 @@ impl Walker<'_> {
     }
 
     fn take_budget(&self) -> bool {
-        self.budget
+        let ok = self
+            .budget
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+            .is_ok();
+        if !ok {
+            self.over_budget.store(true, Ordering::Relaxed);
+        }
+        ok
     }
 
     fn mode_of(&mut self, rel: &str, st: &rustix::fs::Stat) -> u32 {
@@ -415,7 +441,9 @@ impl Walker<'_> {
                 });
                 continue;
             }
-            let st = dir.stat(&name)?;
+            let st = dir
+                .stat(&name)
+                .map_err(|e| raced(e, &self.base.join(&rel)))?;
             let mode = self.mode_of(&rel, &st);
             let mut entry = Entry {
                 path: rel.clone(),
@@ -441,7 +469,9 @@ impl Walker<'_> {
                         continue;
                     }
                     self.push(entry, &st);
-                    let child = dir.open_dir(&name)?;
+                    let child = dir
+                        .open_dir(&name)
+                        .map_err(|e| raced(e, &self.base.join(&rel)))?;
                     self.walk(&child, &format!("{rel}/"), depth + 1)?;
                 }
                 Kind::File => {
@@ -462,7 +492,9 @@ impl Walker<'_> {
                     let hash = match self.cache.lookup(&fp) {
                         Some(h) => h,
                         None => {
-                            let file = dir.open_file(&name)?;
+                            let file = dir
+                                .open_file(&name)
+                                .map_err(|e| raced(e, &self.base.join(&rel)))?;
                             let mut hasher = blake3::Hasher::new();
                             hasher
                                 .update_reader(&file)
@@ -478,7 +510,9 @@ impl Walker<'_> {
                     self.push(entry, &st);
                 }
                 Kind::Symlink => {
-                    let target = dir.read_link(&name)?;
+                    let target = dir
+                        .read_link(&name)
+                        .map_err(|e| raced(e, &self.base.join(&rel)))?;
                     let Some(target) = target.to_str().map(str::to_string) else {
                         self.problem(
                             &rel,

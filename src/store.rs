@@ -72,7 +72,9 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
     let object = service.object_name();
     let tmp = layout::tmp_name(&object);
     store.remove_if_exists(&tmp)?;
-    let src_root = Dir::open_following(&service.tree)?.open_dir(&service.name)?;
+    let src_root = Dir::open_following(&service.tree)?
+        .open_dir(&service.name)
+        .map_err(|e| stock::raced(e, &service.dir()))?;
     let dst_root = store.create_dir(&tmp, 0o700)?;
     let per_file = durability == Durability::PerFile;
 
@@ -89,7 +91,9 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
         };
         match entry.kind {
             EntryKind::Dir => {
-                let s = src.open_dir(base)?;
+                let s = src
+                    .open_dir(base)
+                    .map_err(|e| stock::raced(e, &service.dir().join(&entry.path)))?;
                 let d = dst.create_dir(base, 0o700)?;
                 dirs.insert(entry.path.clone(), (s, d));
             }
@@ -97,7 +101,7 @@ pub fn stage_object(staging: &Dir, service: &StockService, durability: Durabilit
                 let dst_path = dst.join(base);
                 let from = src
                     .open_file(base)
-                    .map_err(|_| stock::changed_while_reading(&service.dir().join(&entry.path)))?;
+                    .map_err(|e| stock::raced(e, &service.dir().join(&entry.path)))?;
                 // Mode is set exactly below, after the owner.
                 let to = dst.create_private_file(base)?;
                 let size = entry.size.unwrap_or(0);

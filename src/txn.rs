@@ -125,6 +125,9 @@ pub fn decode(bytes: &[u8], shown: &str) -> Result<TxnLog> {
     if blake3::hash(body.as_bytes()).to_hex().as_str() != sum {
         return Err(damaged("checksum mismatch"));
     }
+    if let Some(why) = crate::manifest::yaml_nesting_problem(body.as_bytes()) {
+        return Err(damaged(&why));
+    }
     serde_yaml::from_str(body).map_err(|e| damaged(&e.to_string()))
 }
 
@@ -237,5 +240,48 @@ mod tests {
             .unwrap()
             .replace("phase: prepared", "phase: exploded");
         assert!(decode(unknown_phase.as_bytes(), "log").is_err());
+    }
+
+    /// Re-signs a (damaged) body, so that the YAML parser, not the
+    /// checksum, has to catch the damage.
+    fn resigned(body: &[u8]) -> Vec<u8> {
+        let mut out = body.to_vec();
+        if !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        let sum = blake3::hash(&out).to_hex();
+        out.extend_from_slice(format!("{CHECKSUM_PREFIX}{sum}\n").as_bytes());
+        out
+    }
+
+    fn body() -> Vec<u8> {
+        serde_yaml::to_string(&sample()).unwrap().into_bytes()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutate::config())]
+        /// A damaged log is a log or a clear error, exit 65; never a panic.
+        #[test]
+        fn damaged_log_is_a_clear_error(bytes in crate::mutate::damaged(vec![encode(&sample()).unwrap()])) {
+            if let Err(e) = decode(&bytes, "/state/.txn.yaml") {
+                proptest::prop_assert_eq!(e.exit_code(), 65);
+                proptest::prop_assert!(e.to_string().contains("/state/.txn.yaml is damaged"));
+            }
+        }
+
+        /// The same with a valid checksum over the damaged body: the
+        /// parser itself refuses, or yields a log.
+        #[test]
+        fn damaged_but_resigned_log_is_a_clear_error(body in crate::mutate::damaged(vec![body()])) {
+            if let Err(e) = decode(&resigned(&body), "/state/.txn.yaml") {
+                proptest::prop_assert_eq!(e.exit_code(), 65);
+                proptest::prop_assert!(e.to_string().contains("/state/.txn.yaml is damaged"));
+            }
+        }
+    }
+
+    #[test]
+    fn resigning_the_sample_keeps_it_valid() {
+        assert_eq!(decode(&resigned(&body()), "log").unwrap(), sample());
     }
 }

@@ -179,6 +179,8 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     stock::check_trees_exist(cfg)?;
     let state = State::init(cfg)?;
     let _lock = ManagerLock::acquire(&state.dir, opts.wait)?;
+    // Refuse an unsafe runtime directory now, not after the switch.
+    update_lock::locks_dir(cfg)?;
     super::recover::finish_interrupted(cfg, &state)?;
 
     let prepared = prepare(cfg, Some(&state))?;
@@ -359,9 +361,21 @@ fn stage_generation(
     ));
     {
         use rayon::prelude::*;
-        missing
+        let staged = missing
             .par_iter()
-            .try_for_each(|s| store::stage_object(&state.dir, s, durability))?;
+            .try_for_each(|s| store::stage_object(&state.dir, s, durability));
+        if let Err(e) = staged {
+            // Give the space back now (a full disk stays full otherwise);
+            // what this cannot remove, the next run's sweep does.
+            for s in &missing {
+                let object = s.object_name();
+                let _ = state.dir.remove_if_exists(layout::tmp_name(&object));
+                let _ = state
+                    .dir
+                    .remove_if_exists(layout::tmp_name(&layout::object_manifest_name(&object)));
+            }
+            return Err(e);
+        }
     }
     failpoint::hit("commit.after-stage")?;
     if durability == Durability::SyncFs && !missing.is_empty() {

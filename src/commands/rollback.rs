@@ -51,6 +51,8 @@ pub fn rollback(
         )));
     };
     let _lock = ManagerLock::acquire(&state.dir, wait)?;
+    // Refuse an unsafe runtime directory now, not after the switch.
+    crate::update_lock::locks_dir(cfg)?;
     super::recover::finish_interrupted(cfg, &state)?;
     let Some(live) = state.live()? else {
         return Err(Error::bad_input(

@@ -18,6 +18,7 @@ mod core;
 mod crash;
 mod durability;
 mod gc;
+mod hostile;
 mod locks;
 mod random_kill;
 mod recovery;
