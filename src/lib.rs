@@ -145,7 +145,7 @@ fn init(cfg: &Config) -> Result<Output> {
         let m = generation::load(&state, live)?;
         update_lock::ensure_files(cfg, m.services.keys().map(String::as_str))?;
     }
-    fsops::Dir::open_or_create(&cfg.scandir, 0o755)?;
+    scandir::open(cfg)?;
     let human = format!(
         "initialized {} (scan directory {}, runtime {})\n",
         state.path().display(),

@@ -29,6 +29,17 @@ impl ScanSync {
     }
 }
 
+/// Opens the configured scan directory, creating it when missing. The path
+/// is configuration and may be a symlink (Void Linux's `/var/service`
+/// points into `/etc/runit/runsvdir/`), so it is followed.
+pub fn open(cfg: &crate::config::Config) -> Result<Dir> {
+    if cfg.scandir.exists() {
+        Dir::open_following(&cfg.scandir)
+    } else {
+        Dir::open_or_create(&cfg.scandir, 0o755)
+    }
+}
+
 /// The link target for a service: through `live`, absolute.
 pub fn link_target(live: &Path, name: &str) -> PathBuf {
     live.join(name)

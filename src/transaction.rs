@@ -15,7 +15,6 @@ use std::time::SystemTime;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::fsops::Dir;
 use crate::plan::{Action, Plan};
 use crate::procsig::ProcessSignature;
 use crate::report;
@@ -40,7 +39,7 @@ pub fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync>
     // The scan directory must be usable before anything is switched: a
     // missing parent or a dangling link there fails here with `live`
     // untouched, not after the switch with a half-applied exit 1.
-    Dir::open_or_create(&cfg.scandir, 0o755)?;
+    scandir::open(cfg)?;
     let to_stop: Vec<String> = switch
         .plan
         .to_stop()
@@ -162,7 +161,7 @@ fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> 
 
 /// Finishes a switched transaction: scan directory, scanner, history, log.
 pub fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
-    let scandir = Dir::open_or_create(&cfg.scandir, 0o755)?;
+    let scandir = scandir::open(cfg)?;
     let with = |action: Action| -> Vec<&str> {
         log.services
             .iter()

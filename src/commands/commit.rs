@@ -426,7 +426,7 @@ fn unpublish(state: &State, objects: &[String], n: u64) {
 
 /// Re-creates missing scan directory links of the live generation.
 pub fn repair_scandir(cfg: &Config, state: &State, live: &GenerationManifest) -> Result<ScanSync> {
-    let scandir = crate::fsops::Dir::open_or_create(&cfg.scandir, 0o755)?;
+    let scandir = scandir::open(cfg)?;
     update_lock::ensure_files(cfg, live.services.keys().map(String::as_str))?;
     let names = live.services.keys().cloned().collect();
     let drift = scandir::drift(&scandir, &state.live_path(), &names)?;

@@ -698,3 +698,28 @@ fn later_stock_trees_override_and_disabled_services_are_dropped() {
     );
     assert!(!root.scandir().join("web/env").exists());
 }
+
+/// A scan directory path that is itself a symlink (Void Linux's
+/// `/var/service` points into `/etc/runit/runsvdir/`) is followed.
+#[test]
+fn a_scan_directory_reached_through_a_symlink_is_used() {
+    let root = Root::example();
+    let real = root.path().join("runsvdir-current");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, root.path().join("var-service")).unwrap();
+    root.config("scandir: var-service\n");
+    root.commit().ok();
+    for name in ["cron", "db", "web"] {
+        assert_eq!(
+            std::fs::read_link(real.join(name)).unwrap(),
+            root.live().join(name),
+            "{name}"
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(root.path().join("var-service"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
