@@ -56,8 +56,25 @@ impl Prepared {
 /// Reads the stock (with the stat cache) and plans against `live`, with the
 /// changed files of every restarted service.
 pub fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
+    let started = std::time::Instant::now();
     let cache = StatCache::load(state.map(|s| &s.cache));
+    report::debug(&format!(
+        "stat cache: {} entries loaded in {:.1} ms",
+        cache.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    let started = std::time::Instant::now();
     let stock = stock::scan(cfg, cache)?;
+    report::debug(&format!(
+        "stock: {} services, {} entries scanned in {:.1} ms",
+        stock.services.len(),
+        stock
+            .services
+            .values()
+            .map(|s| s.entries.len())
+            .sum::<usize>(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
     for note in &stock.notes {
         report::debug(note);
     }
@@ -208,6 +225,7 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     }
 
     let target = prepared.target();
+    let started = std::time::Instant::now();
     let generation = match reusable_generation(&state, prepared.live.as_ref(), &target)? {
         Some(n) => {
             report::debug(&format!("reusing staged generation {n}"));
@@ -215,6 +233,11 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
         }
         None => stage_generation(&state, &prepared, target)?,
     };
+    report::debug(&format!(
+        "generation {generation} staged in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    let started = std::time::Instant::now();
     let scandir = transaction::run(
         cfg,
         &state,
@@ -226,6 +249,10 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             locks: opts.locks,
         },
     )?;
+    report::debug(&format!(
+        "switched to generation {generation} in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
     if let Some(timeout) = opts.check_up {
         gate(
             cfg,
