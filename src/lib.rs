@@ -30,6 +30,7 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod names;
+pub mod pending;
 pub mod pin;
 pub mod plan;
 pub mod procsig;
@@ -102,7 +103,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Recover { rollback } => {
             commands::recover::recover(&cfg, *rollback, wait, locks(false))
         }
-        Command::Sync => commands::sync::sync(&cfg, wait),
+        Command::Sync => commands::sync::sync(&cfg, wait, locks(false)),
         Command::Lock { name, command } => commands::lock::lock(&cfg, name, command, wait),
         Command::Exec {
             name,

@@ -8,12 +8,13 @@ use serde::Serialize;
 use super::{Output, table};
 use crate::cache::StatCache;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result, exit};
 use crate::failpoint;
 use crate::generation;
 use crate::layout;
 use crate::lock::ManagerLock;
 use crate::manifest::GenerationManifest;
+use crate::pending;
 use crate::plan::{self, Action, Plan};
 use crate::report;
 use crate::scandir::{self, ScanSync};
@@ -171,11 +172,40 @@ struct CommitReport<'a> {
     scandir: ScanSync,
 }
 
+/// Commits the stock; a run deferred with exit 75 records a pending commit
+/// (`<state>/pending`, see [`pending`]) for the next `commit` or `sync`.
 pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
+    let result = commit_now(cfg, opts);
+    if let Err(err) = &result {
+        if err.exit_code() == exit::TEMP_FAIL {
+            record_pending(cfg, err);
+        }
+    }
+    result
+}
+
+/// Best effort: a deferral is reported by its own error whatever happens here.
+fn record_pending(cfg: &Config, err: &Error) {
+    let Ok(Some(state)) = State::open(cfg) else {
+        return;
+    };
+    match pending::record(&state.dir, &err.to_string()) {
+        Ok(()) => report::info(&format!(
+            "commit deferred; recorded in {} for the next `commit` or `sync`",
+            state.dir.join(layout::PENDING).display()
+        )),
+        Err(e) => report::warn(&format!("cannot record the pending commit: {}", e.chain())),
+    }
+}
+
+fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     stock::check_trees_exist(cfg)?;
     let state = State::init(cfg)?;
     let _lock = ManagerLock::acquire(&state.dir, opts.wait)?;
     super::recover::finish_interrupted(cfg, &state)?;
+    // Read before the stock: a deferral recorded after this point may be
+    // for files this run does not see, so it must survive this run.
+    let seen_pending = pending::read(&state.dir)?;
 
     let prepared = prepare(cfg, Some(&state))?;
     if let Err(e) = prepared.stock.cache.save(&state.cache) {
@@ -198,6 +228,7 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             live.generation,
             live.services.len()
         );
+        pending::clear_if_unchanged(&state.dir, &seen_pending)?;
         return Ok(Output::new(&report, human));
     }
 
@@ -220,6 +251,7 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             locks: opts.locks,
         },
     )?;
+    pending::clear_if_unchanged(&state.dir, &seen_pending)?;
     let counts = prepared.plan.counts();
     let report = CommitReport {
         generation,

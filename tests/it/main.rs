@@ -11,4 +11,5 @@ mod harness;
 
 mod badinput;
 mod core;
+mod dpkg;
 mod locks;
