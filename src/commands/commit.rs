@@ -208,6 +208,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     let seen_pending = pending::read(&state.dir)?;
 
     let prepared = prepare(cfg, Some(&state))?;
+    failpoint::hit("commit.after-scan")?;
     if let Err(e) = prepared.stock.cache.save(&state.cache) {
         report::debug(&format!("stat cache not saved: {}", e.chain()));
     }

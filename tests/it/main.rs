@@ -13,3 +13,4 @@ mod badinput;
 mod core;
 mod dpkg;
 mod locks;
+mod stock_busy;
