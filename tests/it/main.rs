@@ -10,6 +10,7 @@
 mod harness;
 
 mod badinput;
+mod boot;
 mod core;
 mod dpkg;
 mod locks;
