@@ -29,11 +29,13 @@ pub mod holders;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
+pub mod manpage;
 pub mod names;
 pub mod pending;
 pub mod pin;
 pub mod plan;
 pub mod procsig;
+pub mod progress;
 pub mod report;
 pub mod scandir;
 pub mod state;
@@ -60,9 +62,25 @@ pub fn run(cli: &Cli) -> Result<Output> {
         (None, Some(root)) => ConfigSource::Root(root.clone()),
         (None, None) => ConfigSource::Default,
     };
-    if let Command::Failpoints = cli.command {
-        let list: Vec<&str> = failpoint::ALL.to_vec();
-        return Ok(Output::new(&list, format!("{}\n", list.join("\n"))));
+    // Commands that read no config.
+    match &cli.command {
+        Command::Failpoints => {
+            let list: Vec<&str> = failpoint::ALL.to_vec();
+            return Ok(Output::new(&list, format!("{}\n", list.join("\n"))));
+        }
+        Command::Completions { shell } => {
+            let script = manpage::completions(*shell)?;
+            return Ok(Output::new(&script, script.clone()));
+        }
+        Command::Man { page, list } => {
+            let text = if *list {
+                format!("{}\n", manpage::pages().join("\n"))
+            } else {
+                manpage::render(page.as_deref().unwrap_or(manpage::MAIN))?
+            };
+            return Ok(Output::new(&text, text.clone()));
+        }
+        _ => {}
     }
     let cfg = Config::load(&source)?;
     // `--wait` is the one knob for every wait of this run; without it each
@@ -110,13 +128,15 @@ pub fn run(cli: &Cli) -> Result<Output> {
             program,
             args,
         } => commands::exec::exec(&cfg, name, program.as_deref(), args, wait),
-        Command::Failpoints => unreachable_failpoints(),
+        Command::Failpoints | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable_no_config()
+        }
     }
 }
 
-fn unreachable_failpoints() -> Result<Output> {
+fn unreachable_no_config() -> Result<Output> {
     Err(Error::usage(
-        "failpoints is handled before the config is read",
+        "failpoints, completions and man are handled before the config is read",
     ))
 }
 

@@ -16,6 +16,7 @@ use crate::lock::ManagerLock;
 use crate::manifest::GenerationManifest;
 use crate::pending;
 use crate::plan::{self, Action, Plan};
+use crate::progress::Progress;
 use crate::report;
 use crate::scandir::{self, ScanSync};
 use crate::state::State;
@@ -199,6 +200,7 @@ fn record_pending(cfg: &Config, err: &Error) {
 }
 
 fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
+    let progress = Progress::start();
     stock::check_trees_exist(cfg)?;
     let state = State::init(cfg)?;
     let _lock = ManagerLock::acquire(&state.dir, opts.wait)?;
@@ -208,6 +210,13 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
     let seen_pending = pending::read(&state.dir)?;
 
     let prepared = prepare(cfg, Some(&state))?;
+    progress.phase(|| {
+        format!(
+            "read the stock: {} services; plan: {}",
+            prepared.stock.services.len(),
+            prepared.plan.counts()
+        )
+    });
     failpoint::hit("commit.after-scan")?;
     if let Err(e) = prepared.stock.cache.save(&state.cache) {
         report::debug(&format!("stat cache not saved: {}", e.chain()));
@@ -239,8 +248,9 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             report::debug(&format!("reusing staged generation {n}"));
             n
         }
-        None => stage_generation(&state, &prepared, target)?,
+        None => stage_generation(&state, &prepared, target, &progress)?,
     };
+    progress.phase(|| format!("generation {generation} staged; switching"));
     let scandir = transaction::run(
         cfg,
         &state,
@@ -252,6 +262,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             locks: opts.locks,
         },
     )?;
+    progress.phase(|| format!("generation {generation} is live; scan directory synced"));
     pending::clear_if_unchanged(&state.dir, &seen_pending)?;
     let counts = prepared.plan.counts();
     let report = CommitReport {
@@ -299,6 +310,7 @@ fn stage_generation(
     state: &State,
     prepared: &Prepared,
     target: BTreeMap<String, String>,
+    progress: &Progress,
 ) -> Result<u64> {
     let published = store::published(&state.store)?;
     let missing: Vec<_> = prepared
@@ -324,6 +336,12 @@ fn stage_generation(
             .par_iter()
             .try_for_each(|s| store::stage_object(&state.dir, s, durability))?;
     }
+    progress.phase(|| {
+        format!(
+            "copied {} new store objects ({new_entries} entries)",
+            missing.len()
+        )
+    });
     failpoint::hit("commit.after-stage")?;
     if durability == Durability::SyncFs && !missing.is_empty() {
         state.dir.sync_fs()?;
@@ -335,6 +353,7 @@ fn stage_generation(
     state.store.sync()?;
     state.dir.sync()?;
     failpoint::hit("commit.after-publish-objects")?;
+    progress.phase(|| format!("{} store objects durable and published", missing.len()));
     let n = generation::list(state)?.last().copied().unwrap_or(0) + 1;
     let trees = prepared.stock.trees.clone();
     generation::create(state, n, prepared.live.as_ref(), target, trees)?;

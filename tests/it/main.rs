@@ -13,5 +13,6 @@ mod badinput;
 mod boot;
 mod core;
 mod dpkg;
+mod interface;
 mod locks;
 mod stock_busy;
