@@ -36,8 +36,9 @@ pub fn read(state: &Dir) -> Result<Seen> {
 pub fn record(state: &Dir, reason: &str) -> Result<()> {
     let path = state.join(layout::PENDING);
     let now = std::time::SystemTime::now();
+    // Line 1: when and who (unique per write); line 2: why.
     let line = format!(
-        "{} pid {} nanos {}: {}\n",
+        "{} pid {} nanos {}\n{}\n",
         humantime::format_rfc3339_seconds(now),
         std::process::id(),
         now.duration_since(std::time::UNIX_EPOCH)

@@ -230,10 +230,19 @@ pub fn status(cfg: &Config) -> Result<Output> {
         (None, None) => h.push_str("transaction:  none\n"),
     }
     match &report.pending {
-        Some(p) => h.push_str(&format!(
-            "pending:      a deferred commit ({}); run `svcdir-update commit`\n",
-            p.split(". ").next().unwrap_or_default()
-        )),
+        Some(p) => {
+            let (when, why) = p.split_once('\n').unwrap_or((p, ""));
+            let when = when.split(" nanos").next().unwrap_or(when);
+            let mut short: String = why.chars().take(160).collect();
+            if why.chars().count() > 160 {
+                short.push('…');
+            }
+            let why = short;
+            h.push_str(&format!(
+                "pending:      a commit deferred at {when}; run `svcdir-update commit`\n\
+                 \x20             because: {why}\n"
+            ));
+        }
         None => h.push_str("pending:      none\n"),
     }
     if let Some(s) = &report.store {

@@ -188,6 +188,12 @@ fn normalize(value: &mut serde_json::Value, root: &str) {
                 match key.as_str() {
                     "pid" | "start_time" | "uid" | "gid" | "bytes" | "gc_bytes" | "boot_id"
                     | "cmdline" => *v = Value::String(format!("[{key}]")),
+                    "pending" if v.is_string() => {
+                        // Line 1 is when and who; keep the reason.
+                        let text = v.as_str().unwrap_or_default();
+                        let why = text.split_once('\n').map_or("", |(_, why)| why);
+                        *v = Value::String(format!("[WHEN]\n{}", normalize_str(why, root)));
+                    }
                     _ => normalize(v, root),
                 }
             }
@@ -271,5 +277,11 @@ fn json_documents_keep_their_shape() {
     snap("rollback", &["rollback"]);
     snap("sync", &["sync"]);
     snap("recover", &["recover"]);
+    // A deferred commit: recorded as pending, shown by status, applied by sync.
+    root.write_stock("db/run.dpkg-new", "#!/bin/sh\n", 0o755);
+    root.commit().code(75);
+    snap("status_pending", &["status"]);
+    std::fs::remove_file(root.stock().join("db/run.dpkg-new")).unwrap();
+    snap("sync_pending", &["sync"]);
     snap("gc", &["gc", "--keep", "1"]);
 }

@@ -13,6 +13,7 @@ mod badinput;
 mod boot;
 mod core;
 mod dpkg;
+mod guide;
 mod interface;
 mod locks;
 mod stock_busy;
