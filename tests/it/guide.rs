@@ -86,3 +86,31 @@ fn the_guide_runs() {
     assert!(run.contains("hello 2.0"), "{run}");
     assert!(!demo.path().join("state/pending").exists());
 }
+
+#[test]
+fn the_faq_explains_every_exit_code() {
+    use svcdir_update::error::exit;
+    let faq = std::fs::read_to_string(docs().join("faq.md")).unwrap();
+    let codes = [
+        exit::OK,
+        exit::AFTER_SWITCH,
+        exit::USAGE,
+        exit::ROLLED_BACK,
+        exit::DATA_ERR,
+        exit::CANT_CREATE,
+        exit::IO_ERR,
+        exit::TEMP_FAIL,
+        exit::NO_PERM,
+    ];
+    for code in codes {
+        assert!(
+            faq.contains(&format!("\n### {code} — ")),
+            "docs/faq.md has no section for exit {code}"
+        );
+    }
+    // And the man page lists the same codes.
+    let man = std::fs::read_to_string(docs().join("man/svcdir-update.1")).unwrap();
+    for code in codes {
+        assert!(man.contains(&format!("\\fB{code}\\fR")), "man page lacks {code}");
+    }
+}
