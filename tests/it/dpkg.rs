@@ -371,7 +371,7 @@ fn dpkg_does_not_fail_when_an_update_lock_defers_the_commit_and_sync_applies_it(
     let status = r.tool(&["status"]).output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
-        status.contains("pending:      a deferred commit"),
+        status.contains("pending:      a commit deferred at"),
         "{status}"
     );
 

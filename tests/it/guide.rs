@@ -111,6 +111,9 @@ fn the_faq_explains_every_exit_code() {
     // And the man page lists the same codes.
     let man = std::fs::read_to_string(docs().join("man/svcdir-update.1")).unwrap();
     for code in codes {
-        assert!(man.contains(&format!("\\fB{code}\\fR")), "man page lacks {code}");
+        assert!(
+            man.contains(&format!("\\fB{code}\\fR")),
+            "man page lacks {code}"
+        );
     }
 }
