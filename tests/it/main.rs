@@ -16,4 +16,5 @@ mod dpkg;
 mod guide;
 mod interface;
 mod locks;
+mod pending;
 mod stock_busy;

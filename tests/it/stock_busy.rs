@@ -62,7 +62,7 @@ fn dpkg_in_flight_files_defer_naming_the_file_and_suggesting_dpkg_configure() {
 /// Runs a commit that stops itself (SIGSTOP) right after reading the
 /// stock, lets `race` write to the stock, resumes it, and returns its run.
 #[cfg(feature = "failpoints")]
-fn commit_racing(root: &Root, race: impl FnOnce(&Root)) -> Run {
+pub(crate) fn commit_racing(root: &Root, race: impl FnOnce(&Root)) -> Run {
     let out = root.path().join("racing.out");
     let err = root.path().join("racing.err");
     let mut cmd = root.command(&["commit"]);
