@@ -285,3 +285,106 @@ fn json_documents_keep_their_shape() {
     snap("sync_pending", &["sync"]);
     snap("gc", &["gc", "--keep", "1"]);
 }
+
+/// The pid of a stopped process whose command line contains `needle`.
+#[cfg(feature = "failpoints")]
+fn stopped_process_with(needle: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Ok(entry) = entry else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains(needle) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// On a real terminal (a pty from `script(1)`): a quick commit prints no
+/// progress; one that takes longer than a second (held stopped after
+/// reading the stock) prints the phases after the first second only.
+#[cfg(feature = "failpoints")]
+#[test]
+fn progress_shows_on_a_terminal_once_a_commit_takes_over_a_second() {
+    use std::time::{Duration, Instant};
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: script(1) not found (util-linux)");
+        return;
+    }
+    let root = Root::example();
+    root.commit().ok();
+    let line = format!(
+        "{} --root {} commit",
+        bin().display(),
+        root.path().display()
+    );
+    let in_pty = |failpoint: Option<&str>| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("SVCDIR_UPDATE_PROGRESS")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(root.path().join("pty.out")).unwrap());
+        if let Some(fp) = failpoint {
+            cmd.env("SVCDIR_UPDATE_FAILPOINT", fp);
+        }
+        cmd
+    };
+
+    root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+    let status = in_pty(None).status().unwrap();
+    assert!(status.success());
+    let out = std::fs::read_to_string(root.path().join("pty.out")).unwrap();
+    assert!(out.contains("generation 2 is live"), "{out}");
+    assert!(
+        !out.contains("switching"),
+        "a quick commit showed progress:\n{out}"
+    );
+
+    root.write_stock("web/env/VERSION", "3.0\n", 0o644);
+    let started = Instant::now();
+    let mut script = KillOnDrop(in_pty(Some("commit.after-scan=stop")).spawn().unwrap());
+    let needle = root.path().display().to_string();
+    let mut pid = None;
+    wait_until(
+        "the commit to stop after reading the stock",
+        Duration::from_secs(20),
+        || {
+            pid = stopped_process_with(&needle);
+            pid.is_some()
+        },
+    );
+    // The run must be over a second old when it goes on.
+    wait_until("a second to pass", Duration::from_secs(5), || {
+        started.elapsed() > Duration::from_millis(1200)
+    });
+    let pid = pid.unwrap().to_string();
+    let cont = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    assert!(cont.success());
+    assert!(script.0.wait().unwrap().success());
+    let out = std::fs::read_to_string(root.path().join("pty.out")).unwrap();
+    assert!(out.contains("generation 3 is live"), "{out}");
+    for phase in [
+        "generation 3 staged; switching",
+        "generation 3 is live; scan directory synced",
+    ] {
+        assert!(out.contains(phase), "no {phase:?} on the terminal:\n{out}");
+    }
+    // The phase before the first second stays quiet.
+    assert!(!out.contains("read the stock"), "{out}");
+}
