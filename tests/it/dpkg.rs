@@ -40,6 +40,8 @@ struct Debs {
     trigger: PathBuf,
     hello_1: PathBuf,
     hello_2: PathBuf,
+    /// 3.0, broken: its `run` is not executable (a bad-input commit, 65).
+    hello_broken: PathBuf,
     world: PathBuf,
 }
 
@@ -205,7 +207,9 @@ fn build_debs(dir: &Path) -> Debs {
         to
     };
     let build = |staged: &Path| -> PathBuf {
-        let deb = staged.with_extension("deb");
+        let mut deb = staged.as_os_str().to_owned();
+        deb.push(".deb");
+        let deb = PathBuf::from(deb);
         let out = Command::new("dpkg-deb")
             .args(["--root-owner-group", "--build"])
             .arg(staged)
@@ -242,6 +246,17 @@ fn build_debs(dir: &Path) -> Debs {
         "example-hello 1.0",
         "example-hello 2.0",
     );
+    let broken = stage("example-hello_3.0", "example-hello");
+    edit(
+        &broken.join("DEBIAN/control"),
+        "Version: 1.0",
+        "Version: 3.0",
+    );
+    std::fs::set_permissions(
+        broken.join(STOCK).join("hello/run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let world = stage("example-world", "example-hello");
     edit(
         &world.join("DEBIAN/control"),
@@ -257,6 +272,7 @@ fn build_debs(dir: &Path) -> Debs {
         trigger: build(&trigger),
         hello_1: build(&hello_1),
         hello_2: build(&hello_2),
+        hello_broken: build(&broken),
         world: build(&world),
     }
 }
@@ -405,4 +421,46 @@ fn dpkg_does_not_fail_when_an_update_lock_defers_the_commit_and_sync_applies_it(
     let run = r.tool(&["sync"]).output().unwrap();
     assert!(run.status.success(), "{run:?}");
     assert_eq!(r.history_lines(), before + 1);
+}
+
+#[test]
+fn dpkg_reports_a_broken_service_and_the_fixed_package_commits() {
+    if !have_dpkg() {
+        return;
+    }
+    let r = DpkgRoot::new();
+    r.dpkg_ok(&["-i", s(&r.debs.trigger), s(&r.debs.hello_1)]);
+
+    // A package whose service is bad input: the commit exits 65, the
+    // trigger fails, dpkg says so — not a silent success — and the live
+    // generation keeps running the last good version.
+    let before = r.history_lines();
+    let (code, out) = r.dpkg(&["-i", s(&r.debs.hello_broken)]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("is not executable") || out.contains("run"),
+        "{out}"
+    );
+    assert_eq!(r.history_lines(), before, "{out}");
+    assert!(r.live_run("hello").contains("example-hello 1.0"));
+    assert!(!r.pending().exists(), "bad input is not a deferral");
+    r.assert_services(&["hello"], &out);
+
+    // dpkg leaves the trigger package half-configured, as for any failed
+    // maintainer script: `dpkg --audit` names it, and later runs do not run
+    // its trigger until it is configured again.
+    let (_, audit) = r.dpkg(&["--audit"]);
+    assert!(audit.contains("svcdir-update-trigger"), "{audit}");
+
+    // The fixed version, then what dpkg asks for: `dpkg --configure -a`
+    // runs the postinst again, which commits once.
+    let (commits, out) = r.dpkg_ok(&["-i", s(&r.debs.hello_2)]);
+    assert_eq!(commits, 0, "{out}");
+    let (commits, out) = r.dpkg_ok(&["--configure", "-a"]);
+    assert_eq!(commits, 1, "{out}");
+    assert!(r.live_run("hello").contains("example-hello 2.0"), "{out}");
+    r.assert_services(&["hello"], &out);
+    let (code, audit) = r.dpkg(&["--audit"]);
+    assert_eq!(code, 0, "{audit}");
+    assert!(!audit.contains("svcdir-update-trigger"), "{audit}");
 }
