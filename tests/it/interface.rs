@@ -286,11 +286,14 @@ fn json_documents_keep_their_shape() {
     snap("gc", &["gc", "--keep", "1"]);
 }
 
-/// The pid of a stopped process whose command line contains `needle`.
+/// The pids of stopped processes whose command line contains `needle`.
 #[cfg(feature = "failpoints")]
-fn stopped_process_with(needle: &str) -> Option<u32> {
-    for entry in std::fs::read_dir("/proc").ok()? {
-        let Ok(entry) = entry else { continue };
+fn stopped_processes_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
@@ -303,10 +306,10 @@ fn stopped_process_with(needle: &str) -> Option<u32> {
             .rsplit_once(") ")
             .is_some_and(|(_, rest)| rest.starts_with('T'))
         {
-            return Some(pid);
+            out.push(pid);
         }
     }
-    None
+    out
 }
 
 /// On a real terminal (a pty from `script(1)`): a quick commit prints no
@@ -357,25 +360,29 @@ fn progress_shows_on_a_terminal_once_a_commit_takes_over_a_second() {
     let started = Instant::now();
     let mut script = KillOnDrop(in_pty(Some("commit.after-scan=stop")).spawn().unwrap());
     let needle = root.path().display().to_string();
-    let mut pid = None;
     wait_until(
         "the commit to stop after reading the stock",
         Duration::from_secs(20),
-        || {
-            pid = stopped_process_with(&needle);
-            pid.is_some()
-        },
+        || !stopped_processes_with(&needle).is_empty(),
     );
     // The run must be over a second old when it goes on.
     wait_until("a second to pass", Duration::from_secs(5), || {
         started.elapsed() > Duration::from_millis(1200)
     });
-    let pid = pid.unwrap().to_string();
-    let cont = std::process::Command::new("kill")
-        .args(["-CONT", &pid])
-        .status()
-        .unwrap();
-    assert!(cont.success());
+    // script(1) stops itself when its child stops (job control): continue
+    // whatever is stopped until script has finished.
+    wait_until(
+        "the commit under script(1) to finish",
+        Duration::from_secs(20),
+        || {
+            for pid in stopped_processes_with(&needle) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-CONT", &pid.to_string()])
+                    .status();
+            }
+            script.0.try_wait().unwrap().is_some()
+        },
+    );
     assert!(script.0.wait().unwrap().success());
     let out = std::fs::read_to_string(root.path().join("pty.out")).unwrap();
     assert!(out.contains("generation 3 is live"), "{out}");
