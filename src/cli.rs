@@ -76,7 +76,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Report the live generation, interrupted transactions and locks
+    /// Report the live generation, a pending or interrupted transaction,
+    /// locks, and the store's disk use and what gc would free
     Status,
     /// List the generations
     List,
@@ -118,6 +119,21 @@ pub enum Command {
         /// Arguments for the program, after `--`
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
+    },
+    /// Print a shell completion script on stdout, e.g.
+    /// `svcdir-update completions bash > /usr/share/bash-completion/completions/svcdir-update`
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff) on stdout: the main page, or a command's
+    #[command(hide = true)]
+    Man {
+        /// The page: `svcdir-update` or `svcdir-update-COMMAND` [default: svcdir-update]
+        page: Option<String>,
+        /// List the page names instead
+        #[arg(long)]
+        list: bool,
     },
     /// List the failpoint names (for crash tests)
     #[command(hide = true)]

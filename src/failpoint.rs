@@ -2,8 +2,10 @@
 //!
 //! With the `failpoints` cargo feature, `SVCDIR_UPDATE_FAILPOINT=<name>`
 //! makes [`hit`] kill the process with SIGKILL at that point (no destructors,
-//! no flush — as a power cut would), and `<name>=eio` makes it return an I/O
-//! error instead. Without the feature, [`hit`] is an empty inline function.
+//! no flush — as a power cut would), `<name>=eio` makes it return an I/O
+//! error instead, and `<name>=stop` stops the process with SIGSTOP until a
+//! test that saw it stopped (state `T` in /proc) has raced it — e.g. written
+//! to the stock — and sent SIGCONT. Without the feature, [`hit`] is an empty inline function.
 //! [`ALL`] lists every name; a test proves each `hit` in the code is listed.
 
 use crate::error::Result;
@@ -13,6 +15,7 @@ pub const ALL: &[&str] = &[
     "recover.start",
     "recover.after-undo",
     "recover.after-sweep",
+    "commit.after-scan",
     "commit.after-stage",
     "commit.after-sync",
     "commit.after-publish-objects",
@@ -52,6 +55,10 @@ pub fn hit(name: &'static str) -> Result<()> {
                     format!("<failpoint {name}>"),
                     std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error()),
                 ));
+            }
+            "stop" => {
+                let me = rustix::process::getpid();
+                let _ = rustix::process::kill_process(me, rustix::process::Signal::STOP);
             }
             _ => {
                 let me = rustix::process::getpid();

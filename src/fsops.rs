@@ -379,6 +379,31 @@ impl Dir {
         }
     }
 
+    /// Bytes allocated on disk by a child and everything below it (st_blocks,
+    /// without following symlinks), counting each inode once across calls
+    /// that share `seen`.
+    pub fn disk_usage(
+        &self,
+        name: impl AsRef<Path>,
+        seen: &mut std::collections::HashSet<(u64, u64)>,
+    ) -> Result<u64> {
+        let name = name.as_ref();
+        let Some(st) = self.try_stat(name)? else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        if seen.insert((st.st_dev, st.st_ino)) {
+            total += u64::try_from(st.st_blocks).unwrap_or(0) * 512;
+        }
+        if Kind::of(&st) == Kind::Dir {
+            let child = self.open_dir(name)?;
+            for entry in child.names()? {
+                total += child.disk_usage(&entry, seen)?;
+            }
+        }
+        Ok(total)
+    }
+
     /// `fstat` of this directory itself.
     pub fn self_stat(&self) -> Result<Stat> {
         rustix::fs::fstat(&self.fd).map_err(|e| Error::io("cannot stat", &self.path, io_err(e)))

@@ -30,12 +30,15 @@ pub mod holders;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
+pub mod manpage;
 #[cfg(test)]
 mod mutate;
 pub mod names;
+pub mod pending;
 pub mod pin;
 pub mod plan;
 pub mod procsig;
+pub mod progress;
 pub mod report;
 pub mod scandir;
 pub mod state;
@@ -63,9 +66,25 @@ pub fn run(cli: &Cli) -> Result<Output> {
         (None, Some(root)) => ConfigSource::Root(root.clone()),
         (None, None) => ConfigSource::Default,
     };
-    if let Command::Failpoints = cli.command {
-        let list: Vec<&str> = failpoint::ALL.to_vec();
-        return Ok(Output::new(&list, format!("{}\n", list.join("\n"))));
+    // Commands that read no config.
+    match &cli.command {
+        Command::Failpoints => {
+            let list: Vec<&str> = failpoint::ALL.to_vec();
+            return Ok(Output::new(&list, format!("{}\n", list.join("\n"))));
+        }
+        Command::Completions { shell } => {
+            let script = manpage::completions(*shell)?;
+            return Ok(Output::new(&script, script.clone()));
+        }
+        Command::Man { page, list } => {
+            let text = if *list {
+                format!("{}\n", manpage::pages().join("\n"))
+            } else {
+                manpage::render(page.as_deref().unwrap_or(manpage::MAIN))?
+            };
+            return Ok(Output::new(&text, text.clone()));
+        }
+        _ => {}
     }
     let cfg = Config::load(&source)?;
     // `--wait` is the one knob for every wait of this run; without it each
@@ -121,20 +140,22 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Recover { rollback } => {
             commands::recover::recover(&cfg, *rollback, wait, locks(false))
         }
-        Command::Sync => commands::sync::sync(&cfg, wait),
+        Command::Sync => commands::sync::sync(&cfg, wait, locks(false)),
         Command::Lock { name, command } => commands::lock::lock(&cfg, name, command, wait),
         Command::Exec {
             name,
             program,
             args,
         } => commands::exec::exec(&cfg, name, program.as_deref(), args, wait),
-        Command::Failpoints => unreachable_failpoints(),
+        Command::Failpoints | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable_no_config()
+        }
     }
 }
 
-fn unreachable_failpoints() -> Result<Output> {
+fn unreachable_no_config() -> Result<Output> {
     Err(Error::usage(
-        "failpoints is handled before the config is read",
+        "failpoints, completions and man are handled before the config is read",
     ))
 }
 

@@ -307,8 +307,8 @@ pub fn changed_while_reading(path: &Path) -> Error {
     Error::StockBusy {
         problems: Problems(vec![Problem {
             path: path.to_path_buf(),
-            what: "stock tree changed while reading".into(),
-            fix: "retry when the package manager is done".into(),
+            what: "stock tree changed while reading; retry when the package manager is done".into(),
+            fix: "nothing was published; the live generation is unchanged".into(),
             transient: true,
         }]),
     }

@@ -8,14 +8,16 @@ use serde::Serialize;
 use super::{Output, table};
 use crate::cache::StatCache;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, exit};
 use crate::failpoint;
 use crate::generation;
 use crate::health;
 use crate::layout;
 use crate::lock::ManagerLock;
 use crate::manifest::GenerationManifest;
+use crate::pending;
 use crate::plan::{self, Action, Plan};
+use crate::progress::Progress;
 use crate::report;
 use crate::scandir::{self, ScanSync};
 use crate::state::State;
@@ -192,15 +194,53 @@ struct CommitReport<'a> {
     scandir: ScanSync,
 }
 
+/// Commits the stock; a run deferred with exit 75 records a pending commit
+/// (`<state>/pending`, see [`pending`]) for the next `commit` or `sync`.
 pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
+    let result = commit_now(cfg, opts);
+    if let Err(err) = &result {
+        if err.exit_code() == exit::TEMP_FAIL {
+            record_pending(cfg, err);
+        }
+    }
+    result
+}
+
+/// Best effort: a deferral is reported by its own error whatever happens here.
+fn record_pending(cfg: &Config, err: &Error) {
+    let Ok(Some(state)) = State::open(cfg) else {
+        return;
+    };
+    match pending::record(&state.dir, &err.to_string()) {
+        Ok(()) => report::info(&format!(
+            "commit deferred; recorded in {} for the next `commit` or `sync`",
+            state.dir.join(layout::PENDING).display()
+        )),
+        Err(e) => report::warn(&format!("cannot record the pending commit: {}", e.chain())),
+    }
+}
+
+fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
+    let progress = Progress::start();
     stock::check_trees_exist(cfg)?;
     let state = State::init(cfg)?;
     let _lock = ManagerLock::acquire(&state.dir, opts.wait)?;
     // Refuse an unsafe runtime directory now, not after the switch.
     update_lock::locks_dir(cfg)?;
     super::recover::finish_interrupted(cfg, &state)?;
+    // Read before the stock: a deferral recorded after this point may be
+    // for files this run does not see, so it must survive this run.
+    let seen_pending = pending::read(&state.dir)?;
 
     let prepared = prepare(cfg, Some(&state))?;
+    progress.phase(|| {
+        format!(
+            "read the stock: {} services; plan: {}",
+            prepared.stock.services.len(),
+            prepared.plan.counts()
+        )
+    });
+    failpoint::hit("commit.after-scan")?;
     if let Err(e) = prepared.stock.cache.save(&state.cache) {
         report::debug(&format!("stat cache not saved: {}", e.chain()));
     }
@@ -221,6 +261,7 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             live.generation,
             live.services.len()
         );
+        pending::clear_if_unchanged(&state.dir, &seen_pending)?;
         return Ok(Output::new(&report, human));
     }
 
@@ -231,13 +272,14 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
             report::debug(&format!("reusing staged generation {n}"));
             n
         }
-        None => stage_generation(&state, &prepared, target)?,
+        None => stage_generation(&state, &prepared, target, &progress)?,
     };
     report::debug(&format!(
         "generation {generation} staged in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     ));
     let started = std::time::Instant::now();
+    progress.phase(|| format!("generation {generation} staged; switching"));
     let scandir = transaction::run(
         cfg,
         &state,
@@ -253,6 +295,9 @@ pub fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Output> {
         "switched to generation {generation} in {:.1} ms",
         started.elapsed().as_secs_f64() * 1e3
     ));
+    progress.phase(|| format!("generation {generation} is live; scan directory synced"));
+    // The stock this run read is live: a deferral recorded before it is done.
+    pending::clear_if_unchanged(&state.dir, &seen_pending)?;
     if let Some(timeout) = opts.check_up {
         gate(
             cfg,
@@ -367,6 +412,7 @@ fn stage_generation(
     state: &State,
     prepared: &Prepared,
     target: BTreeMap<String, String>,
+    progress: &Progress,
 ) -> Result<u64> {
     let published = store::published(&state.store)?;
     let missing: Vec<_> = prepared
@@ -404,6 +450,12 @@ fn stage_generation(
             return Err(e);
         }
     }
+    progress.phase(|| {
+        format!(
+            "copied {} new store objects ({new_entries} entries)",
+            missing.len()
+        )
+    });
     failpoint::hit("commit.after-stage")?;
     if durability == Durability::SyncFs && !missing.is_empty() {
         state.dir.sync_fs()?;
@@ -418,6 +470,7 @@ fn stage_generation(
         state.store.sync()?;
         state.dir.sync()?;
         failpoint::hit("commit.after-publish-objects")?;
+        progress.phase(|| format!("{} store objects durable and published", objects.len()));
         let trees = prepared.stock.trees.clone();
         generation::create(state, n, prepared.live.as_ref(), target, trees)?;
         Ok(())

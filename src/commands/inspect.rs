@@ -60,6 +60,69 @@ struct StatusReport {
     update_locks: Vec<update_lock::LockStatus>,
     /// Store objects pinned by programs started with `exec`.
     pins: Vec<pin::PinStatus>,
+    /// A commit deferred with exit 75 that the next `commit` or `sync`
+    /// applies: the marker's text.
+    pending: Option<String>,
+    /// Disk use of the store, and what `gc` would free now.
+    store: Option<StoreUse>,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreUse {
+    objects: usize,
+    bytes: u64,
+    /// With the configured `keep_generations`.
+    gc_generations: usize,
+    gc_objects: usize,
+    gc_bytes: u64,
+}
+
+/// Counts the store's objects and bytes, and what `gc` would remove.
+fn store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
+    // `mark` reads the rollback log itself (the caller skips this when the
+    // log is damaged).
+    let plan = super::gc::mark(cfg, state, cfg.keep_generations.max(1), None)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut gc_bytes = 0;
+    for object in &plan.removed_objects {
+        gc_bytes += state.store.disk_usage(object, &mut seen)?;
+        gc_bytes += state
+            .store
+            .disk_usage(crate::layout::object_manifest_name(object), &mut seen)?;
+    }
+    let mut objects = 0;
+    let mut bytes = gc_bytes;
+    for name in state.store.names()? {
+        let is_object = name
+            .to_str()
+            .and_then(crate::layout::split_object_name)
+            .is_some();
+        objects += usize::from(is_object);
+        bytes += state.store.disk_usage(&name, &mut seen)?;
+    }
+    Ok(StoreUse {
+        objects,
+        bytes,
+        gc_generations: plan.removed_generations.len(),
+        gc_objects: plan.removed_objects.len(),
+        gc_bytes,
+    })
+}
+
+/// Bytes as a short human size (binary units).
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 pub fn status(cfg: &Config) -> Result<Output> {
@@ -78,6 +141,8 @@ pub fn status(cfg: &Config) -> Result<Output> {
             manager_lock_recorded: None,
             update_locks: update_lock::held(cfg)?,
             pins: vec![],
+            pending: None,
+            store: None,
         };
         let human = format!(
             "state:        {} (not initialized; run `svcdir-update commit`)\n",
@@ -103,6 +168,12 @@ pub fn status(cfg: &Config) -> Result<Output> {
         Err(e) => (None, Some(e.to_string())),
     };
     let held = lock::is_held(&state.dir);
+    // With a damaged log, gc could not say what it keeps: no estimate.
+    let store = if log_error.is_some() {
+        None
+    } else {
+        Some(store_use(cfg, &state)?)
+    };
     let report = StatusReport {
         state: state.path().display().to_string(),
         live,
@@ -128,6 +199,9 @@ pub fn status(cfg: &Config) -> Result<Output> {
         }),
         update_locks: update_lock::held(cfg)?,
         pins: pin::held(cfg)?,
+        pending: crate::pending::read(&state.dir)?
+            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
+        store,
     };
     let mut h = String::new();
     h.push_str(&format!("state:        {}\n", report.state));
@@ -162,6 +236,32 @@ pub fn status(cfg: &Config) -> Result<Output> {
         )),
         (None, Some(e)) => h.push_str(&format!("transaction:  DAMAGED LOG: {e}\n")),
         (None, None) => h.push_str("transaction:  none\n"),
+    }
+    match &report.pending {
+        Some(p) => {
+            let (when, why) = p.split_once('\n').unwrap_or((p, ""));
+            let when = when.split(" nanos").next().unwrap_or(when);
+            let mut short: String = why.chars().take(160).collect();
+            if why.chars().count() > 160 {
+                short.push('…');
+            }
+            let why = short;
+            h.push_str(&format!(
+                "pending:      a commit deferred at {when}; run `svcdir-update commit`\n\
+                 \x20             because: {why}\n"
+            ));
+        }
+        None => h.push_str("pending:      none\n"),
+    }
+    if let Some(s) = &report.store {
+        h.push_str(&format!(
+            "store:        {} objects, {}; gc would free {} generation(s), {} object(s), {}\n",
+            s.objects,
+            human_size(s.bytes),
+            s.gc_generations,
+            s.gc_objects,
+            human_size(s.gc_bytes)
+        ));
     }
     if !report.manager_lock_held {
         h.push_str("manager lock: free\n");

@@ -1,36 +1,65 @@
 //! `sync`: rebuild the scan directory from `live` (at boot, when the scan
 //! directory is on tmpfs), idempotently, say what changed, and notify the
-//! scanner (harmless when nothing changed; needed when it missed a change).
+//! scanner (harmless when nothing changed; needed when it missed a change);
+//! then apply a pending commit (`<state>/pending`, recorded by a deferred
+//! `commit`).
+
+use serde::Serialize;
 
 use super::{Output, commit};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, exit};
 use crate::generation;
 use crate::lock::ManagerLock;
+use crate::pending;
+use crate::report;
+use crate::scandir::ScanSync;
 use crate::state::State;
+use crate::update_lock::LockPolicy;
 
-pub fn sync(cfg: &Config, wait: std::time::Duration) -> Result<Output> {
+#[derive(Debug, Serialize)]
+struct SyncReport {
+    #[serde(flatten)]
+    scandir: ScanSync,
+    /// What became of a pending commit: absent when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending: Option<PendingOutcome>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+enum PendingOutcome {
+    /// The commit ran; `generation` is live.
+    Applied { generation: u64 },
+    /// The commit deferred again (exit 75); the marker stays.
+    Deferred { reason: String },
+}
+
+pub fn sync(cfg: &Config, wait: std::time::Duration, locks: LockPolicy) -> Result<Output> {
     let Some(state) = State::open(cfg)? else {
         return Err(Error::bad_input(format!(
             "{} holds no generations yet; run `svcdir-update commit` first",
             cfg.state.display()
         )));
     };
-    let _lock = ManagerLock::acquire(&state.dir, wait)?;
-    super::recover::finish_interrupted(cfg, &state)?;
-    let Some(live) = state.live()? else {
-        return Err(Error::bad_input(
-            "no generation is live yet; run `svcdir-update commit` first",
-        ));
+    let (live, sync, has_pending) = {
+        let _lock = ManagerLock::acquire(&state.dir, wait)?;
+        super::recover::finish_interrupted(cfg, &state)?;
+        let Some(live) = state.live()? else {
+            return Err(Error::bad_input(
+                "no generation is live yet; run `svcdir-update commit` first",
+            ));
+        };
+        let m = generation::load(&state, live)?;
+        let sync = commit::repair_scandir(cfg, &state, &m)?;
+        (live, sync, pending::read(&state.dir)?.is_some())
     };
-    let m = generation::load(&state, live)?;
-    let sync = commit::repair_scandir(cfg, &state, &m)?;
     if !sync.changed() {
         // The links are right, but the scanner may not have seen them (it
         // started before them, or missed a notification): tell it anyway.
         crate::supervisor::for_config(cfg).notify(&cfg.scandir)?;
     }
-    let human = if sync.changed() {
+    let mut human = if sync.changed() {
         format!(
             "{}: {} link(s) added, {} removed (generation {live})\n",
             cfg.scandir.display(),
@@ -43,5 +72,36 @@ pub fn sync(cfg: &Config, wait: std::time::Duration) -> Result<Output> {
             cfg.scandir.display()
         )
     };
-    Ok(Output::new(&sync, human))
+    let pending = if has_pending {
+        report::info("applying the pending commit");
+        let opts = commit::CommitOptions {
+            wait,
+            locks,
+            check_up: None,
+        };
+        match commit::commit(cfg, &opts) {
+            Ok(out) => {
+                human.push_str(&format!("pending commit applied: {}", out.human));
+                let generation = state.live()?.unwrap_or(live);
+                Some(PendingOutcome::Applied { generation })
+            }
+            Err(e) if e.exit_code() == exit::TEMP_FAIL => {
+                human.push_str(&format!(
+                    "pending commit deferred again: {}\n",
+                    e.chain().lines().next().unwrap_or_default()
+                ));
+                Some(PendingOutcome::Deferred { reason: e.chain() })
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    Ok(Output::new(
+        &SyncReport {
+            scandir: sync,
+            pending,
+        },
+        human,
+    ))
 }

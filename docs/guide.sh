@@ -1,0 +1,46 @@
+#!/bin/sh
+# The hands-on part of docs/guide.md, line for line: every command here is
+# quoted in the guide, and tests/it/guide.rs runs this script against a
+# temporary directory (DEMO) to prove the guide works. Needs svcdir-update
+# in PATH. Run it yourself: DEMO=$(mktemp -d) sh docs/guide.sh
+set -eu
+: "${DEMO:?set DEMO to an empty directory}"
+
+# First commit
+mkdir -p "$DEMO/stock/hello/log"
+printf '#!/bin/sh\nexec 2>&1\necho "hello 1.0"\nexec sleep 2147483647\n' > "$DEMO/stock/hello/run"
+printf '#!/bin/sh\nexec cat\n' > "$DEMO/stock/hello/log/run"
+chmod 755 "$DEMO/stock/hello/run" "$DEMO/stock/hello/log/run"
+svcdir-update --root "$DEMO" check
+svcdir-update --root "$DEMO" plan
+svcdir-update --root "$DEMO" commit
+ls -l "$DEMO/service"
+svcdir-update --root "$DEMO" status
+
+# Upgrade
+sed -i 's/hello 1.0/hello 2.0/' "$DEMO/stock/hello/run"
+svcdir-update --root "$DEMO" plan
+svcdir-update --root "$DEMO" commit
+svcdir-update --root "$DEMO" list
+svcdir-update --root "$DEMO" diff 1 2
+
+# Rollback
+svcdir-update --root "$DEMO" rollback
+svcdir-update --root "$DEMO" verify
+
+# Update locks: a commit that would restart hello waits for its lock
+svcdir-update --root "$DEMO" lock hello -- sh -c 'svcdir-update --root "$DEMO" commit || echo "commit deferred: exit $?"'
+svcdir-update --root "$DEMO" status
+svcdir-update --root "$DEMO" commit
+
+# Recovery after a crash
+svcdir-update --root "$DEMO" recover
+
+# Boot: /run is empty again
+rm -rf "$DEMO/service" "$DEMO/run"
+svcdir-update --root "$DEMO" sync
+svcdir-update --root "$DEMO" sync
+
+# Housekeeping
+svcdir-update --root "$DEMO" gc --keep 1
+svcdir-update --root "$DEMO" list

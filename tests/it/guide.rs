@@ -1,0 +1,119 @@
+//! docs/guide.md works (issue 7): the guide's sandbox commands live in
+//! docs/guide.sh, which this test runs against a temporary directory with
+//! the binary under test first in PATH; every command line of the script
+//! must be quoted verbatim in the guide, so the two cannot drift apart.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::harness::*;
+
+fn docs() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+}
+
+/// The script's command lines: not blank, not comments, not the prologue
+/// (`set`, the DEMO check).
+fn command_lines(script: &str) -> Vec<&str> {
+    script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.starts_with("set ") && !l.starts_with(": "))
+        .collect()
+}
+
+#[test]
+fn every_command_of_guide_sh_is_quoted_in_the_guide() {
+    let script = std::fs::read_to_string(docs().join("guide.sh")).unwrap();
+    let guide = std::fs::read_to_string(docs().join("guide.md")).unwrap();
+    let quoted: Vec<&str> = guide.lines().map(str::trim).collect();
+    let lines = command_lines(&script);
+    assert!(lines.len() >= 20, "{lines:?}");
+    let missing: Vec<&&str> = lines.iter().filter(|l| !quoted.contains(l)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/guide.md does not quote these lines of docs/guide.sh:\n{missing:#?}"
+    );
+}
+
+#[test]
+fn the_guide_runs() {
+    let demo = tempfile::Builder::new()
+        .prefix("svcdir-guide-")
+        .tempdir()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .arg(docs().join("guide.sh"))
+        .env("DEMO", demo.path())
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // What the guide says happens, in order.
+    let said = [
+        "generation 1 is live: 1 to start",
+        "hello  restart: run changed",
+        "generation 2 is live",
+        "generation 1 is live again (was 2)",
+        "1 objects verified, all intact",
+        "commit deferred: exit 75",
+        "pending:      a commit deferred at",
+        "generation 2 is live",
+        "nothing to recover",
+        "1 link(s) added",
+        "already in sync with generation 2",
+        "removed 1 generation(s)",
+    ];
+    let mut at = 0;
+    for s in said {
+        let found = stdout[at..]
+            .find(s)
+            .unwrap_or_else(|| panic!("guide output lacks {s:?} after byte {at}:\n{stdout}"));
+        at += found + s.len();
+    }
+    let live = std::fs::read_link(demo.path().join("state/live")).unwrap();
+    assert_eq!(live, Path::new("generations/2"));
+    let run = std::fs::read_to_string(demo.path().join("service/hello/run")).unwrap();
+    assert!(run.contains("hello 2.0"), "{run}");
+    assert!(!demo.path().join("state/pending").exists());
+}
+
+#[test]
+fn the_faq_explains_every_exit_code() {
+    use svcdir_update::error::exit;
+    let faq = std::fs::read_to_string(docs().join("faq.md")).unwrap();
+    let codes = [
+        exit::OK,
+        exit::AFTER_SWITCH,
+        exit::USAGE,
+        exit::ROLLED_BACK,
+        exit::DATA_ERR,
+        exit::CANT_CREATE,
+        exit::IO_ERR,
+        exit::TEMP_FAIL,
+        exit::NO_PERM,
+    ];
+    for code in codes {
+        assert!(
+            faq.contains(&format!("\n### {code} — ")),
+            "docs/faq.md has no section for exit {code}"
+        );
+    }
+    // And the man page lists the same codes.
+    let man = std::fs::read_to_string(docs().join("man/svcdir-update.1")).unwrap();
+    for code in codes {
+        assert!(
+            man.contains(&format!("\\fB{code}\\fR")),
+            "man page lacks {code}"
+        );
+    }
+}
