@@ -44,6 +44,40 @@ impl Output {
     }
 }
 
+/// What a command that changes an existing generation set starts from: the
+/// opened state, the manager lock held, any interrupted transaction
+/// finished, and the live generation.
+pub struct Locked {
+    pub state: crate::state::State,
+    pub live: u64,
+    pub lock: crate::lock::ManagerLock,
+}
+
+/// Opens the state, takes the manager lock, recovers, and requires a live
+/// generation — or says what to run first (exit 65).
+pub fn lock_live(
+    cfg: &crate::config::Config,
+    wait: std::time::Duration,
+) -> crate::error::Result<Locked> {
+    use crate::error::Error;
+    let Some(state) = crate::state::State::open(cfg)? else {
+        return Err(Error::bad_input(format!(
+            "{} holds no generations yet; run `svcdir-update commit` first",
+            cfg.state.display()
+        )));
+    };
+    let lock = crate::lock::ManagerLock::acquire(&state.dir, wait)?;
+    // Refuse an unsafe runtime directory now, not after a switch.
+    crate::update_lock::locks_dir(cfg)?;
+    recover::finish_interrupted(cfg, &state)?;
+    let Some(live) = state.live()? else {
+        return Err(Error::bad_input(
+            "no generation is live yet; run `svcdir-update commit` first",
+        ));
+    };
+    Ok(Locked { state, live, lock })
+}
+
 /// Pads rows into aligned columns (two spaces between columns).
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);

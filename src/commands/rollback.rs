@@ -7,7 +7,6 @@ use super::{Output, commit};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::generation;
-use crate::lock::ManagerLock;
 use crate::plan::{self, Counts};
 use crate::scandir::ScanSync;
 use crate::state::State;
@@ -44,21 +43,11 @@ pub fn rollback(
     wait: std::time::Duration,
     locks: LockPolicy,
 ) -> Result<Output> {
-    let Some(state) = State::open(cfg)? else {
-        return Err(Error::bad_input(format!(
-            "{} holds no generations yet; run `svcdir-update commit` first",
-            cfg.state.display()
-        )));
-    };
-    let _lock = ManagerLock::acquire(&state.dir, wait)?;
-    // Refuse an unsafe runtime directory now, not after the switch.
-    crate::update_lock::locks_dir(cfg)?;
-    super::recover::finish_interrupted(cfg, &state)?;
-    let Some(live) = state.live()? else {
-        return Err(Error::bad_input(
-            "no generation is live yet; run `svcdir-update commit` first",
-        ));
-    };
+    let super::Locked {
+        state,
+        live,
+        lock: _lock,
+    } = super::lock_live(cfg, wait)?;
     let to = match target {
         Some(n) => n,
         None => previous_generation(&state, live)?,

@@ -8,13 +8,11 @@ use serde::Serialize;
 
 use super::{Output, commit};
 use crate::config::Config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Result, exit};
 use crate::generation;
-use crate::lock::ManagerLock;
 use crate::pending;
 use crate::report;
 use crate::scandir::ScanSync;
-use crate::state::State;
 use crate::update_lock::LockPolicy;
 
 #[derive(Debug, Serialize)]
@@ -36,23 +34,16 @@ enum PendingOutcome {
 }
 
 pub fn sync(cfg: &Config, wait: std::time::Duration, locks: LockPolicy) -> Result<Output> {
-    let Some(state) = State::open(cfg)? else {
-        return Err(Error::bad_input(format!(
-            "{} holds no generations yet; run `svcdir-update commit` first",
-            cfg.state.display()
-        )));
-    };
-    let (live, sync, has_pending) = {
-        let _lock = ManagerLock::acquire(&state.dir, wait)?;
-        super::recover::finish_interrupted(cfg, &state)?;
-        let Some(live) = state.live()? else {
-            return Err(Error::bad_input(
-                "no generation is live yet; run `svcdir-update commit` first",
-            ));
-        };
+    let (state, live, sync, has_pending) = {
+        let super::Locked {
+            state,
+            live,
+            lock: _lock,
+        } = super::lock_live(cfg, wait)?;
         let m = generation::load(&state, live)?;
         let sync = commit::repair_scandir(cfg, &state, &m)?;
-        (live, sync, pending::read(&state.dir)?.is_some())
+        let has_pending = pending::read(&state.dir)?.is_some();
+        (state, live, sync, has_pending)
     };
     if !sync.changed() {
         // The links are right, but the scanner may not have seen them (it
