@@ -461,11 +461,25 @@ impl Dir {
     /// when missing: `O_CREAT` alone would let the umask decide the mode
     /// (a root umask of 077 makes a 0600 `.lock` that readers cannot open).
     fn open_creating(&self, name: &Path, flags: OFlags, mode: u32) -> Result<File> {
+        self.open_or_create_exact(name, flags, mode)
+            .map(File::from)
+            .map_err(|(e, op)| Error::create(op, self.join(name), io_err(e)))
+    }
+
+    /// The loop behind [`Dir::open_creating`]: open, or create with
+    /// `O_EXCL` and set exactly `mode`, retrying if another process created
+    /// it in between. An error says which step failed.
+    fn open_or_create_exact(
+        &self,
+        name: &Path,
+        flags: OFlags,
+        mode: u32,
+    ) -> std::result::Result<OwnedFd, (Errno, &'static str)> {
         loop {
             match open_beneath(self.fd.as_fd(), name, flags, Mode::empty()) {
-                Ok(fd) => return Ok(File::from(fd)),
+                Ok(fd) => return Ok(fd),
                 Err(Errno::NOENT) => {}
-                Err(e) => return Err(Error::create("open", self.join(name), io_err(e))),
+                Err(e) => return Err((e, "open")),
             }
             match open_beneath(
                 self.fd.as_fd(),
@@ -475,12 +489,12 @@ impl Dir {
             ) {
                 Ok(fd) => {
                     rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
-                        .map_err(|e| Error::create("set mode of", self.join(name), io_err(e)))?;
-                    return Ok(File::from(fd));
+                        .map_err(|e| (e, "set mode of"))?;
+                    return Ok(fd);
                 }
                 // Created by another process in between: open that one.
                 Err(Errno::EXIST) => {}
-                Err(e) => return Err(Error::create("create", self.join(name), io_err(e))),
+                Err(e) => return Err((e, "create")),
             }
         }
     }
@@ -502,33 +516,16 @@ impl Dir {
             OFlags::CLOEXEC
         };
         let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | cloexec;
-        let fd = loop {
-            match open_beneath(self.fd.as_fd(), name, base, Mode::empty()) {
-                Ok(fd) => break fd,
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(rustix::io::Errno::LOOP) => {
-                    return Err(Error::unsafe_env(format!(
-                        "{} is a symlink; remove it, the tool recreates it",
-                        self.join(name).display()
-                    )));
-                }
-                Err(e) => return Err(Error::io("cannot open", self.join(name), io_err(e))),
+        let fd = match self.open_or_create_exact(name, base, mode) {
+            Ok(fd) => fd,
+            Err((Errno::LOOP, _)) => {
+                return Err(Error::unsafe_env(format!(
+                    "{} is a symlink; remove it, the tool recreates it",
+                    self.join(name).display()
+                )));
             }
-            match open_beneath(
-                self.fd.as_fd(),
-                name,
-                base | OFlags::CREATE | OFlags::EXCL,
-                Mode::from_raw_mode(0o600),
-            ) {
-                Ok(fd) => {
-                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
-                        .map_err(|e| Error::create("set mode of", self.join(name), io_err(e)))?;
-                    break fd;
-                }
-                // Another process created it in between: open that one.
-                Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(Error::create("create", self.join(name), io_err(e))),
-            }
+            Err((e, "open")) => return Err(Error::io("cannot open", self.join(name), io_err(e))),
+            Err((e, op)) => return Err(Error::create(op, self.join(name), io_err(e))),
         };
         let st = rustix::fs::fstat(&fd)
             .map_err(|e| Error::io("cannot stat", self.join(name), io_err(e)))?;

@@ -202,11 +202,7 @@ fn run_with_umask(root: &Root, umask: &str, args: &[&str]) -> Run {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// Permission bits of everything the tool made under the state, runtime
@@ -953,11 +949,7 @@ fn permission_denied_while_staging_is_73_and_changes_nothing() {
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     };
     as_nobody(&["commit"]).ok();
     std::fs::write(root.stock().join("web/env/VERSION"), "2.0\n").unwrap();

@@ -13,11 +13,7 @@ fn tool(args: &[&str]) -> Run {
         .env("COLUMNS", "100")
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// The visible commands, from the man page list.
