@@ -23,6 +23,6 @@ fi
 
 # The real-supervisor tests wait on s6 and runit with deadlines; they run
 # in a pass of their own so the CPU-heavy crash and concurrency tests do not
-# starve them on a 2-core machine.
+# starve them on a 2-core machine; one at a time, so no two scanners compete.
 cargo test --features failpoints "$@" -- --skip supervisors::
-cargo test --features failpoints --test it "$@" -- supervisors::
+cargo test --features failpoints --test it "$@" -- supervisors:: --test-threads=1

@@ -174,21 +174,59 @@ pub fn wait_supervised(
     }
 }
 
-/// Polls `status` until the service is down and wants to stay down.
+/// Polls `status` until the service at `dir` is down and wants to stay
+/// down; past the deadline, an error names it, the stop timeout and the
+/// supervisor's last word.
 pub fn wait_down(
+    dir: &Path,
     deadline: Deadline,
+    stop_timeout: Duration,
     mut status: impl FnMut() -> Result<ServiceStatus>,
-) -> Result<std::result::Result<(), ServiceStatus>> {
+) -> Result<()> {
     loop {
         let st = status()?;
         if !st.supervised || (!st.up && !st.finishing && !st.want_up) {
-            return Ok(Ok(()));
+            return Ok(());
         }
         if deadline.passed() {
-            return Ok(Err(st));
+            return Err(crate::error::Error::supervisor(format!(
+                "{} did not stop within {}s: {}",
+                dir.display(),
+                stop_timeout.as_secs_f64(),
+                st.text
+            )));
         }
         deadline.pause();
     }
+}
+
+/// Stops every instance directory of `object` (the service, then its
+/// logger) with `stop_one`, all sharing one deadline of `stop_timeout`.
+pub fn stop_instances(
+    object: &Path,
+    stop_timeout: Duration,
+    mut stop_one: impl FnMut(&Path, Deadline) -> Result<()>,
+) -> Result<()> {
+    let deadline = Deadline::after(stop_timeout);
+    for dir in instance_dirs(object) {
+        stop_one(&dir, deadline)?;
+    }
+    Ok(())
+}
+
+/// Starts again every instance directory of `object` (logger first) that
+/// the family's `supervised` says has a supervisor, with its "up" command.
+pub fn restart_instances(
+    object: &Path,
+    supervised: impl Fn(&Path) -> Result<bool>,
+    up: impl Fn(&Path) -> command::Argv,
+) -> Result<()> {
+    for dir in instance_dirs(object).iter().rev() {
+        if supervised(dir)? {
+            up(dir).run_ok()?;
+        }
+    }
+    Ok(())
 }
 
 /// Polls `status` until the service has been up (and ready, if

@@ -16,7 +16,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::command::Argv;
-use super::{Adapter, Deadline, ServiceStatus, instance_dirs, wait_down, wait_stable_up};
+use super::{
+    Adapter, Deadline, ServiceStatus, restart_instances, stop_instances, wait_down, wait_stable_up,
+};
 use crate::error::{Error, Result};
 use crate::fsops::{self, Dir};
 use crate::report;
@@ -93,34 +95,19 @@ impl Runit {
                 cmd.failed(&out)
             )));
         }
-        match wait_down(deadline, || self.status(dir))? {
-            Ok(()) => Ok(()),
-            Err(st) => Err(Error::supervisor(format!(
-                "{} did not stop within {}s: {}",
-                dir.display(),
-                self.stop_timeout.as_secs_f64(),
-                st.text
-            ))),
-        }
+        wait_down(dir, deadline, self.stop_timeout, || self.status(dir))
     }
 }
 
 impl Adapter for Runit {
     fn stop(&self, _name: &str, object: &Path) -> Result<()> {
-        let deadline = Deadline::after(self.stop_timeout);
-        for dir in instance_dirs(object) {
-            self.stop_one(&dir, deadline)?;
-        }
-        Ok(())
+        stop_instances(object, self.stop_timeout, |dir, deadline| {
+            self.stop_one(dir, deadline)
+        })
     }
 
     fn restart(&self, _name: &str, object: &Path) -> Result<()> {
-        for dir in instance_dirs(object).iter().rev() {
-            if supervised(dir)? {
-                Argv::new("sv").arg("up").arg(dir).run_ok()?;
-            }
-        }
-        Ok(())
+        restart_instances(object, supervised, |dir| Argv::new("sv").arg("up").arg(dir))
     }
 
     fn notify(&self, scandir: &Path) -> Result<()> {

@@ -17,7 +17,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::command::Argv;
-use super::{Adapter, Deadline, ServiceStatus, instance_dirs, wait_down, wait_stable_up};
+use super::{
+    Adapter, Deadline, ServiceStatus, restart_instances, stop_instances, wait_down, wait_stable_up,
+};
 use crate::error::{Error, Result};
 use crate::fsops;
 use crate::report;
@@ -110,34 +112,21 @@ impl S6 {
                 cmd.failed(&out)
             )));
         }
-        match wait_down(deadline, || self.status(dir))? {
-            Ok(()) => Ok(()),
-            Err(st) => Err(Error::supervisor(format!(
-                "{} did not stop within {}s: {}",
-                dir.display(),
-                self.stop_timeout.as_secs_f64(),
-                st.text
-            ))),
-        }
+        wait_down(dir, deadline, self.stop_timeout, || self.status(dir))
     }
 }
 
 impl Adapter for S6 {
     fn stop(&self, _name: &str, object: &Path) -> Result<()> {
-        let deadline = Deadline::after(self.stop_timeout);
-        for dir in instance_dirs(object) {
-            self.stop_one(&dir, deadline)?;
-        }
-        Ok(())
+        stop_instances(object, self.stop_timeout, |dir, deadline| {
+            self.stop_one(dir, deadline)
+        })
     }
 
     fn restart(&self, _name: &str, object: &Path) -> Result<()> {
-        for dir in instance_dirs(object).iter().rev() {
-            if supervised(dir)? {
-                Argv::new("s6-svc").arg("-u").arg(dir).run_ok()?;
-            }
-        }
-        Ok(())
+        restart_instances(object, supervised, |dir| {
+            Argv::new("s6-svc").arg("-u").arg(dir)
+        })
     }
 
     fn notify(&self, scandir: &Path) -> Result<()> {
