@@ -88,6 +88,84 @@ fn the_guide_runs() {
 }
 
 #[test]
+fn every_command_of_guide_s6_sh_is_quoted_in_the_guide() {
+    let script = std::fs::read_to_string(docs().join("guide-s6.sh")).unwrap();
+    let guide = std::fs::read_to_string(docs().join("guide.md")).unwrap();
+    let quoted: Vec<&str> = guide.lines().map(str::trim).collect();
+    let lines = command_lines(&script);
+    assert!(lines.len() >= 8, "{lines:?}");
+    let missing: Vec<&&str> = lines.iter().filter(|l| !quoted.contains(l)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/guide.md does not quote these lines of docs/guide-s6.sh:\n{missing:#?}"
+    );
+}
+
+/// Kills whatever the s6 guide left running under its directory, even
+/// when the test fails.
+struct Reaper(std::path::PathBuf);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        crate::supervise_harness::kill_everything_under(&self.0);
+    }
+}
+
+/// The guide's s6 section, run with Debian's s6: one real upgrade of a
+/// supervised service, health-checked, with exactly one start of each
+/// version.
+#[test]
+fn the_s6_guide_runs_under_a_real_s6_svscan() {
+    let demo = tempfile::Builder::new()
+        .prefix("svcdir-guide-s6-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        demo.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let _reaper = Reaper(demo.path().to_path_buf());
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .arg(docs().join("guide-s6.sh"))
+        .env("DEMO", demo.path())
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for said in [
+        "generation 1 is live",
+        "hello  restart: run changed",
+        "generation 2 is live",
+        "up (pid ",
+    ] {
+        assert!(stdout.contains(said), "{said:?} missing:\n{stdout}");
+    }
+    // Each version started exactly once, as different processes; the
+    // scanner's `s6-svstat` pid is the 2.0 one.
+    let log = std::fs::read_to_string(demo.path().join("hello.log")).unwrap();
+    let starts: Vec<(&str, &str)> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("hello ")?.split_once(" as "))
+        .collect();
+    assert_eq!(starts.len(), 2, "{log}");
+    assert_eq!((starts[0].0, starts[1].0), ("1.0", "2.0"), "{log}");
+    assert_ne!(starts[0].1, starts[1].1, "{log}");
+    assert!(
+        stdout.contains(&format!("up (pid {})", starts[1].1)),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn the_faq_explains_every_exit_code() {
     use svcdir_update::error::exit;
     let faq = std::fs::read_to_string(docs().join("faq.md")).unwrap();

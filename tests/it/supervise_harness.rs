@@ -141,6 +141,21 @@ impl Drop for Scanner {
     }
 }
 
+/// Kills (SIGKILL) every process whose working directory is under `root`:
+/// scanners, supervisors and services started from a test's directory.
+pub fn kill_everything_under(root: &Path) {
+    let doomed: Vec<u32> = all_pids()
+        .into_iter()
+        .filter(|&p| p != std::process::id())
+        .filter(|&p| {
+            std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd.starts_with(root))
+        })
+        .collect();
+    for pid in doomed {
+        kill9(pid);
+    }
+}
+
 fn kill9(pid: u32) {
     if let Some(pid) = i32::try_from(pid)
         .ok()
