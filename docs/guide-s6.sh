@@ -16,6 +16,7 @@ svcdir-update --root "$DEMO" commit
 # Start the scanner on the scan directory, stop it when done
 s6-svscan "$DEMO/service" > /dev/null 2>&1 &
 trap 's6-svscanctl -t "$DEMO/service"' EXIT
+for i in $(seq 100); do s6-svok "$DEMO/service/hello" && break; sleep 0.1; done
 s6-svwait -u -t 10000 "$DEMO/service/hello"
 
 # Upgrade: the old instance stops, the new one starts, checked healthy

@@ -23,18 +23,45 @@ fn command_lines(script: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn every_command_of_guide_sh_is_quoted_in_the_guide() {
-    let script = std::fs::read_to_string(docs().join("guide.sh")).unwrap();
+/// Every command line of `script` (under docs/) is quoted verbatim in
+/// docs/guide.md, and there are at least `at_least` of them.
+fn assert_quoted_in_guide(script: &str, at_least: usize) {
+    let text = std::fs::read_to_string(docs().join(script)).unwrap();
     let guide = std::fs::read_to_string(docs().join("guide.md")).unwrap();
     let quoted: Vec<&str> = guide.lines().map(str::trim).collect();
-    let lines = command_lines(&script);
-    assert!(lines.len() >= 20, "{lines:?}");
+    let lines = command_lines(&text);
+    assert!(lines.len() >= at_least, "{lines:?}");
     let missing: Vec<&&str> = lines.iter().filter(|l| !quoted.contains(l)).collect();
     assert!(
         missing.is_empty(),
-        "docs/guide.md does not quote these lines of docs/guide.sh:\n{missing:#?}"
+        "docs/guide.md does not quote these lines of docs/{script}:\n{missing:#?}"
     );
+}
+
+/// Runs `script` (under docs/) with `DEMO` set and the binary under test
+/// first in PATH; asserts success and returns its stdout.
+fn run_guide_script(script: &str, demo: &Path) -> String {
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .arg(docs().join(script))
+        .env("DEMO", demo)
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
+
+#[test]
+fn every_command_of_guide_sh_is_quoted_in_the_guide() {
+    assert_quoted_in_guide("guide.sh", 20);
 }
 
 #[test]
@@ -43,21 +70,7 @@ fn the_guide_runs() {
         .prefix("svcdir-guide-")
         .tempdir()
         .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin().parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("sh")
-        .arg(docs().join("guide.sh"))
-        .env("DEMO", demo.path())
-        .env("PATH", path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let stdout = run_guide_script("guide.sh", demo.path());
     // What the guide says happens, in order.
     let said = [
         "generation 1 is live: 1 to start",
@@ -89,16 +102,7 @@ fn the_guide_runs() {
 
 #[test]
 fn every_command_of_guide_s6_sh_is_quoted_in_the_guide() {
-    let script = std::fs::read_to_string(docs().join("guide-s6.sh")).unwrap();
-    let guide = std::fs::read_to_string(docs().join("guide.md")).unwrap();
-    let quoted: Vec<&str> = guide.lines().map(str::trim).collect();
-    let lines = command_lines(&script);
-    assert!(lines.len() >= 8, "{lines:?}");
-    let missing: Vec<&&str> = lines.iter().filter(|l| !quoted.contains(l)).collect();
-    assert!(
-        missing.is_empty(),
-        "docs/guide.md does not quote these lines of docs/guide-s6.sh:\n{missing:#?}"
-    );
+    assert_quoted_in_guide("guide-s6.sh", 8);
 }
 
 /// Kills whatever the s6 guide left running under its directory, even
@@ -126,21 +130,7 @@ fn the_s6_guide_runs_under_a_real_s6_svscan() {
     )
     .unwrap();
     let _reaper = Reaper(demo.path().to_path_buf());
-    let path = format!(
-        "{}:{}",
-        bin().parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("sh")
-        .arg(docs().join("guide-s6.sh"))
-        .env("DEMO", demo.path())
-        .env("PATH", path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let stdout = run_guide_script("guide-s6.sh", demo.path());
     for said in [
         "generation 1 is live",
         "hello  restart: run changed",
