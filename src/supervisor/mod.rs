@@ -236,22 +236,26 @@ pub fn wait_stable_up(
     need_ready: bool,
     mut status: impl FnMut() -> Result<ServiceStatus>,
 ) -> Result<std::result::Result<(), String>> {
-    // (pid, when first seen up, seconds it had been up then)
-    let mut seen: Option<(Option<u32>, Instant, u64)> = None;
+    // (pid, when first seen up, uptime it surely had then)
+    let mut seen: Option<(Option<u32>, Instant, Duration)> = None;
     loop {
         let st = status()?;
         if st.up && (st.ready || !need_ready) {
+            // Supervisors count whole seconds by clock ticks: runit shows
+            // "1s" for a process 0.1 s old whose start and now straddle a
+            // second boundary. Only N-1 of N shown seconds are certain.
+            let surely = Duration::from_secs(st.for_secs.saturating_sub(1));
             match seen {
-                Some((pid, at, secs)) if pid == st.pid => {
-                    if at.elapsed() + Duration::from_secs(secs) >= MIN_UPTIME {
+                Some((pid, at, before)) if pid == st.pid => {
+                    if at.elapsed() + before >= MIN_UPTIME || surely >= MIN_UPTIME {
                         return Ok(Ok(()));
                     }
                 }
                 _ => {
-                    if Duration::from_secs(st.for_secs) >= MIN_UPTIME {
+                    if surely >= MIN_UPTIME {
                         return Ok(Ok(()));
                     }
-                    seen = Some((st.pid, Instant::now(), st.for_secs));
+                    seen = Some((st.pid, Instant::now(), surely));
                 }
             }
         } else {
@@ -336,6 +340,31 @@ mod tests {
         .unwrap();
         assert_eq!(got, Ok(()));
         assert!(start.elapsed() >= MIN_UPTIME);
+    }
+
+    /// Regression: runit showed "run: (pid N) 1s" for a process 0.1 s old
+    /// (start and now on either side of a second boundary), and the gate
+    /// took that as a second of uptime for a service dying after 0.3 s.
+    #[test]
+    fn one_shown_second_is_not_a_second_of_uptime() {
+        let start = Instant::now();
+        let mut n = 0;
+        let got = wait_stable_up(Deadline::after(Duration::from_millis(1500)), false, || {
+            n += 1;
+            // Seen "up 1s" twice, then dead: never a real second.
+            Ok(if n <= 2 {
+                up(5, 1)
+            } else {
+                ServiceStatus {
+                    supervised: true,
+                    want_up: true,
+                    text: "down".into(),
+                    ..ServiceStatus::default()
+                }
+            })
+        })
+        .unwrap();
+        assert!(got.is_err(), "{got:?} after {:?}", start.elapsed());
     }
 
     #[test]
