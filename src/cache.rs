@@ -216,13 +216,6 @@ impl StatCache {
         w.write_all(sum.as_bytes())
     }
 
-    #[cfg(test)]
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.write_to(&mut out).unwrap();
-        out
-    }
-
     /// Writes the cache if it changed. Best effort: a failure only costs speed.
     pub fn save(&self, cache_dir: &Dir) -> Result<()> {
         if !self.dirty() {
@@ -254,6 +247,15 @@ impl StatCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl StatCache {
+        /// The bytes `save` would write.
+        fn encode(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            self.write_to(&mut out).unwrap();
+            out
+        }
+    }
 
     fn fp(ino: u64) -> Fingerprint {
         Fingerprint {

@@ -9,13 +9,6 @@ use crate::harness::*;
 
 const SERVICES: [&str; 3] = ["cron", "db", "web"];
 
-fn history_lines(root: &Root) -> usize {
-    std::fs::read_to_string(root.state().join("history.log"))
-        .unwrap_or_default()
-        .lines()
-        .count()
-}
-
 #[test]
 fn sync_after_a_reboot_recreates_every_link_and_lock_file_then_reports_no_change() {
     let root = Root::example();

@@ -27,16 +27,6 @@ fn scan_links(root: &Root) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// Generation numbers on disk.
-fn generations(root: &Root) -> Vec<u64> {
-    let mut out: Vec<u64> = std::fs::read_dir(root.state().join("generations"))
-        .unwrap()
-        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
-        .collect();
-    out.sort_unstable();
-    out
-}
-
 /// The store object directory generation `n` holds for `service`.
 fn object_of(root: &Root, n: u64, service: &str) -> PathBuf {
     let link = root

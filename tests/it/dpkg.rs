@@ -144,10 +144,7 @@ impl DpkgRoot {
     }
 
     fn history_lines(&self) -> usize {
-        std::fs::read_to_string(self.state().join("history.log"))
-            .unwrap_or_default()
-            .lines()
-            .count()
+        history_len(&self.state())
     }
 
     /// Asserts that the live generation and the scan directory hold exactly

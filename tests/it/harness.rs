@@ -212,6 +212,29 @@ impl Root {
     }
 }
 
+/// Lines of `<state>/history.log` (0 when absent): one per transaction.
+pub fn history_len(state: &Path) -> usize {
+    std::fs::read_to_string(state.join("history.log"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// Lines of a root's `history.log`.
+pub fn history_lines(root: &Root) -> usize {
+    history_len(&root.state())
+}
+
+/// Published generation numbers on disk, ascending.
+pub fn generations(root: &Root) -> Vec<u64> {
+    let mut out: Vec<u64> = std::fs::read_dir(root.state().join("generations"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// Copies a directory tree, keeping modes and symlinks.
 pub fn copy_tree(from: &Path, to: &Path) {
     let status = Command::new("cp")

@@ -324,76 +324,58 @@ fn chown(path: &Path, uid: u32) {
     std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
 }
 
-#[test]
-fn world_writable_state_is_refused_with_77() {
+/// `dir` with mode `bad` is refused (77); restored to `good`, it works.
+fn assert_mode_refused_77(dir: fn(&Root) -> PathBuf, bad: u32, good: u32) {
     assert_refused_77(
         false,
         |root, _| {
-            chmod(&root.state(), 0o777);
-            root.state()
+            chmod(&dir(root), bad);
+            dir(root)
         },
-        |root| chmod(&root.state(), 0o755),
+        |root| chmod(&dir(root), good),
     );
+}
+
+/// `dir` owned by nobody is refused (77); given back to root, it works.
+fn assert_foreign_owner_refused_77(dir: fn(&Root) -> PathBuf) {
+    assert_refused_77(
+        false,
+        |root, _| {
+            chown(&dir(root), NOBODY);
+            dir(root)
+        },
+        |root| chown(&dir(root), 0),
+    );
+}
+
+#[test]
+fn world_writable_state_is_refused_with_77() {
+    assert_mode_refused_77(|root| root.state(), 0o777, 0o755);
 }
 
 #[test]
 fn state_owned_by_another_user_is_refused_with_77() {
-    assert_refused_77(
-        false,
-        |root, _| {
-            chown(&root.state(), NOBODY);
-            root.state()
-        },
-        |root| chown(&root.state(), 0),
-    );
+    assert_foreign_owner_refused_77(|root| root.state());
 }
 
 #[test]
 fn group_writable_store_is_refused_with_77() {
-    assert_refused_77(
-        false,
-        |root, _| {
-            chmod(&root.state().join("store"), 0o775);
-            root.state().join("store")
-        },
-        |root| chmod(&root.state().join("store"), 0o755),
-    );
+    assert_mode_refused_77(|root| root.state().join("store"), 0o775, 0o755);
 }
 
 #[test]
 fn group_writable_runtime_is_refused_with_77_before_the_switch() {
-    assert_refused_77(
-        false,
-        |root, _| {
-            chmod(&root.runtime(), 0o775);
-            root.runtime()
-        },
-        |root| chmod(&root.runtime(), 0o755),
-    );
+    assert_mode_refused_77(|root| root.runtime(), 0o775, 0o755);
 }
 
 #[test]
 fn runtime_owned_by_another_user_is_refused_with_77() {
-    assert_refused_77(
-        false,
-        |root, _| {
-            chown(&root.runtime(), NOBODY);
-            root.runtime()
-        },
-        |root| chown(&root.runtime(), 0),
-    );
+    assert_foreign_owner_refused_77(|root| root.runtime());
 }
 
 #[test]
 fn world_writable_locks_directory_is_refused_with_77() {
-    assert_refused_77(
-        false,
-        |root, _| {
-            chmod(&root.runtime().join("locks"), 0o777);
-            root.runtime().join("locks")
-        },
-        |root| chmod(&root.runtime().join("locks"), 0o755),
-    );
+    assert_mode_refused_77(|root| root.runtime().join("locks"), 0o777, 0o755);
 }
 
 #[test]
@@ -1001,24 +983,10 @@ fn config_owned_by_another_user_is_refused_with_77() {
 /// copy and supervisors run their code; it is refused with 77.
 #[test]
 fn stock_tree_writable_by_group_is_refused_with_77() {
-    assert_refused_77(
-        false,
-        |root, _| {
-            chmod(&root.stock(), 0o775);
-            root.stock()
-        },
-        |root| chmod(&root.stock(), 0o755),
-    );
+    assert_mode_refused_77(|root| root.stock(), 0o775, 0o755);
 }
 
 #[test]
 fn stock_tree_owned_by_another_user_is_refused_with_77() {
-    assert_refused_77(
-        false,
-        |root, _| {
-            chown(&root.stock(), NOBODY);
-            root.stock()
-        },
-        |root| chown(&root.stock(), 0),
-    );
+    assert_foreign_owner_refused_77(|root| root.stock());
 }

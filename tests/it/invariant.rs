@@ -148,16 +148,6 @@ pub fn generation_services(root: &Root, n: u64) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Published generation numbers, ascending.
-pub fn generations(root: &Root) -> Vec<u64> {
-    let mut out: Vec<u64> = std::fs::read_dir(root.state().join("generations"))
-        .unwrap()
-        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
-        .collect();
-    out.sort_unstable();
-    out
-}
-
 /// Checks every file of `service` (reached through `dir`) against the
 /// object manifest: kind, content BLAKE3, link target; nothing missing,
 /// nothing extra.

@@ -73,13 +73,6 @@ fn timed(f: impl FnOnce() -> Run) -> (Run, Duration) {
     (run, t.elapsed())
 }
 
-fn history_lines(root: &Root) -> usize {
-    std::fs::read_to_string(root.state().join("history.log"))
-        .unwrap_or_default()
-        .lines()
-        .count()
-}
-
 #[test]
 fn a_held_lock_defers_the_whole_commit_and_the_retry_reuses_the_staged_generation() {
     let root = Root::example();
