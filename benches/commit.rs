@@ -18,6 +18,8 @@
 //! markdown table there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+// A test binary has no public API: `pub` only shares helpers between its modules.
+#![allow(unreachable_pub, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

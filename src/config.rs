@@ -16,17 +16,17 @@ use crate::error::{Error, Result};
 /// A config file is a few lines; anything much larger is not one.
 const MAX_CONFIG_BYTES: usize = 1 << 20;
 
-pub const DEFAULT_CONFIG: &str = "/etc/svcdir-update/config.yaml";
-pub const DEFAULT_STATE: &str = "/var/lib/svcdir-update";
-pub const DEFAULT_RUNTIME: &str = "/run/svcdir-update";
-pub const DEFAULT_SCANDIR: &str = "/run/service";
-pub const DEFAULT_STOCK: [&str; 2] = ["/usr/share/svcdir-update/stock", "/etc/svcdir-update/stock"];
-pub const DEFAULT_RUNTIME_ENTRIES: [&str; 4] = ["supervise", "event", "log/supervise", "log/event"];
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/svcdir-update/config.yaml";
+pub(crate) const DEFAULT_STATE: &str = "/var/lib/svcdir-update";
+pub(crate) const DEFAULT_RUNTIME: &str = "/run/svcdir-update";
+pub(crate) const DEFAULT_SCANDIR: &str = "/run/service";
+pub(crate) const DEFAULT_STOCK: [&str; 2] = ["/usr/share/svcdir-update/stock", "/etc/svcdir-update/stock"];
+pub(crate) const DEFAULT_RUNTIME_ENTRIES: [&str; 4] = ["supervise", "event", "log/supervise", "log/event"];
 
 /// Which supervisor family drives the services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Supervisor {
+pub(crate) enum Supervisor {
     S6,
     Runit,
     #[default]
@@ -35,7 +35,7 @@ pub enum Supervisor {
 
 /// One stock tree: a path, optionally allowed to be missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StockTree {
+pub(crate) struct StockTree {
     pub path: PathBuf,
     pub optional: bool,
 }
@@ -43,7 +43,7 @@ pub struct StockTree {
 /// Size limits that keep a hostile or broken stock tree from exhausting memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Entries (files, directories, links) in all stock trees together.
     pub max_entries: u64,
     /// Bytes of one file.
@@ -103,7 +103,7 @@ struct RawConfig {
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// Where it came from, for messages (`None`: built-in defaults).
     pub source: Option<PathBuf>,
     pub stock: Vec<StockTree>,
@@ -125,7 +125,7 @@ pub struct Config {
 
 /// How the command line chose the configuration.
 #[derive(Debug, Clone, Default)]
-pub enum ConfigSource {
+pub(crate) enum ConfigSource {
     /// `/etc/svcdir-update/config.yaml` if it exists, else built-in defaults.
     #[default]
     Default,
@@ -134,7 +134,7 @@ pub enum ConfigSource {
 }
 
 impl Config {
-    pub fn load(source: &ConfigSource) -> Result<Config> {
+    pub(crate) fn load(source: &ConfigSource) -> Result<Config> {
         match source {
             ConfigSource::Default => {
                 let path = Path::new(DEFAULT_CONFIG);
@@ -180,7 +180,7 @@ impl Config {
     /// is only used for messages and relative paths). Anything that is not
     /// a valid config — not UTF-8, not YAML, unknown keys, wrong types,
     /// bad values — is an [`Error::Config`] naming the file (exit 65).
-    pub fn from_bytes(bytes: &[u8], path: &Path, root: Option<&Path>) -> Result<Config> {
+    pub(crate) fn from_bytes(bytes: &[u8], path: &Path, root: Option<&Path>) -> Result<Config> {
         let bad = |msg: String| Error::Config {
             path: path.to_path_buf(),
             msg,
@@ -192,7 +192,7 @@ impl Config {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| bad(format!("the config file is not UTF-8 text: {e}")))?;
-        if let Some(why) = crate::manifest::yaml_nesting_problem(bytes) {
+        if let Some(why) = crate::format::manifest::yaml_nesting_problem(bytes) {
             return Err(bad(format!("the config file is not valid: {why}")));
         }
         let raw = parse(text).map_err(bad)?;
@@ -310,7 +310,7 @@ impl Config {
     }
 
     /// The configured legacy lock path of a service, if any.
-    pub fn legacy_lock(&self, service: &str) -> Option<&Path> {
+    pub(crate) fn legacy_lock(&self, service: &str) -> Option<&Path> {
         self.legacy_locks
             .iter()
             .find(|(s, _)| s == service)
@@ -321,7 +321,7 @@ impl Config {
 /// Refuses (exit 77) a config file or stock tree that a user other than
 /// root or the one running the tool could change: whoever can write it
 /// chooses what root copies into the store and supervisors run.
-pub fn check_trusted(path: &Path, mode: u32, uid: u32, what: &str) -> Result<()> {
+pub(crate) fn check_trusted(path: &Path, mode: u32, uid: u32, what: &str) -> Result<()> {
     let me = rustix::process::geteuid().as_raw();
     if mode & 0o022 != 0 {
         return Err(Error::unsafe_env(format!(
@@ -413,12 +413,12 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(crate::mutate::config())]
+        #![proptest_config(crate::test_support::mutate::config())]
         /// Damaged and random config files never panic: each is either a
         /// config or an error naming the file, exit 65.
         #[test]
         fn damaged_config_is_a_config_or_a_clear_error(
-            bytes in crate::mutate::damaged(vec![SAMPLE.into(), b"stock: [/a]\n".to_vec()])
+            bytes in crate::test_support::mutate::damaged(vec![SAMPLE.into(), b"stock: [/a]\n".to_vec()])
         ) {
             if let Err(e) = from(&bytes) {
                 proptest::prop_assert_eq!(e.exit_code(), 65, "{}", e);

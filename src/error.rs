@@ -9,26 +9,36 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-/// Exit codes of design §6 (sysexits where one fits).
+/// The exit codes (docs/cli.md#exit-codes; sysexits where one fits).
 pub mod exit {
+    /// Success.
     pub const OK: u8 = 0;
     /// The switch happened but a later step failed: partially applied.
     pub const AFTER_SWITCH: u8 = 1;
+    /// A bad command line or option.
     pub const USAGE: u8 = 2;
     /// A commit whose health check failed and that rolled itself back.
     pub const ROLLED_BACK: u8 = 3;
+    /// Bad input: stock, config, or a damaged state file (`EX_DATAERR`).
     pub const DATA_ERR: u8 = 65;
+    /// A file, directory or link could not be made (`EX_CANTCREAT`).
     pub const CANT_CREATE: u8 = 73;
+    /// Reading, writing or making durable failed (`EX_IOERR`).
     pub const IO_ERR: u8 = 74;
+    /// Busy or being changed: nothing was switched, retry later (`EX_TEMPFAIL`).
     pub const TEMP_FAIL: u8 = 75;
+    /// An unsafe environment: ownership, modes, file system (`EX_NOPERM`).
     pub const NO_PERM: u8 = 77;
 }
 
 /// One problem found in a stock tree; `check` reports all of them at once.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
+    /// The stock path the problem is at.
     pub path: PathBuf,
+    /// What is wrong.
     pub what: String,
+    /// What to do about it.
     pub fix: String,
     /// True when the problem is a sign of a package manager still at work
     /// (exit 75, retry later) rather than bad content (exit 65).
@@ -43,7 +53,10 @@ impl fmt::Display for Problem {
 
 /// A list of problems, displayed one per line.
 #[derive(Debug)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(
+    /// The problems, in the order found.
+    pub Vec<Problem>,
+);
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,13 +67,17 @@ impl fmt::Display for Problems {
     }
 }
 
+/// Everything that can go wrong; each variant maps to one exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing failed for a reason other than creation.
     #[error("{op} {}", path.display())]
     Io {
+        /// What was being done.
         op: &'static str,
+        /// To what.
         path: PathBuf,
+        /// Why it failed.
         #[source]
         source: io::Error,
     },
@@ -68,8 +85,11 @@ pub enum Error {
     /// Making a new file, directory, link or name failed.
     #[error("cannot {op} {}", path.display())]
     Create {
+        /// What was being made.
         op: &'static str,
+        /// Where.
         path: PathBuf,
+        /// Why it failed.
         #[source]
         source: io::Error,
     },
@@ -77,51 +97,94 @@ pub enum Error {
     /// Making data durable failed (fsync, syncfs). Never retried-and-ignored.
     #[error("cannot make {} durable", path.display())]
     Sync {
+        /// What was to be made durable.
         path: PathBuf,
+        /// Why it failed.
         #[source]
         source: io::Error,
     },
 
+    /// The config file is unreadable or wrong.
     #[error("{}: {msg}", path.display())]
-    Config { path: PathBuf, msg: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        msg: String,
+    },
 
+    /// The stock trees have problems; every one is listed.
     #[error("the stock tree has {} problem(s):{problems}", problems.0.len())]
-    Stock { problems: Problems },
+    Stock {
+        /// Each problem with its path and fix.
+        problems: Problems,
+    },
 
+    /// A package manager is still writing the stock: retry later.
     #[error("the stock tree is being changed:{problems}")]
-    StockBusy { problems: Problems },
+    StockBusy {
+        /// What shows the stock is being written.
+        problems: Problems,
+    },
 
+    /// Bad input other than the stock: a damaged state file, a wrong argument value.
     #[error("{what}")]
-    BadInput { what: String },
+    BadInput {
+        /// What is wrong and what to do.
+        what: String,
+    },
 
+    /// A lock is held: nothing was switched, retry later.
     #[error("{what}")]
-    Busy { what: String },
+    Busy {
+        /// Who holds what, and how to wait or override.
+        what: String,
+    },
 
+    /// An unsafe environment: owner, mode or file system.
     #[error("{what}")]
-    Unsafe { what: String },
+    Unsafe {
+        /// What is unsafe and how to fix it.
+        what: String,
+    },
 
+    /// The command line asks for something impossible.
     #[error("{what}")]
-    Usage { what: String },
+    Usage {
+        /// What is wrong with it.
+        what: String,
+    },
 
     /// Something failed after `live` was switched: the new generation is live
     /// but a later step (scan directory, notification) did not finish.
     #[error("generation {generation} is live, but {what}")]
     AfterSwitch {
+        /// The generation that is live.
         generation: u64,
+        /// What did not finish.
         what: String,
+        /// Why.
         #[source]
         source: Option<Box<Error>>,
     },
 
+    /// `--check-up` found a service down and the commit rolled itself back.
     #[error("{what}")]
-    RolledBack { what: String },
+    RolledBack {
+        /// Which service, and what is live now.
+        what: String,
+    },
 
     /// A supervisor command failed or a service did not stop in time; when
     /// this happens before the switch, nothing was switched (retry later).
     #[error("{what}")]
-    Supervisor { what: String },
+    Supervisor {
+        /// What the supervisor said or did not do.
+        what: String,
+    },
 }
 
+/// The result of everything fallible here.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn is_no_space(err: &io::Error) -> bool {
@@ -134,7 +197,7 @@ fn is_no_space(err: &io::Error) -> bool {
 }
 
 impl Error {
-    /// The exit code of design §6 for this error.
+    /// The exit code of this error (docs/cli.md#exit-codes).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Io { .. } | Error::Sync { .. } => exit::IO_ERR,
@@ -150,7 +213,7 @@ impl Error {
         }
     }
 
-    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             op,
             path: path.into(),
@@ -158,7 +221,7 @@ impl Error {
         }
     }
 
-    pub fn create(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn create(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Create {
             op,
             path: path.into(),
@@ -166,30 +229,30 @@ impl Error {
         }
     }
 
-    pub fn sync(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn sync(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Sync {
             path: path.into(),
             source,
         }
     }
 
-    pub fn bad_input(what: impl Into<String>) -> Self {
+    pub(crate) fn bad_input(what: impl Into<String>) -> Self {
         Error::BadInput { what: what.into() }
     }
 
-    pub fn busy(what: impl Into<String>) -> Self {
+    pub(crate) fn busy(what: impl Into<String>) -> Self {
         Error::Busy { what: what.into() }
     }
 
-    pub fn usage(what: impl Into<String>) -> Self {
+    pub(crate) fn usage(what: impl Into<String>) -> Self {
         Error::Usage { what: what.into() }
     }
 
-    pub fn supervisor(what: impl Into<String>) -> Self {
+    pub(crate) fn supervisor(what: impl Into<String>) -> Self {
         Error::Supervisor { what: what.into() }
     }
 
-    pub fn unsafe_env(what: impl Into<String>) -> Self {
+    pub(crate) fn unsafe_env(what: impl Into<String>) -> Self {
         Error::Unsafe { what: what.into() }
     }
 

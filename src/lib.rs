@@ -8,59 +8,48 @@
 //! the same inode and keep running.
 //!
 //! ```no_run
-//! use svcdir_update::config::{Config, ConfigSource};
-//! use svcdir_update::commands::commit::{commit, CommitOptions};
+//! use clap::Parser;
+//! use svcdir_update::{cli::Cli, run};
 //!
-//! let cfg = Config::load(&ConfigSource::Root("/tmp/demo".into()))?;
-//! let out = commit(&cfg, &CommitOptions::default())?;
+//! let cli = Cli::parse_from(["svcdir-update", "--root", "/tmp/demo", "commit"]);
+//! let out = run(&cli)?;
 //! print!("{}", out.human);
 //! # Ok::<(), svcdir_update::error::Error>(())
 //! ```
 
-pub mod cache;
+// The folders, by layer (docs/design.md#where-things-live): `cli` parses,
+// `app` runs one command each, `engine` does what a transaction does over
+// the on-disk model in `state`, `stock` reads the stock trees, `locks` owns
+// every lock, `model` and `format` are pure, `supervisor` drives s6 and
+// runit, `sys` is the only owner of fd-relative syscalls, `output` speaks
+// to the terminal.
+mod app;
 pub mod cli;
-pub mod commands;
-pub mod config;
+mod config;
+mod engine;
 pub mod error;
-pub mod failpoint;
-pub mod fsops;
-pub mod generation;
-pub mod health;
-pub mod holders;
-pub mod layout;
-pub mod lock;
-pub mod manifest;
-pub mod manpage;
+mod format;
+mod locks;
+mod model;
+mod output;
+mod state;
+mod stock;
+mod supervisor;
+mod sys;
 #[cfg(test)]
-mod mutate;
-pub mod names;
-pub mod pending;
-pub mod pin;
-pub mod plan;
-pub mod procsig;
-pub mod progress;
-pub mod report;
-pub mod scandir;
-pub mod state;
-pub mod stock;
-pub mod store;
-pub mod supervisor;
-pub mod transaction;
-pub mod tree;
-pub mod txn;
-pub mod update_lock;
+mod test_support;
 
 use std::time::Duration;
 
 use cli::{Cli, Command};
-use commands::Output;
+pub use app::Output;
 use config::{Config, ConfigSource};
 use error::{Error, Result};
 
 /// Runs one parsed command line and returns its output.
 pub fn run(cli: &Cli) -> Result<Output> {
-    report::set_verbosity(if cli.quiet { -1 } else { cli.verbose as i8 });
-    report::set_json(cli.json);
+    output::report::set_verbosity(if cli.quiet { -1 } else { cli.verbose as i8 });
+    output::report::set_json(cli.json);
     let source = match (&cli.config, &cli.root) {
         (Some(file), _) => ConfigSource::File(file.clone()),
         (None, Some(root)) => ConfigSource::Root(root.clone()),
@@ -69,18 +58,18 @@ pub fn run(cli: &Cli) -> Result<Output> {
     // Commands that read no config.
     match &cli.command {
         Command::Failpoints => {
-            let list: Vec<&str> = failpoint::ALL.to_vec();
+            let list: Vec<&str> = sys::failpoint::ALL.to_vec();
             return Ok(Output::new(&list, format!("{}\n", list.join("\n"))));
         }
         Command::Completions { shell } => {
-            let script = manpage::completions(*shell)?;
+            let script = cli::man::completions(*shell)?;
             return Ok(Output::new(&script, script.clone()));
         }
         Command::Man { page, list } => {
             let text = if *list {
-                format!("{}\n", manpage::pages().join("\n"))
+                format!("{}\n", cli::man::pages().join("\n"))
             } else {
-                manpage::render(page.as_deref().unwrap_or(manpage::MAIN))?
+                cli::man::render(page.as_deref().unwrap_or(cli::man::MAIN))?
             };
             return Ok(Output::new(&text, text.clone()));
         }
@@ -97,14 +86,14 @@ pub fn run(cli: &Cli) -> Result<Output> {
         })
         .transpose()?;
     let wait = given.unwrap_or(cfg.lock_wait);
-    let locks = |force: bool| update_lock::LockPolicy {
+    let locks = |force: bool| locks::update::LockPolicy {
         wait: given.unwrap_or(cfg.update_lock_wait),
         force,
     };
     match &cli.command {
         Command::Init => init(&cfg),
-        Command::Check => commands::check::check(&cfg),
-        Command::Plan => commands::commit::plan(&cfg),
+        Command::Check => app::check::check(&cfg),
+        Command::Plan => app::commit::plan(&cfg),
         Command::Commit { force, check_up } => {
             let check_up = check_up
                 .map(|secs| {
@@ -118,9 +107,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     "--check-up needs a supervisor to ask; set `supervisor: s6` or `runit` in the config",
                 ));
             }
-            commands::commit::commit(
+            app::commit::commit(
                 &cfg,
-                &commands::commit::CommitOptions {
+                &app::commit::CommitOptions {
                     wait,
                     locks: locks(*force),
                     check_up,
@@ -128,25 +117,25 @@ pub fn run(cli: &Cli) -> Result<Output> {
             )
         }
         Command::Rollback { generation, force } => {
-            commands::rollback::rollback(&cfg, *generation, wait, locks(*force))
+            app::rollback::rollback(&cfg, *generation, wait, locks(*force))
         }
-        Command::Status => commands::inspect::status(&cfg),
-        Command::List => commands::inspect::list(&cfg),
-        Command::Diff { a, b } => commands::inspect::diff(&cfg, *a, *b),
-        Command::Verify => commands::verify::verify(&cfg),
+        Command::Status => app::inspect::status(&cfg),
+        Command::List => app::inspect::list(&cfg),
+        Command::Diff { a, b } => app::inspect::diff(&cfg, *a, *b),
+        Command::Verify => app::verify::verify(&cfg),
         Command::Gc { keep } => {
-            commands::gc::gc(&cfg, *keep, wait, given.unwrap_or(Duration::ZERO))
+            app::gc::gc(&cfg, *keep, wait, given.unwrap_or(Duration::ZERO))
         }
         Command::Recover { rollback } => {
-            commands::recover::recover(&cfg, *rollback, wait, locks(false))
+            app::recover::recover(&cfg, *rollback, wait, locks(false))
         }
-        Command::Sync => commands::sync::sync(&cfg, wait, locks(false)),
-        Command::Lock { name, command } => commands::lock::lock(&cfg, name, command, wait),
+        Command::Sync => app::sync::sync(&cfg, wait, locks(false)),
+        Command::Lock { name, command } => app::lock::lock(&cfg, name, command, wait),
         Command::Exec {
             name,
             program,
             args,
-        } => commands::exec::exec(&cfg, name, program.as_deref(), args, wait),
+        } => app::exec::exec(&cfg, name, program.as_deref(), args, wait),
         Command::Failpoints | Command::Completions { .. } | Command::Man { .. } => {
             unreachable_no_config()
         }
@@ -161,12 +150,12 @@ fn unreachable_no_config() -> Result<Output> {
 
 fn init(cfg: &Config) -> Result<Output> {
     let state = state::State::init(cfg)?;
-    update_lock::locks_dir(cfg)?;
+    locks::update::locks_dir(cfg)?;
     if let Some(live) = state.live()? {
-        let m = generation::load(&state, live)?;
-        update_lock::ensure_files(cfg, m.services.keys().map(String::as_str))?;
+        let m = state::generation::load(&state, live)?;
+        locks::update::ensure_files(cfg, m.services.keys().map(String::as_str))?;
     }
-    scandir::open(cfg)?;
+    state::scandir::open(cfg)?;
     let human = format!(
         "initialized {} (scan directory {}, runtime {})\n",
         state.path().display(),

@@ -8,11 +8,11 @@ use std::ffi::{OsStr, OsString};
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
-use crate::report;
+use crate::output::report;
 
 /// What a finished command printed, and how it exited.
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The exit code; `None` when a signal killed it.
     pub code: Option<i32>,
     pub stdout: String,
@@ -20,12 +20,12 @@ pub struct Finished {
 }
 
 impl Finished {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 
     /// Stdout and stderr joined, trimmed: what to show a human.
-    pub fn said(&self) -> String {
+    pub(crate) fn said(&self) -> String {
         let mut out = self.stdout.trim().to_string();
         let err = self.stderr.trim();
         if !err.is_empty() {
@@ -39,7 +39,7 @@ impl Finished {
 }
 
 /// The command line as a human would type it (for messages only).
-pub fn shown(argv: &[&OsStr]) -> String {
+pub(crate) fn shown(argv: &[&OsStr]) -> String {
     argv.iter()
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
@@ -48,7 +48,7 @@ pub fn shown(argv: &[&OsStr]) -> String {
 
 /// Runs `argv` to completion, whatever its exit status. Fails only when the
 /// program cannot be started (not installed, not executable).
-pub fn run(argv: &[&OsStr]) -> Result<Finished> {
+pub(crate) fn run(argv: &[&OsStr]) -> Result<Finished> {
     let Some((prog, args)) = argv.split_first() else {
         return Err(Error::supervisor("internal: empty command line"));
     };
@@ -73,7 +73,7 @@ pub fn run(argv: &[&OsStr]) -> Result<Finished> {
 
 /// Runs `argv` and requires exit status 0; the error names the command,
 /// the status and what it said.
-pub fn run_ok(argv: &[&OsStr]) -> Result<Finished> {
+pub(crate) fn run_ok(argv: &[&OsStr]) -> Result<Finished> {
     let out = run(argv)?;
     if out.success() {
         return Ok(out);
@@ -82,7 +82,7 @@ pub fn run_ok(argv: &[&OsStr]) -> Result<Finished> {
 }
 
 /// The error for a command that ran and failed.
-pub fn failed(argv: &[&OsStr], out: &Finished) -> Error {
+pub(crate) fn failed(argv: &[&OsStr], out: &Finished) -> Error {
     let status = out
         .code
         .map_or_else(|| "killed by a signal".to_string(), |c| format!("exit {c}"));
@@ -100,31 +100,31 @@ pub fn failed(argv: &[&OsStr], out: &Finished) -> Error {
 
 /// An owned argv, for commands built from paths and numbers.
 #[derive(Debug, Default)]
-pub struct Argv(Vec<OsString>);
+pub(crate) struct Argv(Vec<OsString>);
 
 impl Argv {
-    pub fn new(prog: &str) -> Argv {
+    pub(crate) fn new(prog: &str) -> Argv {
         Argv(vec![OsString::from(prog)])
     }
 
-    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Argv {
+    pub(crate) fn arg(mut self, a: impl AsRef<OsStr>) -> Argv {
         self.0.push(a.as_ref().to_os_string());
         self
     }
 
-    pub fn as_refs(&self) -> Vec<&OsStr> {
+    pub(crate) fn as_refs(&self) -> Vec<&OsStr> {
         self.0.iter().map(OsString::as_os_str).collect()
     }
 
-    pub fn run(&self) -> Result<Finished> {
+    pub(crate) fn run(&self) -> Result<Finished> {
         run(&self.as_refs())
     }
 
-    pub fn run_ok(&self) -> Result<Finished> {
+    pub(crate) fn run_ok(&self) -> Result<Finished> {
         run_ok(&self.as_refs())
     }
 
-    pub fn failed(&self, out: &Finished) -> Error {
+    pub(crate) fn failed(&self, out: &Finished) -> Error {
         failed(&self.as_refs(), out)
     }
 }

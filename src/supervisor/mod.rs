@@ -14,9 +14,9 @@
 //! wait one second before restarting a service that died at once, so a
 //! `run` that exits immediately is never seen up that long.
 
-pub mod command;
-pub mod runit;
-pub mod s6;
+pub(crate) mod command;
+pub(crate) mod runit;
+pub(crate) mod s6;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,14 +25,14 @@ use crate::config::{Config, Supervisor};
 use crate::error::Result;
 
 /// How long a service must stay up, same pid, to count as up.
-pub const MIN_UPTIME: Duration = Duration::from_secs(1);
+pub(crate) const MIN_UPTIME: Duration = Duration::from_secs(1);
 
 /// How often state is polled while waiting.
 const POLL: Duration = Duration::from_millis(20);
 
 /// One look at a supervised service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServiceStatus {
+pub(crate) struct ServiceStatus {
     /// A supervisor runs for this directory.
     pub supervised: bool,
     /// The service process runs.
@@ -52,11 +52,11 @@ pub struct ServiceStatus {
 
 impl ServiceStatus {
     /// Is it running or meant to run (not down on purpose)?
-    pub fn wanted(&self) -> bool {
+    pub(crate) fn wanted(&self) -> bool {
         self.supervised && (self.up || self.finishing || self.want_up)
     }
 
-    pub fn unsupervised() -> ServiceStatus {
+    pub(crate) fn unsupervised() -> ServiceStatus {
         ServiceStatus {
             text: "no supervisor runs for it".into(),
             ..ServiceStatus::default()
@@ -64,7 +64,7 @@ impl ServiceStatus {
     }
 }
 
-pub trait Adapter {
+pub(crate) trait Adapter {
     /// Stops the instance running from `object` (a store object directory)
     /// and its logger, and waits, up to the stop timeout, until both are
     /// down and want to stay down. A service that is not supervised is
@@ -84,14 +84,10 @@ pub trait Adapter {
         dir: &Path,
         timeout: Duration,
     ) -> Result<std::result::Result<(), String>>;
-    /// Is the service at `dir` up right now?
-    fn is_up(&self, dir: &Path) -> Result<bool> {
-        Ok(self.status(dir)?.up)
-    }
 }
 
 /// No supervisor: files only.
-pub struct NoSupervisor;
+pub(crate) struct NoSupervisor;
 
 impl Adapter for NoSupervisor {
     fn stop(&self, _: &str, _: &Path) -> Result<()> {
@@ -112,7 +108,7 @@ impl Adapter for NoSupervisor {
 }
 
 /// The adapter the configuration selects.
-pub fn for_config(cfg: &Config) -> Box<dyn Adapter> {
+pub(crate) fn for_config(cfg: &Config) -> Box<dyn Adapter> {
     match cfg.supervisor {
         Supervisor::None => Box::new(NoSupervisor),
         Supervisor::S6 => Box::new(s6::S6 {
@@ -126,40 +122,40 @@ pub fn for_config(cfg: &Config) -> Box<dyn Adapter> {
 
 /// A point in time to give up at.
 #[derive(Debug, Clone, Copy)]
-pub struct Deadline(Instant);
+pub(crate) struct Deadline(Instant);
 
 impl Deadline {
-    pub fn after(timeout: Duration) -> Deadline {
+    pub(crate) fn after(timeout: Duration) -> Deadline {
         Deadline(Instant::now() + timeout)
     }
 
-    pub fn left(&self) -> Duration {
+    pub(crate) fn left(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }
 
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.left().is_zero()
     }
 
     /// Sleeps one poll interval, never past the deadline.
-    pub fn pause(&self) {
+    pub(crate) fn pause(&self) {
         std::thread::sleep(POLL.min(self.left()));
     }
 
     /// Milliseconds left, at least 1 (a 0 timeout means "forever" to s6).
-    pub fn left_ms(&self) -> u128 {
+    pub(crate) fn left_ms(&self) -> u128 {
         self.left().as_millis().max(1)
     }
 
     /// Whole seconds left, rounded up, at least 1 (runit's `sv -w`).
-    pub fn left_secs_ceil(&self) -> u64 {
+    pub(crate) fn left_secs_ceil(&self) -> u64 {
         let left = self.left();
         (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
     }
 }
 
 /// Polls `supervised` until it holds or the deadline passes.
-pub fn wait_supervised(
+pub(crate) fn wait_supervised(
     deadline: Deadline,
     mut supervised: impl FnMut() -> Result<bool>,
 ) -> Result<bool> {
@@ -177,7 +173,7 @@ pub fn wait_supervised(
 /// Polls `status` until the service at `dir` is down and wants to stay
 /// down; past the deadline, an error names it, the stop timeout and the
 /// supervisor's last word.
-pub fn wait_down(
+pub(crate) fn wait_down(
     dir: &Path,
     deadline: Deadline,
     stop_timeout: Duration,
@@ -202,7 +198,7 @@ pub fn wait_down(
 
 /// Stops every instance directory of `object` (the service, then its
 /// logger) with `stop_one`, all sharing one deadline of `stop_timeout`.
-pub fn stop_instances(
+pub(crate) fn stop_instances(
     object: &Path,
     stop_timeout: Duration,
     mut stop_one: impl FnMut(&Path, Deadline) -> Result<()>,
@@ -216,7 +212,7 @@ pub fn stop_instances(
 
 /// Starts again every instance directory of `object` (logger first) that
 /// the family's `supervised` says has a supervisor, with its "up" command.
-pub fn restart_instances(
+pub(crate) fn restart_instances(
     object: &Path,
     supervised: impl Fn(&Path) -> Result<bool>,
     up: impl Fn(&Path) -> command::Argv,
@@ -231,7 +227,7 @@ pub fn restart_instances(
 
 /// Polls `status` until the service has been up (and ready, if
 /// `need_ready`) with one pid for [`MIN_UPTIME`]; else says why not.
-pub fn wait_stable_up(
+pub(crate) fn wait_stable_up(
     deadline: Deadline,
     need_ready: bool,
     mut status: impl FnMut() -> Result<ServiceStatus>,

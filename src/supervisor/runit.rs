@@ -20,22 +20,22 @@ use super::{
     Adapter, Deadline, ServiceStatus, restart_instances, stop_instances, wait_down, wait_stable_up,
 };
 use crate::error::{Error, Result};
-use crate::fsops::{self, Dir};
-use crate::report;
+use crate::sys::fs::{self, Dir};
+use crate::output::report;
 
-pub struct Runit {
+pub(crate) struct Runit {
     pub stop_timeout: Duration,
 }
 
 /// Does a runsv listen on `dir`'s `supervise/ok` FIFO (as `sv` checks)?
-pub fn supervised(dir: &Path) -> Result<bool> {
-    fsops::fifo_has_reader(&dir.join("supervise/ok"))
+pub(crate) fn supervised(dir: &Path) -> Result<bool> {
+    fs::fifo_has_reader(&dir.join("supervise/ok"))
 }
 
 /// Parses the first part of `sv status DIR`, e.g.
 /// `run: DIR: (pid 123) 8s; run: log: (pid 124) 8s` or
 /// `down: DIR: 0s, normally up, want up`.
-pub fn parse_status(dir: &str, line: &str) -> Option<ServiceStatus> {
+pub(crate) fn parse_status(dir: &str, line: &str) -> Option<ServiceStatus> {
     let line = line.lines().next()?;
     let (state, rest) = line.split_once(": ")?;
     let rest = rest.strip_prefix(dir)?.strip_prefix(": ")?;

@@ -21,27 +21,27 @@ use super::{
     Adapter, Deadline, ServiceStatus, restart_instances, stop_instances, wait_down, wait_stable_up,
 };
 use crate::error::{Error, Result};
-use crate::fsops;
-use crate::report;
+use crate::sys::fs;
+use crate::output::report;
 
-pub struct S6 {
+pub(crate) struct S6 {
     pub stop_timeout: Duration,
 }
 
 /// Does a supervisor listen on `dir`'s control FIFO (as `s6-svok` checks)?
-pub fn supervised(dir: &Path) -> Result<bool> {
-    fsops::fifo_has_reader(&dir.join("supervise/control"))
+pub(crate) fn supervised(dir: &Path) -> Result<bool> {
+    fs::fifo_has_reader(&dir.join("supervise/control"))
 }
 
 /// Does s6-svscan run on `scandir`?
-pub fn scanner_running(scandir: &Path) -> Result<bool> {
-    fsops::fifo_has_reader(&scandir.join(".s6-svscan/control"))
+pub(crate) fn scanner_running(scandir: &Path) -> Result<bool> {
+    fs::fifo_has_reader(&scandir.join(".s6-svscan/control"))
 }
 
 const FIELDS: &str = "up,wantedup,ready,pid,updownfor,exitcode,signal";
 
 /// Parses `s6-svstat -o up,wantedup,ready,pid,updownfor,exitcode,signal`.
-pub fn parse_status(line: &str) -> Option<ServiceStatus> {
+pub(crate) fn parse_status(line: &str) -> Option<ServiceStatus> {
     let f: Vec<&str> = line.split_whitespace().collect();
     let [up, want, ready, pid, secs, code, signal] = f.as_slice() else {
         return None;

@@ -2,10 +2,12 @@
 //! builds a temporary root from `fixtures/`, runs the real binary, and reads
 //! the result back from disk.
 
-// Test code: a failed unwrap is a failed test, and the fd-relative fsops
+// Test code: a failed unwrap is a failed test, and the fd-relative `sys::fs`
 // discipline (clippy.toml `disallowed-methods`) guards src/, not fixtures
 // that tests build with plain std calls.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+// A test binary has no public API: `pub` only shares helpers between its modules.
+#![allow(unreachable_pub, missing_docs)]
 
 mod harness;
 mod invariant;

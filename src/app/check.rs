@@ -1,0 +1,37 @@
+//! `check`: validate the stock trees and list every problem (no writes).
+
+use serde::Serialize;
+
+use super::Output;
+use crate::config::Config;
+use crate::error::Result;
+use crate::stock;
+
+#[derive(Debug, Serialize)]
+struct CheckReport {
+    trees: Vec<String>,
+    services: Vec<String>,
+    notes: Vec<String>,
+}
+
+pub(crate) fn check(cfg: &Config) -> Result<Output> {
+    let stock = stock::scan(cfg, crate::state::stat_cache::StatCache::default())?;
+    let report = CheckReport {
+        trees: stock
+            .trees
+            .iter()
+            .map(|t| t.display().to_string())
+            .collect(),
+        services: stock.services.keys().cloned().collect(),
+        notes: stock.notes.clone(),
+    };
+    let mut human = format!(
+        "stock OK: {} services in {} tree(s)\n",
+        report.services.len(),
+        report.trees.len()
+    );
+    for n in &report.notes {
+        human.push_str(&format!("  note: {n}\n"));
+    }
+    Ok(Output::new(&report, human))
+}

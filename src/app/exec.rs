@@ -1,0 +1,102 @@
+//! `exec NAME [PROGRAM] [-- ARGS…]`: a pinned launch (issue 5).
+//!
+//! Resolves `live` once, pins the service's store object (a shared flock on
+//! `<runtime>/pins/<object>.pin`, on an fd without close-on-exec) and
+//! replaces this process with PROGRAM (default `run`) from the *object*
+//! directory, with that directory as cwd. A later switch of `live` changes
+//! nothing under the program, and `gc` keeps the object while the pin fd —
+//! inherited by the program and its children — is open. This module never
+//! writes the state directory.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Component, Path};
+use std::time::{Duration, Instant};
+
+use super::Output;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::state::generation;
+use crate::locks::manager::POLL;
+use crate::model::names;
+use crate::locks::pin;
+use crate::state::State;
+
+/// The environment variable that tells the program which object it runs from.
+pub(crate) const OBJECT_ENV: &str = "SVCDIR_UPDATE_OBJECT";
+
+/// How often `exec` resolves `live` again when `gc` removed the object it
+/// resolved in between.
+const RESOLVE_ATTEMPTS: usize = 5;
+
+pub(crate) fn exec(
+    cfg: &Config,
+    name: &str,
+    program: Option<&Path>,
+    args: &[OsString],
+    wait: Duration,
+) -> Result<Output> {
+    if let Some(problem) = names::name_problem(name.as_bytes()) {
+        return Err(Error::usage(problem));
+    }
+    let program = program.unwrap_or(Path::new("run"));
+    if program.as_os_str().is_empty()
+        || !program
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(Error::usage(format!(
+            "{}: the program must be a path inside the service directory, like `run` or `log/run`",
+            program.display()
+        )));
+    }
+    let Some(state) = State::open(cfg)? else {
+        return Err(Error::bad_input(format!(
+            "{} holds no generations yet; run `svcdir-update commit` first",
+            cfg.state.display()
+        )));
+    };
+    let pins = pin::pins_dir(cfg)?;
+    let deadline = Instant::now() + wait;
+    for _ in 0..RESOLVE_ATTEMPTS {
+        let live = state.live()?.ok_or_else(|| {
+            Error::bad_input("no generation is live yet; run `svcdir-update commit` first")
+        })?;
+        let m = generation::load(&state, live)?;
+        let Some(object) = m.services.get(name) else {
+            return Err(Error::bad_input(format!(
+                "generation {live} has no service {name:?}; `svcdir-update status` shows what is live"
+            )));
+        };
+        // Pin first, then check the object is still there: `gc` removes an
+        // object only while it holds the pin exclusively.
+        let pin_file = loop {
+            if let Some(f) = pin::try_pin_inheritable(&pins, object)? {
+                break f;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::busy(format!(
+                    "{} is held by `svcdir-update gc`; retry, or wait longer with --wait SECS",
+                    pins.join(pin::file_name(object)).display()
+                )));
+            }
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        };
+        if state.store.try_open_dir(object)?.is_none() {
+            continue; // collected between resolving and pinning: resolve again
+        }
+        let dir = state.store.join(object);
+        let path = dir.join(program);
+        // Only returns on failure; on success the program inherits `pin_file`.
+        let err = std::process::Command::new(&path)
+            .args(args)
+            .current_dir(&dir)
+            .env(OBJECT_ENV, &dir)
+            .exec();
+        drop(pin_file);
+        return Err(Error::io("cannot execute", path, err));
+    }
+    Err(Error::busy(format!(
+        "the live object of {name} kept changing while it was being pinned; retry"
+    )))
+}

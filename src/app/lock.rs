@@ -1,0 +1,113 @@
+//! `lock NAME -- CMD…`: run a command holding a service's update lock
+//! shared, like `flock -s -o LOCKFILE CMD…` (design §5).
+//!
+//! The lock fd is close-on-exec, so the command does not inherit it: this
+//! process holds the lock and waits for the command, and the lock is
+//! released when the command ends (or when this process dies). The exit
+//! status is the command's (128+N when a signal N ended it); 75 when the
+//! lock was not free within `--wait`; 127/126 when the command cannot be
+//! run. This module never touches a service or the state directory.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::Output;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::sys::fs;
+use crate::locks::holders;
+use crate::locks::manager::POLL;
+use crate::model::names;
+use crate::output::report;
+use crate::locks::update;
+
+#[derive(Debug, Serialize)]
+struct LockReport {
+    service: String,
+    status: u8,
+}
+
+pub(crate) fn lock(cfg: &Config, name: &str, command: &[OsString], wait: Duration) -> Result<Output> {
+    if let Some(problem) = names::name_problem(name.as_bytes()) {
+        return Err(Error::usage(problem));
+    }
+    let Some((program, args)) = command.split_first() else {
+        return Err(Error::usage("lock NAME -- CMD…: the command is missing"));
+    };
+    let path = update::path(cfg, name);
+    let file = if fs::is_root() {
+        update::locks_dir(cfg)?.open_lock_file(update::file_name(name), 0o644, false)?
+    } else {
+        // Services open the lock read-only; only root creates it.
+        update::try_locks_dir(cfg)?
+            .map(|d| d.try_open_lock_file(update::file_name(name)))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| {
+                Error::bad_input(format!(
+                    "{} does not exist; `svcdir-update commit` or `sync` (as root) creates the \
+                     locks of live services",
+                    path.display()
+                ))
+            })?
+    };
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        // Decided before the attempt, so the last attempt names the holders.
+        let last = Instant::now() >= deadline;
+        if fs::try_lock_shared(&file).map_err(|e| Error::io("cannot lock", &path, e))? {
+            break;
+        }
+        if told && !last {
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+            continue;
+        }
+        // A scan of /proc: only before waiting and when giving up.
+        let holders = fs::file_identity(&file)
+            .map(holders::holders_of)
+            .unwrap_or_default();
+        if last {
+            return Err(Error::busy(format!(
+                "{} is held exclusively by {} (an update of {name} in progress?); retry later \
+                 or wait longer with --wait SECS",
+                path.display(),
+                holders::describe(&holders)
+            )));
+        }
+        if !told {
+            report::info(&format!(
+                "waiting up to {:.1}s for {} held by {}",
+                wait.as_secs_f64(),
+                path.display(),
+                holders::describe(&holders)
+            ));
+            told = true;
+        }
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+    }
+    let status = match std::process::Command::new(program).args(args).status() {
+        Ok(st) => match (st.code(), st.signal()) {
+            (Some(code), _) => u8::try_from(code).unwrap_or(u8::MAX),
+            (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
+            (None, None) => u8::MAX,
+        },
+        Err(e) => {
+            report::warn(&format!("cannot run {}: {e}", program.to_string_lossy()));
+            if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            }
+        }
+    };
+    drop(file);
+    let report = LockReport {
+        service: name.to_string(),
+        status,
+    };
+    Ok(Output::new(&report, String::new()).with_code(status))
+}

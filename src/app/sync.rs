@@ -1,0 +1,98 @@
+//! `sync`: rebuild the scan directory from `live` (at boot, when the scan
+//! directory is on tmpfs), idempotently, say what changed, and notify the
+//! scanner (harmless when nothing changed; needed when it missed a change);
+//! then apply a pending commit (`<state>/pending`, recorded by a deferred
+//! `commit`).
+
+use serde::Serialize;
+
+use super::{Output, commit};
+use crate::config::Config;
+use crate::error::{Result, exit};
+use crate::state::generation;
+use crate::state::pending;
+use crate::output::report;
+use crate::state::scandir::ScanSync;
+use crate::locks::update::LockPolicy;
+
+#[derive(Debug, Serialize)]
+struct SyncReport {
+    #[serde(flatten)]
+    scandir: ScanSync,
+    /// What became of a pending commit: absent when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending: Option<PendingOutcome>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+enum PendingOutcome {
+    /// The commit ran; `generation` is live.
+    Applied { generation: u64 },
+    /// The commit deferred again (exit 75); the marker stays.
+    Deferred { reason: String },
+}
+
+pub(crate) fn sync(cfg: &Config, wait: std::time::Duration, locks: LockPolicy) -> Result<Output> {
+    let (state, live, sync, has_pending) = {
+        let super::Locked {
+            state,
+            live,
+            lock: _lock,
+        } = super::lock_live(cfg, wait)?;
+        let m = generation::load(&state, live)?;
+        let sync = commit::repair_scandir(cfg, &state, &m)?;
+        let has_pending = pending::read(&state.dir)?.is_some();
+        (state, live, sync, has_pending)
+    };
+    if !sync.changed() {
+        // The links are right, but the scanner may not have seen them (it
+        // started before them, or missed a notification): tell it anyway.
+        crate::supervisor::for_config(cfg).notify(&cfg.scandir)?;
+    }
+    let mut human = if sync.changed() {
+        format!(
+            "{}: {} link(s) added, {} removed (generation {live})\n",
+            cfg.scandir.display(),
+            sync.added.len(),
+            sync.removed.len()
+        )
+    } else {
+        format!(
+            "{}: already in sync with generation {live}\n",
+            cfg.scandir.display()
+        )
+    };
+    let pending = if has_pending {
+        report::info("applying the pending commit");
+        let opts = commit::CommitOptions {
+            wait,
+            locks,
+            check_up: None,
+        };
+        match commit::commit(cfg, &opts) {
+            Ok(out) => {
+                human.push_str(&format!("pending commit applied: {}", out.human));
+                let generation = state.live()?.unwrap_or(live);
+                Some(PendingOutcome::Applied { generation })
+            }
+            Err(e) if e.exit_code() == exit::TEMP_FAIL => {
+                human.push_str(&format!(
+                    "pending commit deferred again: {}\n",
+                    e.chain().lines().next().unwrap_or_default()
+                ));
+                Some(PendingOutcome::Deferred { reason: e.chain() })
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    Ok(Output::new(
+        &SyncReport {
+            scandir: sync,
+            pending,
+        },
+        human,
+    ))
+}

@@ -1,0 +1,225 @@
+//! The switch protocol shared by commit, rollback and recovery (design §4.1
+//! steps 5–11): update locks, rollback log, stop old instances, switch
+//! `live`, release the update locks, sync the scan directory, record history.
+//!
+//! The update locks are taken before the rollback log is written, so a
+//! transaction deferred by a held lock leaves no log and changes nothing.
+//! They are released after the switch and before the scan directory is
+//! synced, so a new instance that takes its own lock at start-up never waits
+//! for us. Before the switch, any failure undoes what was done (restarts
+//! stopped instances) and leaves `live` untouched; after it, the log stays
+//! until the scan directory and history are done, so `recover` can finish.
+
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::sys::failpoint;
+use crate::model::plan::{Action, Plan};
+use crate::locks::signature::ProcessSignature;
+use crate::output::report;
+use crate::state::scandir::{self, ScanSync};
+use crate::state::State;
+use crate::supervisor;
+use crate::state::txn_log::{self, Phase, TxnKind, TxnLog, TxnService};
+use crate::locks::update::{self, LockPolicy};
+
+/// A planned switch from the live generation to `to`.
+pub(crate) struct Switch<'a> {
+    pub kind: TxnKind,
+    pub from: Option<u64>,
+    pub to: u64,
+    pub plan: &'a Plan,
+    /// How held update locks are treated.
+    pub locks: LockPolicy,
+}
+
+/// Runs the switch; returns what changed in the scan directory.
+pub(crate) fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync> {
+    // The scan directory must be usable before anything is switched: a
+    // missing parent or a dangling link there fails here with `live`
+    // untouched, not after the switch with a half-applied exit 1.
+    scandir::open(cfg)?;
+    let to_stop: Vec<String> = switch
+        .plan
+        .to_stop()
+        .into_iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let deferred = match switch.kind {
+        TxnKind::Commit => format!(
+            "; generation {} stays staged and the next commit reuses it",
+            switch.to
+        ),
+        TxnKind::Rollback | TxnKind::AutoRollback => String::new(),
+    };
+    let locks = update::acquire_all(cfg, &to_stop, switch.locks, &deferred)?;
+    let mut log = TxnLog {
+        id: new_id(),
+        kind: switch.kind,
+        from: switch.from,
+        to: switch.to,
+        phase: Phase::Prepared,
+        started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        services: switch
+            .plan
+            .changed()
+            .map(|s| TxnService {
+                name: s.name.clone(),
+                action: s.action,
+                from: s.from.clone(),
+            })
+            .collect(),
+        stopped: Vec::new(),
+        holder: ProcessSignature::myself(),
+        overridden: locks.overridden.iter().map(|b| b.to_string()).collect(),
+    };
+    txn_log::write(&state.dir, &log)?;
+    failpoint::hit("txn.after-write")?;
+
+    let switched = stop_and_switch(cfg, state, &mut log);
+    // Old instances are stopped and `live` is switched (or the attempt
+    // failed): release before any instance starts.
+    drop(locks);
+    if let Err(err) = switched {
+        // Still before the switch (or the rename failed): put things back.
+        if state.live().ok().flatten() != Some(log.to) {
+            if let Err(undo_err) = undo(cfg, state, &log) {
+                report::warn(&format!(
+                    "undoing the failed transaction also failed: {}; run `svcdir-update recover`",
+                    undo_err.chain()
+                ));
+            }
+            return Err(err);
+        }
+        return Err(after_switch(
+            log.to,
+            "finishing the transaction failed",
+            err,
+        ));
+    }
+    finish(cfg, state, &log)
+        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))
+}
+
+/// A transaction id: time, pid and nanoseconds, so that two transactions
+/// of one process in the same second (recover --rollback) differ.
+fn new_id() -> String {
+    let now = SystemTime::now();
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{}-{}-{nanos:09}",
+        humantime::format_rfc3339_seconds(now),
+        std::process::id()
+    )
+}
+
+fn after_switch(generation: u64, what: &str, err: Error) -> Error {
+    Error::AfterSwitch {
+        generation,
+        what: format!("{what}; run `svcdir-update recover` to finish"),
+        source: Some(Box::new(err)),
+    }
+}
+
+fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> {
+    let sup = supervisor::for_config(cfg);
+    let to_stop: Vec<TxnService> = log
+        .services
+        .iter()
+        .filter(|s| matches!(s.action, Action::Restart | Action::Stop))
+        .cloned()
+        .collect();
+    if !to_stop.is_empty() {
+        log.phase = Phase::Stopping;
+        txn_log::write(&state.dir, log)?;
+        for s in &to_stop {
+            let Some(object) = &s.from else { continue };
+            let dir = state.store.join(object);
+            // Recorded *before* the stop, so a crash in the middle still
+            // restarts it on recovery; and only if it was running or meant
+            // to, so an undo never starts a service an administrator took
+            // down.
+            if sup.status(&dir)?.wanted() {
+                log.stopped.push(s.name.clone());
+                txn_log::write(&state.dir, log)?;
+            }
+            sup.stop(&s.name, &dir)?;
+        }
+    }
+    failpoint::hit("txn.after-stop")?;
+    log.phase = Phase::Switching;
+    txn_log::write(&state.dir, log)?;
+    state.switch_live(log.to)?;
+    log.phase = Phase::Switched;
+    txn_log::write(&state.dir, log)?;
+    failpoint::hit("txn.after-switch")?;
+    Ok(())
+}
+
+/// Finishes a switched transaction: scan directory, scanner, history, log.
+pub(crate) fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
+    let scandir = scandir::open(cfg)?;
+    let with = |action: Action| -> Vec<&str> {
+        log.services
+            .iter()
+            .filter(|s| s.action == action)
+            .map(|s| s.name.as_str())
+            .collect()
+    };
+    // Lock files for new services; `sync` and no-op commits make the rest.
+    update::ensure_files(cfg, with(Action::Start))?;
+    let sync = scandir::apply(
+        &scandir,
+        &state.live_path(),
+        &with(Action::Start),
+        &with(Action::Stop),
+    )?;
+    supervisor::for_config(cfg).notify(scandir.path())?;
+    failpoint::hit("txn.after-scandir")?;
+    txn_log::append_history(&state.dir, &log.id, &history_line(log, "done"))?;
+    failpoint::hit("txn.after-history")?;
+    txn_log::remove(&state.dir)?;
+    Ok(sync)
+}
+
+/// Undoes a transaction that did not switch: restarts what it stopped.
+pub(crate) fn undo(cfg: &Config, state: &State, log: &TxnLog) -> Result<()> {
+    let sup = supervisor::for_config(cfg);
+    for name in &log.stopped {
+        let Some(object) = log
+            .services
+            .iter()
+            .find(|s| &s.name == name)
+            .and_then(|s| s.from.as_ref())
+        else {
+            continue;
+        };
+        sup.restart(name, &state.store.join(object))?;
+    }
+    txn_log::append_history(&state.dir, &log.id, &history_line(log, "undone"))?;
+    txn_log::remove(&state.dir)
+}
+
+/// One `history.log` line: time, id, kind, from → to, counts, outcome.
+pub(crate) fn history_line(log: &TxnLog, outcome: &str) -> String {
+    let count = |a: Action| log.services.iter().filter(|s| s.action == a).count();
+    format!(
+        "{} {} {} {} -> {} start={} restart={} stop={} {outcome}{}",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        log.id,
+        log.kind,
+        log.from.map_or_else(|| "-".to_string(), |n| n.to_string()),
+        log.to,
+        count(Action::Start),
+        count(Action::Restart),
+        count(Action::Stop),
+        if log.overridden.is_empty() {
+            String::new()
+        } else {
+            format!(" forced={}", log.overridden.len())
+        }
+    )
+}

@@ -1,0 +1,411 @@
+//! The two manifest formats: a store object's per-file list and a
+//! generation's service map. Both are YAML files (written in JSON style),
+//! written once, never changed.
+//!
+//! Parsing is defensive (size cap, unknown keys rejected, every value that
+//! later becomes a path checked — service names, object names, entry paths —
+//! and every error names the file); this module only converts between bytes
+//! and types — callers decide where the bytes live.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::sys::fs::Dir;
+use crate::model::names::name_problem;
+use crate::model::tree::{self, Entry, EntryKind};
+
+/// The largest manifest the tool will read, to keep a corrupt file from
+/// exhausting memory.
+const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
+/// `store/<name>-<digest>.manifest.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ObjectManifest {
+    pub service: String,
+    pub digest: String,
+    pub entries: Vec<Entry>,
+}
+
+/// `generations/<N>/.manifest.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GenerationManifest {
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// Service name → store object name.
+    pub services: BTreeMap<String, String>,
+    /// The stock trees the generation was built from.
+    #[serde(default)]
+    pub stock: Vec<PathBuf>,
+}
+
+/// A manifest type that can check its own values after parsing: a value
+/// that will name a file must not be able to name one elsewhere.
+pub(crate) trait Document: for<'de> Deserialize<'de> {
+    /// Why the parsed value cannot be trusted, or `None`.
+    fn problem(&self) -> Option<String>;
+}
+
+impl Document for GenerationManifest {
+    fn problem(&self) -> Option<String> {
+        if self.generation == 0 {
+            return Some("generation 0 does not exist".into());
+        }
+        if self.parent.is_some_and(|p| p >= self.generation) {
+            return Some("the parent is not older than the generation".into());
+        }
+        for (service, object) in &self.services {
+            if let Some(why) = name_problem(service.as_bytes()) {
+                return Some(why);
+            }
+            match crate::state::layout::split_object_name(object) {
+                Some((s, digest)) if s == service && is_digest(digest) => {}
+                _ => return Some(format!("{object:?} is not a store object of {service:?}")),
+            }
+        }
+        None
+    }
+}
+
+impl Document for ObjectManifest {
+    fn problem(&self) -> Option<String> {
+        if let Some(why) = name_problem(self.service.as_bytes()) {
+            return Some(why);
+        }
+        if !is_digest(&self.digest) {
+            return Some(format!("{:?} is not a digest", self.digest));
+        }
+        match self.entries.first() {
+            Some(e) if e.path == tree::ROOT && e.kind == EntryKind::Dir => {}
+            _ => return Some("the first entry is not the service directory `.`".into()),
+        }
+        for e in &self.entries[1..] {
+            if let Some(why) = entry_path_problem(&e.path) {
+                return Some(format!("entry {:?}: {why}", e.path));
+            }
+            let ok = match e.kind {
+                EntryKind::File => e.size.is_some() && e.blake3.is_some(),
+                EntryKind::Symlink => e
+                    .target
+                    .as_deref()
+                    .is_some_and(|t| !t.is_empty() && !t.chars().any(char::is_control)),
+                EntryKind::Dir => true,
+            };
+            if !ok {
+                return Some(format!("entry {:?} lacks its size, hash or target", e.path));
+            }
+        }
+        None
+    }
+}
+
+/// Deeper flow nesting than any document of ours has; serde_yaml itself
+/// gives up at 128 levels, but only after its scanner has done work that
+/// grows with the square of the depth (100,000 `[` took 52 s).
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// Refuses YAML whose `[`/`{` nesting (outside quoted strings) is deeper
+/// than [`MAX_FLOW_DEPTH`], before the parser sees it. Used for every YAML
+/// the tool reads: config, manifests, the rollback log.
+pub(crate) fn yaml_nesting_problem(bytes: &[u8]) -> Option<String> {
+    let (mut depth, mut quote, mut escaped) = (0usize, None::<u8>, false);
+    let mut prev = b' ';
+    for &b in bytes {
+        // A quote starts a string only where a scalar may start (`it's` does not).
+        let may_start = matches!(
+            prev,
+            b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b':' | b'-'
+        );
+        prev = b;
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if q == b'"' && b == b'\\' {
+                    escaped = true;
+                } else if b == q {
+                    quote = None;
+                }
+            }
+            None => match b {
+                b'"' | b'\'' if may_start => quote = Some(b),
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some(format!(
+                            "brackets nested deeper than {MAX_FLOW_DEPTH} levels"
+                        ));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    None
+}
+
+/// 64 lowercase hex digits (a BLAKE3 digest as written by this tool).
+fn is_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Why `path` cannot be an entry below a service directory: empty,
+/// absolute, `.`/`..`/empty components, control characters, too long.
+pub(crate) fn entry_path_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() || path.len() > crate::stock::MAX_PATH {
+        return Some("empty or too long");
+    }
+    if path.starts_with('/')
+        || path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Some("not a plain relative path");
+    }
+    if path.chars().any(char::is_control) {
+        return Some("holds a control character");
+    }
+    None
+}
+
+/// Reads and parses a YAML manifest below `dir`.
+pub(crate) fn load<T: Document>(dir: &Dir, name: &str) -> Result<T> {
+    let path = dir.join(name);
+    let bytes = read_capped(dir, name, MAX_MANIFEST_BYTES)?;
+    parse(&bytes, &path)
+}
+
+/// Parses manifest bytes; the error names the file and says what to do.
+///
+/// Manifests are written as JSON, which is also YAML (YAML 1.2 is a
+/// superset of JSON), so any YAML tool reads them — but JSON parses about
+/// ten times faster, which matters for a generation of 10,000 services.
+/// A manifest edited into block-style YAML by hand still loads.
+pub(crate) fn parse<T: Document>(bytes: &[u8], path: &Path) -> Result<T> {
+    let damaged = |why: String| {
+        Error::bad_input(format!(
+            "{}: the manifest is damaged ({why}); run `svcdir-update verify` and restore it from a backup or remove the generation",
+            path.display()
+        ))
+    };
+    let value: T = match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        Err(_) => {
+            if let Some(why) = yaml_nesting_problem(bytes) {
+                return Err(damaged(why));
+            }
+            serde_yaml::from_slice(bytes).map_err(|e| damaged(e.to_string()))?
+        }
+    };
+    match value.problem() {
+        None => Ok(value),
+        Some(why) => Err(damaged(why)),
+    }
+}
+
+/// Serializes a manifest as pretty JSON (valid YAML; see [`parse`]).
+pub(crate) fn to_bytes<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::io("cannot serialize", path, std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Reads a whole file below `dir`, refusing one larger than `cap` bytes.
+pub(crate) fn read_capped(dir: &Dir, name: &str, cap: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let path = dir.join(name);
+    let file = dir.open_file(name)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", &path, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::bad_input(format!(
+            "{}: larger than {cap} bytes; it is not a file this tool wrote",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object() -> ObjectManifest {
+        let run = Entry {
+            path: "run".into(),
+            kind: EntryKind::File,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: Some(3),
+            blake3: Some(blake3::hash(b"run").into()),
+            target: None,
+        };
+        let link = Entry {
+            path: "env/link".into(),
+            kind: EntryKind::Symlink,
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            size: None,
+            blake3: None,
+            target: Some("/etc/hostname".into()),
+        };
+        let mut entries = vec![
+            Entry {
+                path: tree::ROOT.into(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                size: None,
+                blake3: None,
+                target: None,
+            },
+            run,
+            link,
+        ];
+        tree::sort_entries(&mut entries);
+        ObjectManifest {
+            service: "web".into(),
+            digest: tree::digest(&entries),
+            entries,
+        }
+    }
+
+    fn generation() -> GenerationManifest {
+        GenerationManifest {
+            generation: 7,
+            parent: Some(6),
+            created: "2026-01-01T00:00:00Z".into(),
+            services: [
+                ("web".to_string(), format!("web-{}", "a".repeat(64))),
+                ("db".to_string(), format!("db-{}", "0".repeat(64))),
+            ]
+            .into_iter()
+            .collect(),
+            stock: vec!["/usr/share/svcdir-update/stock".into()],
+        }
+    }
+
+    /// The JSON this tool writes and the same document in block YAML.
+    fn samples<T: Serialize>(value: &T) -> Vec<Vec<u8>> {
+        let path = Path::new("/s/m");
+        vec![
+            to_bytes(value, path).unwrap(),
+            serde_yaml::to_string(value).unwrap().into_bytes(),
+        ]
+    }
+
+    fn path() -> &'static Path {
+        Path::new("/state/store/web-x.manifest.yaml")
+    }
+
+    #[test]
+    fn samples_parse_back() {
+        for bytes in samples(&object()) {
+            assert_eq!(parse::<ObjectManifest>(&bytes, path()).unwrap(), object());
+        }
+        for bytes in samples(&generation()) {
+            assert_eq!(
+                parse::<GenerationManifest>(&bytes, path()).unwrap(),
+                generation()
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::test_support::mutate::config())]
+        /// A damaged object manifest is a manifest or an error naming the file, exit 65.
+        #[test]
+        fn damaged_object_manifest_is_a_clear_error(bytes in crate::test_support::mutate::damaged(samples(&object()))) {
+            if let Err(e) = parse::<ObjectManifest>(&bytes, path()) {
+                proptest::prop_assert_eq!(e.exit_code(), 65);
+                proptest::prop_assert!(e.to_string().contains(path().to_str().unwrap_or_default()));
+            }
+        }
+
+        /// A damaged generation manifest is a manifest or an error naming the file, exit 65.
+        #[test]
+        fn damaged_generation_manifest_is_a_clear_error(bytes in crate::test_support::mutate::damaged(samples(&generation()))) {
+            if let Err(e) = parse::<GenerationManifest>(&bytes, path()) {
+                proptest::prop_assert_eq!(e.exit_code(), 65);
+                proptest::prop_assert!(e.to_string().contains(path().to_str().unwrap_or_default()));
+            }
+        }
+    }
+
+    /// Well-formed manifests whose values would name files elsewhere.
+    #[test]
+    fn values_that_would_escape_are_refused() {
+        let mut bad_objects = Vec::new();
+        for p in [
+            "../../etc/shadow",
+            "/etc/shadow",
+            "env/../../x",
+            "a//b",
+            "a/./b",
+            "",
+            "a\nb",
+        ] {
+            let mut m = object();
+            m.entries[1].path = p.into();
+            bad_objects.push(m);
+        }
+        let mut m = object();
+        m.service = "../web".into();
+        bad_objects.push(m);
+        let mut m = object();
+        m.entries[0].path = "run".into();
+        bad_objects.push(m);
+        for m in bad_objects {
+            let bytes = to_bytes(&m, path()).unwrap();
+            let err = parse::<ObjectManifest>(&bytes, path()).unwrap_err();
+            assert_eq!(err.exit_code(), 65, "{m:?}");
+        }
+        let mut bad_generations = Vec::new();
+        for (name, object) in [
+            ("../x", format!("../x-{}", "a".repeat(64))),
+            ("web", "../../../../etc".to_string()),
+            ("web", format!("db-{}", "a".repeat(64))),
+            ("web", format!("web-{}", "A".repeat(64))),
+        ] {
+            let mut g = generation();
+            g.services.insert(name.into(), object);
+            bad_generations.push(g);
+        }
+        let mut g = generation();
+        g.parent = Some(7);
+        bad_generations.push(g);
+        for g in bad_generations {
+            let bytes = to_bytes(&g, path()).unwrap();
+            let err = parse::<GenerationManifest>(&bytes, path()).unwrap_err();
+            assert_eq!(err.exit_code(), 65, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_yaml_parser() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let start = std::time::Instant::now();
+        let err = parse::<GenerationManifest>(deep.as_bytes(), path()).unwrap_err();
+        assert_eq!(err.exit_code(), 65);
+        assert!(err.to_string().contains("nested"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        // Brackets in quoted strings do not count.
+        let quoted = format!("a: \"{}\"\nb: '{}'\n", "[".repeat(100), "{".repeat(100));
+        assert_eq!(yaml_nesting_problem(quoted.as_bytes()), None);
+        assert!(yaml_nesting_problem("[".repeat(65).as_bytes()).is_some());
+    }
+}

@@ -1,0 +1,119 @@
+//! The manager lock: `flock(LOCK_EX)` on `<state>/.lock`, held by every
+//! writing command for its whole run.
+//!
+//! The file is never unlinked (unlinking a flock file lets two holders
+//! coexist); its content is the holder's process signature, informative only
+//! — the kernel lock is the truth, so a crashed holder can never leave a
+//! stale lock. Waiting is bounded and says who holds the lock before it waits.
+
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::sys::fs::{self, Dir};
+use crate::state::layout;
+use crate::locks::signature::{Liveness, ProcessSignature};
+use crate::output::report;
+
+/// How often a waiter retries a held lock.
+pub(crate) const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+pub(crate) struct ManagerLock {
+    _file: File,
+}
+
+impl ManagerLock {
+    /// Takes the lock, waiting up to `wait` for a current holder.
+    pub(crate) fn acquire(state: &Dir, wait: Duration) -> Result<ManagerLock> {
+        let path = state.join(layout::LOCK);
+        if let Some(st) = state.try_stat(layout::LOCK)? {
+            if crate::sys::fs::Kind::of(&st) != crate::sys::fs::Kind::File {
+                return Err(Error::unsafe_env(format!(
+                    "{} is not a regular file (a symlink?); remove it, the tool recreates it",
+                    path.display()
+                )));
+            }
+            let me = rustix::process::geteuid().as_raw();
+            if st.st_uid != me {
+                return Err(Error::unsafe_env(format!(
+                    "{} is owned by uid {}, not {me}; remove it, the tool recreates it",
+                    path.display(),
+                    st.st_uid
+                )));
+            }
+        }
+        let mut file = state.open_rw(layout::LOCK, 0o644)?;
+        let deadline = Instant::now() + wait;
+        let mut told = false;
+        loop {
+            if fs::try_lock_exclusive(&file).map_err(|e| Error::io("cannot lock", &path, e))? {
+                break;
+            }
+            let holder = read_holder(state);
+            if Instant::now() >= deadline {
+                return Err(Error::busy(format!(
+                    "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
+                    path.display(),
+                    holder.map(|h| format!(" ({h})")).unwrap_or_default()
+                )));
+            }
+            if !told {
+                report::info(&format!(
+                    "waiting up to {:.1}s for {} held by {}",
+                    wait.as_secs_f64(),
+                    path.display(),
+                    holder.map_or_else(|| "another process".to_string(), |h| h.to_string())
+                ));
+                told = true;
+            }
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        }
+        // Record who holds it (informative; the flock is the truth).
+        let me = ProcessSignature::myself();
+        let text = serde_yaml::to_string(&me).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(text.as_bytes()))
+            .map_err(|e| Error::create("write", &path, e))?;
+        Ok(ManagerLock { _file: file })
+    }
+}
+
+/// The recorded holder of the manager lock, if it is still running (the
+/// very same process: boot id, pid and start time all match).
+pub(crate) fn read_holder(state: &Dir) -> Option<ProcessSignature> {
+    read_recorded(state).filter(|sig| sig.liveness() == Liveness::Running)
+}
+
+/// The signature recorded in `.lock` by the last holder, running or not.
+pub(crate) fn read_recorded(state: &Dir) -> Option<ProcessSignature> {
+    let bytes = crate::format::manifest::read_capped(state, layout::LOCK, 64 << 10).ok()?;
+    if crate::format::manifest::yaml_nesting_problem(&bytes).is_some() {
+        return None;
+    }
+    serde_yaml::from_slice(&bytes).ok()
+}
+
+/// Every process holding the manager lock right now, from `/proc`.
+pub(crate) fn holders(state: &Dir) -> Vec<crate::locks::holders::LockHolder> {
+    let Ok(file) = state.open_file(layout::LOCK) else {
+        return Vec::new();
+    };
+    fs::file_identity(&file)
+        .map(crate::locks::holders::holders_of)
+        .unwrap_or_default()
+}
+
+/// Is the manager lock held right now (by anyone, this process included)?
+pub(crate) fn is_held(state: &Dir) -> bool {
+    let Ok(file) = state.open_file(layout::LOCK) else {
+        return false;
+    };
+    match fs::try_lock_shared(&file) {
+        Ok(true) => false,
+        Ok(false) => true,
+        Err(_) => false,
+    }
+}

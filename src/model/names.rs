@@ -1,0 +1,77 @@
+//! Service names: what a stock tree may call a service.
+//!
+//! A name becomes a path component under the store, the generations and the
+//! scan directory, and an argument to supervisor commands, so the allowed set
+//! is small and checked in one place.
+
+/// The longest allowed service name, in bytes.
+pub(crate) const MAX_NAME: usize = 64;
+
+/// Why a name is not a valid service name, or `None` when it is.
+/// Allowed: `[A-Za-z0-9][A-Za-z0-9@._+-]{0,63}`.
+pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
+    let shown = String::from_utf8_lossy(name);
+    if name.is_empty() {
+        return Some("the service name is empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Some(format!(
+            "the service name is {} bytes long; the limit is {MAX_NAME}",
+            name.len()
+        ));
+    }
+    if name[0] == b'.' {
+        return Some(format!(
+            "the service name {shown:?} starts with a dot, which scanners skip"
+        ));
+    }
+    if !name[0].is_ascii_alphanumeric() {
+        return Some(format!(
+            "the service name {shown:?} must start with a letter or digit"
+        ));
+    }
+    if let Some(bad) = name
+        .iter()
+        .find(|b| !(b.is_ascii_alphanumeric() || b"@._+-".contains(b)))
+    {
+        return Some(format!(
+            "the service name {shown:?} contains the byte {bad:#04x}; allowed are letters, digits and @._+-"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_valid_name(name: &str) -> bool {
+        name_problem(name.as_bytes()).is_none()
+    }
+
+    #[test]
+    fn accepts_usual_names() {
+        for n in ["web", "getty@tty1", "a", "x.y_z+1-2", &"a".repeat(64)] {
+            assert!(is_valid_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn rejects_hostile_names() {
+        for n in [
+            "",
+            ".hidden",
+            "..",
+            "a/b",
+            "a\nb",
+            "a\0b",
+            "-x",
+            &"a".repeat(65),
+            "é",
+            "a b",
+        ] {
+            assert!(!is_valid_name(n), "{n:?}");
+        }
+        assert!(name_problem(b"\xff").is_some());
+    }
+}

@@ -1,0 +1,286 @@
+//! Planning: what a transaction from one service map to another does, and
+//! why. Pure functions over data — no I/O — so they are property-tested.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::tree::{Entry, EntryKind};
+
+/// What happens to one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Action {
+    /// New service: its link appears and a supervisor starts it.
+    Start,
+    /// Content changed: the old instance stops, the new one starts.
+    Restart,
+    /// Removed: the old instance stops and its link goes.
+    Stop,
+    /// Unchanged: the very same object, untouched.
+    Keep,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Start => "start",
+            Action::Restart => "restart",
+            Action::Stop => "stop",
+            Action::Keep => "keep",
+        })
+    }
+}
+
+/// How one file of a service differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct FileChange {
+    pub path: String,
+    pub change: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ServiceChange {
+    pub name: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileChange>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Plan {
+    pub services: Vec<ServiceChange>,
+}
+
+/// Counts per action, for summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Counts {
+    pub start: usize,
+    pub restart: usize,
+    pub stop: usize,
+    pub keep: usize,
+}
+
+impl Plan {
+    pub(crate) fn is_noop(&self) -> bool {
+        self.services.iter().all(|s| s.action == Action::Keep)
+    }
+
+    pub(crate) fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.services {
+            match s.action {
+                Action::Start => c.start += 1,
+                Action::Restart => c.restart += 1,
+                Action::Stop => c.stop += 1,
+                Action::Keep => c.keep += 1,
+            }
+        }
+        c
+    }
+
+    /// Services whose running instance the transaction stops (sorted).
+    pub(crate) fn to_stop(&self) -> Vec<&ServiceChange> {
+        self.services
+            .iter()
+            .filter(|s| matches!(s.action, Action::Restart | Action::Stop))
+            .collect()
+    }
+
+    /// Services that change at all (not kept), sorted by name.
+    pub(crate) fn changed(&self) -> impl Iterator<Item = &ServiceChange> {
+        self.services.iter().filter(|s| s.action != Action::Keep)
+    }
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} to start, {} to restart, {} to stop, {} unchanged",
+            self.start, self.restart, self.stop, self.keep
+        )
+    }
+}
+
+/// Plans the move from `from` to `to` (service name → store object).
+pub(crate) fn make(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> Plan {
+    let names: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
+    let services = names
+        .into_iter()
+        .map(|name| {
+            let (old, new) = (from.get(name), to.get(name));
+            let (action, reason) = match (old, new) {
+                (None, Some(_)) => (Action::Start, "new service"),
+                (Some(_), None) => (Action::Stop, "removed"),
+                (Some(a), Some(b)) if a == b => (Action::Keep, "unchanged"),
+                _ => (Action::Restart, "content changed"),
+            };
+            ServiceChange {
+                name: name.clone(),
+                action,
+                from: old.cloned(),
+                to: new.cloned(),
+                reason: reason.to_string(),
+                files: Vec::new(),
+            }
+        })
+        .collect();
+    Plan { services }
+}
+
+/// Plans a switch back (or forward) to the existing generation `n`, with
+/// reasons that say so: "start: in generation 3", "stop: not in
+/// generation 3", "restart: as in generation 3".
+pub(crate) fn make_to_generation(
+    from: &BTreeMap<String, String>,
+    to: &BTreeMap<String, String>,
+    n: u64,
+) -> Plan {
+    let mut plan = make(from, to);
+    for s in &mut plan.services {
+        s.reason = match s.action {
+            Action::Start => format!("in generation {n}"),
+            Action::Stop => format!("not in generation {n}"),
+            Action::Restart => format!("as in generation {n}"),
+            Action::Keep => continue,
+        };
+    }
+    plan
+}
+
+/// The file-level differences between two entry lists (both sorted).
+pub(crate) fn diff_entries(old: &[Entry], new: &[Entry]) -> Vec<FileChange> {
+    let old_map: BTreeMap<&str, &Entry> = old.iter().map(|e| (e.path.as_str(), e)).collect();
+    let new_map: BTreeMap<&str, &Entry> = new.iter().map(|e| (e.path.as_str(), e)).collect();
+    let paths: BTreeSet<&str> = old_map.keys().chain(new_map.keys()).copied().collect();
+    let mut out = Vec::new();
+    for path in paths {
+        let change = match (old_map.get(path), new_map.get(path)) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            (Some(a), Some(b)) => {
+                if a.kind != b.kind {
+                    "type"
+                } else if a.kind == EntryKind::File && a.blake3 != b.blake3 {
+                    "content"
+                } else if a.kind == EntryKind::Symlink && a.target != b.target {
+                    "target"
+                } else if a.mode != b.mode {
+                    "mode"
+                } else if (a.uid, a.gid) != (b.uid, b.gid) {
+                    "owner"
+                } else {
+                    continue;
+                }
+            }
+            (None, None) => continue,
+        };
+        out.push(FileChange {
+            path: path.to_string(),
+            change,
+        });
+    }
+    out
+}
+
+/// A short human reason from file changes: "run changed", "run, env/A changed",
+/// "5 files changed".
+pub(crate) fn describe_files(files: &[FileChange]) -> String {
+    match files.len() {
+        0 => "content changed".into(),
+        1..=3 => {
+            let list: Vec<String> = files
+                .iter()
+                .map(|f| match f.change {
+                    "content" => f.path.clone(),
+                    other => format!("{} ({other})", f.path),
+                })
+                .collect();
+            format!("{} changed", list.join(", "))
+        }
+        n => format!("{n} files changed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn plans_each_kind_of_change() {
+        let plan = make(
+            &map(&[("a", "a-1"), ("b", "b-1"), ("c", "c-1")]),
+            &map(&[("a", "a-1"), ("b", "b-2"), ("d", "d-1")]),
+        );
+        let got: Vec<(&str, Action)> = plan
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.action))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Action::Keep),
+                ("b", Action::Restart),
+                ("c", Action::Stop),
+                ("d", Action::Start)
+            ]
+        );
+        assert!(!plan.is_noop());
+        assert!(make(&map(&[("a", "x")]), &map(&[("a", "x")])).is_noop());
+        let back = make_to_generation(
+            &map(&[("a", "a-1"), ("b", "b-2"), ("d", "d-1")]),
+            &map(&[("a", "a-1"), ("b", "b-1"), ("c", "c-1")]),
+            1,
+        );
+        let reasons: Vec<&str> = back.services.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "unchanged",
+                "as in generation 1",
+                "in generation 1",
+                "not in generation 1"
+            ]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn plan_covers_every_name_once_and_keeps_only_equal_objects(
+            from in proptest::collection::btree_map("[a-e]", "[xy]", 0..5),
+            to in proptest::collection::btree_map("[a-e]", "[xy]", 0..5),
+        ) {
+            let plan = make(&from, &to);
+            let names: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
+            prop_assert_eq!(plan.services.len(), names.len());
+            for s in &plan.services {
+                prop_assert_eq!(s.from.as_ref(), from.get(&s.name));
+                prop_assert_eq!(s.to.as_ref(), to.get(&s.name));
+                let keep = from.contains_key(&s.name) && from.get(&s.name) == to.get(&s.name);
+                prop_assert_eq!(s.action == Action::Keep, keep);
+            }
+            // Planning back undoes: starts become stops and vice versa.
+            let back = make(&to, &from);
+            let c = plan.counts();
+            let b = back.counts();
+            prop_assert_eq!((c.start, c.stop, c.restart, c.keep), (b.stop, b.start, b.restart, b.keep));
+        }
+    }
+}

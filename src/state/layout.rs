@@ -1,0 +1,70 @@
+//! On-disk names: every file and directory name the tool creates, in one
+//! place, so that no other module spells one by hand.
+
+/// The manager lock under the state directory (flock; never unlinked).
+pub(crate) const LOCK: &str = ".lock";
+/// The symlink to the current generation.
+pub(crate) const LIVE: &str = "live";
+/// The staging name of a new `live` link before it is renamed over `live`.
+pub(crate) const LIVE_TMP: &str = ".tmp-live";
+/// The rollback log of the transaction in flight.
+pub(crate) const TXN: &str = ".txn.yaml";
+/// One line per finished transaction.
+pub(crate) const HISTORY: &str = "history.log";
+pub(crate) const STORE: &str = "store";
+pub(crate) const GENERATIONS: &str = "generations";
+pub(crate) const CACHE: &str = "cache";
+/// The prefix of every staging name; recovery sweeps them.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+/// A generation's manifest, inside `generations/<N>/`.
+pub(crate) const GENERATION_MANIFEST: &str = ".manifest.yaml";
+/// The suffix of a store object's manifest, beside the object.
+pub(crate) const OBJECT_MANIFEST_SUFFIX: &str = ".manifest.yaml";
+/// Per-service update locks, under the runtime directory.
+pub(crate) const LOCKS: &str = "locks";
+pub(crate) const LOCK_SUFFIX: &str = ".lock";
+/// Pins of store objects run by `exec`, under the runtime directory.
+pub(crate) const PINS: &str = "pins";
+pub(crate) const PIN_SUFFIX: &str = ".pin";
+/// A commit deferred by an update lock, to be applied by the next run.
+pub(crate) const PENDING: &str = "pending";
+
+/// The name of a store object: `<service>-<digest>`.
+pub(crate) fn object_name(service: &str, digest: &str) -> String {
+    format!("{service}-{digest}")
+}
+
+/// The manifest file name of a store object.
+pub(crate) fn object_manifest_name(object: &str) -> String {
+    format!("{object}{OBJECT_MANIFEST_SUFFIX}")
+}
+
+/// The target of a generation's per-service symlink.
+pub(crate) fn generation_link_target(object: &str) -> String {
+    format!("../../{STORE}/{object}")
+}
+
+/// Splits `<service>-<digest>` into its parts (the digest is 64 hex digits).
+pub(crate) fn split_object_name(object: &str) -> Option<(&str, &str)> {
+    let (service, digest) = object.rsplit_once('-')?;
+    (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()) && !service.is_empty())
+        .then_some((service, digest))
+}
+
+/// The staging name of an object or generation.
+pub(crate) fn tmp_name(name: &str) -> String {
+    format!("{TMP_PREFIX}{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_round_trip() {
+        let digest = "ab".repeat(32);
+        let name = object_name("web-1.2", &digest);
+        assert_eq!(split_object_name(&name), Some(("web-1.2", digest.as_str())));
+        assert_eq!(split_object_name("web-123"), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! The state directory: opening it safely, creating its layout, and finding
+//! the live generation.
+//!
+//! [`State`] holds open directory fds for `<state>`, `store/`,
+//! `generations/` and `cache/`; every later operation is relative to them.
+//! Opening refuses (exit 77) a state or runtime directory that another user
+//! could write, or one on a file system whose locking is unreliable.
+
+pub(crate) mod generation;
+pub(crate) mod layout;
+pub(crate) mod pending;
+pub(crate) mod scandir;
+pub(crate) mod stat_cache;
+pub(crate) mod store;
+pub(crate) mod txn_log;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::sys::fs::Dir;
+
+/// `statfs` magics (from `linux/magic.h`) of network and user-space file
+/// systems, where flock may be emulated, advisory across clients only, or
+/// silently local, and where rename and fsync do not promise what the
+/// commit protocol needs.
+const UNRELIABLE_FS: [(i64, &str); 9] = [
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x6573_5546, "FUSE"),
+    (0x0102_1997, "9P"),
+    (0x5346_414F, "AFS"),
+    (0x00C3_6400, "Ceph"),
+    (0x7375_7245, "Coda"),
+];
+
+/// The name of the file system with `statfs` magic `magic` if the state
+/// must not live on it.
+pub(crate) fn unreliable_fs(magic: i64) -> Option<&'static str> {
+    UNRELIABLE_FS
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, name)| *name)
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub dir: Dir,
+    pub store: Dir,
+    pub generations: Dir,
+    pub cache: Dir,
+}
+
+impl State {
+    /// Creates the layout if needed (idempotent) and opens it.
+    pub(crate) fn init(cfg: &Config) -> Result<State> {
+        let dir = Dir::open_or_create(&cfg.state, 0o755)?;
+        check_safe_dir(&dir)?;
+        let store = dir.ensure_dir(layout::STORE, 0o755)?;
+        let generations = dir.ensure_dir(layout::GENERATIONS, 0o755)?;
+        let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
+        State::checked(State {
+            dir,
+            store,
+            generations,
+            cache,
+        })
+    }
+
+    /// Opens an existing layout; `None` when `init` never ran.
+    pub(crate) fn open(cfg: &Config) -> Result<Option<State>> {
+        if !cfg.state.exists() {
+            return Ok(None);
+        }
+        let dir = Dir::open(&cfg.state)?;
+        check_safe_dir(&dir)?;
+        let (Some(store), Some(generations)) = (
+            dir.try_open_dir(layout::STORE)?,
+            dir.try_open_dir(layout::GENERATIONS)?,
+        ) else {
+            return Ok(None);
+        };
+        let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
+        State::checked(State {
+            dir,
+            store,
+            generations,
+            cache,
+        })
+        .map(Some)
+    }
+
+    /// The subdirectories are held to the same rule as `<state>`: one
+    /// another user could write would let them plant a store object or a
+    /// generation that the next switch makes live.
+    fn checked(state: State) -> Result<State> {
+        for dir in [&state.store, &state.generations, &state.cache] {
+            check_safe_dir(dir)?;
+        }
+        Ok(state)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The absolute path `<state>/live`, which scan directory links point through.
+    pub(crate) fn live_path(&self) -> PathBuf {
+        self.dir.join(layout::LIVE)
+    }
+
+    /// The generation `live` points at; `None` before the first commit.
+    pub(crate) fn live(&self) -> Result<Option<u64>> {
+        match self.dir.try_read_link(layout::LIVE)? {
+            None => Ok(None),
+            Some(target) => parse_live_target(&target).map(Some).ok_or_else(|| {
+                Error::bad_input(format!(
+                    "{} points at {:?}, which is not a generation; run `svcdir-update recover`",
+                    self.live_path().display(),
+                    target
+                ))
+            }),
+        }
+    }
+
+    /// Points `live` at generation `n`: a new symlink renamed over the old one,
+    /// then an fsync of the state directory. This is the commit point.
+    pub(crate) fn switch_live(&self, n: u64) -> Result<()> {
+        self.dir.remove_if_exists(layout::LIVE_TMP)?;
+        self.dir.symlink(live_target(n), layout::LIVE_TMP)?;
+        crate::sys::failpoint::hit("switch.after-symlink")?;
+        self.dir.rename(layout::LIVE_TMP, &self.dir, layout::LIVE)?;
+        crate::sys::failpoint::hit("switch.after-rename")?;
+        self.dir.sync()
+    }
+}
+
+/// `generations/<N>`: what `live` holds.
+pub(crate) fn live_target(n: u64) -> String {
+    format!("{}/{n}", layout::GENERATIONS)
+}
+
+pub(crate) fn parse_live_target(target: &Path) -> Option<u64> {
+    let s = target.to_str()?;
+    let n = s.strip_prefix(layout::GENERATIONS)?.strip_prefix('/')?;
+    parse_generation_number(n)
+}
+
+/// A generation directory name: decimal digits, no leading zero, ≥ 1.
+pub(crate) fn parse_generation_number(s: &str) -> Option<u64> {
+    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Refuses a directory another user could write, or that lives on a file
+/// system where flock/rename are unreliable.
+pub(crate) fn check_safe_dir(dir: &Dir) -> Result<()> {
+    let st = dir.self_stat()?;
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_mode & 0o022 != 0 {
+        return Err(Error::unsafe_env(format!(
+            "{} is writable by group or others (mode {:04o}); run `chmod go-w {}`",
+            dir.path().display(),
+            st.st_mode & 0o7777,
+            dir.path().display()
+        )));
+    }
+    if st.st_uid != me {
+        return Err(Error::unsafe_env(format!(
+            "{} is owned by uid {}, not by uid {me} who runs this; run `chown {me} {}`",
+            dir.path().display(),
+            st.st_uid,
+            dir.path().display()
+        )));
+    }
+    if let Some(name) = unreliable_fs(dir.statfs_type()?) {
+        return Err(Error::unsafe_env(format!(
+            "{} is on {name}, where flock and rename are not reliable; put the state on a local file system",
+            dir.path().display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_and_user_space_file_systems_are_refused() {
+        // NFS cannot be mounted in the test environment; the refusal is the
+        // table lookup on fstatfs's f_type, tested here.
+        assert_eq!(unreliable_fs(0x6969), Some("NFS"));
+        assert_eq!(unreliable_fs(0xFF53_4D42), Some("CIFS"));
+        assert_eq!(unreliable_fs(0x6573_5546), Some("FUSE"));
+        // ext4, tmpfs, xfs, btrfs, overlayfs are local and fine.
+        for local in [0xEF53, 0x0102_1994, 0x5846_5342, 0x9123_683E, 0x794C_7630] {
+            assert_eq!(unreliable_fs(local), None, "{local:#x}");
+        }
+    }
+
+    #[test]
+    fn live_targets_round_trip() {
+        assert_eq!(parse_live_target(Path::new(&live_target(12))), Some(12));
+        for bad in [
+            "generations/",
+            "generations/01",
+            "generations/x",
+            "gen/1",
+            "generations/1/2",
+        ] {
+            assert_eq!(parse_live_target(Path::new(bad)), None, "{bad}");
+        }
+    }
+}

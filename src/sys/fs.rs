@@ -1,0 +1,948 @@
+//! The single owner of file-system effects: fd-relative opens, creation,
+//! renames, symlinks, removal and fsync.
+//!
+//! Every other module goes through [`Dir`], which pairs a directory file
+//! descriptor with its path (for error messages only — the path is never used
+//! to reach a file once the directory is open). Opens below a `Dir` never
+//! follow symlinks (`O_NOFOLLOW`, one component at a time), so a tree written
+//! by another party cannot redirect a read or a write. Every open below a
+//! `Dir` goes through [`open_beneath`]: `openat2(2)` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS` where the kernel has it (Linux 5.6+), else a walk of
+//! one component at a time with `O_NOFOLLOW` — either way no symlink in any
+//! component is followed and no path leaves the directory. This module never
+//! decides *what* to do; it only does it and names the path when it fails.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use std::path::Component;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+
+fn io_err(e: rustix::io::Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// `openat2` support, probed on first use: 0 unknown, 1 present, 2 absent.
+static OPENAT2: AtomicU8 = AtomicU8::new(0);
+
+/// How often an `openat2` that failed with `EAGAIN` (a concurrent rename
+/// somewhere on the system made the kernel unsure) is retried before the
+/// slower per-component walk is used for that one open.
+const OPENAT2_RETRIES: usize = 8;
+
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens `path` relative to `dir`, never following a symlink in any
+/// component and never leaving `dir` (`..` above it, absolute paths and
+/// symlinks all fail: `EXDEV` or `ELOOP`). Uses `openat2` where available
+/// and [`open_beneath_walk`] elsewhere (which is stricter: it refuses any
+/// `..`, even one that would stay inside).
+pub(crate) fn open_beneath(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> rustix::io::Result<OwnedFd> {
+    if OPENAT2.load(Ordering::Relaxed) != 2 {
+        for _ in 0..OPENAT2_RETRIES {
+            match rustix::fs::openat2(dir, path, flags | OFlags::NOFOLLOW, mode, BENEATH) {
+                Err(Errno::NOSYS | Errno::TOOBIG) => {
+                    OPENAT2.store(2, Ordering::Relaxed);
+                    break;
+                }
+                Err(Errno::AGAIN) => continue,
+                other => {
+                    OPENAT2.store(1, Ordering::Relaxed);
+                    return other;
+                }
+            }
+        }
+    }
+    open_beneath_walk(dir, path, flags, mode)
+}
+
+/// The portable form of [`open_beneath`]: opens each directory component
+/// with `O_NOFOLLOW | O_DIRECTORY`, then the last one with `O_NOFOLLOW`.
+/// `..`, absolute paths and an empty path are refused with `EXDEV`, as
+/// `RESOLVE_BENEATH` would for one that climbs out.
+pub(crate) fn open_beneath_walk(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> rustix::io::Result<OwnedFd> {
+    let mut parts: Vec<&OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(Errno::XDEV);
+            }
+        }
+    }
+    let Some((last, walk)) = parts.split_last() else {
+        // `.` itself (or an empty path): this very directory.
+        return rustix::fs::openat(dir, ".", flags | OFlags::NOFOLLOW, mode);
+    };
+    let mut held: Option<OwnedFd> = None;
+    for part in walk {
+        let at = held.as_ref().map_or(dir, AsFd::as_fd);
+        // O_PATH | O_NOFOLLOW opens a symlink itself, so it can be told
+        // apart (ELOOP, as openat2 says) from a non-directory (ENOTDIR).
+        let next = rustix::fs::openat(
+            at,
+            *part,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        match FileType::from_raw_mode(rustix::fs::fstat(&next)?.st_mode) {
+            FileType::Directory => held = Some(next),
+            FileType::Symlink => return Err(Errno::LOOP),
+            _ => return Err(Errno::NOTDIR),
+        }
+    }
+    let at = held.as_ref().map_or(dir, AsFd::as_fd);
+    rustix::fs::openat(at, *last, flags | OFlags::NOFOLLOW, mode)
+}
+
+/// Marks the error of a file that changed type between `lstat` and `open`
+/// (see [`is_race`]).
+#[derive(Debug)]
+struct Replaced;
+
+impl std::fmt::Display for Replaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("it was replaced while being read")
+    }
+}
+
+impl std::error::Error for Replaced {}
+
+/// Is `err` the sign of an entry that vanished or changed type between
+/// being listed and being opened — someone writing the tree meanwhile
+/// (`ENOENT`, `ENOTDIR`, a symlink met with `ELOOP`, an escape met with
+/// `EXDEV`, `readlink` of a non-link with `EINVAL`, or a file that is no
+/// longer regular)? Callers reading a tree others write report it as
+/// "changing, retry" (exit 75), not as an I/O error.
+pub(crate) fn is_race(err: &Error) -> bool {
+    let Error::Io { source, .. } = err else {
+        return false;
+    };
+    if source.get_ref().is_some_and(|e| e.is::<Replaced>()) {
+        return true;
+    }
+    matches!(source.raw_os_error(), Some(code) if [
+        Errno::NOENT,
+        Errno::NOTDIR,
+        Errno::LOOP,
+        Errno::XDEV,
+        Errno::INVAL,
+    ]
+    .iter()
+    .any(|e| e.raw_os_error() == code))
+}
+
+/// Splits a multi-component `name` into an fd of its parent (opened
+/// beneath `dir`) and its last component; a single component keeps `dir`.
+fn parent_beneath<'a>(
+    dir: &Dir,
+    name: &'a Path,
+) -> rustix::io::Result<(Option<OwnedFd>, &'a Path)> {
+    match (name.parent(), name.file_name()) {
+        (Some(parent), Some(base)) if !parent.as_os_str().is_empty() => {
+            let fd = open_beneath(
+                dir.fd(),
+                parent,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            Ok((Some(fd), Path::new(base)))
+        }
+        _ => Ok((None, name)),
+    }
+}
+
+/// The kind of a directory entry, from `lstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other(FileType),
+}
+
+impl Kind {
+    pub(crate) fn of(stat: &Stat) -> Kind {
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            other => Kind::Other(other),
+        }
+    }
+}
+
+/// An open directory: the fd does the work, the path names it in errors.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+    /// Whether [`Dir::names`] moved the fd's offset (a fresh fd is at 0,
+    /// which saves an lseek per directory on a walk).
+    read: std::sync::atomic::AtomicBool,
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+impl Dir {
+    fn wrap(fd: OwnedFd, path: PathBuf) -> Dir {
+        Dir {
+            fd,
+            path,
+            read: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Opens an absolute or relative path as a directory. The last component
+    /// must not be a symlink; earlier components are the administrator's
+    /// configuration and are resolved normally.
+    pub(crate) fn open(path: &Path) -> Result<Dir> {
+        let fd = rustix::fs::open(path, DIR_FLAGS, Mode::empty())
+            .map_err(|e| Error::io("cannot open directory", path, io_err(e)))?;
+        Ok(Dir::wrap(fd, path.to_path_buf()))
+    }
+
+    /// Opens a directory named by the administrator (a stock tree), following
+    /// symlinks in every component: the path is configuration, not input.
+    pub(crate) fn open_following(path: &Path) -> Result<Dir> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty())
+            .map_err(|e| Error::io("cannot open directory", path, io_err(e)))?;
+        Ok(Dir::wrap(fd, path.to_path_buf()))
+    }
+
+    /// Opens `path`, creating it (and missing parents) with `mode` first.
+    pub(crate) fn open_or_create(path: &Path, mode: u32) -> Result<Dir> {
+        match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(Dir::wrap(fd, path.to_path_buf())),
+            Err(rustix::io::Errno::NOENT) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Dir::open_or_create(parent, 0o755)?;
+                }
+                match rustix::fs::mkdir(path, Mode::from_raw_mode(mode)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(Error::create("create directory", path, io_err(e))),
+                }
+                // mkdir's mode is filtered by the umask; set it exactly.
+                let dir = Dir::open(path)?;
+                dir.set_mode(mode)?;
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Dir::open(parent)?.sync()?;
+                }
+                Ok(dir)
+            }
+            Err(e) => Err(Error::io("cannot open directory", path, io_err(e))),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(crate) fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Opens a child directory without following a symlink.
+    pub(crate) fn open_dir(&self, name: impl AsRef<Path>) -> Result<Dir> {
+        let name = name.as_ref();
+        let fd = open_beneath(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty())
+            .map_err(|e| Error::io("cannot open directory", self.join(name), io_err(e)))?;
+        Ok(Dir::wrap(fd, self.join(name)))
+    }
+
+    /// Like [`Dir::open_dir`], but `None` when the child does not exist.
+    pub(crate) fn try_open_dir(&self, name: impl AsRef<Path>) -> Result<Option<Dir>> {
+        let name = name.as_ref();
+        match open_beneath(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(Some(Dir::wrap(fd, self.join(name)))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io(
+                "cannot open directory",
+                self.join(name),
+                io_err(e),
+            )),
+        }
+    }
+
+    /// Creates a child directory with exactly `mode` (umask does not apply).
+    pub(crate) fn create_dir(&self, name: impl AsRef<Path>, mode: u32) -> Result<Dir> {
+        let name = name.as_ref();
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700))
+            .map_err(|e| Error::create("create directory", self.join(name), io_err(e)))?;
+        let dir = self.open_dir(name)?;
+        dir.set_mode(mode)?;
+        Ok(dir)
+    }
+
+    /// Opens a child directory, creating it with `mode` when missing.
+    pub(crate) fn ensure_dir(&self, name: impl AsRef<Path>, mode: u32) -> Result<Dir> {
+        match self.try_open_dir(name.as_ref())? {
+            Some(dir) => Ok(dir),
+            None => match self.create_dir(name.as_ref(), mode) {
+                Ok(dir) => {
+                    self.sync()?;
+                    Ok(dir)
+                }
+                Err(Error::Create { source, .. })
+                    if source.kind() == io::ErrorKind::AlreadyExists =>
+                {
+                    self.open_dir(name)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Names in this directory except `.` and `..`, sorted bytewise.
+    ///
+    /// Reads with getdents on this very fd (rewound first) rather than
+    /// reopening the directory, which saves three syscalls per directory on
+    /// a walk of tens of thousands of them.
+    pub(crate) fn names(&self) -> Result<Vec<OsString>> {
+        let fail = |e| Error::io("cannot read directory", &self.path, io_err(e));
+        if self.read.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0)).map_err(fail)?;
+        }
+        let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
+        let mut reader = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
+        let mut out = Vec::new();
+        while let Some(entry) = reader.next() {
+            let entry = entry.map_err(fail)?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                out.push(OsStr::from_bytes(name).to_os_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `lstat` of a child.
+    pub(crate) fn stat(&self, name: impl AsRef<Path>) -> Result<Stat> {
+        let name = name.as_ref();
+        self.lstat_beneath(name)
+            .map_err(|e| Error::io("cannot stat", self.join(name), io_err(e)))
+    }
+
+    /// `lstat` of `name`, whose earlier components (if any) are resolved
+    /// beneath this directory without following symlinks.
+    fn lstat_beneath(&self, name: &Path) -> rustix::io::Result<Stat> {
+        let (parent, base) = parent_beneath(self, name)?;
+        let at = parent.as_ref().map_or(self.fd(), AsFd::as_fd);
+        rustix::fs::statat(at, base, AtFlags::SYMLINK_NOFOLLOW)
+    }
+
+    /// `readlink` of `name`, resolved like [`Dir::lstat_beneath`].
+    fn readlink_beneath(&self, name: &Path) -> rustix::io::Result<std::ffi::CString> {
+        let (parent, base) = parent_beneath(self, name)?;
+        let at = parent.as_ref().map_or(self.fd(), AsFd::as_fd);
+        rustix::fs::readlinkat(at, base, Vec::new())
+    }
+
+    /// `lstat` of a child, `None` when it does not exist.
+    pub(crate) fn try_stat(&self, name: impl AsRef<Path>) -> Result<Option<Stat>> {
+        let name = name.as_ref();
+        match self.lstat_beneath(name) {
+            Ok(st) => Ok(Some(st)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("cannot stat", self.join(name), io_err(e))),
+        }
+    }
+
+    /// Bytes allocated on disk by a child and everything below it (st_blocks,
+    /// without following symlinks), counting each inode once across calls
+    /// that share `seen`.
+    pub(crate) fn disk_usage(
+        &self,
+        name: impl AsRef<Path>,
+        seen: &mut std::collections::HashSet<(u64, u64)>,
+    ) -> Result<u64> {
+        let name = name.as_ref();
+        let Some(st) = self.try_stat(name)? else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        if seen.insert((st.st_dev, st.st_ino)) {
+            total += u64::try_from(st.st_blocks).unwrap_or(0) * 512;
+        }
+        if Kind::of(&st) == Kind::Dir {
+            let child = self.open_dir(name)?;
+            for entry in child.names()? {
+                total += child.disk_usage(&entry, seen)?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// `fstat` of this directory itself.
+    pub(crate) fn self_stat(&self) -> Result<Stat> {
+        rustix::fs::fstat(&self.fd).map_err(|e| Error::io("cannot stat", &self.path, io_err(e)))
+    }
+
+    pub(crate) fn read_link(&self, name: impl AsRef<Path>) -> Result<PathBuf> {
+        let name = name.as_ref();
+        let target = self
+            .readlink_beneath(name)
+            .map_err(|e| Error::io("cannot read link", self.join(name), io_err(e)))?;
+        Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
+    }
+
+    /// The target of a child symlink, `None` when it is missing or not a link.
+    pub(crate) fn try_read_link(&self, name: impl AsRef<Path>) -> Result<Option<PathBuf>> {
+        let name = name.as_ref();
+        match self.readlink_beneath(name) {
+            Ok(t) => Ok(Some(PathBuf::from(OsStr::from_bytes(t.as_bytes())))),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) => Ok(None),
+            Err(e) => Err(Error::io("cannot read link", self.join(name), io_err(e))),
+        }
+    }
+
+    /// Opens a child regular file for reading, never following a symlink and
+    /// never blocking on a FIFO that replaced it.
+    pub(crate) fn open_file(&self, name: impl AsRef<Path>) -> Result<File> {
+        let name = name.as_ref();
+        let fd = open_beneath(
+            self.fd.as_fd(),
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("cannot open", self.join(name), io_err(e)))?;
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io("cannot stat", self.join(name), io_err(e)))?;
+        if Kind::of(&st) != Kind::File {
+            return Err(Error::io(
+                "not a regular file:",
+                self.join(name),
+                io::Error::other(Replaced),
+            ));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Opens a child file for reading and writing, creating it with `mode`
+    /// when missing (never through a symlink).
+    pub(crate) fn open_rw(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
+        let name = name.as_ref();
+        self.open_creating(name, OFlags::RDWR | OFlags::CLOEXEC, mode)
+    }
+
+    /// Opens child `name` with `flags`, or creates it with exactly `mode`
+    /// when missing: `O_CREAT` alone would let the umask decide the mode
+    /// (a root umask of 077 makes a 0600 `.lock` that readers cannot open).
+    fn open_creating(&self, name: &Path, flags: OFlags, mode: u32) -> Result<File> {
+        self.open_or_create_exact(name, flags, mode)
+            .map(File::from)
+            .map_err(|(e, op)| Error::create(op, self.join(name), io_err(e)))
+    }
+
+    /// The loop behind [`Dir::open_creating`]: open, or create with
+    /// `O_EXCL` and set exactly `mode`, retrying if another process created
+    /// it in between. An error says which step failed.
+    fn open_or_create_exact(
+        &self,
+        name: &Path,
+        flags: OFlags,
+        mode: u32,
+    ) -> std::result::Result<OwnedFd, (Errno, &'static str)> {
+        loop {
+            match open_beneath(self.fd.as_fd(), name, flags, Mode::empty()) {
+                Ok(fd) => return Ok(fd),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err((e, "open")),
+            }
+            match open_beneath(
+                self.fd.as_fd(),
+                name,
+                flags | OFlags::CREATE | OFlags::EXCL,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| (e, "set mode of"))?;
+                    return Ok(fd);
+                }
+                // Created by another process in between: open that one.
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err((e, "create")),
+            }
+        }
+    }
+
+    /// Opens a child lock file read-only (a flock needs no write access),
+    /// creating it with exactly `mode` when missing; never through a symlink,
+    /// and only a regular file. `inheritable` leaves out `O_CLOEXEC`, so the
+    /// fd — and the flock on it — survives `execve` (pinned launches).
+    pub(crate) fn open_lock_file(
+        &self,
+        name: impl AsRef<Path>,
+        mode: u32,
+        inheritable: bool,
+    ) -> Result<File> {
+        let name = name.as_ref();
+        let cloexec = if inheritable {
+            OFlags::empty()
+        } else {
+            OFlags::CLOEXEC
+        };
+        let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | cloexec;
+        let fd = match self.open_or_create_exact(name, base, mode) {
+            Ok(fd) => fd,
+            Err((Errno::LOOP, _)) => {
+                return Err(Error::unsafe_env(format!(
+                    "{} is a symlink; remove it, the tool recreates it",
+                    self.join(name).display()
+                )));
+            }
+            Err((e, "open")) => return Err(Error::io("cannot open", self.join(name), io_err(e))),
+            Err((e, op)) => return Err(Error::create(op, self.join(name), io_err(e))),
+        };
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io("cannot stat", self.join(name), io_err(e)))?;
+        if Kind::of(&st) != Kind::File {
+            return Err(Error::unsafe_env(format!(
+                "{} is not a regular file; remove it, the tool recreates it",
+                self.join(name).display()
+            )));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if st.st_uid != me && st.st_uid != 0 {
+            return Err(Error::unsafe_env(format!(
+                "{} is owned by uid {}, not by root or uid {me}; remove it, the tool recreates it",
+                self.join(name).display(),
+                st.st_uid
+            )));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Opens an existing child lock file read-only (`None` when missing),
+    /// for looking at who holds it.
+    pub(crate) fn try_open_lock_file(&self, name: impl AsRef<Path>) -> Result<Option<File>> {
+        let name = name.as_ref();
+        match open_beneath(
+            self.fd.as_fd(),
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("cannot open", self.join(name), io_err(e))),
+        }
+    }
+
+    /// Opens a child file for appending, creating it with `mode` when missing.
+    pub(crate) fn open_append(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
+        let name = name.as_ref();
+        self.open_creating(
+            name,
+            OFlags::WRONLY | OFlags::APPEND | OFlags::CLOEXEC,
+            mode,
+        )
+    }
+
+    /// Creates a new child file (`O_EXCL`), owner-only (`0600` less the
+    /// umask); the caller sets the final mode.
+    pub(crate) fn create_private_file(&self, name: impl AsRef<Path>) -> Result<File> {
+        let name = name.as_ref();
+        let fd = open_beneath(
+            self.fd.as_fd(),
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| Error::create("create", self.join(name), io_err(e)))?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates a new child file (`O_EXCL`) with exactly `mode`.
+    pub(crate) fn create_file(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
+        let name = name.as_ref();
+        let fd = open_beneath(
+            self.fd.as_fd(),
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| Error::create("create", self.join(name), io_err(e)))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(|e| Error::create("set mode of", self.join(name), io_err(e)))?;
+        Ok(File::from(fd))
+    }
+
+    /// Writes `bytes` to a temporary child, fsyncs it and renames it over
+    /// `name`, then fsyncs this directory: readers see the old or the new
+    /// content, never a mix, even after a crash.
+    pub(crate) fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
+        use std::io::Write;
+        let tmp = format!(".tmp-{name}");
+        self.remove_if_exists(&tmp)?;
+        let mut file = self.create_file(&tmp, mode)?;
+        file.write_all(bytes)
+            .map_err(|e| Error::create("write", self.join(&tmp), e))?;
+        sync_file(&file, &self.join(&tmp))?;
+        drop(file);
+        self.rename(&tmp, self, name)?;
+        self.sync()
+    }
+
+    pub(crate) fn symlink(&self, target: impl AsRef<Path>, name: impl AsRef<Path>) -> Result<()> {
+        let name = name.as_ref();
+        rustix::fs::symlinkat(target.as_ref(), &self.fd, name)
+            .map_err(|e| Error::create("create symlink", self.join(name), io_err(e)))
+    }
+
+    /// Hard-links child `name` (a symlink is linked itself, not followed)
+    /// as `to` in `to_dir`. Returns false when the source is missing or the
+    /// file system cannot link it (the caller then makes a copy).
+    pub(crate) fn hard_link(
+        &self,
+        name: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<bool> {
+        match rustix::fs::linkat(
+            &self.fd,
+            name.as_ref(),
+            &to_dir.fd,
+            to.as_ref(),
+            AtFlags::empty(),
+        ) {
+            Ok(()) => Ok(true),
+            Err(
+                rustix::io::Errno::NOENT
+                | rustix::io::Errno::MLINK
+                | rustix::io::Errno::PERM
+                | rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::XDEV,
+            ) => Ok(false),
+            Err(e) => Err(Error::create("link", to_dir.join(to.as_ref()), io_err(e))),
+        }
+    }
+
+    /// `renameat(2)`, replacing the destination.
+    pub(crate) fn rename(&self, from: impl AsRef<Path>, to_dir: &Dir, to: impl AsRef<Path>) -> Result<()> {
+        rustix::fs::renameat(&self.fd, from.as_ref(), &to_dir.fd, to.as_ref())
+            .map_err(|e| Error::create("rename to", to_dir.join(to.as_ref()), io_err(e)))
+    }
+
+    /// `renameat2(RENAME_NOREPLACE)`: publish under a name that must be new.
+    /// Returns false when the destination already exists.
+    pub(crate) fn rename_noreplace(
+        &self,
+        from: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<bool> {
+        match rustix::fs::renameat_with(
+            &self.fd,
+            from.as_ref(),
+            &to_dir.fd,
+            to.as_ref(),
+            RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(e) => Err(Error::create(
+                "rename to",
+                to_dir.join(to.as_ref()),
+                io_err(e),
+            )),
+        }
+    }
+
+    /// Removes a child file, symlink or whole directory tree, fd-relative and
+    /// without following symlinks. Missing is fine.
+    pub(crate) fn remove_if_exists(&self, name: impl AsRef<Path>) -> Result<()> {
+        let name = name.as_ref();
+        let Some(st) = self.try_stat(name)? else {
+            return Ok(());
+        };
+        if Kind::of(&st) == Kind::Dir {
+            let child = self.open_dir(name)?;
+            for entry in child.names()? {
+                child.remove_if_exists(&entry)?;
+            }
+            // A store object's directories may be read-only for owner.
+            match rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                Err(e) => Err(Error::io("cannot remove", self.join(name), io_err(e))),
+            }
+        } else {
+            match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                Err(e) => Err(Error::io("cannot remove", self.join(name), io_err(e))),
+            }
+        }
+    }
+
+    pub(crate) fn set_mode(&self, mode: u32) -> Result<()> {
+        rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))
+            .map_err(|e| Error::create("set mode of", &self.path, io_err(e)))
+    }
+
+    /// Sets owner and group of this directory. Only root may give files
+    /// away; anyone else keeps their own ownership (`EPERM` is ignored).
+    pub(crate) fn set_owner(&self, uid: u32, gid: u32) -> Result<()> {
+        set_owner_fd(self.fd(), uid, gid, &self.path)
+    }
+
+    /// `lchown` of a child (used for symlinks, which have no fd of their own).
+    pub(crate) fn set_owner_at(&self, name: impl AsRef<Path>, uid: u32, gid: u32) -> Result<()> {
+        let name = name.as_ref();
+        match rustix::fs::chownat(
+            &self.fd,
+            name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::PERM) if !is_root() => Ok(()),
+            Err(e) => Err(Error::create("set owner of", self.join(name), io_err(e))),
+        }
+    }
+
+    /// fsync of the directory itself (its entries, after a create or rename).
+    pub(crate) fn sync(&self) -> Result<()> {
+        rustix::fs::fsync(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
+    }
+
+    /// Sets the directory's mtime (and atime) to now, e.g. to make runsvdir
+    /// rescan: it compares the scan directory's mtime between scans.
+    pub(crate) fn touch(&self) -> Result<()> {
+        let now = rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: now,
+            last_modification: now,
+        };
+        rustix::fs::futimens(&self.fd, &times)
+            .map_err(|e| Error::io("cannot set the modification time of", &self.path, io_err(e)))
+    }
+
+    /// syncfs(2) of the whole file system that holds this directory.
+    pub(crate) fn sync_fs(&self) -> Result<()> {
+        rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
+    }
+
+    /// The file-system magic of this directory (`statfs.f_type`).
+    pub(crate) fn statfs_type(&self) -> Result<i64> {
+        let st = rustix::fs::fstatfs(&self.fd)
+            .map_err(|e| Error::io("cannot statfs", &self.path, io_err(e)))?;
+        #[allow(clippy::unnecessary_cast)]
+        Ok(st.f_type as i64)
+    }
+}
+
+/// Does the FIFO at `path` have a reader? This is how `s6-svok` and `sv`
+/// tell whether a supervisor runs for a service directory: open the control
+/// FIFO for writing without blocking; ENXIO means nobody listens, ENOENT
+/// that no supervisor ever ran there. Nothing is written.
+pub(crate) fn fifo_has_reader(path: &Path) -> Result<bool> {
+    let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(_fd) => Ok(true),
+        Err(rustix::io::Errno::NXIO | rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {
+            Ok(false)
+        }
+        Err(e) => Err(Error::io("cannot open", path, io_err(e))),
+    }
+}
+
+pub(crate) fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+pub(crate) fn set_owner_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32, path: &Path) -> Result<()> {
+    match rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    ) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::PERM) if !is_root() => Ok(()),
+        Err(e) => Err(Error::create("set owner of", path, io_err(e))),
+    }
+}
+
+pub(crate) fn set_mode_fd(fd: BorrowedFd<'_>, mode: u32, path: &Path) -> Result<()> {
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+        .map_err(|e| Error::create("set mode of", path, io_err(e)))
+}
+
+pub(crate) fn sync_file(file: &File, path: &Path) -> Result<()> {
+    rustix::fs::fsync(file).map_err(|e| Error::sync(path, io_err(e)))
+}
+
+/// Copies a small file through memory and returns the BLAKE3 of exactly
+/// the bytes written (at most `len + 1` are read, so growth is noticed).
+pub(crate) fn copy_small(src: &File, dst: &File, len: u64, dst_path: &Path) -> Result<blake3::Hash> {
+    use std::io::{Read, Write};
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    let reader = src;
+    reader
+        .take(len + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("cannot read", dst_path, e))?;
+    let mut writer = dst;
+    writer
+        .write_all(&buf)
+        .map_err(|e| Error::create("write", dst_path, e))?;
+    Ok(blake3::hash(&buf))
+}
+
+/// Copies all of `src` into `dst` (both at offset 0), with
+/// `copy_file_range` (reflinks or in-kernel copy) and a plain read/write
+/// fallback where the file system does not support it.
+pub(crate) fn copy_contents(src: &File, dst: &File, len: u64, dst_path: &Path) -> Result<()> {
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        match rustix::fs::copy_file_range(src, None, dst, None, chunk) {
+            Ok(0) => break, // file shrank: the caller's digest check catches it
+            Ok(n) => left = left.saturating_sub(n as u64),
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::INVAL,
+            ) if left == len => {
+                let mut reader = src;
+                let mut writer = dst;
+                std::io::copy(&mut reader, &mut writer)
+                    .map_err(|e| Error::create("write", dst_path, e))?;
+                return Ok(());
+            }
+            Err(e) => return Err(Error::create("write", dst_path, io_err(e))),
+        }
+    }
+    Ok(())
+}
+
+/// Takes an exclusive flock on `file`: `Ok(false)` when another holds it.
+pub(crate) fn try_lock_exclusive(file: &impl AsFd) -> io::Result<bool> {
+    flock_nb(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+}
+
+/// Takes a shared flock on `file`: `Ok(false)` when another holds it exclusively.
+pub(crate) fn try_lock_shared(file: &impl AsFd) -> io::Result<bool> {
+    flock_nb(file, rustix::fs::FlockOperation::NonBlockingLockShared)
+}
+
+/// Releases a flock held on `file` (closing every fd of it does the same).
+pub(crate) fn unlock(file: &impl AsFd) -> io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock).map_err(io_err)
+}
+
+/// `(st_dev, st_ino)` of an open file: what `/proc` reports for its locks.
+pub(crate) fn file_identity(file: &impl AsFd) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(file).map_err(io_err)?;
+    #[allow(clippy::unnecessary_cast)]
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+fn flock_nb(file: &impl AsFd, op: rustix::fs::FlockOperation) -> io::Result<bool> {
+    match rustix::fs::flock(file, op) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // builds fixtures with plain std calls
+mod tests {
+    use super::*;
+
+    type Opener = fn(BorrowedFd<'_>, &Path, OFlags, Mode) -> rustix::io::Result<OwnedFd>;
+
+    /// Both resolvers refuse every way out of the directory and every
+    /// symlink, in any component, and open what is really beneath.
+    #[test]
+    fn open_beneath_never_follows_a_link_or_leaves_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        std::fs::create_dir_all(base.join("tree/sub")).unwrap();
+        std::fs::write(base.join("tree/sub/file"), "inside").unwrap();
+        std::fs::write(base.join("secret"), "outside").unwrap();
+        std::os::unix::fs::symlink(base.join("secret"), base.join("tree/abs")).unwrap();
+        std::os::unix::fs::symlink("../secret", base.join("tree/rel")).unwrap();
+        std::os::unix::fs::symlink("sub", base.join("tree/dirlink")).unwrap();
+        std::os::unix::fs::symlink("/", base.join("tree/slash")).unwrap();
+        let dir = Dir::open(&base.join("tree")).unwrap();
+        let read = OFlags::RDONLY | OFlags::CLOEXEC;
+        let openers: [(&str, Opener); 2] = [
+            ("open_beneath", open_beneath),
+            ("open_beneath_walk", open_beneath_walk),
+        ];
+        for (which, open) in openers {
+            let fd = open(dir.fd(), Path::new("sub/file"), read, Mode::empty()).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut File::from(fd), &mut text).unwrap();
+            assert_eq!(text, "inside", "{which}");
+            for (bad, errno) in [
+                ("abs", Errno::LOOP),
+                ("rel", Errno::LOOP),
+                ("dirlink/file", Errno::LOOP),
+                ("slash/etc/passwd", Errno::LOOP),
+                ("../secret", Errno::XDEV),
+                ("/etc/passwd", Errno::XDEV),
+            ] {
+                let got = open(dir.fd(), Path::new(bad), read, Mode::empty());
+                assert_eq!(got.err(), Some(errno), "{which} opened {bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn stat_and_read_link_of_nested_paths_do_not_cross_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        std::fs::create_dir_all(base.join("tree/sub")).unwrap();
+        std::fs::create_dir_all(base.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("x", base.join("elsewhere/link")).unwrap();
+        std::os::unix::fs::symlink("y", base.join("tree/sub/link")).unwrap();
+        std::os::unix::fs::symlink(base.join("elsewhere"), base.join("tree/hop")).unwrap();
+        let dir = Dir::open(&base.join("tree")).unwrap();
+        assert_eq!(dir.read_link("sub/link").unwrap(), Path::new("y"));
+        assert!(dir.stat("sub/link").is_ok());
+        assert!(dir.stat("hop/link").is_err());
+        assert!(dir.read_link("hop/link").is_err());
+        assert!(dir.try_stat("hop/link").is_err());
+        assert!(is_race(&dir.stat("hop/link").unwrap_err()));
+    }
+}
