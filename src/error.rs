@@ -1,13 +1,14 @@
 //! The one error type of svcdir-update and its mapping to exit codes.
 //!
 //! Every variant carries the context needed to act on it (the path, the
-//! operation, the fix) and maps to exactly one exit code of design §6.
-//! This module never prints; `main` prints the `Display` and the `source()`
-//! chain.
+//! operation, the fix), maps to exactly one exit code
+//! (docs/cli.md#exit-codes) and to one stable `kind` name for `--json`
+//! (docs/json.md#errors). This module never prints; [`crate::output`]
+//! prints the `Display` and the `source()` chain, or the JSON document.
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The exit codes (docs/cli.md#exit-codes; sysexits where one fits).
 pub mod exit {
@@ -43,6 +44,19 @@ pub struct Problem {
     /// True when the problem is a sign of a package manager still at work
     /// (exit 75, retry later) rather than bad content (exit 65).
     pub transient: bool,
+}
+
+impl Problem {
+    /// The problem in the `--json` error document. Built by hand: a stock
+    /// path need not be UTF-8, and serde refuses such a `PathBuf`.
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path.display().to_string(),
+            "what": self.what,
+            "fix": self.fix,
+            "transient": self.transient,
+        })
+    }
 }
 
 impl fmt::Display for Problem {
@@ -256,6 +270,61 @@ impl Error {
         Error::Unsafe { what: what.into() }
     }
 
+    /// The stable snake_case name of the variant: the `kind` of the `--json`
+    /// error document (docs/json.md#errors). Never renamed.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Create { .. } => "create",
+            Error::Sync { .. } => "sync",
+            Error::Config { .. } => "config",
+            Error::Stock { .. } => "stock",
+            Error::StockBusy { .. } => "stock_busy",
+            Error::BadInput { .. } => "bad_input",
+            Error::Busy { .. } => "busy",
+            Error::Unsafe { .. } => "unsafe",
+            Error::Usage { .. } => "usage",
+            Error::AfterSwitch { .. } => "after_switch",
+            Error::RolledBack { .. } => "rolled_back",
+            Error::Supervisor { .. } => "supervisor",
+        }
+    }
+
+    /// The file the error is about, when the variant carries one; after a
+    /// switch, the path of the step that did not finish.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Create { path, .. }
+            | Error::Sync { path, .. }
+            | Error::Config { path, .. } => Some(path),
+            Error::AfterSwitch { source, .. } => source.as_deref().and_then(Error::path),
+            _ => None,
+        }
+    }
+
+    /// The error as the one document `--json` prints (docs/json.md#errors):
+    /// `{"error": {"kind", "exit_code", "message", "path", …}}`, with the
+    /// stock problems and the live generation where the variant has them.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "kind": self.kind(),
+            "exit_code": self.exit_code(),
+            "message": self.chain(),
+            "path": self.path().map(|p| p.display().to_string()),
+        });
+        match self {
+            Error::Stock { problems } | Error::StockBusy { problems } => {
+                error["problems"] = problems.0.iter().map(Problem::to_json).collect();
+            }
+            Error::AfterSwitch { generation, .. } => {
+                error["generation"] = serde_json::json!(generation);
+            }
+            _ => {}
+        }
+        serde_json::json!({ "error": error })
+    }
+
     /// The message followed by every `source()` in the chain, joined by `: `.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();
@@ -320,6 +389,90 @@ mod tests {
         for (err, code) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");
         }
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_kind() {
+        let eio = || io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error());
+        let cases: Vec<(Error, &str)> = vec![
+            (Error::io("read", "/x", eio()), "io"),
+            (Error::create("create", "/x", eio()), "create"),
+            (Error::sync("/x", eio()), "sync"),
+            (
+                Error::Config {
+                    path: "/c".into(),
+                    msg: "bad".into(),
+                },
+                "config",
+            ),
+            (
+                Error::Stock {
+                    problems: Problems(vec![]),
+                },
+                "stock",
+            ),
+            (
+                Error::StockBusy {
+                    problems: Problems(vec![]),
+                },
+                "stock_busy",
+            ),
+            (Error::bad_input("x"), "bad_input"),
+            (Error::busy("x"), "busy"),
+            (Error::unsafe_env("x"), "unsafe"),
+            (Error::usage("x"), "usage"),
+            (
+                Error::AfterSwitch {
+                    generation: 1,
+                    what: "x".into(),
+                    source: None,
+                },
+                "after_switch",
+            ),
+            (Error::RolledBack { what: "x".into() }, "rolled_back"),
+            (Error::supervisor("x"), "supervisor"),
+        ];
+        for (err, kind) in cases {
+            assert_eq!(err.kind(), kind, "{err:?}");
+            let doc = err.to_json();
+            assert_eq!(doc["error"]["kind"], kind);
+            assert_eq!(doc["error"]["exit_code"], err.exit_code());
+        }
+    }
+
+    #[test]
+    fn json_error_carries_path_and_problems() {
+        let err = Error::io("read", "/etc/x", io::Error::other("boom"));
+        assert_eq!(
+            err.to_json(),
+            serde_json::json!({"error": {
+                "kind": "io", "exit_code": 74, "message": "read /etc/x: boom", "path": "/etc/x",
+            }})
+        );
+        let after = Error::AfterSwitch {
+            generation: 4,
+            what: "the scan directory is stale".into(),
+            source: Some(Box::new(err)),
+        };
+        assert_eq!(after.to_json()["error"]["path"], "/etc/x");
+        assert_eq!(after.to_json()["error"]["generation"], 4);
+        let stock = Error::StockBusy {
+            problems: Problems(vec![Problem {
+                path: "/s/web/run.dpkg-new".into(),
+                what: "dpkg is unpacking".into(),
+                fix: "retry".into(),
+                transient: true,
+            }]),
+        };
+        let doc = stock.to_json();
+        assert_eq!(doc["error"]["path"], serde_json::Value::Null);
+        assert_eq!(
+            doc["error"]["problems"],
+            serde_json::json!([{
+                "path": "/s/web/run.dpkg-new", "what": "dpkg is unpacking", "fix": "retry",
+                "transient": true,
+            }])
+        );
     }
 
     #[test]

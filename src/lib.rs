@@ -13,7 +13,7 @@
 //!
 //! let cli = Cli::parse_from(["svcdir-update", "--root", "/tmp/demo", "commit"]);
 //! let out = run(&cli)?;
-//! print!("{}", out.human);
+//! svcdir_update::output::write_output(&out, cli.json);
 //! # Ok::<(), svcdir_update::error::Error>(())
 //! ```
 
@@ -22,7 +22,7 @@
 // the on-disk model in `state`, `stock` reads the stock trees, `locks` owns
 // every lock, `model` and `format` are pure, `supervisor` drives s6 and
 // runit, `sys` is the only owner of fd-relative syscalls, `output` speaks
-// to the terminal.
+// to the terminal (public for `main`: it writes results and errors).
 mod app;
 pub mod cli;
 mod config;
@@ -31,7 +31,7 @@ pub mod error;
 mod format;
 mod locks;
 mod model;
-mod output;
+pub mod output;
 mod state;
 mod stock;
 mod supervisor;

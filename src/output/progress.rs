@@ -4,7 +4,8 @@
 //! [`AFTER`] (a quick commit stays quiet), and never with `-q`.
 //! `SVCDIR_UPDATE_PROGRESS=always` shows every phase whatever the terminal
 //! and the time (logs, tests); `=never` hides it. This module only writes
-//! to stderr; results still go to stdout.
+//! to stderr, through [`super::write_stderr`] (a closed stderr never stops
+//! a commit); results still go to stdout.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -55,11 +56,11 @@ impl Progress {
             Mode::Never => false,
         };
         if show && report::verbosity() >= 0 {
-            eprintln!(
-                "svcdir-update: [{:>5.1}s] {}",
+            super::write_stderr(&format!(
+                "svcdir-update: [{:>5.1}s] {}\n",
                 elapsed.as_secs_f64(),
                 what()
-            );
+            ));
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Messages to the operator on stderr, by verbosity (`-q`, default, `-v`).
 //!
 //! Results go to stdout (human text or one JSON document, from the command
-//! modules); everything said along the way goes through here.
+//! modules); everything said along the way goes through here, written by
+//! [`super::write_stderr`] so that a closed stderr never stops a command.
 
 use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
 
@@ -30,18 +31,18 @@ pub(crate) fn verbosity() -> i8 {
 /// Progress and notices; hidden by `-q`.
 pub(crate) fn info(msg: &str) {
     if verbosity() >= 0 {
-        eprintln!("svcdir-update: {msg}");
+        super::write_stderr(&format!("svcdir-update: {msg}\n"));
     }
 }
 
 /// Things that may need attention; shown even with `-q`.
 pub(crate) fn warn(msg: &str) {
-    eprintln!("svcdir-update: warning: {msg}");
+    super::write_stderr(&format!("svcdir-update: warning: {msg}\n"));
 }
 
 /// Detail for `-v`.
 pub(crate) fn debug(msg: &str) {
     if verbosity() >= 1 {
-        eprintln!("svcdir-update: {msg}");
+        super::write_stderr(&format!("svcdir-update: {msg}\n"));
     }
 }

@@ -6,6 +6,8 @@
 // discipline (clippy.toml `disallowed-methods`) guards src/, not fixtures
 // that tests build with plain std calls.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+// Tests and benches report to the terminal that runs them.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 // A test binary has no public API: `pub` only shares helpers between its modules.
 #![allow(unreachable_pub, missing_docs)]
 
