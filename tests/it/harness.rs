@@ -63,6 +63,53 @@ impl Run {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
     }
+
+    /// The `kind` of the error document a failed `--json` run printed on
+    /// stdout (docs/json.md#errors), after checking the document's
+    /// `exit_code` is the process's and the message is also on stderr.
+    #[track_caller]
+    pub fn error_kind(&self) -> String {
+        assert_ne!(self.code, 0, "expected a failure\nstdout:\n{}", self.stdout);
+        let doc = self.json();
+        let error = &doc["error"];
+        assert_eq!(error["exit_code"], self.code, "{doc}");
+        let message = error["message"].as_str().unwrap_or_else(|| panic!("{doc}"));
+        assert!(
+            self.stderr
+                .contains(message.lines().next().unwrap_or_default()),
+            "the message is not on stderr:\n{}",
+            self.stderr
+        );
+        error["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no kind: {doc}"))
+            .to_string()
+    }
+}
+
+/// The write end of a pipe whose read end is already closed: a child given
+/// it as stdout or stderr gets EPIPE on its first write, like a command
+/// piped into `head` that has exited. A FIFO makes that deterministic: its
+/// O_RDWR opening lets the write end open without blocking, and is closed
+/// before the child starts.
+pub fn closed_pipe() -> Stdio {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    drop(reader);
+    Stdio::from(writer)
 }
 
 /// A temporary `--root` directory: `stock/`, `state/`, `run/`, `service/`.
@@ -131,6 +178,15 @@ impl Root {
     /// Runs the binary with `--root` and waits for it.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().unwrap())
+    }
+
+    /// Runs the binary with `--root` and `--json`, expects it to fail, and
+    /// returns the `kind` of its error document and the run: tests check
+    /// what failed by kind, not by wording.
+    #[track_caller]
+    pub fn error_kind(&self, args: &[&str]) -> (String, Run) {
+        let run = self.run(&[&["--json"], args].concat());
+        (run.error_kind(), run)
     }
 
     pub fn commit(&self) -> Run {

@@ -29,6 +29,7 @@ mod hostile;
 mod interface;
 mod locks;
 mod pending;
+mod pipes;
 mod random_kill;
 mod recovery;
 mod stock_busy;
