@@ -27,6 +27,7 @@ mod gc;
 mod guide;
 mod hostile;
 mod interface;
+mod json_errors;
 mod locks;
 mod pending;
 mod pipes;
