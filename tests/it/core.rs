@@ -122,7 +122,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     // Back to 1, then nothing older is left: exit 65, nothing changes.
     root.run(&["rollback", "1"]).ok();
     let snap = root.snapshot();
-    let run = root.run(&["rollback"]).code(65);
+    let run = root.run(&["--json", "rollback"]).code(65).kind("bad_input");
     assert!(
         run.stderr.contains("nothing to roll back to"),
         "{}",
@@ -131,7 +131,10 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     assert_eq!(root.snapshot(), snap);
 
     // A generation that does not exist: exit 65, nothing changes.
-    let run = root.run(&["rollback", "9"]).code(65);
+    let run = root
+        .run(&["--json", "rollback", "9"])
+        .code(65)
+        .kind("bad_input");
     assert!(
         run.stderr.contains("generation 9 does not exist"),
         "{}",
@@ -143,7 +146,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
 #[test]
 fn rollback_before_any_commit_is_bad_input() {
     let root = Root::example();
-    let run = root.run(&["rollback"]).code(65);
+    let run = root.run(&["--json", "rollback"]).code(65).kind("bad_input");
     assert!(run.stderr.contains("commit"), "{}", run.stderr);
     assert_eq!(root.live_generation(), None);
 }
@@ -480,7 +483,10 @@ fn commit_gives_up_with_75_while_another_process_holds_the_lock() {
     let _holder = hold_manager_lock(&root);
     let lock = root.state().join(".lock");
 
-    let run = root.run(&["--wait", "0.5", "commit"]).code(75);
+    let run = root
+        .run(&["--json", "--wait", "0.5", "commit"])
+        .code(75)
+        .kind("busy");
     assert!(
         run.stderr.contains(&lock.display().to_string()),
         "{}",
@@ -606,9 +612,14 @@ fn commit_help_snapshot() {
 #[test]
 fn usage_error_exits_2() {
     let root = Root::example();
-    let run = root.run(&["rollback", "not-a-number"]).code(2);
+    let run = root
+        .run(&["--json", "rollback", "not-a-number"])
+        .code(2)
+        .kind("usage");
     assert!(run.stderr.contains("invalid value"), "{}", run.stderr);
-    root.run(&["--wait", "-1", "commit"]).code(2);
+    root.run(&["--json", "--wait", "-1", "commit"])
+        .code(2)
+        .kind("usage");
 }
 
 #[test]

@@ -154,7 +154,10 @@ fn gc_with_a_damaged_rollback_log_removes_nothing() {
     std::fs::write(root.state().join(".txn.yaml"), b"id: x\nchecksum: 00\n").unwrap();
     let before = root.snapshot();
     let objects = store_objects(&root);
-    let run = root.run(&["gc", "--keep", "1"]).code(65);
+    let run = root
+        .run(&["--json", "gc", "--keep", "1"])
+        .code(65)
+        .kind("bad_input");
     assert!(run.stderr.contains("damaged"), "{}", run.stderr);
     assert_eq!(root.snapshot(), before);
     assert_eq!(store_objects(&root), objects);

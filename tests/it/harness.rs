@@ -64,6 +64,14 @@ impl Run {
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
     }
 
+    /// Asserts the run (made with `--json`) failed with an error document of
+    /// `kind` (docs/json.md#errors) and returns self; chain after `code`.
+    #[track_caller]
+    pub fn kind(self, kind: &str) -> Run {
+        assert_eq!(self.error_kind(), kind, "stdout:\n{}", self.stdout);
+        self
+    }
+
     /// The `kind` of the error document a failed `--json` run printed on
     /// stdout (docs/json.md#errors), after checking the document's
     /// `exit_code` is the process's and the message is also on stderr.

@@ -296,7 +296,7 @@ fn assert_refused_77(
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let before = root.snapshot();
     let named = spoil(&root, &canary);
-    let run = root.commit().code(77);
+    let run = root.run(&["--json", "commit"]).code(77).kind("unsafe");
     assert!(
         run.stderr.contains(&named.display().to_string()),
         "the refusal does not name {}:\n{}",
@@ -573,7 +573,7 @@ fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'stat
     root.commit().ok();
     let before = root.snapshot();
     let (named, words) = breaks(root);
-    let run = root.commit().code(65);
+    let run = root.run(&["--json", "commit"]).code(65).kind("stock");
     for shown in [named.display().to_string().as_str(), words] {
         assert!(
             run.stderr.contains(shown),
@@ -763,7 +763,7 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
         }
     }
     root.config("limits: {max_entries: 999999}\n");
-    let run = root.commit().code(65);
+    let run = root.run(&["--json", "commit"]).code(65).kind("stock");
     assert!(
         run.stderr.contains("more than 999999 entries"),
         "{}",
@@ -845,7 +845,7 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
     root.commit().ok();
     write_noise(&root.stock().join("web/env/BIG"), 2 << 20);
     let before = root.snapshot();
-    let run = root.commit().code(74);
+    let run = root.run(&["--json", "commit"]).code(74).kind("create");
     assert!(
         run.stderr.contains("No space left on device"),
         "{}",
@@ -891,7 +891,7 @@ fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
     let before = root.snapshot();
     let guard = Mutable(root.state());
     sh("chattr", &["+i", root.state().to_str().unwrap()]);
-    let run = root.commit().code(73);
+    let run = root.run(&["--json", "commit"]).code(73).kind("create");
     assert!(
         run.stderr.contains("Operation not permitted"),
         "{}",

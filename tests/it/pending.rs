@@ -32,7 +32,10 @@ fn a_commit_that_cannot_get_the_manager_lock_records_a_pending_commit() {
     .unwrap();
     assert_eq!(line, "held\n");
 
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root
+        .run(&["--json", "--wait", "0", "commit"])
+        .code(75)
+        .kind("busy");
     assert!(run.stderr.contains("recorded in"), "{}", run.stderr);
     let marker = std::fs::read_to_string(pending(&root)).unwrap();
     let (when, why) = marker.split_once('\n').unwrap();

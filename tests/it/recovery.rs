@@ -65,7 +65,10 @@ fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
             &["gc"],
             &["sync"],
         ] {
-            let run = root.run(args).code(65);
+            let run = root
+                .run(&[&["--json"], args].concat())
+                .code(65)
+                .kind("bad_input");
             assert!(
                 run.stderr.contains(".txn.yaml is damaged")
                     && run.stderr.contains("move the file away"),
@@ -121,7 +124,10 @@ fn recover_rollback_undoes_a_switched_transaction() {
 
     // Without an interrupted transaction, --rollback refuses (nothing changes).
     let before = root.snapshot();
-    let run = root.run(&["recover", "--rollback"]).code(65);
+    let run = root
+        .run(&["--json", "recover", "--rollback"])
+        .code(65)
+        .kind("bad_input");
     assert!(run.stderr.contains("rollback [GEN]"), "{}", run.stderr);
     assert_eq!(root.snapshot(), before);
 }
