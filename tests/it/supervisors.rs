@@ -191,7 +191,10 @@ fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
         &format!("#!/bin/sh\necho \"$$ v2\" >> {out}/web.log\n{dies}\n"),
         0o755,
     );
-    let run = root.run(&["commit", "--check-up", "5"]).code(3);
+    let run = root
+        .run(&["--json", "commit", "--check-up", "5"])
+        .code(3)
+        .kind("rolled_back");
     eprintln!("{family:?} --check-up failure said:\n{}", run.stderr);
     assert!(
         run.stderr.contains("web did not come up within 5s"),
@@ -435,7 +438,10 @@ fn plan_lines_say_what_and_why() {
 fn check_up_without_a_supervisor_is_a_usage_error() {
     let root = Root::empty();
     add_logging_service(&root, "web", "v1");
-    let run = root.run(&["commit", "--check-up", "5"]).code(2);
+    let run = root
+        .run(&["--json", "commit", "--check-up", "5"])
+        .code(2)
+        .kind("usage");
     assert!(
         run.stderr.contains("--check-up needs a supervisor"),
         "{}",
