@@ -7,8 +7,8 @@
 //! a closed pipe or terminal) is a normal end of output, as in ripgrep. It
 //! must never panic, abort a transaction half-way or change the exit code;
 //! so nothing in src/ uses `print!`/`eprintln!` (forbidden by the clippy
-//! lints in Cargo.toml), everything goes through [`write_stdout`] and
-//! [`write_stderr`].
+//! lints in Cargo.toml), everything goes through `write_stdout` and
+//! `write_stderr`.
 
 pub(crate) mod progress;
 pub(crate) mod report;
