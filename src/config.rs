@@ -192,7 +192,7 @@ impl Config {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| bad(format!("the config file is not UTF-8 text: {e}")))?;
-        if let Some(why) = crate::format::manifest::yaml_nesting_problem(bytes) {
+        if let Some(why) = crate::format::yaml_guard::yaml_nesting_problem(bytes) {
             return Err(bad(format!("the config file is not valid: {why}")));
         }
         let raw = parse(text).map_err(bad)?;

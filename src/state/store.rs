@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::sys::fs::{self, Dir};
-use crate::state::layout;
+use crate::state::{documents, layout};
 use crate::format::manifest::{self, ObjectManifest};
 use crate::stock::{self, StockService};
 use crate::model::tree::{self, EntryKind};
@@ -60,7 +60,7 @@ pub(crate) fn published(store: &Dir) -> Result<std::collections::HashSet<String>
 
 /// Loads the manifest of a published object.
 pub(crate) fn load_manifest(store: &Dir, object: &str) -> Result<ObjectManifest> {
-    manifest::load(store, &layout::object_manifest_name(object))
+    documents::load(store, &layout::object_manifest_name(object))
 }
 
 /// Copies `service` into `<staging>/.tmp-<object>` and writes its manifest

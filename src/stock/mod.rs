@@ -18,11 +18,10 @@ use crate::state::stat_cache::{Fingerprint, StatCache};
 use crate::config::Config;
 use crate::error::{Error, Problem, Problems, Result};
 use crate::sys::fs::{Dir, Kind};
+use crate::model::limits::MAX_PATH;
 use crate::model::names::name_problem;
 use crate::model::tree::{self, Entry, EntryKind};
 
-/// The longest allowed relative path inside a service, in bytes.
-pub(crate) const MAX_PATH: usize = 4096;
 /// Suffixes dpkg gives files it is still unpacking.
 const DPKG_IN_FLIGHT: [&str; 2] = [".dpkg-new", ".dpkg-tmp"];
 
