@@ -56,7 +56,7 @@ impl StockService {
     }
 
     pub(crate) fn object_name(&self) -> String {
-        crate::state::layout::object_name(&self.name, &self.digest)
+        crate::model::names::object_name(&self.name, &self.digest)
     }
 }
 
