@@ -20,8 +20,10 @@ pub(crate) const DEFAULT_CONFIG: &str = "/etc/svcdir-update/config.yaml";
 pub(crate) const DEFAULT_STATE: &str = "/var/lib/svcdir-update";
 pub(crate) const DEFAULT_RUNTIME: &str = "/run/svcdir-update";
 pub(crate) const DEFAULT_SCANDIR: &str = "/run/service";
-pub(crate) const DEFAULT_STOCK: [&str; 2] = ["/usr/share/svcdir-update/stock", "/etc/svcdir-update/stock"];
-pub(crate) const DEFAULT_RUNTIME_ENTRIES: [&str; 4] = ["supervise", "event", "log/supervise", "log/event"];
+pub(crate) const DEFAULT_STOCK: [&str; 2] =
+    ["/usr/share/svcdir-update/stock", "/etc/svcdir-update/stock"];
+pub(crate) const DEFAULT_RUNTIME_ENTRIES: [&str; 4] =
+    ["supervise", "event", "log/supervise", "log/event"];
 
 /// Which supervisor family drives the services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
@@ -62,7 +64,8 @@ impl Default for Limits {
     }
 }
 
-/// Per-service legacy lock paths (design §5, optional interop).
+/// Per-service legacy lock paths (optional interop; see
+/// `docs/update-locks.md#legacy-existence-style-locks`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawLegacyLock {
@@ -192,110 +195,32 @@ impl Config {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| bad(format!("the config file is not UTF-8 text: {e}")))?;
-        if let Some(why) = crate::format::manifest::yaml_nesting_problem(bytes) {
+        if let Some(why) = crate::format::yaml_guard::yaml_nesting_problem(bytes) {
             return Err(bad(format!("the config file is not valid: {why}")));
         }
         let raw = parse(text).map_err(bad)?;
         Config::resolve(raw, Some(path), root)
     }
 
+    /// Applies the defaults and checks the values of a parsed config file
+    /// (`file`), or of none; every error names the file.
     fn resolve(raw: RawConfig, file: Option<&Path>, root: Option<&Path>) -> Result<Config> {
-        let base = match (root, file) {
-            (Some(root), _) => Some(root.to_path_buf()),
-            (None, Some(file)) => Some(absolute(file.parent().unwrap_or(Path::new("/")))?),
-            (None, None) => None,
-        };
-        let rel = |p: PathBuf| match &base {
-            Some(b) if p.is_relative() => normalize(&b.join(p)),
-            _ => normalize(&p),
-        };
-        let bad = |msg: String| Error::Config {
-            path: file.map_or_else(|| PathBuf::from("<defaults>"), Path::to_path_buf),
-            msg,
-        };
-        let stock = match raw.stock {
-            Some(list) => list
-                .into_iter()
-                .map(|s| match s {
-                    RawStock::Path(p) => StockTree {
-                        path: rel(p),
-                        optional: false,
-                    },
-                    RawStock::Tree { path, optional } => StockTree {
-                        path: rel(path),
-                        optional,
-                    },
-                })
-                .collect(),
-            None => match root {
-                Some(r) => vec![StockTree {
-                    path: r.join("stock"),
-                    optional: false,
-                }],
-                None => DEFAULT_STOCK
-                    .iter()
-                    .map(|p| StockTree {
-                        path: PathBuf::from(p),
-                        optional: true,
-                    })
-                    .collect(),
-            },
-        };
-        if stock.is_empty() {
-            return Err(bad(
-                "`stock:` lists no tree; name at least one stock directory".into(),
-            ));
-        }
-        let under_root = |name: &str, default: &str| match root {
-            Some(r) => r.join(name),
-            None => PathBuf::from(default),
-        };
-        let seconds = |key: &str, v: Option<f64>, default: f64| -> Result<Duration> {
-            let v = v.unwrap_or(default);
-            Duration::try_from_secs_f64(v)
-                .map_err(|_| bad(format!("`{key}: {v}` must be a number of seconds ≥ 0")))
-        };
-        let runtime_entries = raw.runtime_entries.unwrap_or_else(|| {
-            DEFAULT_RUNTIME_ENTRIES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        });
-        for e in &runtime_entries {
-            if e.is_empty()
-                || e.starts_with('/')
-                || e.split('/').any(|c| c == ".." || c == "." || c.is_empty())
-            {
-                return Err(bad(format!(
-                    "`runtime_entries` item {e:?} must be a relative path inside a service, like `supervise` or `log/event`"
-                )));
-            }
-        }
-        let keep_generations = raw.keep_generations.unwrap_or(5);
-        if keep_generations == 0 {
-            return Err(bad("`keep_generations: 0` would delete the current generation's history; use 1 or more".into()));
-        }
+        let resolver = ConfigResolver::new(file, root)?;
+        let stock = resolver.stock_trees(raw.stock)?;
+        let runtime_entries = resolver.runtime_entries(raw.runtime_entries)?;
+        let keep_generations = resolver.keep_generations(raw.keep_generations)?;
         Ok(Config {
             source: file.map(Path::to_path_buf),
             stock,
-            state: raw
-                .state
-                .map(&rel)
-                .unwrap_or_else(|| under_root("state", DEFAULT_STATE)),
-            runtime: raw
-                .runtime
-                .map(&rel)
-                .unwrap_or_else(|| under_root("run", DEFAULT_RUNTIME)),
-            scandir: raw
-                .scandir
-                .map(&rel)
-                .unwrap_or_else(|| under_root("service", DEFAULT_SCANDIR)),
+            state: resolver.path_or(raw.state, "state", DEFAULT_STATE),
+            runtime: resolver.path_or(raw.runtime, "run", DEFAULT_RUNTIME),
+            scandir: resolver.path_or(raw.scandir, "service", DEFAULT_SCANDIR),
             supervisor: raw.supervisor.unwrap_or_default(),
             disabled: raw.disabled.unwrap_or_default(),
             keep_generations,
-            lock_wait: seconds("lock_wait", raw.lock_wait, 60.0)?,
-            update_lock_wait: seconds("update_lock_wait", raw.update_lock_wait, 0.0)?,
-            stop_timeout: seconds("stop_timeout", raw.stop_timeout, 10.0)?,
+            lock_wait: resolver.seconds("lock_wait", raw.lock_wait, 60.0)?,
+            update_lock_wait: resolver.seconds("update_lock_wait", raw.update_lock_wait, 0.0)?,
+            stop_timeout: resolver.seconds("stop_timeout", raw.stop_timeout, 10.0)?,
             runtime_entries,
             override_update_locks: raw.override_update_locks.unwrap_or(false),
             allow_setid: raw.allow_setid.unwrap_or_default(),
@@ -303,7 +228,7 @@ impl Config {
                 .legacy_locks
                 .unwrap_or_default()
                 .into_iter()
-                .map(|l| (l.service, rel(l.path)))
+                .map(|l| (l.service, resolver.rel(l.path)))
                 .collect(),
             limits: raw.limits.unwrap_or_default(),
         })
@@ -315,6 +240,130 @@ impl Config {
             .iter()
             .find(|(s, _)| s == service)
             .map(|(_, p)| p.as_path())
+    }
+}
+
+/// What resolving a config needs besides the parsed values: where relative
+/// paths start, where `--root` puts the defaults, and the file to name in
+/// errors.
+struct ConfigResolver<'a> {
+    file: Option<&'a Path>,
+    root: Option<&'a Path>,
+    /// `--root`, else the directory of the config file.
+    base: Option<PathBuf>,
+}
+
+impl<'a> ConfigResolver<'a> {
+    fn new(file: Option<&'a Path>, root: Option<&'a Path>) -> Result<ConfigResolver<'a>> {
+        let base = match (root, file) {
+            (Some(root), _) => Some(root.to_path_buf()),
+            (None, Some(file)) => Some(absolute(file.parent().unwrap_or(Path::new("/")))?),
+            (None, None) => None,
+        };
+        Ok(ConfigResolver { file, root, base })
+    }
+
+    fn bad(&self, msg: String) -> Error {
+        Error::Config {
+            path: self
+                .file
+                .map_or_else(|| PathBuf::from("<defaults>"), Path::to_path_buf),
+            msg,
+        }
+    }
+
+    /// A configured path, relative ones taken from the base, normalized.
+    fn rel(&self, p: PathBuf) -> PathBuf {
+        match &self.base {
+            Some(b) if p.is_relative() => normalize(&b.join(p)),
+            _ => normalize(&p),
+        }
+    }
+
+    /// A configured path, else `name` under `--root`, else `default`.
+    fn path_or(&self, configured: Option<PathBuf>, name: &str, default: &str) -> PathBuf {
+        match (configured, self.root) {
+            (Some(p), _) => self.rel(p),
+            (None, Some(r)) => r.join(name),
+            (None, None) => PathBuf::from(default),
+        }
+    }
+
+    fn stock_trees(&self, raw: Option<Vec<RawStock>>) -> Result<Vec<StockTree>> {
+        let stock: Vec<StockTree> = match raw {
+            Some(list) => list
+                .into_iter()
+                .map(|s| match s {
+                    RawStock::Path(p) => StockTree {
+                        path: self.rel(p),
+                        optional: false,
+                    },
+                    RawStock::Tree { path, optional } => StockTree {
+                        path: self.rel(path),
+                        optional,
+                    },
+                })
+                .collect(),
+            None => self.default_stock_trees(),
+        };
+        if stock.is_empty() {
+            return Err(
+                self.bad("`stock:` lists no tree; name at least one stock directory".into())
+            );
+        }
+        Ok(stock)
+    }
+
+    /// `<root>/stock` under `--root`; else the packaged and the local tree,
+    /// both optional.
+    fn default_stock_trees(&self) -> Vec<StockTree> {
+        match self.root {
+            Some(r) => vec![StockTree {
+                path: r.join("stock"),
+                optional: false,
+            }],
+            None => DEFAULT_STOCK
+                .iter()
+                .map(|p| StockTree {
+                    path: PathBuf::from(p),
+                    optional: true,
+                })
+                .collect(),
+        }
+    }
+
+    fn seconds(&self, key: &str, v: Option<f64>, default: f64) -> Result<Duration> {
+        let v = v.unwrap_or(default);
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| self.bad(format!("`{key}: {v}` must be a number of seconds ≥ 0")))
+    }
+
+    fn runtime_entries(&self, raw: Option<Vec<String>>) -> Result<Vec<String>> {
+        let runtime_entries = raw.unwrap_or_else(|| {
+            DEFAULT_RUNTIME_ENTRIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        for e in &runtime_entries {
+            if e.is_empty()
+                || e.starts_with('/')
+                || e.split('/').any(|c| c == ".." || c == "." || c.is_empty())
+            {
+                return Err(self.bad(format!(
+                    "`runtime_entries` item {e:?} must be a relative path inside a service, like `supervise` or `log/event`"
+                )));
+            }
+        }
+        Ok(runtime_entries)
+    }
+
+    fn keep_generations(&self, raw: Option<usize>) -> Result<usize> {
+        let keep_generations = raw.unwrap_or(5);
+        if keep_generations == 0 {
+            return Err(self.bad("`keep_generations: 0` would delete the current generation's history; use 1 or more".into()));
+        }
+        Ok(keep_generations)
     }
 }
 

@@ -2,10 +2,11 @@
 //! generation's service map. Both are YAML files (written in JSON style),
 //! written once, never changed.
 //!
-//! Parsing is defensive (size cap, unknown keys rejected, every value that
-//! later becomes a path checked — service names, object names, entry paths —
-//! and every error names the file); this module only converts between bytes
-//! and types — callers decide where the bytes live.
+//! Parsing is defensive (unknown keys rejected, every value that later
+//! becomes a path checked — service names, object names, entry paths — and
+//! every error names the file); this module only converts between bytes and
+//! types and never does I/O: `src/state/documents.rs` reads the bytes, with a
+//! size cap.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,13 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sys::fs::Dir;
-use crate::model::names::name_problem;
+use crate::format::yaml_guard::yaml_nesting_problem;
+use crate::model::limits::MAX_PATH;
+use crate::model::names::{name_problem, split_object_name};
 use crate::model::tree::{self, Entry, EntryKind};
-
-/// The largest manifest the tool will read, to keep a corrupt file from
-/// exhausting memory.
-const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
 /// `store/<name>-<digest>.manifest.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +63,7 @@ impl Document for GenerationManifest {
             if let Some(why) = name_problem(service.as_bytes()) {
                 return Some(why);
             }
-            match crate::state::layout::split_object_name(object) {
+            match split_object_name(object) {
                 Some((s, digest)) if s == service && is_digest(digest) => {}
                 _ => return Some(format!("{object:?} is not a store object of {service:?}")),
             }
@@ -106,52 +104,6 @@ impl Document for ObjectManifest {
     }
 }
 
-/// Deeper flow nesting than any document of ours has; serde_yaml itself
-/// gives up at 128 levels, but only after its scanner has done work that
-/// grows with the square of the depth (100,000 `[` took 52 s).
-const MAX_FLOW_DEPTH: usize = 64;
-
-/// Refuses YAML whose `[`/`{` nesting (outside quoted strings) is deeper
-/// than [`MAX_FLOW_DEPTH`], before the parser sees it. Used for every YAML
-/// the tool reads: config, manifests, the rollback log.
-pub(crate) fn yaml_nesting_problem(bytes: &[u8]) -> Option<String> {
-    let (mut depth, mut quote, mut escaped) = (0usize, None::<u8>, false);
-    let mut prev = b' ';
-    for &b in bytes {
-        // A quote starts a string only where a scalar may start (`it's` does not).
-        let may_start = matches!(
-            prev,
-            b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b':' | b'-'
-        );
-        prev = b;
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if q == b'"' && b == b'\\' {
-                    escaped = true;
-                } else if b == q {
-                    quote = None;
-                }
-            }
-            None => match b {
-                b'"' | b'\'' if may_start => quote = Some(b),
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > MAX_FLOW_DEPTH {
-                        return Some(format!(
-                            "brackets nested deeper than {MAX_FLOW_DEPTH} levels"
-                        ));
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
-        }
-    }
-    None
-}
-
 /// 64 lowercase hex digits (a BLAKE3 digest as written by this tool).
 fn is_digest(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -160,7 +112,7 @@ fn is_digest(s: &str) -> bool {
 /// Why `path` cannot be an entry below a service directory: empty,
 /// absolute, `.`/`..`/empty components, control characters, too long.
 pub(crate) fn entry_path_problem(path: &str) -> Option<&'static str> {
-    if path.is_empty() || path.len() > crate::stock::MAX_PATH {
+    if path.is_empty() || path.len() > MAX_PATH {
         return Some("empty or too long");
     }
     if path.starts_with('/')
@@ -174,13 +126,6 @@ pub(crate) fn entry_path_problem(path: &str) -> Option<&'static str> {
         return Some("holds a control character");
     }
     None
-}
-
-/// Reads and parses a YAML manifest below `dir`.
-pub(crate) fn load<T: Document>(dir: &Dir, name: &str) -> Result<T> {
-    let path = dir.join(name);
-    let bytes = read_capped(dir, name, MAX_MANIFEST_BYTES)?;
-    parse(&bytes, &path)
 }
 
 /// Parses manifest bytes; the error names the file and says what to do.
@@ -216,24 +161,6 @@ pub(crate) fn to_bytes<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>> 
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::io("cannot serialize", path, std::io::Error::other(e)))?;
     bytes.push(b'\n');
-    Ok(bytes)
-}
-
-/// Reads a whole file below `dir`, refusing one larger than `cap` bytes.
-pub(crate) fn read_capped(dir: &Dir, name: &str, cap: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let path = dir.join(name);
-    let file = dir.open_file(name)?;
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("cannot read", &path, e))?;
-    if bytes.len() as u64 > cap {
-        return Err(Error::bad_input(format!(
-            "{}: larger than {cap} bytes; it is not a file this tool wrote",
-            path.display()
-        )));
-    }
     Ok(bytes)
 }
 
@@ -403,9 +330,5 @@ mod tests {
         assert_eq!(err.exit_code(), 65);
         assert!(err.to_string().contains("nested"), "{err}");
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
-        // Brackets in quoted strings do not count.
-        let quoted = format!("a: \"{}\"\nb: '{}'\n", "[".repeat(100), "{".repeat(100));
-        assert_eq!(yaml_nesting_problem(quoted.as_bytes()), None);
-        assert!(yaml_nesting_problem("[".repeat(65).as_bytes()).is_some());
     }
 }

@@ -89,8 +89,8 @@ pub(crate) fn read_holder(state: &Dir) -> Option<ProcessSignature> {
 
 /// The signature recorded in `.lock` by the last holder, running or not.
 pub(crate) fn read_recorded(state: &Dir) -> Option<ProcessSignature> {
-    let bytes = crate::format::manifest::read_capped(state, layout::LOCK, 64 << 10).ok()?;
-    if crate::format::manifest::yaml_nesting_problem(&bytes).is_some() {
+    let bytes = state.read_capped(layout::LOCK, 64 << 10).ok()?;
+    if crate::format::yaml_guard::yaml_nesting_problem(&bytes).is_some() {
         return None;
     }
     serde_yaml::from_slice(&bytes).ok()

@@ -1,4 +1,5 @@
-//! Service names: what a stock tree may call a service.
+//! Service names: what a stock tree may call a service, and the name of a
+//! store object (`<service>-<digest>`) built from one.
 //!
 //! A name becomes a path component under the store, the generations and the
 //! scan directory, and an argument to supervisor commands, so the allowed set
@@ -41,9 +42,29 @@ pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
     None
 }
 
+/// The name of a store object: `<service>-<digest>`.
+pub(crate) fn object_name(service: &str, digest: &str) -> String {
+    format!("{service}-{digest}")
+}
+
+/// Splits `<service>-<digest>` into its parts (the digest is 64 hex digits).
+pub(crate) fn split_object_name(object: &str) -> Option<(&str, &str)> {
+    let (service, digest) = object.rsplit_once('-')?;
+    (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()) && !service.is_empty())
+        .then_some((service, digest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_round_trip() {
+        let digest = "ab".repeat(32);
+        let name = object_name("web-1.2", &digest);
+        assert_eq!(split_object_name(&name), Some(("web-1.2", digest.as_str())));
+        assert_eq!(split_object_name("web-123"), None);
+    }
 
     fn is_valid_name(name: &str) -> bool {
         name_problem(name.as_bytes()).is_none()

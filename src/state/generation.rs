@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::sys::fs::Dir;
 use crate::state::layout;
 use crate::format::manifest::{self, GenerationManifest};
+use crate::state::documents;
 use crate::state::{State, parse_generation_number};
 
 /// Published generation numbers, ascending.
@@ -32,7 +33,7 @@ pub(crate) fn load(state: &State, n: u64) -> Result<GenerationManifest> {
             "generation {n} does not exist; `svcdir-update list` shows the generations"
         )));
     };
-    let m: GenerationManifest = manifest::load(&dir, layout::GENERATION_MANIFEST)?;
+    let m: GenerationManifest = documents::load(&dir, layout::GENERATION_MANIFEST)?;
     if m.generation != n {
         return Err(Error::bad_input(format!(
             "{}: the manifest says generation {}, not {n}; the state directory was edited by hand",

@@ -29,10 +29,9 @@ pub(crate) const PIN_SUFFIX: &str = ".pin";
 /// A commit deferred by an update lock, to be applied by the next run.
 pub(crate) const PENDING: &str = "pending";
 
-/// The name of a store object: `<service>-<digest>`.
-pub(crate) fn object_name(service: &str, digest: &str) -> String {
-    format!("{service}-{digest}")
-}
+/// Store object names (`<service>-<digest>`) are pure naming rules, so the
+/// manifest parser can check them too; they are spelled in `model::names`.
+pub(crate) use crate::model::names::{object_name, split_object_name};
 
 /// The manifest file name of a store object.
 pub(crate) fn object_manifest_name(object: &str) -> String {
@@ -44,27 +43,7 @@ pub(crate) fn generation_link_target(object: &str) -> String {
     format!("../../{STORE}/{object}")
 }
 
-/// Splits `<service>-<digest>` into its parts (the digest is 64 hex digits).
-pub(crate) fn split_object_name(object: &str) -> Option<(&str, &str)> {
-    let (service, digest) = object.rsplit_once('-')?;
-    (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()) && !service.is_empty())
-        .then_some((service, digest))
-}
-
 /// The staging name of an object or generation.
 pub(crate) fn tmp_name(name: &str) -> String {
     format!("{TMP_PREFIX}{name}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn object_names_round_trip() {
-        let digest = "ab".repeat(32);
-        let name = object_name("web-1.2", &digest);
-        assert_eq!(split_object_name(&name), Some(("web-1.2", digest.as_str())));
-        assert_eq!(split_object_name("web-123"), None);
-    }
 }

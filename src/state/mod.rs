@@ -6,6 +6,7 @@
 //! Opening refuses (exit 77) a state or runtime directory that another user
 //! could write, or one on a file system whose locking is unreliable.
 
+pub(crate) mod documents;
 pub(crate) mod generation;
 pub(crate) mod layout;
 pub(crate) mod pending;

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::sys::fs::{self, Dir};
-use crate::state::layout;
 use crate::format::manifest::{self, ObjectManifest};
-use crate::stock::{self, StockService};
 use crate::model::tree::{self, EntryKind};
+use crate::state::{documents, layout};
+use crate::stock::{self, StockService};
+use crate::sys::fs::{self, Dir};
 
 /// Files up to this size are copied through memory and hashed on the way;
 /// larger ones with `copy_file_range` (reflinks where supported), then re-read.
@@ -60,83 +60,65 @@ pub(crate) fn published(store: &Dir) -> Result<std::collections::HashSet<String>
 
 /// Loads the manifest of a published object.
 pub(crate) fn load_manifest(store: &Dir, object: &str) -> Result<ObjectManifest> {
-    manifest::load(store, &layout::object_manifest_name(object))
+    documents::load(store, &layout::object_manifest_name(object))
 }
 
 /// Copies `service` into `<staging>/.tmp-<object>` and writes its manifest
 /// as `<staging>/.tmp-<object>.manifest.yaml`; `staging` is the state
 /// directory, so that recovery sweeps one small directory, not the store.
 /// Nothing is reachable yet.
-pub(crate) fn stage_object(staging: &Dir, service: &StockService, durability: Durability) -> Result<()> {
-    let store = staging;
+pub(crate) fn stage_object(
+    staging: &Dir,
+    service: &StockService,
+    durability: Durability,
+) -> Result<()> {
     let object = service.object_name();
     let tmp = layout::tmp_name(&object);
-    store.remove_if_exists(&tmp)?;
+    staging.remove_if_exists(&tmp)?;
     let src_root = Dir::open_following(&service.tree)?
         .open_dir(&service.name)
         .map_err(|e| stock::raced(e, &service.dir()))?;
-    let dst_root = store.create_dir(&tmp, 0o700)?;
+    let dst_root = staging.create_dir(&tmp, 0o700)?;
     let per_file = durability == Durability::PerFile;
+    let dirs = copy_entries(service, src_root, dst_root, per_file)?;
+    set_dir_owners_and_modes(service, &dirs, per_file)?;
+    drop(dirs);
+    stage_manifest(staging, service, &object, per_file)?;
+    // The fingerprint re-check: the stock must not have moved under us.
+    stock::recheck(service)?;
+    Ok(())
+}
 
-    // Open (source, destination) pairs of every directory, by entry path.
-    let mut dirs: HashMap<String, (Dir, Dir)> = HashMap::new();
+/// Open (source, destination) pairs of every directory, by entry path.
+type DirPairs = HashMap<String, (Dir, Dir)>;
+
+/// Creates every entry of `service` below `dst_root`: directories (mode
+/// and owner set later), files (copied, re-hashed, owner and mode set) and
+/// symlinks.
+fn copy_entries(
+    service: &StockService,
+    src_root: Dir,
+    dst_root: Dir,
+    per_file: bool,
+) -> Result<DirPairs> {
+    let mut dirs = DirPairs::new();
     dirs.insert(tree::ROOT.to_string(), (src_root, dst_root));
     for entry in service.entries.iter().skip(1) {
-        let parent = tree::parent_of(&entry.path);
         let base = tree::base_of(&entry.path);
-        let Some((src, dst)) = dirs.get(parent) else {
-            return Err(stock::changed_while_reading(
-                &service.dir().join(&entry.path),
-            ));
+        // Built only for an error: a path per entry is not free.
+        let stock_path = || service.dir().join(&entry.path);
+        let Some((src, dst)) = dirs.get(tree::parent_of(&entry.path)) else {
+            return Err(stock::changed_while_reading(&stock_path()));
         };
         match entry.kind {
             EntryKind::Dir => {
                 let s = src
                     .open_dir(base)
-                    .map_err(|e| stock::raced(e, &service.dir().join(&entry.path)))?;
+                    .map_err(|e| stock::raced(e, &stock_path()))?;
                 let d = dst.create_dir(base, 0o700)?;
                 dirs.insert(entry.path.clone(), (s, d));
             }
-            EntryKind::File => {
-                let dst_path = dst.join(base);
-                let from = src
-                    .open_file(base)
-                    .map_err(|e| stock::raced(e, &service.dir().join(&entry.path)))?;
-                // Mode is set exactly below, after the owner.
-                let to = dst.create_private_file(base)?;
-                let size = entry.size.unwrap_or(0);
-                // The object must hold exactly what the digest says, even if
-                // the stock file changed meanwhile: hash what was written.
-                let hash = if size <= IN_MEMORY_COPY {
-                    fs::copy_small(&from, &to, size, &dst_path)?
-                } else {
-                    fs::copy_contents(&from, &to, size, &dst_path)?;
-                    let check = dst.open_file(base)?;
-                    let mut hasher = blake3::Hasher::new();
-                    hasher
-                        .update_reader(&check)
-                        .map_err(|e| Error::io("cannot read", &dst_path, e))?;
-                    hasher.finalize()
-                };
-                if Some(tree::ContentHash::from(hash)) != entry.blake3 {
-                    return Err(stock::changed_while_reading(
-                        &service.dir().join(&entry.path),
-                    ));
-                }
-                if !owned_by_us(entry) {
-                    fs::set_owner_fd(
-                        std::os::fd::AsFd::as_fd(&to),
-                        entry.uid,
-                        entry.gid,
-                        &dst_path,
-                    )?;
-                }
-                // After chown, which clears set-id bits.
-                fs::set_mode_fd(std::os::fd::AsFd::as_fd(&to), entry.mode, &dst_path)?;
-                if per_file {
-                    fs::sync_file(&to, &dst_path)?;
-                }
-            }
+            EntryKind::File => copy_file(src, dst, entry, stock_path, per_file)?,
             EntryKind::Symlink => {
                 dst.symlink(entry.target.as_deref().unwrap_or_default(), base)?;
                 if !owned_by_us(entry) {
@@ -145,8 +127,71 @@ pub(crate) fn stage_object(staging: &Dir, service: &StockService, durability: Du
             }
         }
     }
-    // Directory owners and modes last, deepest first, so a read-only
-    // directory does not block its own population.
+    Ok(dirs)
+}
+
+/// Copies the file `entry` from `src` to `dst`, checks that what was
+/// written has the scanned hash, then sets its owner and mode.
+fn copy_file(
+    src: &Dir,
+    dst: &Dir,
+    entry: &tree::Entry,
+    stock_path: impl Fn() -> PathBuf,
+    per_file: bool,
+) -> Result<()> {
+    let base = tree::base_of(&entry.path);
+    let dst_path = dst.join(base);
+    let from = src
+        .open_file(base)
+        .map_err(|e| stock::raced(e, &stock_path()))?;
+    // Mode is set exactly below, after the owner.
+    let to = dst.create_private_file(base)?;
+    let hash = copy_and_hash(&from, &to, dst, base, &dst_path, entry.size.unwrap_or(0))?;
+    if Some(tree::ContentHash::from(hash)) != entry.blake3 {
+        return Err(stock::changed_while_reading(&stock_path()));
+    }
+    if !owned_by_us(entry) {
+        fs::set_owner_fd(
+            std::os::fd::AsFd::as_fd(&to),
+            entry.uid,
+            entry.gid,
+            &dst_path,
+        )?;
+    }
+    // After chown, which clears set-id bits.
+    fs::set_mode_fd(std::os::fd::AsFd::as_fd(&to), entry.mode, &dst_path)?;
+    if per_file {
+        fs::sync_file(&to, &dst_path)?;
+    }
+    Ok(())
+}
+
+/// Copies `size` bytes and returns the hash of what was written: the object
+/// must hold exactly what the digest says, even if the stock file changed
+/// meanwhile.
+fn copy_and_hash(
+    from: &std::fs::File,
+    to: &std::fs::File,
+    dst: &Dir,
+    base: &str,
+    dst_path: &std::path::Path,
+    size: u64,
+) -> Result<blake3::Hash> {
+    if size <= IN_MEMORY_COPY {
+        return fs::copy_small(from, to, size, dst_path);
+    }
+    fs::copy_contents(from, to, size, dst_path)?;
+    let check = dst.open_file(base)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(&check)
+        .map_err(|e| Error::io("cannot read", dst_path, e))?;
+    Ok(hasher.finalize())
+}
+
+/// Directory owners and modes last, deepest first, so a read-only
+/// directory does not block its own population.
+fn set_dir_owners_and_modes(service: &StockService, dirs: &DirPairs, per_file: bool) -> Result<()> {
     let mut paths: Vec<&String> = dirs.keys().collect();
     paths.sort_by(|a, b| tree::compare_paths(b, a));
     for path in paths {
@@ -162,24 +207,30 @@ pub(crate) fn stage_object(staging: &Dir, service: &StockService, durability: Du
             dst.sync()?;
         }
     }
-    drop(dirs);
+    Ok(())
+}
 
+/// Writes the object's manifest as `<staging>/.tmp-<object>.manifest.yaml`.
+fn stage_manifest(
+    staging: &Dir,
+    service: &StockService,
+    object: &str,
+    per_file: bool,
+) -> Result<()> {
     let manifest = ObjectManifest {
         service: service.name.clone(),
         digest: service.digest.clone(),
         entries: service.entries.clone(),
     };
-    let manifest_tmp = layout::tmp_name(&layout::object_manifest_name(&object));
-    let bytes = manifest::to_bytes(&manifest, &store.join(&manifest_tmp))?;
-    store.remove_if_exists(&manifest_tmp)?;
-    let mut file = store.create_file(&manifest_tmp, 0o644)?;
+    let manifest_tmp = layout::tmp_name(&layout::object_manifest_name(object));
+    let bytes = manifest::to_bytes(&manifest, &staging.join(&manifest_tmp))?;
+    staging.remove_if_exists(&manifest_tmp)?;
+    let mut file = staging.create_file(&manifest_tmp, 0o644)?;
     std::io::Write::write_all(&mut file, &bytes)
-        .map_err(|e| Error::create("write", store.join(&manifest_tmp), e))?;
+        .map_err(|e| Error::create("write", staging.join(&manifest_tmp), e))?;
     if per_file {
-        fs::sync_file(&file, &store.join(&manifest_tmp))?;
+        fs::sync_file(&file, &staging.join(&manifest_tmp))?;
     }
-    // The fingerprint re-check: the stock must not have moved under us.
-    stock::recheck(service)?;
     Ok(())
 }
 

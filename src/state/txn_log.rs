@@ -125,7 +125,7 @@ pub(crate) fn decode(bytes: &[u8], shown: &str) -> Result<TxnLog> {
     if blake3::hash(body.as_bytes()).to_hex().as_str() != sum {
         return Err(damaged("checksum mismatch"));
     }
-    if let Some(why) = crate::format::manifest::yaml_nesting_problem(body.as_bytes()) {
+    if let Some(why) = crate::format::yaml_guard::yaml_nesting_problem(body.as_bytes()) {
         return Err(damaged(&why));
     }
     serde_yaml::from_str(body).map_err(|e| damaged(&e.to_string()))
@@ -141,7 +141,7 @@ pub(crate) fn read(state: &Dir) -> Result<Option<TxnLog>> {
     if state.try_stat(layout::TXN)?.is_none() {
         return Ok(None);
     }
-    let bytes = crate::format::manifest::read_capped(state, layout::TXN, MAX_LOG_BYTES)?;
+    let bytes = state.read_capped(layout::TXN, MAX_LOG_BYTES)?;
     decode(&bytes, &state.join(layout::TXN).display().to_string()).map(Some)
 }
 

@@ -450,6 +450,25 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// Reads a whole child file, refusing one larger than `cap` bytes (a
+    /// corrupt or planted file must not exhaust memory).
+    pub(crate) fn read_capped(&self, name: &str, cap: u64) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let path = self.join(name);
+        let file = self.open_file(name)?;
+        let mut bytes = Vec::new();
+        file.take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read", &path, e))?;
+        if bytes.len() as u64 > cap {
+            return Err(Error::bad_input(format!(
+                "{}: larger than {cap} bytes; it is not a file this tool wrote",
+                path.display()
+            )));
+        }
+        Ok(bytes)
+    }
+
     /// Opens a child file for reading and writing, creating it with `mode`
     /// when missing (never through a symlink).
     pub(crate) fn open_rw(&self, name: impl AsRef<Path>, mode: u32) -> Result<File> {
