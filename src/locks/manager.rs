@@ -15,6 +15,7 @@ use crate::sys::fs::{self, Dir};
 use crate::state::layout;
 use crate::locks::signature::{Liveness, ProcessSignature};
 use crate::output::report;
+use crate::sys::trust::Trust;
 
 /// How often a waiter retries a held lock.
 pub(crate) const POLL: Duration = Duration::from_millis(20);
@@ -29,20 +30,7 @@ impl ManagerLock {
     pub(crate) fn acquire(state: &Dir, wait: Duration) -> Result<ManagerLock> {
         let path = state.join(layout::LOCK);
         if let Some(st) = state.try_stat(layout::LOCK)? {
-            if crate::sys::fs::Kind::of(&st) != crate::sys::fs::Kind::File {
-                return Err(Error::unsafe_env(format!(
-                    "{} is not a regular file (a symlink?); remove it, the tool recreates it",
-                    path.display()
-                )));
-            }
-            let me = rustix::process::geteuid().as_raw();
-            if st.st_uid != me {
-                return Err(Error::unsafe_env(format!(
-                    "{} is owned by uid {}, not {me}; remove it, the tool recreates it",
-                    path.display(),
-                    st.st_uid
-                )));
-            }
+            Trust::MANAGER_LOCK.check(&path, (&st).into())?;
         }
         let mut file = state.open_rw(layout::LOCK, 0o644)?;
         let deadline = Instant::now() + wait;

@@ -115,7 +115,7 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
             Err(e) => return Err(e),
         };
         let st = dir.self_stat()?;
-        crate::config::check_trusted(&t.path, st.st_mode, st.st_uid, "stock tree")?;
+        crate::config::check_trusted(&t.path, (&st).into(), "stock tree")?;
         stock.trees.push(t.path.clone());
         let index = tree_dirs.len();
         for name in dir.names()? {
