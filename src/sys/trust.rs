@@ -148,8 +148,9 @@ impl Trust {
             }
             (Problem::Owner(uid), remedy) => {
                 let (allowed, new_owner) = match self.owner {
-                    Owner::Me => (format!("uid {me} who runs this"), me.to_string()),
-                    Owner::MeOrRoot => (format!("root or uid {me} who runs this"), "root".into()),
+                    Owner::Me => (format!("uid {me}, who runs this"), me.to_string()),
+                    Owner::MeOrRoot if me == 0 => ("root, who runs this".into(), "root".into()),
+                    Owner::MeOrRoot => (format!("root or uid {me}, who runs this"), "root".into()),
                 };
                 let fix = match remedy {
                     Remedy::Repair => format!("run `chown {new_owner} {shown}`"),
@@ -298,6 +299,7 @@ mod tests {
     fn refusals_name_the_path_what_was_found_and_the_fix() {
         let path = Path::new("/srv/state");
         let said = |t: Trust, p: Problem| t.refusal(path, ME, &p);
+        let said_to_root = |t: Trust, p: Problem| t.refusal(path, 0, &p);
         assert_eq!(
             said(Trust::OWN_DIR, Problem::Writable(DIR | 0o775)),
             "`/srv/state` is writable by group (mode 0775); run `chmod go-w /srv/state`"
@@ -309,13 +311,18 @@ mod tests {
         );
         assert_eq!(
             said(Trust::OWN_DIR, Problem::Owner(65534)),
-            "`/srv/state` is owned by uid 65534, not by uid 1000 who runs this; \
+            "`/srv/state` is owned by uid 65534, not by uid 1000, who runs this; \
              run `chown 1000 /srv/state`"
         );
         assert_eq!(
             said(Trust::input("config file"), Problem::Owner(65534)),
-            "the config file `/srv/state` is owned by uid 65534, not by root or uid 1000 \
+            "the config file `/srv/state` is owned by uid 65534, not by root or uid 1000, \
              who runs this; run `chown root /srv/state`"
+        );
+        assert_eq!(
+            said_to_root(Trust::LOCK_FILE, Problem::Owner(65534)),
+            "`/srv/state` is owned by uid 65534, not by root, who runs this; \
+             remove it, the tool recreates it"
         );
         assert_eq!(
             said(
@@ -326,7 +333,7 @@ mod tests {
         );
         assert_eq!(
             said(Trust::MANAGER_LOCK, Problem::Owner(65534)),
-            "`/srv/state` is owned by uid 65534, not by uid 1000 who runs this; \
+            "`/srv/state` is owned by uid 65534, not by uid 1000, who runs this; \
              remove it, the tool recreates it"
         );
     }
