@@ -4,7 +4,8 @@
 //! The file is never unlinked (unlinking a flock file lets two holders
 //! coexist); its content is the holder's process signature, informative only
 //! — the kernel lock is the truth, so a crashed holder can never leave a
-//! stale lock. Waiting is bounded and says who holds the lock before it waits.
+//! stale lock. Waiting is bounded and says who holds the lock before it waits
+//! (the one wait loop, src/locks/wait.rs).
 
 use std::fs::File;
 use std::io::{Seek, Write};
