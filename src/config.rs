@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::sys::trust::{Found, Trust};
 
 /// A config file is a few lines; anything much larger is not one.
 const MAX_CONFIG_BYTES: usize = 1 << 20;
@@ -162,7 +163,6 @@ impl Config {
 
     fn from_file(path: &Path, root: Option<&Path>) -> Result<Config> {
         use std::io::Read;
-        use std::os::unix::fs::MetadataExt;
         let cannot = |e: std::io::Error| Error::Config {
             path: path.to_path_buf(),
             msg: format!("cannot read the config file: {e}"),
@@ -170,7 +170,7 @@ impl Config {
         // One open: the checked file is the file read.
         let mut file = fs_err::File::open(path).map_err(cannot)?;
         let md = file.metadata().map_err(cannot)?;
-        check_trusted(path, md.mode(), md.uid(), "config file")?;
+        check_trusted(path, (&md).into(), "config file")?;
         let mut bytes = Vec::new();
         file.by_ref()
             .take(MAX_CONFIG_BYTES as u64 + 1)
@@ -370,24 +370,8 @@ impl<'a> ConfigResolver<'a> {
 /// Refuses (exit 77) a config file or stock tree that a user other than
 /// root or the one running the tool could change: whoever can write it
 /// chooses what root copies into the store and supervisors run.
-pub(crate) fn check_trusted(path: &Path, mode: u32, uid: u32, what: &str) -> Result<()> {
-    let me = rustix::process::geteuid().as_raw();
-    if mode & 0o022 != 0 {
-        return Err(Error::unsafe_env(format!(
-            "the {what} {} is writable by group or others (mode {:04o}); run `chmod go-w {}`",
-            path.display(),
-            mode & 0o7777,
-            path.display()
-        )));
-    }
-    if uid != 0 && uid != me {
-        return Err(Error::unsafe_env(format!(
-            "the {what} {} is owned by uid {uid}, not by root or uid {me}; run `chown root {}`",
-            path.display(),
-            path.display()
-        )));
-    }
-    Ok(())
+pub(crate) fn check_trusted(path: &Path, found: Found, what: &'static str) -> Result<()> {
+    Trust::input(what).check(path, found)
 }
 
 /// Parses config text; the error names the key and position.

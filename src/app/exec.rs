@@ -17,7 +17,7 @@ use super::Output;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::generation;
-use crate::locks::manager::POLL;
+use crate::locks::wait::{self, Attempt};
 use crate::model::names;
 use crate::locks::pin;
 use crate::state::State;
@@ -70,18 +70,23 @@ pub(crate) fn exec(
         };
         // Pin first, then check the object is still there: `gc` removes an
         // object only while it holds the pin exclusively.
-        let pin_file = loop {
-            if let Some(f) = pin::try_pin_inheritable(&pins, object)? {
-                break f;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::busy(format!(
+        let pin_path = pins.path(object);
+        let pin_file = wait::acquire(
+            deadline.saturating_duration_since(Instant::now()),
+            |_| {
+                Ok(match pin::try_pin_inheritable(&pins, object)? {
+                    Some(f) => Attempt::Taken(f),
+                    None => Attempt::Busy(()),
+                })
+            },
+            |()| format!("{} held by `svcdir-update gc`", pin_path.display()),
+            |()| {
+                Err(Error::busy(format!(
                     "{} is held by `svcdir-update gc`; retry, or wait longer with --wait SECS",
-                    pins.join(pin::file_name(object)).display()
-                )));
-            }
-            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-        };
+                    pin_path.display()
+                )))
+            },
+        )?;
         if state.store.try_open_dir(object)?.is_none() {
             continue; // collected between resolving and pinning: resolve again
         }

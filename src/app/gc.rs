@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -23,7 +23,8 @@ use crate::error::Result;
 use crate::sys::failpoint;
 use crate::state::generation;
 use crate::state::layout;
-use crate::locks::manager::{ManagerLock, POLL};
+use crate::locks::manager::ManagerLock;
+use crate::locks::wait::{self, Attempt};
 use crate::locks::pin;
 use crate::output::report;
 use crate::state::State;
@@ -213,13 +214,7 @@ fn wait_for_pins(cfg: &Config, report: &mut GcReport, wait: Duration) -> Result<
     let Some(pins) = pin::try_pins_dir(cfg)? else {
         return Ok(());
     };
-    let deadline = Instant::now() + wait;
-    report::info(&format!(
-        "waiting up to {:.1}s for {} pinned object(s) to be released",
-        wait.as_secs_f64(),
-        report.pinned.len()
-    ));
-    loop {
+    let try_once = |_| {
         let mut still = Vec::new();
         let mut freed = Vec::new();
         for object in std::mem::take(&mut report.pinned) {
@@ -241,11 +236,19 @@ fn wait_for_pins(cfg: &Config, report: &mut GcReport, wait: Duration) -> Result<
                 }
             }
         }
-        if report.pinned.is_empty() || Instant::now() >= deadline {
-            return Ok(());
-        }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-    }
+        Ok(if report.pinned.is_empty() {
+            Attempt::Taken(())
+        } else {
+            Attempt::Busy(report.pinned.len())
+        })
+    };
+    // At the deadline gc keeps what is still pinned: not an error.
+    wait::acquire(
+        wait,
+        try_once,
+        |pinned| format!("{pinned} pinned object(s) to be released"),
+        |_| Ok(()),
+    )
 }
 
 /// Every path a running process has as cwd, executable, open file or mapping.

@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -18,8 +18,9 @@ use super::Output;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sys::fs;
-use crate::locks::holders;
-use crate::locks::manager::POLL;
+use crate::locks::holders::{self, LockMode};
+use crate::locks::lock_dir::try_lock_naming_holders;
+use crate::locks::wait;
 use crate::model::names;
 use crate::output::report;
 use crate::locks::update;
@@ -30,7 +31,12 @@ struct LockReport {
     status: u8,
 }
 
-pub(crate) fn lock(cfg: &Config, name: &str, command: &[OsString], wait: Duration) -> Result<Output> {
+pub(crate) fn lock(
+    cfg: &Config,
+    name: &str,
+    command: &[OsString],
+    wait: Duration,
+) -> Result<Output> {
     if let Some(problem) = names::name_problem(name.as_bytes()) {
         return Err(Error::usage(problem));
     }
@@ -39,11 +45,11 @@ pub(crate) fn lock(cfg: &Config, name: &str, command: &[OsString], wait: Duratio
     };
     let path = update::path(cfg, name);
     let file = if fs::is_root() {
-        update::locks_dir(cfg)?.open_lock_file(update::file_name(name), 0o644, false)?
+        update::locks_dir(cfg)?.open(name, false)?
     } else {
         // Services open the lock read-only; only root creates it.
         update::try_locks_dir(cfg)?
-            .map(|d| d.try_open_lock_file(update::file_name(name)))
+            .map(|d| d.try_open_existing(name))
             .transpose()?
             .flatten()
             .ok_or_else(|| {
@@ -54,41 +60,19 @@ pub(crate) fn lock(cfg: &Config, name: &str, command: &[OsString], wait: Duratio
                 ))
             })?
     };
-    let deadline = Instant::now() + wait;
-    let mut told = false;
-    loop {
-        // Decided before the attempt, so the last attempt names the holders.
-        let last = Instant::now() >= deadline;
-        if fs::try_lock_shared(&file).map_err(|e| Error::io("cannot lock", &path, e))? {
-            break;
-        }
-        if told && !last {
-            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-            continue;
-        }
-        // A scan of /proc: only before waiting and when giving up.
-        let holders = fs::file_identity(&file)
-            .map(holders::holders_of)
-            .unwrap_or_default();
-        if last {
-            return Err(Error::busy(format!(
+    wait::acquire(
+        wait,
+        |names| try_lock_naming_holders(&file, LockMode::Shared, &path, names),
+        |holders| format!("{} held by {}", path.display(), holders::describe(holders)),
+        |holders| {
+            Err(Error::busy(format!(
                 "{} is held exclusively by {} (an update of {name} in progress?); retry later \
                  or wait longer with --wait SECS",
                 path.display(),
                 holders::describe(&holders)
-            )));
-        }
-        if !told {
-            report::info(&format!(
-                "waiting up to {:.1}s for {} held by {}",
-                wait.as_secs_f64(),
-                path.display(),
-                holders::describe(&holders)
-            ));
-            told = true;
-        }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-    }
+            )))
+        },
+    )?;
     let status = match std::process::Command::new(program).args(args).status() {
         Ok(st) => match (st.code(), st.signal()) {
             (Some(code), _) => u8::try_from(code).unwrap_or(u8::MAX),

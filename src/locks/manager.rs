@@ -4,20 +4,21 @@
 //! The file is never unlinked (unlinking a flock file lets two holders
 //! coexist); its content is the holder's process signature, informative only
 //! — the kernel lock is the truth, so a crashed holder can never leave a
-//! stale lock. Waiting is bounded and says who holds the lock before it waits.
+//! stale lock. Waiting is bounded and says who holds the lock before it waits
+//! (the one wait loop, src/locks/wait.rs).
 
 use std::fs::File;
 use std::io::{Seek, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::sys::fs::{self, Dir};
-use crate::state::layout;
+use crate::locks::holders::LockMode;
+use crate::locks::lock_dir::{holders_of_file, try_lock_file};
 use crate::locks::signature::{Liveness, ProcessSignature};
-use crate::output::report;
-
-/// How often a waiter retries a held lock.
-pub(crate) const POLL: Duration = Duration::from_millis(20);
+use crate::locks::wait::{self, Attempt};
+use crate::state::layout;
+use crate::sys::fs::{self, Dir};
+use crate::sys::trust::Trust;
 
 #[derive(Debug)]
 pub(crate) struct ManagerLock {
@@ -29,47 +30,35 @@ impl ManagerLock {
     pub(crate) fn acquire(state: &Dir, wait: Duration) -> Result<ManagerLock> {
         let path = state.join(layout::LOCK);
         if let Some(st) = state.try_stat(layout::LOCK)? {
-            if crate::sys::fs::Kind::of(&st) != crate::sys::fs::Kind::File {
-                return Err(Error::unsafe_env(format!(
-                    "{} is not a regular file (a symlink?); remove it, the tool recreates it",
-                    path.display()
-                )));
-            }
-            let me = rustix::process::geteuid().as_raw();
-            if st.st_uid != me {
-                return Err(Error::unsafe_env(format!(
-                    "{} is owned by uid {}, not {me}; remove it, the tool recreates it",
-                    path.display(),
-                    st.st_uid
-                )));
-            }
+            Trust::MANAGER_LOCK.check(&path, (&st).into())?;
         }
         let mut file = state.open_rw(layout::LOCK, 0o644)?;
-        let deadline = Instant::now() + wait;
-        let mut told = false;
-        loop {
-            if fs::try_lock_exclusive(&file).map_err(|e| Error::io("cannot lock", &path, e))? {
-                break;
-            }
-            let holder = read_holder(state);
-            if Instant::now() >= deadline {
-                return Err(Error::busy(format!(
+        // The recorded holder is read on every busy try: one small file,
+        // no scan of `/proc`.
+        let try_once = |_| {
+            Ok(if try_lock_file(&file, LockMode::Exclusive, &path)? {
+                Attempt::Taken(())
+            } else {
+                Attempt::Busy(read_holder(state))
+            })
+        };
+        wait::acquire(
+            wait,
+            try_once,
+            |holder| {
+                let holder = holder
+                    .as_ref()
+                    .map_or_else(|| "another process".to_string(), ToString::to_string);
+                format!("{} held by {holder}", path.display())
+            },
+            |holder| {
+                Err(Error::busy(format!(
                     "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
                     path.display(),
                     holder.map(|h| format!(" ({h})")).unwrap_or_default()
-                )));
-            }
-            if !told {
-                report::info(&format!(
-                    "waiting up to {:.1}s for {} held by {}",
-                    wait.as_secs_f64(),
-                    path.display(),
-                    holder.map_or_else(|| "another process".to_string(), |h| h.to_string())
-                ));
-                told = true;
-            }
-            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-        }
+                )))
+            },
+        )?;
         // Record who holds it (informative; the flock is the truth).
         let me = ProcessSignature::myself();
         let text = serde_yaml::to_string(&me).unwrap_or_default();
@@ -101,9 +90,7 @@ pub(crate) fn holders(state: &Dir) -> Vec<crate::locks::holders::LockHolder> {
     let Ok(file) = state.open_file(layout::LOCK) else {
         return Vec::new();
     };
-    fs::file_identity(&file)
-        .map(crate::locks::holders::holders_of)
-        .unwrap_or_default()
+    holders_of_file(&file)
 }
 
 /// Is the manager lock held right now (by anyone, this process included)?

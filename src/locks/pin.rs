@@ -1,4 +1,4 @@
-//! Pins of store objects (design §4.4, issue 5): `<runtime>/pins/<object>.pin`.
+//! Pins of store objects: `<runtime>/pins/<object>.pin`.
 //!
 //! `svcdir-update exec` takes `flock(LOCK_SH)` on the pin of the object it
 //! runs from and hands the locked fd to the program across `execve`, so the
@@ -14,79 +14,59 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::sys::fs::{self, Dir};
-use crate::locks::holders::{self, LockHolder};
+use crate::error::Result;
+use crate::locks::holders::{LockHolder, LockMode};
+use crate::locks::lock_dir::{LockDir, LockKind};
 use crate::state::layout;
-use crate::state::check_safe_dir;
-
-const DIR_MODE: u32 = 0o755;
-const FILE_MODE: u32 = 0o644;
-
-/// The pin file name of a store object.
-pub(crate) fn file_name(object: &str) -> String {
-    format!("{object}{}", layout::PIN_SUFFIX)
-}
 
 /// Opens `<runtime>/pins`, creating it root-owned 0755 (exit 77 if others
 /// could write it).
-pub(crate) fn pins_dir(cfg: &Config) -> Result<Dir> {
-    let runtime = Dir::open_or_create(&cfg.runtime, DIR_MODE)?;
-    check_safe_dir(&runtime)?;
-    let dir = runtime.ensure_dir(layout::PINS, DIR_MODE)?;
-    check_safe_dir(&dir)?;
-    Ok(dir)
+pub(crate) fn pins_dir(cfg: &Config) -> Result<LockDir> {
+    LockDir::create(cfg, LockKind::Pin)
 }
 
 /// `<runtime>/pins` if it exists.
-pub(crate) fn try_pins_dir(cfg: &Config) -> Result<Option<Dir>> {
-    let Ok(runtime) = Dir::open(&cfg.runtime) else {
-        return Ok(None);
-    };
-    runtime.try_open_dir(layout::PINS)
+pub(crate) fn try_pins_dir(cfg: &Config) -> Result<Option<LockDir>> {
+    LockDir::open_existing(cfg, LockKind::Pin)
 }
 
 /// Opens the pin of `object` *without* `O_CLOEXEC` and tries `LOCK_SH`:
 /// the returned fd, and its lock, survive `execve`. `Ok(None)` while `gc`
 /// holds the pin exclusively.
-pub(crate) fn try_pin_inheritable(dir: &Dir, object: &str) -> Result<Option<File>> {
-    let name = file_name(object);
-    let file = dir.open_lock_file(&name, FILE_MODE, true)?;
-    let got =
-        fs::try_lock_shared(&file).map_err(|e| Error::io("cannot lock", dir.join(&name), e))?;
-    Ok(got.then_some(file))
+pub(crate) fn try_pin_inheritable(dir: &LockDir, object: &str) -> Result<Option<File>> {
+    dir.try_lock(object, LockMode::Shared, true)
 }
 
 /// `gc`'s claim on an object: `LOCK_EX` on its pin, held while the object
 /// is removed.
 #[derive(Debug)]
 pub(crate) struct Claim {
-    name: String,
+    object: String,
     file: File,
 }
 
 impl Claim {
     /// Tries `LOCK_EX|LOCK_NB` on the pin of `object`; `Ok(None)` when a
     /// program holds it.
-    pub(crate) fn try_take(dir: &Dir, object: &str) -> Result<Option<Claim>> {
-        let name = file_name(object);
-        let file = dir.open_lock_file(&name, FILE_MODE, false)?;
-        let got = fs::try_lock_exclusive(&file)
-            .map_err(|e| Error::io("cannot lock", dir.join(&name), e))?;
-        Ok(got.then_some(Claim { name, file }))
+    pub(crate) fn try_take(dir: &LockDir, object: &str) -> Result<Option<Claim>> {
+        let file = dir.try_lock(object, LockMode::Exclusive, false)?;
+        Ok(file.map(|file| Claim {
+            object: object.to_string(),
+            file,
+        }))
     }
 
     /// The object is gone: unlink its pin while still holding it, then let go.
-    pub(crate) fn release_removed(self, dir: &Dir) -> Result<()> {
-        dir.remove_if_exists(&self.name)?;
+    pub(crate) fn release_removed(self, dir: &LockDir) -> Result<()> {
+        dir.remove(&self.object)?;
         drop(self.file);
         Ok(())
     }
 }
 
 /// Is `object` pinned right now? (Takes and drops the claim at once.)
-pub(crate) fn is_pinned(dir: &Dir, object: &str) -> Result<bool> {
-    if dir.try_stat(file_name(object))?.is_none() {
+pub(crate) fn is_pinned(dir: &LockDir, object: &str) -> Result<bool> {
+    if !dir.exists(object)? {
         return Ok(false);
     }
     Ok(Claim::try_take(dir, object)?.is_none())
@@ -105,29 +85,13 @@ pub(crate) fn held(cfg: &Config) -> Result<Vec<PinStatus>> {
     let Some(dir) = try_pins_dir(cfg)? else {
         return Ok(Vec::new());
     };
-    let mut files = Vec::new();
-    for name in dir.names()? {
-        let Some(name) = name.to_str() else { continue };
-        let Some(object) = name.strip_suffix(layout::PIN_SUFFIX) else {
-            continue;
-        };
-        let Some(file) = dir.try_open_lock_file(name)? else {
-            continue;
-        };
-        if let Ok(id) = fs::file_identity(&file) {
-            files.push((object.to_string(), id));
-        }
-    }
-    let ids = files.iter().map(|(_, id)| *id).collect();
-    let mut holders = holders::holders_of_many(&ids);
-    Ok(files
+    Ok(dir
+        .held()?
         .into_iter()
-        .filter_map(|(object, id)| {
-            holders.remove(&id).map(|holders| PinStatus {
-                path: cfg.state.join(layout::STORE).join(&object),
-                object,
-                holders,
-            })
+        .map(|(object, _pin, holders)| PinStatus {
+            path: cfg.state.join(layout::STORE).join(&object),
+            object,
+            holders,
         })
         .collect())
 }

@@ -1,4 +1,5 @@
-//! Per-service update locks (design §5): `<runtime>/locks/<name>.lock`.
+//! Per-service update locks: `<runtime>/locks/<name>.lock`, taken by a
+//! commit before it stops anything (docs/design.md#commit).
 //!
 //! A service in a critical section holds its lock with `flock(LOCK_SH)`; a
 //! transaction that will stop or restart services takes `LOCK_EX|LOCK_NB` on
@@ -15,57 +16,43 @@
 use std::fmt;
 use std::fs::File;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::sys::fs::{self, Dir};
-use crate::locks::holders::{self, LockHolder};
-use crate::state::layout;
-use crate::locks::manager::POLL;
+use crate::locks::holders::{self, LockHolder, LockMode};
+use crate::locks::lock_dir::{LockDir, LockKind};
+use crate::locks::wait::{self, Attempt, NameHolders};
 use crate::output::report;
-use crate::state::check_safe_dir;
-
-/// Mode of the locks directory and of the lock files.
-const DIR_MODE: u32 = 0o755;
-const FILE_MODE: u32 = 0o644;
-
-/// The lock file name of a service.
-pub(crate) fn file_name(service: &str) -> String {
-    format!("{service}{}", layout::LOCK_SUFFIX)
-}
+use crate::sys::fs;
 
 /// `<runtime>/locks/<name>.lock`.
 pub(crate) fn path(cfg: &Config, service: &str) -> PathBuf {
-    cfg.runtime.join(layout::LOCKS).join(file_name(service))
+    LockKind::Update.path(cfg, service)
 }
 
 /// Opens `<runtime>/locks`, creating it (and `<runtime>`) root-owned 0755;
 /// refuses one that others could write (exit 77).
-pub(crate) fn locks_dir(cfg: &Config) -> Result<Dir> {
-    let runtime = Dir::open_or_create(&cfg.runtime, DIR_MODE)?;
-    check_safe_dir(&runtime)?;
-    let dir = runtime.ensure_dir(layout::LOCKS, DIR_MODE)?;
-    check_safe_dir(&dir)?;
-    Ok(dir)
+pub(crate) fn locks_dir(cfg: &Config) -> Result<LockDir> {
+    LockDir::create(cfg, LockKind::Update)
 }
 
 /// `<runtime>/locks` if it exists (read-only commands never create it).
-pub(crate) fn try_locks_dir(cfg: &Config) -> Result<Option<Dir>> {
-    let Ok(runtime) = Dir::open(&cfg.runtime) else {
-        return Ok(None);
-    };
-    runtime.try_open_dir(layout::LOCKS)
+pub(crate) fn try_locks_dir(cfg: &Config) -> Result<Option<LockDir>> {
+    LockDir::open_existing(cfg, LockKind::Update)
 }
 
 /// Makes sure every named service has its lock file, so services can take
 /// it from their first start. Existing files are left exactly as they are.
-pub(crate) fn ensure_files<'a>(cfg: &Config, services: impl IntoIterator<Item = &'a str>) -> Result<()> {
+pub(crate) fn ensure_files<'a>(
+    cfg: &Config,
+    services: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
     let dir = locks_dir(cfg)?;
     for service in services {
-        dir.open_lock_file(file_name(service), FILE_MODE, false)?;
+        dir.open(service, false)?;
     }
     Ok(())
 }
@@ -79,12 +66,9 @@ pub(crate) struct UpdateLock {
 impl UpdateLock {
     /// Opens (creating if needed) the service's lock and tries `LOCK_EX|LOCK_NB`.
     /// `Ok(None)` when another process holds it.
-    pub(crate) fn try_exclusive(dir: &Dir, service: &str) -> Result<Option<UpdateLock>> {
-        let name = file_name(service);
-        let file = dir.open_lock_file(&name, FILE_MODE, false)?;
-        let got = fs::try_lock_exclusive(&file)
-            .map_err(|e| Error::io("cannot lock", dir.join(&name), e))?;
-        Ok(got.then_some(UpdateLock { file }))
+    pub(crate) fn try_exclusive(dir: &LockDir, service: &str) -> Result<Option<UpdateLock>> {
+        let file = dir.try_lock(service, LockMode::Exclusive, false)?;
+        Ok(file.map(|file| UpdateLock { file }))
     }
 }
 
@@ -155,9 +139,9 @@ impl Drop for UpdateLocks {
 /// of `/proc`: not on every poll).
 fn try_all(
     cfg: &Config,
-    dir: &Dir,
+    dir: &LockDir,
     services: &[String],
-    name_holders: bool,
+    name_holders: NameHolders,
 ) -> Result<(Vec<UpdateLock>, Vec<Blocker>)> {
     let mut held = Vec::new();
     let mut blocked = Vec::new();
@@ -177,21 +161,15 @@ fn try_all(
                 }
                 held.push(lock);
             }
-            None => {
-                let holders = if name_holders {
-                    let file = dir.open_lock_file(file_name(service), FILE_MODE, false)?;
-                    fs::file_identity(&file)
-                        .map(holders::holders_of)
-                        .unwrap_or_default()
+            None => blocked.push(Blocker::Flock {
+                service: service.clone(),
+                path: dir.path(service),
+                holders: if name_holders.0 {
+                    dir.holders(service)?
                 } else {
                     Vec::new()
-                };
-                blocked.push(Blocker::Flock {
-                    service: service.clone(),
-                    path: dir.join(file_name(service)),
-                    holders,
-                });
-            }
+                },
+            }),
         }
     }
     Ok((held, blocked))
@@ -216,17 +194,13 @@ pub(crate) fn acquire_all(
     }
     let dir = locks_dir(cfg)?;
     let force = policy.force || cfg.override_update_locks;
-    let deadline = Instant::now() + policy.wait;
-    let mut told = false;
-    loop {
-        // Decided before the attempt, so the last attempt names the holders.
-        let last = Instant::now() >= deadline;
-        let (held, blocked) = try_all(cfg, &dir, &services, force || last || !told)?;
+    let try_once = |name_holders: NameHolders| {
+        let (held, blocked) = try_all(cfg, &dir, &services, NameHolders(force || name_holders.0))?;
         if blocked.is_empty() {
-            return Ok(UpdateLocks {
+            return Ok(Attempt::Taken(UpdateLocks {
                 held,
                 overridden: Vec::new(),
-            });
+            }));
         }
         if force {
             let why = if policy.force {
@@ -237,36 +211,38 @@ pub(crate) fn acquire_all(
             for b in &blocked {
                 report::warn(&format!("{why}: overriding the update lock of {b}"));
             }
-            return Ok(UpdateLocks {
+            return Ok(Attempt::Taken(UpdateLocks {
                 held,
                 overridden: blocked,
-            });
+            }));
         }
         // All or none: let go of what we got before waiting or failing.
         drop(UpdateLocks {
             held,
             overridden: Vec::new(),
         });
-        let list = blocked
-            .iter()
-            .map(Blocker::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        if last {
-            return Err(Error::busy(format!(
+        Ok(Attempt::Busy(describe_all(&blocked)))
+    };
+    wait::acquire(
+        policy.wait,
+        try_once,
+        |list| format!("update locks: {list}"),
+        |list| {
+            Err(Error::busy(format!(
                 "update locks are held: {list}. Nothing was stopped or switched{deferred}. \
                  Retry when they are released, wait longer with --wait SECS, or override with --force"
-            )));
-        }
-        if !told {
-            report::info(&format!(
-                "waiting up to {:.1}s for update locks: {list}",
-                policy.wait.as_secs_f64()
-            ));
-            told = true;
-        }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-    }
+            )))
+        },
+    )
+}
+
+/// What blocks a transaction, as one line: `web: … is held by …; db: …`.
+fn describe_all(blocked: &[Blocker]) -> String {
+    blocked
+        .iter()
+        .map(Blocker::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A service's update lock as `status` shows it.
@@ -282,29 +258,13 @@ pub(crate) fn held(cfg: &Config) -> Result<Vec<LockStatus>> {
     let Some(dir) = try_locks_dir(cfg)? else {
         return Ok(Vec::new());
     };
-    let mut files = Vec::new();
-    for name in dir.names()? {
-        let Some(name) = name.to_str() else { continue };
-        let Some(service) = name.strip_suffix(layout::LOCK_SUFFIX) else {
-            continue;
-        };
-        let Some(file) = dir.try_open_lock_file(name)? else {
-            continue;
-        };
-        if let Ok(id) = fs::file_identity(&file) {
-            files.push((service.to_string(), dir.join(name), id));
-        }
-    }
-    let ids = files.iter().map(|(_, _, id)| *id).collect();
-    let mut holders = holders::holders_of_many(&ids);
-    Ok(files
+    Ok(dir
+        .held()?
         .into_iter()
-        .filter_map(|(service, path, id)| {
-            holders.remove(&id).map(|holders| LockStatus {
-                service,
-                path,
-                holders,
-            })
+        .map(|(service, path, holders)| LockStatus {
+            service,
+            path,
+            holders,
         })
         .collect())
 }

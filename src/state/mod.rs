@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sys::fs::Dir;
+use crate::sys::trust::Trust;
 
 /// `statfs` magics (from `linux/magic.h`) of network and user-space file
 /// systems, where flock may be emulated, advisory across clients only, or
@@ -157,27 +158,11 @@ pub(crate) fn parse_generation_number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// Refuses a directory another user could write, or that lives on a file
-/// system where flock/rename are unreliable.
+/// Refuses a directory another user could write (the trust policy of
+/// [`Trust::OWN_DIR`]), or that lives on a file system where flock/rename
+/// are unreliable.
 pub(crate) fn check_safe_dir(dir: &Dir) -> Result<()> {
-    let st = dir.self_stat()?;
-    let me = rustix::process::geteuid().as_raw();
-    if st.st_mode & 0o022 != 0 {
-        return Err(Error::unsafe_env(format!(
-            "{} is writable by group or others (mode {:04o}); run `chmod go-w {}`",
-            dir.path().display(),
-            st.st_mode & 0o7777,
-            dir.path().display()
-        )));
-    }
-    if st.st_uid != me {
-        return Err(Error::unsafe_env(format!(
-            "{} is owned by uid {}, not by uid {me} who runs this; run `chown {me} {}`",
-            dir.path().display(),
-            st.st_uid,
-            dir.path().display()
-        )));
-    }
+    Trust::OWN_DIR.check(dir.path(), (&dir.self_stat()?).into())?;
     if let Some(name) = unreliable_fs(dir.statfs_type()?) {
         return Err(Error::unsafe_env(format!(
             "{} is on {name}, where flock and rename are not reliable; put the state on a local file system",

@@ -101,7 +101,7 @@ fn open_tree(cfg: &Config, tree: &StockTree, problems: &mut Vec<Problem>) -> Res
         Err(e) => return Err(e),
     };
     let st = dir.self_stat()?;
-    crate::config::check_trusted(&tree.path, st.st_mode, st.st_uid, "stock tree")?;
+    crate::config::check_trusted(&tree.path, (&st).into(), "stock tree")?;
     Ok(Some(dir))
 }
 

@@ -26,6 +26,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Sta
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
+use crate::sys::trust::{self, Trust};
 
 fn io_err(e: rustix::io::Errno) -> io::Error {
     io::Error::from(e)
@@ -537,31 +538,13 @@ impl Dir {
         let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | cloexec;
         let fd = match self.open_or_create_exact(name, base, mode) {
             Ok(fd) => fd,
-            Err((Errno::LOOP, _)) => {
-                return Err(Error::unsafe_env(format!(
-                    "{} is a symlink; remove it, the tool recreates it",
-                    self.join(name).display()
-                )));
-            }
+            Err((Errno::LOOP, _)) => return Err(trust::refuse_symlink(&self.join(name))),
             Err((e, "open")) => return Err(Error::io("cannot open", self.join(name), io_err(e))),
             Err((e, op)) => return Err(Error::create(op, self.join(name), io_err(e))),
         };
         let st = rustix::fs::fstat(&fd)
             .map_err(|e| Error::io("cannot stat", self.join(name), io_err(e)))?;
-        if Kind::of(&st) != Kind::File {
-            return Err(Error::unsafe_env(format!(
-                "{} is not a regular file; remove it, the tool recreates it",
-                self.join(name).display()
-            )));
-        }
-        let me = rustix::process::geteuid().as_raw();
-        if st.st_uid != me && st.st_uid != 0 {
-            return Err(Error::unsafe_env(format!(
-                "{} is owned by uid {}, not by root or uid {me}; remove it, the tool recreates it",
-                self.join(name).display(),
-                st.st_uid
-            )));
-        }
+        Trust::LOCK_FILE.check(&self.join(name), (&st).into())?;
         Ok(File::from(fd))
     }
 

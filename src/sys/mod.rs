@@ -1,6 +1,8 @@
 //! The operating-system boundary: the only owner of fd-relative file
-//! operations (`openat2`, `renameat2`, `linkat`, fsync), and the named
-//! failpoints between the effects of a transaction.
+//! operations (`openat2`, `renameat2`, `linkat`, fsync), the named
+//! failpoints between the effects of a transaction, and the one policy for
+//! which owners and modes are trusted.
 
 pub(crate) mod failpoint;
 pub(crate) mod fs;
+pub(crate) mod trust;

@@ -990,3 +990,51 @@ fn stock_tree_writable_by_group_is_refused_with_77() {
 fn stock_tree_owned_by_another_user_is_refused_with_77() {
     assert_foreign_owner_refused_77(|root| root.stock());
 }
+
+/// Every trust refusal is worded one way (src/sys/trust.rs): the path, what
+/// was found, and the command that fixes it.
+#[test]
+fn trust_refusals_name_the_path_what_was_found_and_the_fix() {
+    let root = Root::example();
+    root.commit().ok();
+    let stock = root.stock();
+    chmod(&stock, 0o775);
+    let run = root.commit().code(77);
+    let shown = stock.display();
+    assert!(
+        run.stderr.contains(&format!(
+            "the stock tree `{shown}` is writable by group (mode 0775); run `chmod go-w {shown}`"
+        )),
+        "{}",
+        run.stderr
+    );
+    chmod(&stock, 0o755);
+
+    let runtime = root.runtime();
+    chown(&runtime, NOBODY);
+    let run = root.commit().code(77);
+    let shown = runtime.display();
+    assert!(
+        run.stderr.contains(&format!(
+            "`{shown}` is owned by uid {NOBODY}, not by uid 0, who runs this; run `chown 0 {shown}`"
+        )),
+        "{}",
+        run.stderr
+    );
+    chown(&runtime, 0);
+
+    // Only a commit that restarts `web` opens its update lock.
+    root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+    let lock = root.runtime().join("locks/web.lock");
+    chown(&lock, NOBODY);
+    let run = root.commit().code(77);
+    assert!(
+        run.stderr.contains(&format!(
+            "`{}` is owned by uid {NOBODY}, not by root, who runs this; \
+             remove it, the tool recreates it",
+            lock.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}

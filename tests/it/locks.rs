@@ -461,6 +461,40 @@ fn gc_without_wait_removes_the_object_once_the_pinned_program_ended() {
     assert!(!root.state().join("store").join(&first).exists());
 }
 
+/// `exec` waits for `gc`'s exclusive hold on the pin like every waiter
+/// (src/locks/wait.rs): it says so once, gives up with 75 at the deadline
+/// naming the pin, and launches once the pin is free.
+#[test]
+fn exec_waits_for_an_exclusive_hold_on_the_pin_then_gives_up_with_75() {
+    let root = Root::example();
+    let out = root.path().join("exec.out");
+    pinned_web(&root, &out);
+    root.commit().ok();
+    let pins = root.runtime().join("pins");
+    std::fs::create_dir_all(&pins).unwrap();
+    std::fs::set_permissions(&pins, PermissionsExt::from_mode(0o755)).unwrap();
+    let pin = pins.join(format!("{}.pin", web_object(&root)));
+    std::fs::write(&pin, "").unwrap();
+    let holder = hold(&pin, "-x");
+    wait_until("pin held", DEADLINE, || is_locked(&pin));
+
+    let (run, took) = timed(|| root.run(&["--wait", "0.5", "exec", "web"]));
+    let run = run.code(75);
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(run.stderr.contains("waiting up to 0.5s"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{} is held by `svcdir-update gc`", pin.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.exists(), "the program ran while the pin was held");
+
+    drop(holder);
+    let _program = KillOnDrop(root.command(&["exec", "web"]).spawn().unwrap());
+    wait_until("the program started", DEADLINE, || out.exists());
+}
+
 /// `/proc/<pid>/stat` field 22, the start time in clock ticks.
 fn start_time(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

@@ -1,0 +1,200 @@
+//! The lock directories under `<runtime>`: `locks/` (per-service update
+//! locks, `<name>.lock`) and `pins/` (pins of store objects,
+//! `<object>.pin`). Both kinds are flock files made by the tool, 0644 in
+//! a 0755 directory owned by whoever runs the tool, refused (exit 77) when
+//! others could write the directory; the kinds differ only by directory
+//! and suffix ([`LockKind`]).
+//!
+//! This module opens, locks and lists lock files; it never decides what a
+//! lock protects (see [`crate::locks::update`], [`crate::locks::pin`]) and
+//! never unlinks a lock file but through [`LockDir::remove`], which only
+//! `gc` calls while it holds the pin.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::locks::holders::{self, LockHolder, LockMode};
+use crate::locks::wait::{Attempt, NameHolders};
+use crate::state::check_safe_dir;
+use crate::state::layout;
+use crate::sys::fs::{self, Dir};
+
+/// Mode of `<runtime>` and of the lock directories when the tool makes them.
+const DIR_MODE: u32 = 0o755;
+/// Mode of a lock file: readable by services, which only need to flock it.
+const FILE_MODE: u32 = 0o644;
+
+/// Which lock directory: they differ by name and file suffix only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    /// `<runtime>/locks/<service>.lock`.
+    Update,
+    /// `<runtime>/pins/<object>.pin`.
+    Pin,
+}
+
+impl LockKind {
+    fn dir_name(self) -> &'static str {
+        match self {
+            LockKind::Update => layout::LOCKS,
+            LockKind::Pin => layout::PINS,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            LockKind::Update => layout::LOCK_SUFFIX,
+            LockKind::Pin => layout::PIN_SUFFIX,
+        }
+    }
+
+    /// The lock file name of `name` (a service or a store object).
+    pub(crate) fn file_name(self, name: &str) -> String {
+        format!("{name}{}", self.suffix())
+    }
+
+    /// `<runtime>/<dir>/<name><suffix>`, for messages before the directory
+    /// is opened.
+    pub(crate) fn path(self, cfg: &Config, name: &str) -> PathBuf {
+        cfg.runtime.join(self.dir_name()).join(self.file_name(name))
+    }
+}
+
+/// An open lock directory of one kind.
+#[derive(Debug)]
+pub(crate) struct LockDir {
+    kind: LockKind,
+    dir: Dir,
+}
+
+impl LockDir {
+    /// Opens `<runtime>/<dir>`, creating it (and `<runtime>`) 0755; refuses
+    /// either if others could write it (exit 77).
+    pub(crate) fn create(cfg: &Config, kind: LockKind) -> Result<LockDir> {
+        let runtime = Dir::open_or_create(&cfg.runtime, DIR_MODE)?;
+        check_safe_dir(&runtime)?;
+        let dir = runtime.ensure_dir(kind.dir_name(), DIR_MODE)?;
+        check_safe_dir(&dir)?;
+        Ok(LockDir { kind, dir })
+    }
+
+    /// `<runtime>/<dir>` if it exists (read-only commands never create it).
+    pub(crate) fn open_existing(cfg: &Config, kind: LockKind) -> Result<Option<LockDir>> {
+        let Ok(runtime) = Dir::open(&cfg.runtime) else {
+            return Ok(None);
+        };
+        Ok(runtime
+            .try_open_dir(kind.dir_name())?
+            .map(|dir| LockDir { kind, dir }))
+    }
+
+    /// The path of `name`'s lock file.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(self.kind.file_name(name))
+    }
+
+    /// Opens `name`'s lock file, creating it 0644 when missing.
+    /// `inheritable` leaves out `O_CLOEXEC` (the fd survives `execve`).
+    pub(crate) fn open(&self, name: &str, inheritable: bool) -> Result<File> {
+        self.dir
+            .open_lock_file(self.kind.file_name(name), FILE_MODE, inheritable)
+    }
+
+    /// `name`'s lock file if it exists; never creates it.
+    pub(crate) fn try_open_existing(&self, name: &str) -> Result<Option<File>> {
+        self.dir.try_open_lock_file(self.kind.file_name(name))
+    }
+
+    /// Does `name` have a lock file?
+    pub(crate) fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.dir.try_stat(self.kind.file_name(name))?.is_some())
+    }
+
+    /// Opens (creating if needed) `name`'s lock file and tries to flock it
+    /// `mode` without blocking; `Ok(None)` when another process holds it.
+    pub(crate) fn try_lock(
+        &self,
+        name: &str,
+        mode: LockMode,
+        inheritable: bool,
+    ) -> Result<Option<File>> {
+        let file = self.open(name, inheritable)?;
+        try_lock_file(&file, mode, &self.path(name)).map(|got| got.then_some(file))
+    }
+
+    /// Every process holding `name`'s lock (a scan of `/proc`).
+    pub(crate) fn holders(&self, name: &str) -> Result<Vec<LockHolder>> {
+        let file = self.open(name, false)?;
+        Ok(holders_of_file(&file))
+    }
+
+    /// Unlinks `name`'s lock file (only while holding it exclusively: a pin
+    /// whose object is gone).
+    pub(crate) fn remove(&self, name: &str) -> Result<()> {
+        self.dir.remove_if_exists(self.kind.file_name(name))
+    }
+
+    /// Every lock file in the directory that some process holds: its name
+    /// (suffix stripped), path and holders, with one pass over `/proc`.
+    pub(crate) fn held(&self) -> Result<Vec<(String, PathBuf, Vec<LockHolder>)>> {
+        let mut files = Vec::new();
+        for file_name in self.dir.names()? {
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            let Some(name) = file_name.strip_suffix(self.kind.suffix()) else {
+                continue;
+            };
+            let Some(file) = self.dir.try_open_lock_file(file_name)? else {
+                continue;
+            };
+            if let Ok(id) = fs::file_identity(&file) {
+                files.push((name.to_string(), self.dir.join(file_name), id));
+            }
+        }
+        let ids = files.iter().map(|(_, _, id)| *id).collect();
+        let mut holders = holders::holders_of_many(&ids);
+        Ok(files
+            .into_iter()
+            .filter_map(|(name, path, id)| holders.remove(&id).map(|h| (name, path, h)))
+            .collect())
+    }
+}
+
+/// Tries to flock an open lock file `mode` without blocking; `path` names
+/// it in the error.
+pub(crate) fn try_lock_file(file: &File, mode: LockMode, path: &Path) -> Result<bool> {
+    let got = match mode {
+        LockMode::Shared => fs::try_lock_shared(file),
+        LockMode::Exclusive => fs::try_lock_exclusive(file),
+    };
+    got.map_err(|e| Error::io("cannot lock", path, e))
+}
+
+/// One try at flocking an open lock file `mode`: taken, or busy with its
+/// holders (looked up only when `name_holders`, a scan of `/proc`).
+pub(crate) fn try_lock_naming_holders(
+    file: &File,
+    mode: LockMode,
+    path: &Path,
+    name_holders: NameHolders,
+) -> Result<Attempt<(), Vec<LockHolder>>> {
+    if try_lock_file(file, mode, path)? {
+        return Ok(Attempt::Taken(()));
+    }
+    Ok(Attempt::Busy(if name_holders.0 {
+        holders_of_file(file)
+    } else {
+        Vec::new()
+    }))
+}
+
+/// Every process other than this one holding a flock on `file`; none when
+/// the file cannot be identified.
+pub(crate) fn holders_of_file(file: &File) -> Vec<LockHolder> {
+    fs::file_identity(file)
+        .map(holders::holders_of)
+        .unwrap_or_default()
+}

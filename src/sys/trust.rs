@@ -1,0 +1,340 @@
+//! The one trust policy: which owners and modes make a file or directory
+//! safe for root to rely on, and the one way a refusal is worded.
+//!
+//! Whoever can write the state, the runtime directories, the config file or
+//! a stock tree chooses what root copies, switches and supervisors run; a
+//! lock file someone else made could be held or swapped by them. Every such
+//! path is checked here, against its already opened fd's `fstat` (or the
+//! `lstat` of the very name about to be opened), and refused with exit 77
+//! ([`Error::Unsafe`]) by a message that names the path, what was found and
+//! the fix. This module only judges: it never opens, changes or removes
+//! anything.
+
+use std::path::Path;
+
+use rustix::fs::{FileType, Stat};
+
+use crate::error::{Error, Result};
+
+/// Who may own a trusted path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// Only the user running the tool: what the tool itself makes and
+    /// writes (the state and runtime directories, the manager lock).
+    Me,
+    /// The user running the tool or root: what root installs for it (the
+    /// config file, stock trees) and lock files root made.
+    MeOrRoot,
+}
+
+/// What the user is told to do about a refused path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remedy {
+    /// `chmod go-w` / `chown` it: its content matters.
+    Repair,
+    /// Remove it: the tool recreates it (lock files, whose content does not).
+    Remove,
+}
+
+/// One kind of trusted path: who may own it, whether group and others must
+/// not write it, and whether it must be a regular file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trust {
+    /// What the path is in messages ("the config file"), or empty.
+    what: &'static str,
+    owner: Owner,
+    refuse_group_or_other_write: bool,
+    regular_file: bool,
+    remedy: Remedy,
+}
+
+impl Trust {
+    /// A directory the tool writes: `<state>` and its subdirectories,
+    /// `<runtime>` and its lock directories.
+    pub(crate) const OWN_DIR: Trust = Trust {
+        what: "",
+        owner: Owner::Me,
+        refuse_group_or_other_write: true,
+        regular_file: false,
+        remedy: Remedy::Repair,
+    };
+
+    /// The manager lock `<state>/.lock`: a regular file of the user running
+    /// the tool; its mode does not matter (only the flock does).
+    pub(crate) const MANAGER_LOCK: Trust = Trust {
+        what: "",
+        owner: Owner::Me,
+        refuse_group_or_other_write: false,
+        regular_file: true,
+        remedy: Remedy::Remove,
+    };
+
+    /// An update lock or a pin: a regular file of root or the user running
+    /// the tool (services open it read-only; its mode does not matter).
+    pub(crate) const LOCK_FILE: Trust = Trust {
+        what: "",
+        owner: Owner::MeOrRoot,
+        refuse_group_or_other_write: false,
+        regular_file: true,
+        remedy: Remedy::Remove,
+    };
+
+    /// An input root installs for the tool (`what`: "config file", "stock
+    /// tree"): owned by root or the user running the tool, not writable by
+    /// group or others.
+    pub(crate) const fn input(what: &'static str) -> Trust {
+        Trust {
+            what,
+            owner: Owner::MeOrRoot,
+            refuse_group_or_other_write: true,
+            regular_file: false,
+            remedy: Remedy::Repair,
+        }
+    }
+
+    /// Refuses `path` (exit 77) unless its mode and owner `found` fit this
+    /// policy.
+    pub(crate) fn check(&self, path: &Path, found: Found) -> Result<()> {
+        let me = rustix::process::geteuid().as_raw();
+        self.check_as(me, found)
+            .map_err(|problem| Error::unsafe_env(self.refusal(path, me, &problem)))
+    }
+
+    /// What is wrong with `found` for a process running as uid `me`.
+    fn check_as(&self, me: u32, found: Found) -> std::result::Result<(), Problem> {
+        let file_type = FileType::from_raw_mode(found.mode);
+        if self.regular_file && file_type != FileType::RegularFile {
+            return Err(Problem::NotARegularFile(file_type));
+        }
+        if self.refuse_group_or_other_write && found.mode & 0o022 != 0 {
+            return Err(Problem::Writable(found.mode));
+        }
+        let owner_ok = match self.owner {
+            Owner::Me => found.uid == me,
+            Owner::MeOrRoot => found.uid == me || found.uid == 0,
+        };
+        if !owner_ok {
+            return Err(Problem::Owner(found.uid));
+        }
+        Ok(())
+    }
+
+    /// The one message style: what the path is, what was found, the fix.
+    fn refusal(&self, path: &Path, me: u32, problem: &Problem) -> String {
+        let shown = path.display();
+        let subject = if self.what.is_empty() {
+            format!("`{shown}`")
+        } else {
+            format!("the {} `{shown}`", self.what)
+        };
+        let recreate = "remove it, the tool recreates it";
+        match (problem, self.remedy) {
+            (Problem::NotARegularFile(kind), _) => {
+                format!(
+                    "{subject} is {}, not a regular file; {recreate}",
+                    kind_name(*kind)
+                )
+            }
+            (Problem::Writable(mode), remedy) => {
+                let fix = match remedy {
+                    Remedy::Repair => format!("run `chmod go-w {shown}`"),
+                    Remedy::Remove => recreate.to_string(),
+                };
+                format!(
+                    "{subject} is writable by {} (mode {:04o}); {fix}",
+                    writers(*mode),
+                    mode & 0o7777
+                )
+            }
+            (Problem::Owner(uid), remedy) => {
+                let (allowed, new_owner) = match self.owner {
+                    Owner::Me => (format!("uid {me}, who runs this"), me.to_string()),
+                    Owner::MeOrRoot if me == 0 => ("root, who runs this".into(), "root".into()),
+                    Owner::MeOrRoot => (format!("root or uid {me}, who runs this"), "root".into()),
+                };
+                let fix = match remedy {
+                    Remedy::Repair => format!("run `chown {new_owner} {shown}`"),
+                    Remedy::Remove => recreate.to_string(),
+                };
+                format!("{subject} is owned by uid {uid}, not by {allowed}; {fix}")
+            }
+        }
+    }
+}
+
+/// Refuses (exit 77) `path`, a symlink where a lock file must be: found by
+/// `O_NOFOLLOW` before there is anything to stat.
+pub(crate) fn refuse_symlink(path: &Path) -> Error {
+    Error::unsafe_env(format!(
+        "`{}` is a symlink, not a regular file; remove it, the tool recreates it",
+        path.display()
+    ))
+}
+
+/// The mode and owner of a path, from `fstat`/`lstat` or [`std::fs::Metadata`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    /// `st_mode`, file type bits included.
+    pub mode: u32,
+    pub uid: u32,
+}
+
+impl From<&Stat> for Found {
+    fn from(st: &Stat) -> Found {
+        // `st_mode` is u32 on Linux, but not on every target rustix knows.
+        #[allow(clippy::unnecessary_cast)]
+        let mode = st.st_mode as u32;
+        Found {
+            mode,
+            uid: st.st_uid,
+        }
+    }
+}
+
+impl From<&std::fs::Metadata> for Found {
+    fn from(md: &std::fs::Metadata) -> Found {
+        use std::os::unix::fs::MetadataExt;
+        Found {
+            mode: md.mode(),
+            uid: md.uid(),
+        }
+    }
+}
+
+/// Why a path is not trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    NotARegularFile(FileType),
+    /// Writable by group or others; the mode found.
+    Writable(u32),
+    /// Owned by someone not allowed; the uid found.
+    Owner(u32),
+}
+
+/// "group", "others" or "group and others", from the write bits of `mode`.
+fn writers(mode: u32) -> &'static str {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "group and others",
+        (true, false) => "group",
+        _ => "others",
+    }
+}
+
+fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Symlink => "a symlink",
+        FileType::Directory => "a directory",
+        FileType::Fifo => "a fifo",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice | FileType::BlockDevice => "a device",
+        _ => "a special file",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: u32 = 0o100_000;
+    const DIR: u32 = 0o040_000;
+    const LINK: u32 = 0o120_000;
+    const ME: u32 = 1000;
+
+    fn verdict(trust: Trust, mode: u32, uid: u32) -> std::result::Result<(), Problem> {
+        trust.check_as(ME, Found { mode, uid })
+    }
+
+    #[test]
+    fn own_directories_are_mine_and_not_writable_by_others() {
+        let t = Trust::OWN_DIR;
+        assert_eq!(verdict(t, DIR | 0o755, ME), Ok(()));
+        assert_eq!(verdict(t, DIR | 0o700, ME), Ok(()));
+        assert_eq!(verdict(t, DIR | 0o1755, ME), Ok(()));
+        assert_eq!(
+            verdict(t, DIR | 0o775, ME),
+            Err(Problem::Writable(DIR | 0o775))
+        );
+        assert_eq!(
+            verdict(t, DIR | 0o757, ME),
+            Err(Problem::Writable(DIR | 0o757))
+        );
+        // Root's directory is not mine when I am not root.
+        assert_eq!(verdict(t, DIR | 0o755, 0), Err(Problem::Owner(0)));
+        assert_eq!(verdict(t, DIR | 0o755, 65534), Err(Problem::Owner(65534)));
+    }
+
+    #[test]
+    fn inputs_may_be_roots_and_not_writable_by_others() {
+        let t = Trust::input("config file");
+        assert_eq!(verdict(t, FILE | 0o644, ME), Ok(()));
+        assert_eq!(verdict(t, FILE | 0o644, 0), Ok(()));
+        assert_eq!(verdict(t, DIR | 0o755, 0), Ok(()));
+        assert_eq!(
+            verdict(t, FILE | 0o664, 0),
+            Err(Problem::Writable(FILE | 0o664))
+        );
+        assert_eq!(verdict(t, FILE | 0o644, 65534), Err(Problem::Owner(65534)));
+    }
+
+    #[test]
+    fn lock_files_must_be_regular_files_of_the_right_owner_whatever_their_mode() {
+        let t = Trust::LOCK_FILE;
+        assert_eq!(verdict(t, FILE | 0o644, 0), Ok(()));
+        assert_eq!(verdict(t, FILE | 0o666, ME), Ok(()));
+        assert_eq!(
+            verdict(t, LINK | 0o777, 0),
+            Err(Problem::NotARegularFile(FileType::Symlink))
+        );
+        assert_eq!(verdict(t, FILE | 0o644, 65534), Err(Problem::Owner(65534)));
+        let m = Trust::MANAGER_LOCK;
+        assert_eq!(verdict(m, FILE | 0o666, ME), Ok(()));
+        assert_eq!(verdict(m, FILE | 0o644, 0), Err(Problem::Owner(0)));
+        assert_eq!(
+            verdict(m, DIR | 0o755, ME),
+            Err(Problem::NotARegularFile(FileType::Directory))
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_path_what_was_found_and_the_fix() {
+        let path = Path::new("/srv/state");
+        let said = |t: Trust, p: Problem| t.refusal(path, ME, &p);
+        let said_to_root = |t: Trust, p: Problem| t.refusal(path, 0, &p);
+        assert_eq!(
+            said(Trust::OWN_DIR, Problem::Writable(DIR | 0o775)),
+            "`/srv/state` is writable by group (mode 0775); run `chmod go-w /srv/state`"
+        );
+        assert_eq!(
+            said(Trust::input("stock tree"), Problem::Writable(DIR | 0o777)),
+            "the stock tree `/srv/state` is writable by group and others (mode 0777); \
+             run `chmod go-w /srv/state`"
+        );
+        assert_eq!(
+            said(Trust::OWN_DIR, Problem::Owner(65534)),
+            "`/srv/state` is owned by uid 65534, not by uid 1000, who runs this; \
+             run `chown 1000 /srv/state`"
+        );
+        assert_eq!(
+            said(Trust::input("config file"), Problem::Owner(65534)),
+            "the config file `/srv/state` is owned by uid 65534, not by root or uid 1000, \
+             who runs this; run `chown root /srv/state`"
+        );
+        assert_eq!(
+            said_to_root(Trust::LOCK_FILE, Problem::Owner(65534)),
+            "`/srv/state` is owned by uid 65534, not by root, who runs this; \
+             remove it, the tool recreates it"
+        );
+        assert_eq!(
+            said(
+                Trust::LOCK_FILE,
+                Problem::NotARegularFile(FileType::Symlink)
+            ),
+            "`/srv/state` is a symlink, not a regular file; remove it, the tool recreates it"
+        );
+        assert_eq!(
+            said(Trust::MANAGER_LOCK, Problem::Owner(65534)),
+            "`/srv/state` is owned by uid 65534, not by uid 1000, who runs this; \
+             remove it, the tool recreates it"
+        );
+    }
+}
