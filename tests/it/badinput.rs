@@ -14,7 +14,7 @@ use crate::harness::*;
 /// message must name), then proves that `check`, `plan` and `commit` all
 /// refuse with `code` and that nothing the tool manages changed.
 #[track_caller]
-fn assert_rejected(code: i32, breaks: impl FnOnce(&Root) -> String) -> Run {
+fn assert_rejected(code: u8, breaks: impl FnOnce(&Root) -> String) -> Run {
     let root = Root::example();
     root.commit().ok();
     let before = root.snapshot();
@@ -48,7 +48,7 @@ fn show(p: PathBuf) -> String {
 
 #[test]
 fn service_name_with_a_leading_dot() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         root.add_service(".hidden", "x");
         show(root.stock().join(".hidden"))
     });
@@ -58,7 +58,7 @@ fn service_name_with_a_leading_dot() {
 #[test]
 fn service_name_too_long() {
     let name = "a".repeat(65);
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         root.add_service(&name, "x");
         show(root.stock().join(&name))
     });
@@ -68,7 +68,7 @@ fn service_name_too_long() {
 #[test]
 fn service_name_with_bad_characters() {
     for name in ["a b", "-dash", "semi;colon", "é"] {
-        assert_rejected(65, |root| {
+        assert_rejected(exit::DATA_ERR, |root| {
             root.add_service(name, "x");
             show(root.stock().join(name))
         });
@@ -77,7 +77,7 @@ fn service_name_with_bad_characters() {
 
 #[test]
 fn service_without_run() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         std::fs::remove_file(root.stock().join("cron/run")).unwrap();
         show(root.stock().join("cron"))
     });
@@ -86,7 +86,7 @@ fn service_without_run() {
 
 #[test]
 fn run_not_executable() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         let run = root.stock().join("cron/run");
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o644)).unwrap();
         show(root.stock().join("cron"))
@@ -96,7 +96,7 @@ fn run_not_executable() {
 
 #[test]
 fn run_is_a_symlink() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         let dir = root.stock().join("cron");
         std::fs::rename(dir.join("run"), dir.join("run.real")).unwrap();
         std::os::unix::fs::symlink("run.real", dir.join("run")).unwrap();
@@ -107,12 +107,12 @@ fn run_is_a_symlink() {
 
 #[test]
 fn log_without_executable_log_run() {
-    assert_rejected(65, |root| {
+    assert_rejected(exit::DATA_ERR, |root| {
         let run = root.stock().join("web/log/run");
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o644)).unwrap();
         show(root.stock().join("web/log"))
     });
-    assert_rejected(65, |root| {
+    assert_rejected(exit::DATA_ERR, |root| {
         std::fs::create_dir(root.stock().join("db/log")).unwrap();
         show(root.stock().join("db/log"))
     });
@@ -120,7 +120,7 @@ fn log_without_executable_log_run() {
 
 #[test]
 fn fifo_in_a_service() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         let path = root.stock().join("cron/fifo");
         let ok = Command::new("mkfifo").arg(&path).status().unwrap();
         assert!(ok.success());
@@ -132,7 +132,7 @@ fn fifo_in_a_service() {
 #[test]
 fn socket_in_a_service() {
     let mut keep = None;
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         let path = root.stock().join("cron/sock");
         keep = Some(std::os::unix::net::UnixListener::bind(&path).unwrap());
         show(path)
@@ -142,7 +142,7 @@ fn socket_in_a_service() {
 
 #[test]
 fn device_node_in_a_service() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         let path = root.stock().join("web/env/null");
         let ok = Command::new("mknod")
             .arg(&path)
@@ -163,14 +163,14 @@ fn shipped_runtime_entries() {
         "web/log/supervise",
         "web/log/event",
     ] {
-        assert_rejected(65, |root| {
+        assert_rejected(exit::DATA_ERR, |root| {
             let path = root.stock().join(rel);
             std::fs::create_dir(&path).unwrap();
             show(path)
         });
     }
     // A plain file under a runtime name is just as wrong.
-    assert_rejected(65, |root| {
+    assert_rejected(exit::DATA_ERR, |root| {
         let path = root.stock().join("db/supervise");
         std::fs::write(&path, "").unwrap();
         show(path)
@@ -179,7 +179,7 @@ fn shipped_runtime_entries() {
 
 #[test]
 fn non_utf8_file_name() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         let name = OsStr::from_bytes(b"bad-\xff-name");
         std::fs::write(root.stock().join("cron").join(name), "x").unwrap();
         show(root.stock().join("cron/bad-"))
@@ -189,7 +189,7 @@ fn non_utf8_file_name() {
 
 #[test]
 fn non_utf8_service_name() {
-    assert_rejected(65, |root| {
+    assert_rejected(exit::DATA_ERR, |root| {
         let dir = root.stock().join(OsStr::from_bytes(b"svc\xfe"));
         std::fs::create_dir(&dir).unwrap();
         show(root.stock().join("svc"))
@@ -198,7 +198,7 @@ fn non_utf8_service_name() {
 
 #[test]
 fn control_character_in_a_file_name() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         std::fs::write(root.stock().join("cron/a\x01b"), "x").unwrap();
         show(root.stock().join("cron/a\\u{1}b"))
     });
@@ -207,7 +207,7 @@ fn control_character_in_a_file_name() {
 
 #[test]
 fn newline_in_a_service_name() {
-    assert_rejected(65, |root| {
+    assert_rejected(exit::DATA_ERR, |root| {
         root.add_service("we\nb", "x");
         show(root.stock().join("we"))
     });
@@ -235,7 +235,7 @@ fn make_deep(base: &std::path::Path, component: &str) -> usize {
 #[test]
 fn path_over_4096_bytes() {
     let component = "d".repeat(250);
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         let levels = make_deep(&root.stock().join("cron"), &component);
         assert!(levels < 32, "{levels} levels would hit max_depth instead");
         show(root.stock().join("cron").join(&component[..64]))
@@ -248,7 +248,7 @@ fn path_over_4096_bytes_with_multibyte_names() {
     // Regression: the message cut the path at byte 64, inside a two-byte
     // character, and the scan panicked.
     let component = format!("x{}", "é".repeat(120));
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         make_deep(&root.stock().join("cron"), &component);
         show(root.stock().join("cron/x"))
     });
@@ -258,7 +258,7 @@ fn path_over_4096_bytes_with_multibyte_names() {
 
 #[test]
 fn dpkg_files_in_flight_are_transient() {
-    let run = assert_rejected(75, |root| {
+    let run = assert_rejected(exit::TEMP_FAIL, |root| {
         let path = root.stock().join("web/run.dpkg-new");
         std::fs::write(&path, "#!/bin/sh\n").unwrap();
         show(path)
@@ -268,7 +268,7 @@ fn dpkg_files_in_flight_are_transient() {
 
 #[test]
 fn missing_stock_directory() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         std::fs::remove_dir_all(root.stock()).unwrap();
         show(root.stock())
     });
@@ -283,7 +283,7 @@ fn missing_optional_stock_tree_is_fine() {
     assert_eq!(root.live_generation(), Some(1));
     root.config("stock:\n  - stock\n  - extra\n");
     let before = root.snapshot();
-    let run = root.commit().code(65);
+    let run = root.commit().code(exit::DATA_ERR);
     assert!(
         run.stderr
             .contains(&root.path().join("extra").display().to_string()),
@@ -295,7 +295,7 @@ fn missing_optional_stock_tree_is_fine() {
 
 #[test]
 fn config_with_an_unknown_key() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         root.config("supervizor: s6\n");
         show(root.path().join("config.yaml"))
     });
@@ -304,12 +304,12 @@ fn config_with_an_unknown_key() {
 
 #[test]
 fn config_with_a_wrong_type() {
-    let run = assert_rejected(65, |root| {
+    let run = assert_rejected(exit::DATA_ERR, |root| {
         root.config("keep_generations: many\n");
         show(root.path().join("config.yaml"))
     });
     assert!(run.stderr.contains("keep_generations"), "{}", run.stderr);
-    assert_rejected(65, |root| {
+    assert_rejected(exit::DATA_ERR, |root| {
         root.config("stock: 7\n");
         show(root.path().join("config.yaml"))
     });
@@ -336,7 +336,7 @@ fn check_lists_every_problem_at_once() {
             .unwrap()
             .success()
     );
-    let run = root.run(&["check"]).code(65);
+    let run = root.run(&["check"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("5 problem(s)"),
         "not all problems at once:\n{}",
@@ -356,7 +356,7 @@ fn check_lists_every_problem_at_once() {
             run.stderr
         );
     }
-    root.commit().code(65);
+    root.commit().code(exit::DATA_ERR);
     assert_eq!(root.snapshot(), before);
 }
 
@@ -378,7 +378,7 @@ fn error_message_snapshot() {
     std::fs::remove_file(root.stock().join("cron/run")).unwrap();
     let mode = std::fs::Permissions::from_mode(0o644);
     std::fs::set_permissions(root.stock().join("web/run"), mode).unwrap();
-    let run = root.run(&["check"]).code(65);
+    let run = root.run(&["check"]).code(exit::DATA_ERR);
     let text = run
         .stderr
         .replace(&root.path().display().to_string(), "[ROOT]");
@@ -392,7 +392,7 @@ fn group_writable_state_is_refused_with_77() {
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let before = root.snapshot();
     std::fs::set_permissions(root.state(), std::fs::Permissions::from_mode(0o775)).unwrap();
-    let run = root.commit().code(77);
+    let run = root.commit().code(exit::NO_PERM);
     assert!(
         run.stderr.contains(&show(root.state())) && run.stderr.contains("chmod go-w"),
         "{}",

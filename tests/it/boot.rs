@@ -74,7 +74,7 @@ fn sync_removes_links_of_services_no_longer_live() {
 #[test]
 fn sync_without_any_generation_says_to_commit_first() {
     let root = Root::example();
-    let run = root.run(&["sync"]).code(65);
+    let run = root.run(&["sync"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("svcdir-update commit"),
         "{}",

@@ -122,7 +122,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     // Back to 1, then nothing older is left: exit 65, nothing changes.
     root.run(&["rollback", "1"]).ok();
     let snap = root.snapshot();
-    let run = root.run(&["rollback"]).code(65);
+    let run = root.run(&["rollback"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("nothing to roll back to"),
         "{}",
@@ -131,7 +131,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     assert_eq!(root.snapshot(), snap);
 
     // A generation that does not exist: exit 65, nothing changes.
-    let run = root.run(&["rollback", "9"]).code(65);
+    let run = root.run(&["rollback", "9"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("generation 9 does not exist"),
         "{}",
@@ -143,7 +143,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
 #[test]
 fn rollback_before_any_commit_is_bad_input() {
     let root = Root::example();
-    let run = root.run(&["rollback"]).code(65);
+    let run = root.run(&["rollback"]).code(exit::DATA_ERR);
     assert!(run.stderr.contains("commit"), "{}", run.stderr);
     assert_eq!(root.live_generation(), None);
 }
@@ -267,7 +267,7 @@ fn verify_passes_on_an_intact_store_and_names_a_tampered_file() {
     perms.set_mode(perms.mode() | 0o200);
     std::fs::set_permissions(&file, perms).unwrap();
     std::fs::write(&file, "9.9\n").unwrap();
-    let run = root.run(&["verify"]).code(65);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains(&file.display().to_string()) && run.stderr.contains("content changed"),
         "{}",
@@ -281,7 +281,7 @@ fn verify_names_a_mode_change_in_a_store_object() {
     root.commit().ok();
     let run_file = object_of(&root, 1, "cron").join("run");
     std::fs::set_permissions(&run_file, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let run = root.run(&["verify"]).code(65);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains(&run_file.display().to_string()) && run.stderr.contains("mode 0700"),
         "{}",
@@ -480,7 +480,7 @@ fn commit_gives_up_with_75_while_another_process_holds_the_lock() {
     let _holder = hold_manager_lock(&root);
     let lock = root.state().join(".lock");
 
-    let run = root.run(&["--wait", "0.5", "commit"]).code(75);
+    let run = root.run(&["--wait", "0.5", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         run.stderr.contains(&lock.display().to_string()),
         "{}",
@@ -571,7 +571,7 @@ fn a_broken_scan_directory_fails_before_the_switch() {
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let run = root.commit();
     assert!(
-        run.code != 0 && run.code != 1,
+        !run.exited(exit::OK) && !run.exited(exit::AFTER_SWITCH),
         "exit {}: {}",
         run.code,
         run.stderr
@@ -606,9 +606,9 @@ fn commit_help_snapshot() {
 #[test]
 fn usage_error_exits_2() {
     let root = Root::example();
-    let run = root.run(&["rollback", "not-a-number"]).code(2);
+    let run = root.run(&["rollback", "not-a-number"]).code(exit::USAGE);
     assert!(run.stderr.contains("invalid value"), "{}", run.stderr);
-    root.run(&["--wait", "-1", "commit"]).code(2);
+    root.run(&["--wait", "-1", "commit"]).code(exit::USAGE);
 }
 
 #[test]
@@ -624,7 +624,7 @@ fn verify_ignores_runtime_entries_a_supervisor_creates() {
     root.run(&["verify"]).ok();
     // …but anything else added by hand is reported.
     std::fs::write(web.join("extra"), "x").unwrap();
-    let run = root.run(&["verify"]).code(65);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("extra: not in the manifest"),
         "{}",

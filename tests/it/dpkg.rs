@@ -14,21 +14,10 @@ use crate::harness::*;
 
 const STOCK: &str = "usr/share/svcdir-update/stock";
 
-/// Whether dpkg and dpkg-deb can run here; a skip says so on stderr.
+/// Whether dpkg and dpkg-deb are installed: a test fails without them
+/// unless it may be left out (`harness::require_tool`).
 fn have_dpkg() -> bool {
-    let ok = |prog: &str| {
-        Command::new(prog)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ok("dpkg-deb") && ok("dpkg") {
-        return true;
-    }
-    eprintln!("SKIPPED: dpkg-deb or dpkg not found (scripts/test.sh installs dpkg-dev)");
-    false
+    require_tool("dpkg", "dpkg") && require_tool("dpkg-deb", "dpkg")
 }
 
 fn examples() -> PathBuf {

@@ -156,15 +156,15 @@ fn racing_symlink_swaps_never_leak_or_write_outside() {
     let mut commits = 0;
     while commits < 200 && Instant::now() < deadline {
         let run = root.commit();
-        match run.code {
-            0 | 75 => {}
-            65 => assert!(
+        match u8::try_from(run.code) {
+            Ok(exit::OK | exit::TEMP_FAIL) => {}
+            Ok(exit::DATA_ERR) => assert!(
                 run.stderr.contains("is a symlink")
                     || run.stderr.contains("`run` is not a regular file"),
                 "65 for something other than a symlinked service or run:\n{}",
                 run.stderr
             ),
-            other => panic!("commit exited {other} while racing:\n{}", run.stderr),
+            _ => panic!("commit exited {} while racing:\n{}", run.code, run.stderr),
         }
         *codes.entry(run.code).or_default() += 1;
         commits += 1;
@@ -296,7 +296,7 @@ fn assert_refused_77(
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let before = root.snapshot();
     let named = spoil(&root, &canary);
-    let run = root.commit().code(77);
+    let run = root.commit().code(exit::NO_PERM);
     assert!(
         run.stderr.contains(&named.display().to_string()),
         "the refusal does not name {}:\n{}",
@@ -573,7 +573,7 @@ fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'stat
     root.commit().ok();
     let before = root.snapshot();
     let (named, words) = breaks(root);
-    let run = root.commit().code(65);
+    let run = root.commit().code(exit::DATA_ERR);
     for shown in [named.display().to_string().as_str(), words] {
         assert!(
             run.stderr.contains(shown),
@@ -588,10 +588,13 @@ fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'stat
     run
 }
 
+/// GNU time, for the peak resident set size (the shell's `time` has none).
+const TIME: &str = "/usr/bin/time";
+
 /// Runs `svcdir-update --root … ARGS` under `/usr/bin/time` and returns
 /// the run and the peak resident set size in KiB.
 fn run_measuring_rss(root: &Root, args: &[&str]) -> (Run, u64) {
-    let out = std::process::Command::new("/usr/bin/time")
+    let out = std::process::Command::new(TIME)
         .args(["-f", "maxrss-kib=%M"])
         .arg(bin())
         .arg("--root")
@@ -635,13 +638,13 @@ fn lock_and_exec_refuse_names_that_are_paths() {
     root.commit().ok();
     let before = tree_picture(root.path(), &[]);
     for name in ["../../canary", "web/../../x", ".hidden", "we\nb", ""] {
-        let run = root.run(&["lock", name, "--", "true"]).code(2);
+        let run = root.run(&["lock", name, "--", "true"]).code(exit::USAGE);
         assert!(
             run.stderr.contains("service name"),
             "{name:?}: {}",
             run.stderr
         );
-        root.run(&["exec", name, "--", "true"]).code(2);
+        root.run(&["exec", name, "--", "true"]).code(exit::USAGE);
     }
     assert_eq!(tree_picture(root.path(), &[]), before);
 }
@@ -672,6 +675,9 @@ fn entry_limit_is_exact_and_named() {
 /// stays small.
 #[test]
 fn two_gib_file_is_refused_by_size_without_reading_it() {
+    if !require_tool(TIME, "time") {
+        return;
+    }
     let root = Root::example();
     root.commit().ok();
     let before = root.snapshot();
@@ -681,7 +687,7 @@ fn two_gib_file_is_refused_by_size_without_reading_it() {
         .set_len(2 << 30)
         .unwrap();
     let (run, rss) = run_measuring_rss(&root, &["commit"]);
-    assert_eq!(run.code, 65, "{}", run.stderr);
+    assert_eq!(run.code, i32::from(exit::DATA_ERR), "{}", run.stderr);
     assert!(
         run.stderr.contains(&big.display().to_string()),
         "{}",
@@ -702,6 +708,9 @@ fn two_gib_file_is_refused_by_size_without_reading_it() {
 /// 256 MiB file is committed with a peak RSS far below its size.
 #[test]
 fn large_file_under_the_limit_is_streamed_not_buffered() {
+    if !require_tool(TIME, "time") {
+        return;
+    }
     let root = Root::example();
     let big = root.stock().join("web/env/large");
     let file = std::fs::File::create(&big).unwrap();
@@ -710,7 +719,7 @@ fn large_file_under_the_limit_is_streamed_not_buffered() {
     std::os::unix::fs::FileExt::write_all_at(&file, b"tail", (256 << 20) - 4).unwrap();
     drop(file);
     let (run, rss) = run_measuring_rss(&root, &["commit"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, i32::from(exit::OK), "{}", run.stderr);
     eprintln!("256 MiB file committed; peak RSS {rss} KiB");
     assert!(rss < 96 << 10, "peak RSS {rss} KiB for a 256 MiB file");
     let copy = live_object(&root, "web").join("env/large");
@@ -752,6 +761,9 @@ fn nesting_beyond_the_depth_limit_is_refused() {
 #[test]
 #[ignore = "creates and commits 1,000,000 files; run by hand"]
 fn one_million_entries_commit_and_a_lower_limit_refuses() {
+    if !require_tool(TIME, "time") {
+        return;
+    }
     let root = Root::empty();
     for s in 0..100 {
         let name = format!("svc{s}");
@@ -763,7 +775,7 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
         }
     }
     root.config("limits: {max_entries: 999999}\n");
-    let run = root.commit().code(65);
+    let run = root.commit().code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("more than 999999 entries"),
         "{}",
@@ -771,7 +783,7 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
     );
     std::fs::remove_file(root.path().join("config.yaml")).unwrap();
     let (run, rss) = run_measuring_rss(&root, &["commit"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, i32::from(exit::OK), "{}", run.stderr);
     eprintln!("1,000,000 entries committed, peak RSS {rss} KiB");
 }
 
@@ -845,7 +857,7 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
     root.commit().ok();
     write_noise(&root.stock().join("web/env/BIG"), 2 << 20);
     let before = root.snapshot();
-    let run = root.commit().code(74);
+    let run = root.commit().code(exit::IO_ERR);
     assert!(
         run.stderr.contains("No space left on device"),
         "{}",
@@ -861,7 +873,7 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
     // …and the next run, with the disk still full, has nothing to do but
     // fails the same way, cleanly.
     root.run(&["recover"]).ok();
-    root.commit().code(74);
+    root.commit().code(exit::IO_ERR);
     assert_eq!(staging_leftovers(&root), Vec::<String>::new());
     assert!(root.snapshot() == before);
     mount.resize("16m");
@@ -891,7 +903,7 @@ fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
     let before = root.snapshot();
     let guard = Mutable(root.state());
     sh("chattr", &["+i", root.state().to_str().unwrap()]);
-    let run = root.commit().code(73);
+    let run = root.commit().code(exit::CANT_CREATE);
     assert!(
         run.stderr.contains("Operation not permitted"),
         "{}",
@@ -937,7 +949,7 @@ fn permission_denied_while_staging_is_73_and_changes_nothing() {
     std::fs::write(root.stock().join("web/env/VERSION"), "2.0\n").unwrap();
     let before = root.snapshot();
     chmod(&root.state(), 0o555);
-    let run = as_nobody(&["commit"]).code(73);
+    let run = as_nobody(&["commit"]).code(exit::CANT_CREATE);
     assert!(run.stderr.contains("Permission denied"), "{}", run.stderr);
     assert!(
         root.snapshot() == before,

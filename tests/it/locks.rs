@@ -90,7 +90,7 @@ fn a_held_lock_defers_the_whole_commit_and_the_retry_reuses_the_staged_generatio
     let holder = hold(&lock_file(&root, "web"), "-s");
     let before = root.snapshot();
     let (run, first) = timed(|| root.run(&["--wait", "1", "commit"]));
-    let run = run.code(75);
+    let run = run.code(exit::TEMP_FAIL);
     assert!(first >= Duration::from_secs(1), "gave up after {first:?}");
     assert!(
         run.stderr.contains(&format!("pid {}", holder.0.id())) && run.stderr.contains("web"),
@@ -171,11 +171,12 @@ fn force_overrides_one_run_loudly_and_the_next_commit_respects_locks() {
     );
 
     change(&root, &["web"], "v3");
-    root.run(&["--wait", "0", "commit"]).code(75);
+    root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert_eq!(root.live_generation(), Some(2));
 
     // Rollback to 1 restarts web too: it respects the lock, and --force goes past it.
-    root.run(&["--wait", "0", "rollback", "1"]).code(75);
+    root.run(&["--wait", "0", "rollback", "1"])
+        .code(exit::TEMP_FAIL);
     assert_eq!(root.live_generation(), Some(2));
     root.run(&["--wait", "0", "rollback", "1", "--force"]).ok();
     assert_eq!(root.live_generation(), Some(1));
@@ -219,7 +220,7 @@ fn a_child_that_inherited_the_lock_is_named_after_the_locker_exited() {
     assert!(is_locked(&lock), "the orphaned child keeps the lock");
 
     change(&root, &["web"], "v2");
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         run.stderr.contains(&format!("pid {child} ")) && run.stderr.contains("sleep 30"),
         "{}",
@@ -239,7 +240,7 @@ fn a_sigkilled_holder_leaves_no_stale_lock() {
     root.commit().ok();
     change(&root, &["web"], "v2");
     let mut holder = hold(&lock_file(&root, "web"), "-s");
-    root.run(&["--wait", "0", "commit"]).code(75);
+    root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     holder.0.kill().unwrap(); // SIGKILL
     holder.0.wait().unwrap();
     let (run, took) = timed(|| root.run(&["--wait", "0", "commit"]));
@@ -281,7 +282,7 @@ fn lock_runs_a_command_holding_the_lock_shared_and_passes_its_status() {
     let mut cmd = root.command(&["lock", "web", "--", "sleep", "30"]);
     let locker = KillOnDrop(cmd.spawn().unwrap());
     wait_until("lock taken", DEADLINE, || is_locked(&lock));
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         run.stderr.contains(&format!("pid {}", locker.0.id())),
         "{}",
@@ -292,7 +293,7 @@ fn lock_runs_a_command_holding_the_lock_shared_and_passes_its_status() {
     // Held exclusively elsewhere: give up after --wait with 75.
     let holder = hold(&lock, "-x");
     let (run, took) = timed(|| root.run(&["--wait", "0.5", "lock", "web", "--", "true"]));
-    let run = run.code(75);
+    let run = run.code(exit::TEMP_FAIL);
     assert!(took >= Duration::from_millis(500), "{took:?}");
     assert!(
         run.stderr.contains(&format!("pid {}", holder.0.id())),
@@ -310,7 +311,7 @@ fn legacy_lock_path_defers_while_it_exists_and_is_never_created_or_deleted() {
     assert!(!legacy.exists());
     std::fs::write(&legacy, "").unwrap();
     change(&root, &["web"], "v2");
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         run.stderr.contains(&legacy.display().to_string()),
         "{}",
@@ -504,7 +505,7 @@ fn a_recorded_signature_with_another_start_time_is_a_different_process() {
     let human = root.run(&["status"]).ok().stdout;
     assert!(human.contains("different process"), "{human}");
     // A waiting commit does not present the edited record as the holder.
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         !run.stderr.contains(&format!("tick {}", start + 1)),
         "{}",

@@ -3,11 +3,9 @@
 //! what to do, nothing changes, and `status` shows the damage — and
 //! `recover --rollback` undoes a transaction that had already switched.
 
-#![cfg(feature = "failpoints")]
-
-use crate::crash::{change_stock, run_at};
 use crate::harness::*;
 use crate::invariant::*;
+use crate::slow::crash::{change_stock, run_at};
 
 /// A root whose commit 1 -> 2 died before the switch, leaving a real log.
 fn root_with_interrupted_commit() -> Root {
@@ -35,6 +33,10 @@ fn body_of(log: &[u8]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
     let root = root_with_interrupted_commit();
     let log_path = root.state().join(".txn.yaml");
@@ -65,7 +67,7 @@ fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
             &["gc"],
             &["sync"],
         ] {
-            let run = root.run(args).code(65);
+            let run = root.run(args).code(exit::DATA_ERR);
             assert!(
                 run.stderr.contains(".txn.yaml is damaged")
                     && run.stderr.contains("move the file away"),
@@ -97,6 +99,10 @@ fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn recover_rollback_undoes_a_switched_transaction() {
     let root = Root::example();
     root.commit().ok();
@@ -121,12 +127,16 @@ fn recover_rollback_undoes_a_switched_transaction() {
 
     // Without an interrupted transaction, --rollback refuses (nothing changes).
     let before = root.snapshot();
-    let run = root.run(&["recover", "--rollback"]).code(65);
+    let run = root.run(&["recover", "--rollback"]).code(exit::DATA_ERR);
     assert!(run.stderr.contains("rollback [GEN]"), "{}", run.stderr);
     assert_eq!(root.snapshot(), before);
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn recover_rollback_of_an_unswitched_transaction_just_undoes_it() {
     let root = root_with_interrupted_commit();
     root.run(&["recover", "--rollback"]).ok();
@@ -136,6 +146,10 @@ fn recover_rollback_of_an_unswitched_transaction_just_undoes_it() {
 /// A power cut can lose the new `live` link or leave it dangling: recover
 /// decides by the log and by which generation is complete, not by trust.
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn recover_repairs_a_lost_or_dangling_live_link_by_the_log() {
     for (point, damage, want_new) in [
         ("switch.after-symlink", "missing", true),
