@@ -31,7 +31,7 @@ fn scan_links(root: &Root) -> Vec<(String, PathBuf)> {
 fn object_of(root: &Root, n: u64, service: &str) -> PathBuf {
     let link = root
         .state()
-        .join("generations")
+        .join(layout::GENERATIONS)
         .join(n.to_string())
         .join(service);
     std::fs::canonicalize(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()))
@@ -578,7 +578,7 @@ fn a_broken_scan_directory_fails_before_the_switch() {
     );
     assert!(run.stderr.contains("service"), "{}", run.stderr);
     assert_eq!(root.live_generation(), Some(1));
-    assert!(!root.state().join(".txn.yaml").exists());
+    assert!(!root.state().join(layout::TXN).exists());
 }
 
 /// `--help` text of the real binary at a fixed width.
@@ -711,5 +711,24 @@ fn a_scan_directory_reached_through_a_symlink_is_used() {
             .unwrap()
             .file_type()
             .is_symlink()
+    );
+}
+
+/// The harness's copy of the on-disk names (`harness::layout`, private in
+/// src/state/layout.rs) is what the binary writes: a drift fails here, not
+/// as a negative check (`!exists()`) elsewhere that can no longer fail.
+/// The interrupted-transaction log and the pending marker are proven to
+/// exist under their names by recovery.rs and stock_busy.rs.
+#[test]
+fn layout_names_match_the_binary() {
+    let root = Root::example();
+    root.commit().ok();
+    let state = root.state();
+    assert!(state.join(layout::HISTORY).is_file());
+    assert!(state.join(layout::STORE).is_dir());
+    assert!(state.join(layout::GENERATIONS).join("1").is_dir());
+    assert_eq!(
+        std::fs::read_link(state.join(layout::LIVE)).unwrap(),
+        Path::new(layout::GENERATIONS).join("1")
     );
 }

@@ -16,6 +16,7 @@ const STOCK: &str = "usr/share/svcdir-update/stock";
 
 /// Whether dpkg and dpkg-deb are installed: a test fails without them
 /// unless it may be left out (`harness::require_tool`).
+#[track_caller]
 fn have_dpkg() -> bool {
     require_tool("dpkg", "dpkg") && require_tool("dpkg-deb", "dpkg")
 }
@@ -141,13 +142,13 @@ impl DpkgRoot {
     #[track_caller]
     fn assert_services(&self, expected: &[&str], context: &str) {
         let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-        let live = names(&self.state().join("live"));
+        let live = names(&self.state().join(layout::LIVE));
         assert_eq!(live, expected, "live generation\n{context}");
         let scandir = self.root().join("run/service");
         assert_eq!(names(&scandir), expected, "scan directory\n{context}");
         for name in &expected {
             let link = std::fs::read_link(scandir.join(name)).unwrap();
-            assert_eq!(link, self.state().join("live").join(name));
+            assert_eq!(link, self.state().join(layout::LIVE).join(name));
             assert!(scandir.join(name).join("run").is_file(), "{name}/run");
             assert!(
                 scandir.join(name).join("log/run").is_file(),
@@ -158,11 +159,11 @@ impl DpkgRoot {
 
     /// The live `run` of a service.
     fn live_run(&self, service: &str) -> String {
-        std::fs::read_to_string(self.state().join("live").join(service).join("run")).unwrap()
+        std::fs::read_to_string(self.state().join(layout::LIVE).join(service).join("run")).unwrap()
     }
 
     fn pending(&self) -> PathBuf {
-        self.state().join("pending")
+        self.state().join(layout::PENDING)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::slow::crash::{change_stock, failpoints};
 
 /// Published store objects (names without `.tmp-`, not manifests).
 fn published_objects(root: &Root) -> BTreeSet<String> {
-    std::fs::read_dir(root.state().join("store"))
+    std::fs::read_dir(root.state().join(layout::STORE))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| !n.ends_with(".manifest.yaml") && !n.starts_with(".tmp-"))
@@ -32,7 +32,7 @@ fn check_after_failure(root: &Root, code: i32, old: &Services, new: &Services, w
         Ok(exit::OK) => assert_eq!(&live, new, "{what}"),
         _ => panic!("{what}: exit {code}"),
     }
-    let store = root.state().join("store");
+    let store = root.state().join(layout::STORE);
     for object in published_objects(root) {
         assert!(
             store.join(format!("{object}.manifest.yaml")).is_file(),
@@ -100,7 +100,7 @@ fn objects_published_before_an_eio_are_taken_back() {
         let root = Root::example();
         root.commit().ok();
         let before = published_objects(&root);
-        let generations = std::fs::read_dir(root.state().join("generations"))
+        let generations = std::fs::read_dir(root.state().join(layout::GENERATIONS))
             .unwrap()
             .count();
         change_stock(&root, "b");
@@ -112,7 +112,7 @@ fn objects_published_before_an_eio_are_taken_back() {
             "{point}: new objects stayed published"
         );
         assert_eq!(
-            std::fs::read_dir(root.state().join("generations"))
+            std::fs::read_dir(root.state().join(layout::GENERATIONS))
                 .unwrap()
                 .count(),
             generations,

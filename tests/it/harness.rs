@@ -28,6 +28,8 @@ pub mod layout {
     pub const STORE: &str = "store";
     /// The symlink to the generation in use.
     pub const LIVE: &str = "live";
+    /// The marker of a commit deferred by an update lock.
+    pub const PENDING: &str = "pending";
 }
 
 /// The variable that names a crash point in a binary built with
@@ -231,7 +233,7 @@ impl Root {
         self.path().join("run")
     }
     pub fn live(&self) -> PathBuf {
-        self.state().join("live")
+        self.state().join(layout::LIVE)
     }
 
     /// Writes `<root>/config.yaml`.
@@ -291,7 +293,7 @@ impl Root {
     /// directory (link targets).
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
         let mut out = BTreeMap::new();
-        for base in [self.state().join("generations"), self.scandir()] {
+        for base in [self.state().join(layout::GENERATIONS), self.scandir()] {
             if !base.exists() {
                 continue;
             }
@@ -333,7 +335,7 @@ impl Root {
 
 /// Lines of `<state>/history.log` (0 when absent): one per transaction.
 pub fn history_len(state: &Path) -> usize {
-    std::fs::read_to_string(state.join("history.log"))
+    std::fs::read_to_string(state.join(layout::HISTORY))
         .unwrap_or_default()
         .lines()
         .count()
@@ -346,7 +348,7 @@ pub fn history_lines(root: &Root) -> usize {
 
 /// Published generation numbers on disk, ascending.
 pub fn generations(root: &Root) -> Vec<u64> {
-    let mut out: Vec<u64> = std::fs::read_dir(root.state().join("generations"))
+    let mut out: Vec<u64> = std::fs::read_dir(root.state().join(layout::GENERATIONS))
         .unwrap()
         .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
         .collect();

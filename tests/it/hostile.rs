@@ -360,7 +360,7 @@ fn state_owned_by_another_user_is_refused_with_77() {
 
 #[test]
 fn group_writable_store_is_refused_with_77() {
-    assert_mode_refused_77(|root| root.state().join("store"), 0o775, 0o755);
+    assert_mode_refused_77(|root| root.state().join(layout::STORE), 0o775, 0o755);
 }
 
 #[test]
@@ -421,7 +421,7 @@ fn update_lock_symlink_is_refused_with_77_and_its_target_untouched() {
 
 /// The store object `service` of the live generation.
 fn live_object(root: &Root, service: &str) -> PathBuf {
-    std::fs::canonicalize(root.state().join("live").join(service)).unwrap()
+    std::fs::canonicalize(root.state().join(layout::LIVE).join(service)).unwrap()
 }
 
 /// Item 2: symlinks to secrets, inside a service and as its files, are

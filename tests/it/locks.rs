@@ -113,7 +113,7 @@ fn a_held_lock_defers_the_whole_commit_and_the_retry_reuses_the_staged_generatio
     };
     assert_eq!(without_staged(&before), without_staged(&after));
     assert_eq!(root.live_generation(), Some(1));
-    assert!(!root.state().join(".txn.yaml").exists());
+    assert!(!root.state().join(layout::TXN).exists());
     assert_eq!(history_lines(&root), 1);
     for s in ["cron", "db", "web"] {
         let run_file = std::fs::read_to_string(root.scandir().join(s).join("run")).unwrap();
@@ -164,7 +164,7 @@ fn force_overrides_one_run_loudly_and_the_next_commit_respects_locks() {
         "{}",
         run.stderr
     );
-    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    let history = std::fs::read_to_string(root.state().join(layout::HISTORY)).unwrap();
     assert!(
         history.lines().last().unwrap().ends_with("done forced=1"),
         "{history}"
@@ -357,7 +357,7 @@ fn exec_runs_from_the_object_and_gc_keeps_it_until_the_program_exits() {
     pinned_web(&root, &out);
     root.commit().ok();
     let first = web_object(&root);
-    let object_dir = root.state().join("store").join(&first);
+    let object_dir = root.state().join(layout::STORE).join(&first);
 
     let mut program = KillOnDrop(root.command(&["exec", "web"]).spawn().unwrap());
     let pid = program.0.id();
@@ -411,7 +411,7 @@ fn exec_runs_from_the_object_and_gc_keeps_it_until_the_program_exits() {
         "{gc}"
     );
     assert!(object_dir.join("run").is_file());
-    assert!(!root.state().join("store").join(&second).exists());
+    assert!(!root.state().join(layout::STORE).join(&second).exists());
 
     // gc --wait waits for the program: it is running when gc starts waiting.
     let mut gc = root.command(&["--wait", "20", "--json", "gc", "--keep", "1"]);
@@ -455,11 +455,11 @@ fn gc_without_wait_removes_the_object_once_the_pinned_program_ended() {
     change(&root, &["web"], "v2");
     root.commit().ok();
     root.run(&["gc", "--keep", "1"]).ok();
-    assert!(root.state().join("store").join(&first).exists());
+    assert!(root.state().join(layout::STORE).join(&first).exists());
     program.0.kill().unwrap();
     program.0.wait().unwrap();
     root.run(&["gc", "--keep", "1"]).ok();
-    assert!(!root.state().join("store").join(&first).exists());
+    assert!(!root.state().join(layout::STORE).join(&first).exists());
 }
 
 /// `/proc/<pid>/stat` field 22, the start time in clock ticks.

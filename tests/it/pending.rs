@@ -5,7 +5,7 @@
 use crate::harness::*;
 
 fn pending(root: &Root) -> std::path::PathBuf {
-    root.state().join("pending")
+    root.state().join(layout::PENDING)
 }
 
 #[test]

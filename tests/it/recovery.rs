@@ -13,7 +13,7 @@ fn root_with_interrupted_commit() -> Root {
     root.commit().ok();
     change_stock(&root, "a");
     assert!(run_at(&root, &["commit"], "txn.after-stop"));
-    assert!(root.state().join(".txn.yaml").is_file());
+    assert!(root.state().join(layout::TXN).is_file());
     root
 }
 
@@ -39,7 +39,7 @@ fn body_of(log: &[u8]) -> String {
 )]
 fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
     let root = root_with_interrupted_commit();
-    let log_path = root.state().join(".txn.yaml");
+    let log_path = root.state().join(layout::TXN);
     let good = std::fs::read(&log_path).unwrap();
     assert_eq!(with_checksum(&body_of(&good)), good, "the test's checksum");
     let mut flipped = good.clone();
@@ -119,7 +119,7 @@ fn recover_rollback_undoes_a_switched_transaction() {
     assert_eq!(live_contents(&root), gen1);
     // Same object, same inode: the scanner keeps the old instance.
     assert_eq!(root.inode(&root.scandir().join("web")), web_ino);
-    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    let history = std::fs::read_to_string(root.state().join(layout::HISTORY)).unwrap();
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(lines.len(), 3, "{history}");
     assert!(lines[1].contains("commit 1 -> 2") && lines[1].ends_with("done"));

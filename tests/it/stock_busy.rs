@@ -17,8 +17,8 @@ fn published(root: &Root) -> (BTreeSet<String>, BTreeSet<String>) {
             .collect()
     };
     (
-        list(root.state().join("store")),
-        list(root.state().join("generations")),
+        list(root.state().join(layout::STORE)),
+        list(root.state().join(layout::GENERATIONS)),
     )
 }
 
@@ -48,14 +48,14 @@ fn dpkg_in_flight_files_defer_naming_the_file_and_suggesting_dpkg_configure() {
         assert_eq!(published(&root), stored, "{rel}: something was published");
         assert_eq!(root.live_generation(), Some(1));
         assert!(
-            root.state().join("pending").is_file(),
+            root.state().join(layout::PENDING).is_file(),
             "{rel}: no pending marker"
         );
         // Once dpkg is done (the file is renamed into place), commit works
         // and clears the marker.
         std::fs::remove_file(root.stock().join(rel)).unwrap();
         root.commit().ok();
-        assert!(!root.state().join("pending").exists());
+        assert!(!root.state().join(layout::PENDING).exists());
     }
 }
 
@@ -145,7 +145,7 @@ fn stock_changed_while_staging_defers_and_publishes_nothing() {
         // Staging leftovers are harmless (recovery sweeps them) but none
         // may be reachable; the next commit starts by sweeping.
         assert_eq!(root.live_generation(), Some(1), "{what}");
-        assert!(root.state().join("pending").is_file(), "{what}");
+        assert!(root.state().join(layout::PENDING).is_file(), "{what}");
 
         // The package manager is done: the retry publishes what is there.
         let run = root.commit().ok();
@@ -154,7 +154,7 @@ fn stock_changed_while_staging_defers_and_publishes_nothing() {
             "{}",
             run.stdout
         );
-        assert!(!root.state().join("pending").exists());
+        assert!(!root.state().join(layout::PENDING).exists());
         let swept: Vec<_> = leftovers
             .iter()
             .filter(|n| root.state().join(n).exists())
