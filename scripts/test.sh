@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (Debian's s6 and runit, strace, dpkg-dev, GNU time for the peak-memory
-# checks), then `cargo test` with the crash failpoints compiled in. Needs root
-# for apt-get, the ownership tests, `mount -t tmpfs` (ENOSPC test) and
-# `chattr +i`; setpriv, mount (util-linux) and chattr (e2fsprogs) are part of
-# every Debian system.
+# (Debian's s6 and runit, strace, dpkg, script(1), man, GNU time for the
+# peak-memory checks), then `cargo test` with the crash failpoints compiled
+# in. Needs root for apt-get, the ownership tests, `mount -t tmpfs` (ENOSPC
+# test) and `chattr +i`; setpriv, mount (util-linux) and chattr (e2fsprogs)
+# are part of every Debian system.
+#
+# A test whose tool is missing fails (tests/it/harness.rs `require_tool`),
+# unless SVCDIR_TEST_ALLOW_MISSING_TOOLS=1 lets it leave itself out (refused
+# under CI=true); this script ends by saying how many were left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +16,9 @@ need=()
 command -v s6-svscan >/dev/null 2>&1 || need+=(s6)
 command -v runsvdir >/dev/null 2>&1 || need+=(runit)
 command -v strace >/dev/null 2>&1 || need+=(strace)
-command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} with apt-get" >&2
@@ -21,8 +27,24 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The real-supervisor tests wait on s6 and runit with deadlines; they run
-# in a pass of their own so the CPU-heavy crash and concurrency tests do not
-# starve them on a 2-core machine; one at a time, so no two scanners compete.
-cargo test --features failpoints "$@" -- --skip supervisors::
-cargo test --features failpoints --test it "$@" -- supervisors:: --test-threads=1
+# Every test left out for a missing tool appends a line here (the harness's
+# `left_out_log`, under CARGO_TARGET_TMPDIR); counted at the end, pass or fail.
+left_out="${CARGO_TARGET_DIR:-target}/tmp/left-out-for-missing-tools.txt"
+rm -f "$left_out"
+report_left_out() {
+  if [ -s "$left_out" ]; then
+    echo "$(wc -l <"$left_out") test(s) left out for a missing tool:" >&2
+    cat "$left_out" >&2
+  else
+    echo "no test left out for a missing tool" >&2
+  fi
+}
+trap report_left_out EXIT
+
+# The real-supervisor tests (slow::supervisors) wait on s6 and runit with
+# deadlines; they run in a pass of their own so the CPU-heavy crash and
+# concurrency tests do not starve them on a 2-core machine; one at a time, so
+# no two scanners compete. The inner loop while developing is
+# `cargo test --features failpoints -- --skip slow::` (README.md#development).
+cargo test --features failpoints "$@" -- --skip slow::supervisors::
+cargo test --features failpoints --test it "$@" -- slow::supervisors:: --test-threads=1

@@ -16,7 +16,7 @@ use crate::harness::*;
 /// refuse with `code` and the error `kind` (docs/json.md#errors) and that
 /// nothing the tool manages changed.
 #[track_caller]
-fn assert_rejected(code: i32, kind: &str, breaks: impl FnOnce(&Root) -> String) -> Run {
+fn assert_rejected(code: u8, kind: &str, breaks: impl FnOnce(&Root) -> String) -> Run {
     let root = Root::example();
     root.commit().ok();
     let before = root.snapshot();
@@ -54,7 +54,7 @@ fn show(p: PathBuf) -> String {
 
 #[test]
 fn service_name_with_a_leading_dot() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         root.add_service(".hidden", "x");
         show(root.stock().join(".hidden"))
     });
@@ -64,7 +64,7 @@ fn service_name_with_a_leading_dot() {
 #[test]
 fn service_name_too_long() {
     let name = "a".repeat(65);
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         root.add_service(&name, "x");
         show(root.stock().join(&name))
     });
@@ -74,7 +74,7 @@ fn service_name_too_long() {
 #[test]
 fn service_name_with_bad_characters() {
     for name in ["a b", "-dash", "semi;colon", "é"] {
-        assert_rejected(65, "stock", |root| {
+        assert_rejected(exit::DATA_ERR, "stock", |root| {
             root.add_service(name, "x");
             show(root.stock().join(name))
         });
@@ -83,7 +83,7 @@ fn service_name_with_bad_characters() {
 
 #[test]
 fn service_without_run() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         std::fs::remove_file(root.stock().join("cron/run")).unwrap();
         show(root.stock().join("cron"))
     });
@@ -92,7 +92,7 @@ fn service_without_run() {
 
 #[test]
 fn run_not_executable() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let run = root.stock().join("cron/run");
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o644)).unwrap();
         show(root.stock().join("cron"))
@@ -102,7 +102,7 @@ fn run_not_executable() {
 
 #[test]
 fn run_is_a_symlink() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let dir = root.stock().join("cron");
         std::fs::rename(dir.join("run"), dir.join("run.real")).unwrap();
         std::os::unix::fs::symlink("run.real", dir.join("run")).unwrap();
@@ -113,12 +113,12 @@ fn run_is_a_symlink() {
 
 #[test]
 fn log_without_executable_log_run() {
-    assert_rejected(65, "stock", |root| {
+    assert_rejected(exit::DATA_ERR, "stock", |root| {
         let run = root.stock().join("web/log/run");
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o644)).unwrap();
         show(root.stock().join("web/log"))
     });
-    assert_rejected(65, "stock", |root| {
+    assert_rejected(exit::DATA_ERR, "stock", |root| {
         std::fs::create_dir(root.stock().join("db/log")).unwrap();
         show(root.stock().join("db/log"))
     });
@@ -126,7 +126,7 @@ fn log_without_executable_log_run() {
 
 #[test]
 fn fifo_in_a_service() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let path = root.stock().join("cron/fifo");
         let ok = Command::new("mkfifo").arg(&path).status().unwrap();
         assert!(ok.success());
@@ -138,7 +138,7 @@ fn fifo_in_a_service() {
 #[test]
 fn socket_in_a_service() {
     let mut keep = None;
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let path = root.stock().join("cron/sock");
         keep = Some(std::os::unix::net::UnixListener::bind(&path).unwrap());
         show(path)
@@ -148,7 +148,7 @@ fn socket_in_a_service() {
 
 #[test]
 fn device_node_in_a_service() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let path = root.stock().join("web/env/null");
         let ok = Command::new("mknod")
             .arg(&path)
@@ -169,14 +169,14 @@ fn shipped_runtime_entries() {
         "web/log/supervise",
         "web/log/event",
     ] {
-        assert_rejected(65, "stock", |root| {
+        assert_rejected(exit::DATA_ERR, "stock", |root| {
             let path = root.stock().join(rel);
             std::fs::create_dir(&path).unwrap();
             show(path)
         });
     }
     // A plain file under a runtime name is just as wrong.
-    assert_rejected(65, "stock", |root| {
+    assert_rejected(exit::DATA_ERR, "stock", |root| {
         let path = root.stock().join("db/supervise");
         std::fs::write(&path, "").unwrap();
         show(path)
@@ -185,7 +185,7 @@ fn shipped_runtime_entries() {
 
 #[test]
 fn non_utf8_file_name() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let name = OsStr::from_bytes(b"bad-\xff-name");
         std::fs::write(root.stock().join("cron").join(name), "x").unwrap();
         show(root.stock().join("cron/bad-"))
@@ -195,7 +195,7 @@ fn non_utf8_file_name() {
 
 #[test]
 fn non_utf8_service_name() {
-    assert_rejected(65, "stock", |root| {
+    assert_rejected(exit::DATA_ERR, "stock", |root| {
         let dir = root.stock().join(OsStr::from_bytes(b"svc\xfe"));
         std::fs::create_dir(&dir).unwrap();
         show(root.stock().join("svc"))
@@ -204,7 +204,7 @@ fn non_utf8_service_name() {
 
 #[test]
 fn control_character_in_a_file_name() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         std::fs::write(root.stock().join("cron/a\x01b"), "x").unwrap();
         show(root.stock().join("cron/a\\u{1}b"))
     });
@@ -213,7 +213,7 @@ fn control_character_in_a_file_name() {
 
 #[test]
 fn newline_in_a_service_name() {
-    assert_rejected(65, "stock", |root| {
+    assert_rejected(exit::DATA_ERR, "stock", |root| {
         root.add_service("we\nb", "x");
         show(root.stock().join("we"))
     });
@@ -241,7 +241,7 @@ fn make_deep(base: &std::path::Path, component: &str) -> usize {
 #[test]
 fn path_over_4096_bytes() {
     let component = "d".repeat(250);
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let levels = make_deep(&root.stock().join("cron"), &component);
         assert!(levels < 32, "{levels} levels would hit max_depth instead");
         show(root.stock().join("cron").join(&component[..64]))
@@ -254,7 +254,7 @@ fn path_over_4096_bytes_with_multibyte_names() {
     // Regression: the message cut the path at byte 64, inside a two-byte
     // character, and the scan panicked.
     let component = format!("x{}", "é".repeat(120));
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         make_deep(&root.stock().join("cron"), &component);
         show(root.stock().join("cron/x"))
     });
@@ -264,7 +264,7 @@ fn path_over_4096_bytes_with_multibyte_names() {
 
 #[test]
 fn dpkg_files_in_flight_are_transient() {
-    let run = assert_rejected(75, "stock_busy", |root| {
+    let run = assert_rejected(exit::TEMP_FAIL, "stock_busy", |root| {
         let path = root.stock().join("web/run.dpkg-new");
         std::fs::write(&path, "#!/bin/sh\n").unwrap();
         show(path)
@@ -274,7 +274,7 @@ fn dpkg_files_in_flight_are_transient() {
 
 #[test]
 fn missing_stock_directory() {
-    let run = assert_rejected(65, "stock", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         std::fs::remove_dir_all(root.stock()).unwrap();
         show(root.stock())
     });
@@ -290,7 +290,7 @@ fn missing_optional_stock_tree_is_fine() {
     root.config("stock:\n  - stock\n  - extra\n");
     let before = root.snapshot();
     let (kind, run) = root.error_kind(&["commit"]);
-    let run = run.code(65);
+    let run = run.code(exit::DATA_ERR);
     assert_eq!(kind, "stock", "{}", run.stdout);
     assert!(
         run.stderr
@@ -303,7 +303,7 @@ fn missing_optional_stock_tree_is_fine() {
 
 #[test]
 fn config_with_an_unknown_key() {
-    let run = assert_rejected(65, "config", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "config", |root| {
         root.config("supervizor: s6\n");
         show(root.path().join("config.yaml"))
     });
@@ -312,12 +312,12 @@ fn config_with_an_unknown_key() {
 
 #[test]
 fn config_with_a_wrong_type() {
-    let run = assert_rejected(65, "config", |root| {
+    let run = assert_rejected(exit::DATA_ERR, "config", |root| {
         root.config("keep_generations: many\n");
         show(root.path().join("config.yaml"))
     });
     assert!(run.stderr.contains("keep_generations"), "{}", run.stderr);
-    assert_rejected(65, "config", |root| {
+    assert_rejected(exit::DATA_ERR, "config", |root| {
         root.config("stock: 7\n");
         show(root.path().join("config.yaml"))
     });
@@ -344,7 +344,7 @@ fn check_lists_every_problem_at_once() {
             .unwrap()
             .success()
     );
-    let run = root.run(&["check"]).code(65);
+    let run = root.run(&["check"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("5 problem(s)"),
         "not all problems at once:\n{}",
@@ -369,7 +369,7 @@ fn check_lists_every_problem_at_once() {
     assert_eq!(kind, "stock");
     let problems = run.json()["error"]["problems"].as_array().unwrap().len();
     assert_eq!(problems, 5, "{}", run.stdout);
-    root.commit().code(65);
+    root.commit().code(exit::DATA_ERR);
     assert_eq!(root.snapshot(), before);
 }
 
@@ -391,7 +391,7 @@ fn error_message_snapshot() {
     std::fs::remove_file(root.stock().join("cron/run")).unwrap();
     let mode = std::fs::Permissions::from_mode(0o644);
     std::fs::set_permissions(root.stock().join("web/run"), mode).unwrap();
-    let run = root.run(&["check"]).code(65);
+    let run = root.run(&["check"]).code(exit::DATA_ERR);
     let text = run
         .stderr
         .replace(&root.path().display().to_string(), "[ROOT]");
@@ -406,7 +406,7 @@ fn group_writable_state_is_refused_with_77() {
     let before = root.snapshot();
     std::fs::set_permissions(root.state(), std::fs::Permissions::from_mode(0o775)).unwrap();
     let (kind, run) = root.error_kind(&["commit"]);
-    let run = run.code(77);
+    let run = run.code(exit::NO_PERM);
     assert_eq!(kind, "unsafe", "{}", run.stdout);
     assert!(
         run.stderr.contains(&show(root.state())) && run.stderr.contains("chmod go-w"),

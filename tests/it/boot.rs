@@ -74,7 +74,7 @@ fn sync_removes_links_of_services_no_longer_live() {
 #[test]
 fn sync_without_any_generation_says_to_commit_first() {
     let root = Root::example();
-    let run = root.run(&["--json", "sync"]).code(65).kind("bad_input");
+    let run = root.run(&["--json", "sync"]).code(exit::DATA_ERR).kind("bad_input");
     assert!(
         run.stderr.contains("svcdir-update commit"),
         "{}",

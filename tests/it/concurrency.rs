@@ -78,7 +78,7 @@ fn racing_commits_and_readers_lose_and_duplicate_nothing() {
                         let run = loop {
                             let run = root.run(&["--wait", "120", "commit"]);
                             tries += 1;
-                            if run.code != 75 || tries == 50 {
+                            if !run.exited(exit::TEMP_FAIL) || tries == 50 {
                                 break run;
                             }
                         };
@@ -111,7 +111,7 @@ fn racing_commits_and_readers_lose_and_duplicate_nothing() {
         "a generation number was given twice: {effective:?}"
     );
     // The history: one line per transaction, a contiguous chain 1, 2, … .
-    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    let history = std::fs::read_to_string(root.state().join(layout::HISTORY)).unwrap();
     let mut prev: Option<u64> = None;
     let mut tos = Vec::new();
     for line in history.lines() {

@@ -31,7 +31,7 @@ fn scan_links(root: &Root) -> Vec<(String, PathBuf)> {
 fn object_of(root: &Root, n: u64, service: &str) -> PathBuf {
     let link = root
         .state()
-        .join("generations")
+        .join(layout::GENERATIONS)
         .join(n.to_string())
         .join(service);
     std::fs::canonicalize(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()))
@@ -122,7 +122,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     // Back to 1, then nothing older is left: exit 65, nothing changes.
     root.run(&["rollback", "1"]).ok();
     let snap = root.snapshot();
-    let run = root.run(&["--json", "rollback"]).code(65).kind("bad_input");
+    let run = root.run(&["--json", "rollback"]).code(exit::DATA_ERR).kind("bad_input");
     assert!(
         run.stderr.contains("nothing to roll back to"),
         "{}",
@@ -133,7 +133,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     // A generation that does not exist: exit 65, nothing changes.
     let run = root
         .run(&["--json", "rollback", "9"])
-        .code(65)
+        .code(exit::DATA_ERR)
         .kind("bad_input");
     assert!(
         run.stderr.contains("generation 9 does not exist"),
@@ -146,7 +146,7 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
 #[test]
 fn rollback_before_any_commit_is_bad_input() {
     let root = Root::example();
-    let run = root.run(&["--json", "rollback"]).code(65).kind("bad_input");
+    let run = root.run(&["--json", "rollback"]).code(exit::DATA_ERR).kind("bad_input");
     assert!(run.stderr.contains("commit"), "{}", run.stderr);
     assert_eq!(root.live_generation(), None);
 }
@@ -270,7 +270,7 @@ fn verify_passes_on_an_intact_store_and_names_a_tampered_file() {
     perms.set_mode(perms.mode() | 0o200);
     std::fs::set_permissions(&file, perms).unwrap();
     std::fs::write(&file, "9.9\n").unwrap();
-    let run = root.run(&["verify"]).code(65);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains(&file.display().to_string()) && run.stderr.contains("content changed"),
         "{}",
@@ -284,7 +284,7 @@ fn verify_names_a_mode_change_in_a_store_object() {
     root.commit().ok();
     let run_file = object_of(&root, 1, "cron").join("run");
     std::fs::set_permissions(&run_file, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let run = root.run(&["verify"]).code(65);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains(&run_file.display().to_string()) && run.stderr.contains("mode 0700"),
         "{}",
@@ -485,7 +485,7 @@ fn commit_gives_up_with_75_while_another_process_holds_the_lock() {
 
     let run = root
         .run(&["--json", "--wait", "0.5", "commit"])
-        .code(75)
+        .code(exit::TEMP_FAIL)
         .kind("busy");
     assert!(
         run.stderr.contains(&lock.display().to_string()),
@@ -577,14 +577,14 @@ fn a_broken_scan_directory_fails_before_the_switch() {
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let run = root.commit();
     assert!(
-        run.code != 0 && run.code != 1,
+        !run.exited(exit::OK) && !run.exited(exit::AFTER_SWITCH),
         "exit {}: {}",
         run.code,
         run.stderr
     );
     assert!(run.stderr.contains("service"), "{}", run.stderr);
     assert_eq!(root.live_generation(), Some(1));
-    assert!(!root.state().join(".txn.yaml").exists());
+    assert!(!root.state().join(layout::TXN).exists());
 }
 
 /// `--help` text of the real binary at a fixed width.
@@ -614,11 +614,11 @@ fn usage_error_exits_2() {
     let root = Root::example();
     let run = root
         .run(&["--json", "rollback", "not-a-number"])
-        .code(2)
+        .code(exit::USAGE)
         .kind("usage");
     assert!(run.stderr.contains("invalid value"), "{}", run.stderr);
     root.run(&["--json", "--wait", "-1", "commit"])
-        .code(2)
+        .code(exit::USAGE)
         .kind("usage");
 }
 
@@ -635,7 +635,7 @@ fn verify_ignores_runtime_entries_a_supervisor_creates() {
     root.run(&["verify"]).ok();
     // …but anything else added by hand is reported.
     std::fs::write(web.join("extra"), "x").unwrap();
-    let run = root.run(&["verify"]).code(65);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
     assert!(
         run.stderr.contains("extra: not in the manifest"),
         "{}",
@@ -722,5 +722,24 @@ fn a_scan_directory_reached_through_a_symlink_is_used() {
             .unwrap()
             .file_type()
             .is_symlink()
+    );
+}
+
+/// The harness's copy of the on-disk names (`harness::layout`, private in
+/// src/state/layout.rs) is what the binary writes: a drift fails here, not
+/// as a negative check (`!exists()`) elsewhere that can no longer fail.
+/// The interrupted-transaction log and the pending marker are proven to
+/// exist under their names by recovery.rs and stock_busy.rs.
+#[test]
+fn layout_names_match_the_binary() {
+    let root = Root::example();
+    root.commit().ok();
+    let state = root.state();
+    assert!(state.join(layout::HISTORY).is_file());
+    assert!(state.join(layout::STORE).is_dir());
+    assert!(state.join(layout::GENERATIONS).join("1").is_dir());
+    assert_eq!(
+        std::fs::read_link(state.join(layout::LIVE)).unwrap(),
+        Path::new(layout::GENERATIONS).join("1")
     );
 }

@@ -14,21 +14,11 @@ use crate::harness::*;
 
 const STOCK: &str = "usr/share/svcdir-update/stock";
 
-/// Whether dpkg and dpkg-deb can run here; a skip says so on stderr.
+/// Whether dpkg and dpkg-deb are installed: a test fails without them
+/// unless it may be left out (`harness::require_tool`).
+#[track_caller]
 fn have_dpkg() -> bool {
-    let ok = |prog: &str| {
-        Command::new(prog)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ok("dpkg-deb") && ok("dpkg") {
-        return true;
-    }
-    eprintln!("SKIPPED: dpkg-deb or dpkg not found (scripts/test.sh installs dpkg-dev)");
-    false
+    require_tool("dpkg", "dpkg") && require_tool("dpkg-deb", "dpkg")
 }
 
 fn examples() -> PathBuf {
@@ -152,13 +142,13 @@ impl DpkgRoot {
     #[track_caller]
     fn assert_services(&self, expected: &[&str], context: &str) {
         let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-        let live = names(&self.state().join("live"));
+        let live = names(&self.state().join(layout::LIVE));
         assert_eq!(live, expected, "live generation\n{context}");
         let scandir = self.root().join("run/service");
         assert_eq!(names(&scandir), expected, "scan directory\n{context}");
         for name in &expected {
             let link = std::fs::read_link(scandir.join(name)).unwrap();
-            assert_eq!(link, self.state().join("live").join(name));
+            assert_eq!(link, self.state().join(layout::LIVE).join(name));
             assert!(scandir.join(name).join("run").is_file(), "{name}/run");
             assert!(
                 scandir.join(name).join("log/run").is_file(),
@@ -169,11 +159,11 @@ impl DpkgRoot {
 
     /// The live `run` of a service.
     fn live_run(&self, service: &str) -> String {
-        std::fs::read_to_string(self.state().join("live").join(service).join("run")).unwrap()
+        std::fs::read_to_string(self.state().join(layout::LIVE).join(service).join("run")).unwrap()
     }
 
     fn pending(&self) -> PathBuf {
-        self.state().join("pending")
+        self.state().join(layout::PENDING)
     }
 }
 

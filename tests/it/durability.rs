@@ -4,18 +4,16 @@
 //! next commit succeeds. Injected with the `=eio` failpoint action and, for
 //! real syscalls, with `strace -e inject=…:error=EIO`.
 
-#![cfg(feature = "failpoints")]
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use crate::crash::{change_stock, failpoints};
 use crate::harness::*;
 use crate::invariant::*;
+use crate::slow::crash::{change_stock, failpoints};
 
 /// Published store objects (names without `.tmp-`, not manifests).
 fn published_objects(root: &Root) -> BTreeSet<String> {
-    std::fs::read_dir(root.state().join("store"))
+    std::fs::read_dir(root.state().join(layout::STORE))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| !n.ends_with(".manifest.yaml") && !n.starts_with(".tmp-"))
@@ -26,13 +24,15 @@ fn published_objects(root: &Root) -> BTreeSet<String> {
 /// published without its manifest, and recover + the next commit work.
 fn check_after_failure(root: &Root, code: i32, old: &Services, new: &Services, what: &str) {
     let live = live_generation_contents(root);
-    match code {
-        74 => assert_eq!(&live, old, "{what}: exit 74 but live changed"),
-        1 => assert_eq!(&live, new, "{what}: exit 1 but live did not switch"),
-        0 => assert_eq!(&live, new, "{what}"),
-        other => panic!("{what}: exit {other}"),
+    match u8::try_from(code) {
+        Ok(exit::IO_ERR) => assert_eq!(&live, old, "{what}: exit {code} but live changed"),
+        Ok(exit::AFTER_SWITCH) => {
+            assert_eq!(&live, new, "{what}: exit {code} but live did not switch");
+        }
+        Ok(exit::OK) => assert_eq!(&live, new, "{what}"),
+        _ => panic!("{what}: exit {code}"),
     }
-    let store = root.state().join("store");
+    let store = root.state().join(layout::STORE);
     for object in published_objects(root) {
         assert!(
             store.join(format!("{object}.manifest.yaml")).is_file(),
@@ -47,6 +47,10 @@ fn check_after_failure(root: &Root, code: i32, old: &Services, new: &Services, w
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn an_eio_at_any_point_of_a_commit_exits_74_before_the_switch_and_1_after() {
     let after_switch = [
         "switch.after-rename",
@@ -62,14 +66,14 @@ fn an_eio_at_any_point_of_a_commit_exits_74_before_the_switch_and_1_after() {
         let new = stock_contents(&root);
         let run = Root::run_env(&root, &["commit"], &format!("{point}=eio"));
         let want = if point.starts_with("gc.") {
-            0 // not on commit's path
+            exit::OK // not on commit's path
         } else if after_switch.contains(&point.as_str()) {
-            1
+            exit::AFTER_SWITCH
         } else {
-            74
+            exit::IO_ERR
         };
-        assert_eq!(run.code, want, "{point}=eio: {}", run.stderr);
-        if want == 74 {
+        assert_eq!(run.code, i32::from(want), "{point}=eio: {}", run.stderr);
+        if want == exit::IO_ERR {
             assert!(
                 run.stderr.contains("durable") && run.stderr.contains("Input/output error"),
                 "{point}: {}",
@@ -84,6 +88,10 @@ fn an_eio_at_any_point_of_a_commit_exits_74_before_the_switch_and_1_after() {
 /// failed run takes them back, so the retry stages them again rather than
 /// trusting them (regression: they used to stay published and be reused).
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn objects_published_before_an_eio_are_taken_back() {
     for point in [
         "commit.after-publish-objects",
@@ -92,19 +100,19 @@ fn objects_published_before_an_eio_are_taken_back() {
         let root = Root::example();
         root.commit().ok();
         let before = published_objects(&root);
-        let generations = std::fs::read_dir(root.state().join("generations"))
+        let generations = std::fs::read_dir(root.state().join(layout::GENERATIONS))
             .unwrap()
             .count();
         change_stock(&root, "b");
         let run = Root::run_env(&root, &["commit"], &format!("{point}=eio"));
-        assert_eq!(run.code, 74, "{point}: {}", run.stderr);
+        assert_eq!(run.code, i32::from(exit::IO_ERR), "{point}: {}", run.stderr);
         assert_eq!(
             published_objects(&root),
             before,
             "{point}: new objects stayed published"
         );
         assert_eq!(
-            std::fs::read_dir(root.state().join("generations"))
+            std::fs::read_dir(root.state().join(layout::GENERATIONS))
                 .unwrap()
                 .count(),
             generations,
@@ -122,17 +130,9 @@ fn objects_published_before_an_eio_are_taken_back() {
 impl Root {
     /// Runs the binary with a failpoint spec in the environment.
     pub fn run_env(&self, args: &[&str], failpoint: &str) -> Run {
-        let out = self
-            .command(args)
-            .env("SVCDIR_UPDATE_FAILPOINT", failpoint)
-            .output()
-            .unwrap();
+        let out = self.command(args).failpoint(failpoint).output().unwrap();
         Run::from(out)
     }
-}
-
-fn have_strace() -> bool {
-    Command::new("strace").arg("-V").output().is_ok()
 }
 
 /// Runs `commit` under strace with `inject` (an strace -e inject= spec).
@@ -150,9 +150,12 @@ fn commit_under_strace(root: &Root, inject: &str) -> Run {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn a_real_fsync_eio_aborts_the_commit_and_nothing_is_lost() {
-    if !have_strace() {
-        eprintln!("SKIPPED: strace is not installed (scripts/test.sh installs it)");
+    if !require_tool("strace", "strace") {
         return;
     }
     let mut codes = BTreeSet::new();
@@ -164,7 +167,7 @@ fn a_real_fsync_eio_aborts_the_commit_and_nothing_is_lost() {
         let new = stock_contents(&root);
         let run = commit_under_strace(&root, &format!("fsync:error=EIO:when={n}"));
         let what = format!("fsync #{n} fails");
-        if run.code == 74 {
+        if run.exited(exit::IO_ERR) {
             assert!(run.stderr.contains("durable"), "{what}: {}", run.stderr);
         }
         codes.insert(run.code);
@@ -172,20 +175,23 @@ fn a_real_fsync_eio_aborts_the_commit_and_nothing_is_lost() {
     }
     // Both sides of the switch were hit, and late ones ran past the end.
     assert!(
-        codes.contains(&74),
+        codes.contains(&i32::from(exit::IO_ERR)),
         "no fsync failed before the switch: {codes:?}"
     );
     assert!(
-        codes.contains(&1),
+        codes.contains(&i32::from(exit::AFTER_SWITCH)),
         "no fsync failed after the switch: {codes:?}"
     );
     println!("strace fsync EIO exit codes: {codes:?}");
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn a_syncfs_eio_on_a_large_commit_publishes_nothing() {
-    if !have_strace() {
-        eprintln!("SKIPPED: strace is not installed (scripts/test.sh installs it)");
+    if !require_tool("strace", "strace") {
         return;
     }
     let root = Root::example();
@@ -197,8 +203,8 @@ fn a_syncfs_eio_on_a_large_commit_publishes_nothing() {
     }
     let new = stock_contents(&root);
     let before = published_objects(&root);
-    let run = commit_under_strace(&root, "syncfs:error=EIO:when=1").code(74);
+    let run = commit_under_strace(&root, "syncfs:error=EIO:when=1").code(exit::IO_ERR);
     assert!(run.stderr.contains("durable"), "{}", run.stderr);
     assert_eq!(published_objects(&root), before, "an object was published");
-    check_after_failure(&root, 74, &old, &new, "syncfs fails");
+    check_after_failure(&root, i32::from(exit::IO_ERR), &old, &new, "syncfs fails");
 }

@@ -29,7 +29,7 @@ fn objects_of(root: &Root, n: u64) -> BTreeSet<String> {
 }
 
 fn store_objects(root: &Root) -> BTreeSet<String> {
-    std::fs::read_dir(root.state().join("store"))
+    std::fs::read_dir(root.state().join(layout::STORE))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| !n.ends_with(".manifest.yaml"))
@@ -38,7 +38,7 @@ fn store_objects(root: &Root) -> BTreeSet<String> {
 
 /// Asserts no object manifest is left without its object.
 pub fn assert_no_orphan_manifests(root: &Root) {
-    let store = root.state().join("store");
+    let store = root.state().join(layout::STORE);
     for e in std::fs::read_dir(&store).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         if let Some(object) = name.strip_suffix(".manifest.yaml") {
@@ -81,17 +81,20 @@ fn gc_never_removes_the_live_generation_even_when_it_is_old() {
     assert!(generations(&root).contains(&1));
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn gc_keeps_the_generations_an_interrupted_transaction_names() {
     let root = root_with_generations(3);
     // A rollback 3 -> 1 dies before the switch: its log names 1 and 3.
-    assert!(crate::crash::run_at(
+    assert!(crate::slow::crash::run_at(
         &root,
         &["rollback", "1"],
         "txn.after-stop"
     ));
-    assert!(root.state().join(".txn.yaml").exists());
+    assert!(root.state().join(layout::TXN).exists());
     root.run(&["gc", "--keep", "1"]).ok();
     // Recovery undid the rollback (live 3); 1 is kept as the log named it,
     // 2 is collected.
@@ -111,7 +114,7 @@ fn gc_keeps_an_object_a_running_process_uses_until_it_exits() {
             .find(|o| o.starts_with("web-"))
             .unwrap();
         assert!(!objects_of(&root, 2).contains(&web1));
-        let dir = root.state().join("store").join(&web1);
+        let dir = root.state().join(layout::STORE).join(&web1);
         let mut sleep = Command::new("sleep");
         sleep.arg("1000");
         match how {
@@ -151,12 +154,12 @@ fn gc_keeps_an_object_a_running_process_uses_until_it_exits() {
 #[test]
 fn gc_with_a_damaged_rollback_log_removes_nothing() {
     let root = root_with_generations(3);
-    std::fs::write(root.state().join(".txn.yaml"), b"id: x\nchecksum: 00\n").unwrap();
+    std::fs::write(root.state().join(layout::TXN), b"id: x\nchecksum: 00\n").unwrap();
     let before = root.snapshot();
     let objects = store_objects(&root);
     let run = root
         .run(&["--json", "gc", "--keep", "1"])
-        .code(65)
+        .code(exit::DATA_ERR)
         .kind("bad_input");
     assert!(run.stderr.contains("damaged"), "{}", run.stderr);
     assert_eq!(root.snapshot(), before);

@@ -120,6 +120,9 @@ impl Drop for Reaper {
 /// version.
 #[test]
 fn the_s6_guide_runs_under_a_real_s6_svscan() {
+    if !require_tool("s6-svscan", "s6") {
+        return;
+    }
     let demo = tempfile::Builder::new()
         .prefix("svcdir-guide-s6-")
         .tempdir()

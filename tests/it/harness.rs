@@ -4,10 +4,122 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The exit codes, by name: tests never copy their numbers.
+pub use svcdir_update::error::exit;
+
+/// On-disk names of the state directory, as src/state/layout.rs spells them
+/// (private there: the library's public surface is `cli`, `error`, `run`).
+/// The test `layout_names_match_the_binary` in tests/it/core.rs fails when the
+/// two drift apart.
+pub mod layout {
+    /// The transaction log of an interrupted commit or rollback.
+    pub const TXN: &str = ".txn.yaml";
+    /// One line per finished transaction.
+    pub const HISTORY: &str = "history.log";
+    /// The numbered generations.
+    pub const GENERATIONS: &str = "generations";
+    /// The content-addressed objects.
+    pub const STORE: &str = "store";
+    /// The symlink to the generation in use.
+    pub const LIVE: &str = "live";
+    /// The marker of a commit deferred by an update lock.
+    pub const PENDING: &str = "pending";
+}
+
+/// The variable that names a crash point in a binary built with
+/// `--features failpoints` (src/sys/failpoint.rs).
+pub const FAILPOINT_ENV: &str = "SVCDIR_UPDATE_FAILPOINT";
+
+/// Arms a crash point on a command of the binary under test.
+pub trait FailpointExt {
+    /// Sets [`FAILPOINT_ENV`] to `spec`. Fails the test when the binary was
+    /// built without failpoints (such tests are `#[ignore]`d then; this stops
+    /// `--include-ignored` from driving a binary that would not crash).
+    fn failpoint(&mut self, spec: &str) -> &mut Self;
+}
+
+impl FailpointExt for Command {
+    #[track_caller]
+    fn failpoint(&mut self, spec: &str) -> &mut Self {
+        if !cfg!(feature = "failpoints") {
+            panic!(
+                "failpoint {spec:?} needs a binary built with --features failpoints (scripts/test.sh)"
+            );
+        }
+        self.env(FAILPOINT_ENV, spec)
+    }
+}
+
+/// The local opt-in (`=1`) that lets a test whose tool is missing leave
+/// itself out instead of failing. Refused under `CI=true`.
+pub const ALLOW_MISSING_TOOLS: &str = "SVCDIR_TEST_ALLOW_MISSING_TOOLS";
+
+/// The file every test left out for a missing tool appends one line to, so
+/// that a run can count them: scripts/test.sh empties it first and prints
+/// the count at the end.
+pub fn left_out_log() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("left-out-for-missing-tools.txt")
+}
+
+/// Whether `tool` (a name looked up in `PATH`, or an absolute path) is
+/// installed. When it is not, the test fails naming the tool, its Debian
+/// `package` and scripts/test.sh (which installs it) — unless
+/// [`ALLOW_MISSING_TOOLS`]`=1` is set outside CI: then the caller must
+/// leave the test (or the part that needs the tool) out, which is said on
+/// stderr (past libtest's capture) and recorded in [`left_out_log`].
+#[track_caller]
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    if tool_installed(tool) {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let at = std::panic::Location::caller();
+    let missing =
+        format!("{tool} is not installed (Debian package {package}; scripts/test.sh installs it)");
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let allowed = std::env::var(ALLOW_MISSING_TOOLS).is_ok_and(|v| v == "1");
+    assert!(
+        !in_ci,
+        "{test}: {missing}; under CI=true a missing tool always fails"
+    );
+    assert!(
+        allowed,
+        "{test}: {missing}; set {ALLOW_MISSING_TOOLS}=1 to leave such tests out locally"
+    );
+    let line = format!("left out for a missing tool: {test} ({at}): {missing}\n");
+    // Straight to the stream: libtest captures only the print macros.
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(left_out_log());
+    // One write(2) with O_APPEND: lines of parallel tests do not interleave.
+    let recorded = log.and_then(|mut file| file.write_all(line.as_bytes()));
+    assert!(
+        recorded.is_ok(),
+        "cannot record the left-out test in {}: {recorded:?}",
+        left_out_log().display()
+    );
+    false
+}
+
+/// Whether `tool` names an executable file, directly or through `PATH`.
+fn tool_installed(tool: &str) -> bool {
+    let executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|md| md.is_file() && md.permissions().mode() & 0o111 != 0)
+    };
+    if tool.contains('/') {
+        return executable(Path::new(tool));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(tool))))
+}
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -41,22 +153,31 @@ impl Run {
     #[track_caller]
     pub fn ok(self) -> Run {
         assert_eq!(
-            self.code, 0,
+            self.code,
+            i32::from(exit::OK),
             "expected success\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
+            self.stdout,
+            self.stderr
         );
         self
     }
 
-    /// Asserts the exit code and returns self.
+    /// Asserts the exit code (one of [`exit`]) and returns self.
     #[track_caller]
-    pub fn code(self, code: i32) -> Run {
+    pub fn code(self, code: u8) -> Run {
         assert_eq!(
-            self.code, code,
+            self.code,
+            i32::from(code),
             "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
+            self.stdout,
+            self.stderr
         );
         self
+    }
+
+    /// Whether the run exited with `code` (one of [`exit`]).
+    pub fn exited(&self, code: u8) -> bool {
+        self.code == i32::from(code)
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -167,7 +288,7 @@ impl Root {
         self.path().join("run")
     }
     pub fn live(&self) -> PathBuf {
-        self.state().join("live")
+        self.state().join(layout::LIVE)
     }
 
     /// Writes `<root>/config.yaml`.
@@ -236,7 +357,7 @@ impl Root {
     /// directory (link targets).
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
         let mut out = BTreeMap::new();
-        for base in [self.state().join("generations"), self.scandir()] {
+        for base in [self.state().join(layout::GENERATIONS), self.scandir()] {
             if !base.exists() {
                 continue;
             }
@@ -278,7 +399,7 @@ impl Root {
 
 /// Lines of `<state>/history.log` (0 when absent): one per transaction.
 pub fn history_len(state: &Path) -> usize {
-    std::fs::read_to_string(state.join("history.log"))
+    std::fs::read_to_string(state.join(layout::HISTORY))
         .unwrap_or_default()
         .lines()
         .count()
@@ -291,7 +412,7 @@ pub fn history_lines(root: &Root) -> usize {
 
 /// Published generation numbers on disk, ascending.
 pub fn generations(root: &Root) -> Vec<u64> {
-    let mut out: Vec<u64> = std::fs::read_dir(root.state().join("generations"))
+    let mut out: Vec<u64> = std::fs::read_dir(root.state().join(layout::GENERATIONS))
         .unwrap()
         .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
         .collect();

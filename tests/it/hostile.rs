@@ -4,6 +4,7 @@
 //! it got, and proves that nothing outside was read or written and that
 //! `live` did not change.
 
+use svcdir_update::error::exit;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -156,15 +157,15 @@ fn racing_symlink_swaps_never_leak_or_write_outside() {
     let mut commits = 0;
     while commits < 200 && Instant::now() < deadline {
         let run = root.commit();
-        match run.code {
-            0 | 75 => {}
-            65 => assert!(
+        match u8::try_from(run.code) {
+            Ok(exit::OK | exit::TEMP_FAIL) => {}
+            Ok(exit::DATA_ERR) => assert!(
                 run.stderr.contains("is a symlink")
                     || run.stderr.contains("`run` is not a regular file"),
                 "65 for something other than a symlinked service or run:\n{}",
                 run.stderr
             ),
-            other => panic!("commit exited {other} while racing:\n{}", run.stderr),
+            _ => panic!("commit exited {} while racing:\n{}", run.code, run.stderr),
         }
         *codes.entry(run.code).or_default() += 1;
         commits += 1;
@@ -296,7 +297,7 @@ fn assert_refused_77(
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let before = root.snapshot();
     let named = spoil(&root, &canary);
-    let run = root.run(&["--json", "commit"]).code(77).kind("unsafe");
+    let run = root.run(&["--json", "commit"]).code(exit::NO_PERM).kind("unsafe");
     assert!(
         run.stderr.contains(&named.display().to_string()),
         "the refusal does not name {}:\n{}",
@@ -360,7 +361,7 @@ fn state_owned_by_another_user_is_refused_with_77() {
 
 #[test]
 fn group_writable_store_is_refused_with_77() {
-    assert_mode_refused_77(|root| root.state().join("store"), 0o775, 0o755);
+    assert_mode_refused_77(|root| root.state().join(layout::STORE), 0o775, 0o755);
 }
 
 #[test]
@@ -421,7 +422,7 @@ fn update_lock_symlink_is_refused_with_77_and_its_target_untouched() {
 
 /// The store object `service` of the live generation.
 fn live_object(root: &Root, service: &str) -> PathBuf {
-    std::fs::canonicalize(root.state().join("live").join(service)).unwrap()
+    std::fs::canonicalize(root.state().join(layout::LIVE).join(service)).unwrap()
 }
 
 /// Item 2: symlinks to secrets, inside a service and as its files, are
@@ -573,7 +574,7 @@ fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'stat
     root.commit().ok();
     let before = root.snapshot();
     let (named, words) = breaks(root);
-    let run = root.run(&["--json", "commit"]).code(65).kind("stock");
+    let run = root.run(&["--json", "commit"]).code(exit::DATA_ERR).kind("stock");
     for shown in [named.display().to_string().as_str(), words] {
         assert!(
             run.stderr.contains(shown),
@@ -588,10 +589,13 @@ fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'stat
     run
 }
 
+/// GNU time, for the peak resident set size (the shell's `time` has none).
+const TIME: &str = "/usr/bin/time";
+
 /// Runs `svcdir-update --root … ARGS` under `/usr/bin/time` and returns
 /// the run and the peak resident set size in KiB.
 fn run_measuring_rss(root: &Root, args: &[&str]) -> (Run, u64) {
-    let out = std::process::Command::new("/usr/bin/time")
+    let out = std::process::Command::new(TIME)
         .args(["-f", "maxrss-kib=%M"])
         .arg(bin())
         .arg("--root")
@@ -635,13 +639,13 @@ fn lock_and_exec_refuse_names_that_are_paths() {
     root.commit().ok();
     let before = tree_picture(root.path(), &[]);
     for name in ["../../canary", "web/../../x", ".hidden", "we\nb", ""] {
-        let run = root.run(&["lock", name, "--", "true"]).code(2);
+        let run = root.run(&["lock", name, "--", "true"]).code(exit::USAGE);
         assert!(
             run.stderr.contains("service name"),
             "{name:?}: {}",
             run.stderr
         );
-        root.run(&["exec", name, "--", "true"]).code(2);
+        root.run(&["exec", name, "--", "true"]).code(exit::USAGE);
     }
     assert_eq!(tree_picture(root.path(), &[]), before);
 }
@@ -672,6 +676,9 @@ fn entry_limit_is_exact_and_named() {
 /// stays small.
 #[test]
 fn two_gib_file_is_refused_by_size_without_reading_it() {
+    if !require_tool(TIME, "time") {
+        return;
+    }
     let root = Root::example();
     root.commit().ok();
     let before = root.snapshot();
@@ -681,7 +688,7 @@ fn two_gib_file_is_refused_by_size_without_reading_it() {
         .set_len(2 << 30)
         .unwrap();
     let (run, rss) = run_measuring_rss(&root, &["commit"]);
-    assert_eq!(run.code, 65, "{}", run.stderr);
+    assert_eq!(run.code, i32::from(exit::DATA_ERR), "{}", run.stderr);
     assert!(
         run.stderr.contains(&big.display().to_string()),
         "{}",
@@ -702,6 +709,9 @@ fn two_gib_file_is_refused_by_size_without_reading_it() {
 /// 256 MiB file is committed with a peak RSS far below its size.
 #[test]
 fn large_file_under_the_limit_is_streamed_not_buffered() {
+    if !require_tool(TIME, "time") {
+        return;
+    }
     let root = Root::example();
     let big = root.stock().join("web/env/large");
     let file = std::fs::File::create(&big).unwrap();
@@ -710,7 +720,7 @@ fn large_file_under_the_limit_is_streamed_not_buffered() {
     std::os::unix::fs::FileExt::write_all_at(&file, b"tail", (256 << 20) - 4).unwrap();
     drop(file);
     let (run, rss) = run_measuring_rss(&root, &["commit"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, i32::from(exit::OK), "{}", run.stderr);
     eprintln!("256 MiB file committed; peak RSS {rss} KiB");
     assert!(rss < 96 << 10, "peak RSS {rss} KiB for a 256 MiB file");
     let copy = live_object(&root, "web").join("env/large");
@@ -752,6 +762,9 @@ fn nesting_beyond_the_depth_limit_is_refused() {
 #[test]
 #[ignore = "creates and commits 1,000,000 files; run by hand"]
 fn one_million_entries_commit_and_a_lower_limit_refuses() {
+    if !require_tool(TIME, "time") {
+        return;
+    }
     let root = Root::empty();
     for s in 0..100 {
         let name = format!("svc{s}");
@@ -763,7 +776,7 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
         }
     }
     root.config("limits: {max_entries: 999999}\n");
-    let run = root.run(&["--json", "commit"]).code(65).kind("stock");
+    let run = root.run(&["--json", "commit"]).code(exit::DATA_ERR).kind("stock");
     assert!(
         run.stderr.contains("more than 999999 entries"),
         "{}",
@@ -771,7 +784,7 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
     );
     std::fs::remove_file(root.path().join("config.yaml")).unwrap();
     let (run, rss) = run_measuring_rss(&root, &["commit"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, i32::from(exit::OK), "{}", run.stderr);
     eprintln!("1,000,000 entries committed, peak RSS {rss} KiB");
 }
 
@@ -845,7 +858,7 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
     root.commit().ok();
     write_noise(&root.stock().join("web/env/BIG"), 2 << 20);
     let before = root.snapshot();
-    let run = root.run(&["--json", "commit"]).code(74).kind("create");
+    let run = root.run(&["--json", "commit"]).code(exit::IO_ERR).kind("create");
     assert!(
         run.stderr.contains("No space left on device"),
         "{}",
@@ -861,7 +874,7 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
     // …and the next run, with the disk still full, has nothing to do but
     // fails the same way, cleanly.
     root.run(&["recover"]).ok();
-    root.commit().code(74);
+    root.commit().code(exit::IO_ERR);
     assert_eq!(staging_leftovers(&root), Vec::<String>::new());
     assert!(root.snapshot() == before);
     mount.resize("16m");
@@ -891,7 +904,7 @@ fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
     let before = root.snapshot();
     let guard = Mutable(root.state());
     sh("chattr", &["+i", root.state().to_str().unwrap()]);
-    let run = root.run(&["--json", "commit"]).code(73).kind("create");
+    let run = root.run(&["--json", "commit"]).code(exit::CANT_CREATE).kind("create");
     assert!(
         run.stderr.contains("Operation not permitted"),
         "{}",
@@ -937,7 +950,7 @@ fn permission_denied_while_staging_is_73_and_changes_nothing() {
     std::fs::write(root.stock().join("web/env/VERSION"), "2.0\n").unwrap();
     let before = root.snapshot();
     chmod(&root.state(), 0o555);
-    let run = as_nobody(&["commit"]).code(73);
+    let run = as_nobody(&["commit"]).code(exit::CANT_CREATE);
     assert!(run.stderr.contains("Permission denied"), "{}", run.stderr);
     assert!(
         root.snapshot() == before,
@@ -999,7 +1012,7 @@ fn trust_refusals_name_the_path_what_was_found_and_the_fix() {
     root.commit().ok();
     let stock = root.stock();
     chmod(&stock, 0o775);
-    let run = root.commit().code(77);
+    let run = root.commit().code(exit::NO_PERM);
     let shown = stock.display();
     assert!(
         run.stderr.contains(&format!(
@@ -1012,7 +1025,7 @@ fn trust_refusals_name_the_path_what_was_found_and_the_fix() {
 
     let runtime = root.runtime();
     chown(&runtime, NOBODY);
-    let run = root.commit().code(77);
+    let run = root.commit().code(exit::NO_PERM);
     let shown = runtime.display();
     assert!(
         run.stderr.contains(&format!(
@@ -1027,7 +1040,7 @@ fn trust_refusals_name_the_path_what_was_found_and_the_fix() {
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let lock = root.runtime().join("locks/web.lock");
     chown(&lock, NOBODY);
-    let run = root.commit().code(77);
+    let run = root.commit().code(exit::NO_PERM);
     assert!(
         run.stderr.contains(&format!(
             "`{}` is owned by uid {NOBODY}, not by root, who runs this; \

@@ -77,17 +77,20 @@ fn man_pages_in_docs_are_current() {
     ] {
         assert!(main.contains(needle), "main page lacks {needle}");
     }
-    // `man -l` renders it (when man-db is installed).
-    if let Ok(out) = std::process::Command::new("man")
-        .args(["-l", "-"])
-        .stdin(std::fs::File::open(dir.join("svcdir-update.1")).unwrap())
-        .env("MANWIDTH", "80")
-        .output()
-    {
-        if out.status.success() {
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("EXIT STATUS"), "{text}");
-        }
+    // `man -l` renders it.
+    if require_tool("man", "man-db") {
+        let out = std::process::Command::new("man")
+            .args(["-l", "-"])
+            .stdin(std::fs::File::open(dir.join("svcdir-update.1")).unwrap())
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("EXIT STATUS"),
+            "man -l: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -126,7 +129,7 @@ fn completions_name_every_command_and_bash_parses_them() {
         "{offered}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    tool(&["completions", "tcsh"]).code(2);
+    tool(&["completions", "tcsh"]).code(exit::USAGE);
 }
 
 #[test]
@@ -275,7 +278,7 @@ fn json_documents_keep_their_shape() {
     snap("recover", &["recover"]);
     // A deferred commit: recorded as pending, shown by status, applied by sync.
     root.write_stock("db/run.dpkg-new", "#!/bin/sh\n", 0o755);
-    root.commit().code(75);
+    root.commit().code(exit::TEMP_FAIL);
     snap("status_pending", &["status"]);
     std::fs::remove_file(root.stock().join("db/run.dpkg-new")).unwrap();
     snap("sync_pending", &["sync"]);
@@ -283,7 +286,6 @@ fn json_documents_keep_their_shape() {
 }
 
 /// The pids of stopped processes whose command line contains `needle`.
-#[cfg(feature = "failpoints")]
 fn stopped_processes_with(needle: &str) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -311,16 +313,14 @@ fn stopped_processes_with(needle: &str) -> Vec<u32> {
 /// On a real terminal (a pty from `script(1)`): a quick commit prints no
 /// progress; one that takes longer than a second (held stopped after
 /// reading the stock) prints the phases after the first second only.
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn progress_shows_on_a_terminal_once_a_commit_takes_over_a_second() {
     use std::time::{Duration, Instant};
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: script(1) not found (util-linux)");
+    if !require_tool("script", "bsdutils") {
         return;
     }
     let root = Root::example();
@@ -337,7 +337,7 @@ fn progress_shows_on_a_terminal_once_a_commit_takes_over_a_second() {
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(root.path().join("pty.out")).unwrap());
         if let Some(fp) = failpoint {
-            cmd.env("SVCDIR_UPDATE_FAILPOINT", fp);
+            cmd.failpoint(fp);
         }
         cmd
     };

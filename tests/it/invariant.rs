@@ -210,7 +210,7 @@ pub fn assert_consistent(root: &Root) -> Option<u64> {
 pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
     let state = root.state();
     assert!(
-        !state.join(".txn.yaml").exists(),
+        !state.join(layout::TXN).exists(),
         "a rollback log is left after recovery"
     );
     let max_depth = if depth == Depth::Full { usize::MAX } else { 2 };
@@ -224,7 +224,7 @@ pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
         );
     }
     // Every store object has its manifest.
-    let store = state.join("store");
+    let store = state.join(layout::STORE);
     for e in std::fs::read_dir(&store).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         if !name.ends_with(".manifest.yaml") {
@@ -266,7 +266,7 @@ pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
         }
     }
     // History: every transaction id at most once.
-    let history = std::fs::read_to_string(state.join("history.log")).unwrap_or_default();
+    let history = std::fs::read_to_string(state.join(layout::HISTORY)).unwrap_or_default();
     let mut ids = BTreeSet::new();
     for line in history.lines() {
         let id = line.split(' ').nth(1).unwrap();

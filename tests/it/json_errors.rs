@@ -3,6 +3,7 @@
 //! `exit_code` is the process's, and the human message stays on stderr.
 //! Real failures, one per exit code scripts branch on.
 
+use svcdir_update::error::exit;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -108,7 +109,7 @@ fn usage_errors_are_kind_usage_from_clap_and_from_the_commands() {
     // `--json` after `--` belongs to the program: no document.
     let run = root
         .run(&["--bogus", "lock", "web", "--", "--json"])
-        .code(2);
+        .code(exit::USAGE);
     assert_eq!(run.stdout, "");
 }
 

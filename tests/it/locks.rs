@@ -90,7 +90,7 @@ fn a_held_lock_defers_the_whole_commit_and_the_retry_reuses_the_staged_generatio
     let holder = hold(&lock_file(&root, "web"), "-s");
     let before = root.snapshot();
     let (run, first) = timed(|| root.run(&["--wait", "1", "commit"]));
-    let run = run.code(75);
+    let run = run.code(exit::TEMP_FAIL);
     assert!(first >= Duration::from_secs(1), "gave up after {first:?}");
     assert!(
         run.stderr.contains(&format!("pid {}", holder.0.id())) && run.stderr.contains("web"),
@@ -113,7 +113,7 @@ fn a_held_lock_defers_the_whole_commit_and_the_retry_reuses_the_staged_generatio
     };
     assert_eq!(without_staged(&before), without_staged(&after));
     assert_eq!(root.live_generation(), Some(1));
-    assert!(!root.state().join(".txn.yaml").exists());
+    assert!(!root.state().join(layout::TXN).exists());
     assert_eq!(history_lines(&root), 1);
     for s in ["cron", "db", "web"] {
         let run_file = std::fs::read_to_string(root.scandir().join(s).join("run")).unwrap();
@@ -164,18 +164,19 @@ fn force_overrides_one_run_loudly_and_the_next_commit_respects_locks() {
         "{}",
         run.stderr
     );
-    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    let history = std::fs::read_to_string(root.state().join(layout::HISTORY)).unwrap();
     assert!(
         history.lines().last().unwrap().ends_with("done forced=1"),
         "{history}"
     );
 
     change(&root, &["web"], "v3");
-    root.run(&["--wait", "0", "commit"]).code(75);
+    root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert_eq!(root.live_generation(), Some(2));
 
     // Rollback to 1 restarts web too: it respects the lock, and --force goes past it.
-    root.run(&["--wait", "0", "rollback", "1"]).code(75);
+    root.run(&["--wait", "0", "rollback", "1"])
+        .code(exit::TEMP_FAIL);
     assert_eq!(root.live_generation(), Some(2));
     root.run(&["--wait", "0", "rollback", "1", "--force"]).ok();
     assert_eq!(root.live_generation(), Some(1));
@@ -219,7 +220,7 @@ fn a_child_that_inherited_the_lock_is_named_after_the_locker_exited() {
     assert!(is_locked(&lock), "the orphaned child keeps the lock");
 
     change(&root, &["web"], "v2");
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         run.stderr.contains(&format!("pid {child} ")) && run.stderr.contains("sleep 30"),
         "{}",
@@ -239,7 +240,7 @@ fn a_sigkilled_holder_leaves_no_stale_lock() {
     root.commit().ok();
     change(&root, &["web"], "v2");
     let mut holder = hold(&lock_file(&root, "web"), "-s");
-    root.run(&["--wait", "0", "commit"]).code(75);
+    root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     holder.0.kill().unwrap(); // SIGKILL
     holder.0.wait().unwrap();
     let (run, took) = timed(|| root.run(&["--wait", "0", "commit"]));
@@ -281,7 +282,7 @@ fn lock_runs_a_command_holding_the_lock_shared_and_passes_its_status() {
     let mut cmd = root.command(&["lock", "web", "--", "sleep", "30"]);
     let locker = KillOnDrop(cmd.spawn().unwrap());
     wait_until("lock taken", DEADLINE, || is_locked(&lock));
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         run.stderr.contains(&format!("pid {}", locker.0.id())),
         "{}",
@@ -292,7 +293,7 @@ fn lock_runs_a_command_holding_the_lock_shared_and_passes_its_status() {
     // Held exclusively elsewhere: give up after --wait with 75.
     let holder = hold(&lock, "-x");
     let (run, took) = timed(|| root.run(&["--wait", "0.5", "lock", "web", "--", "true"]));
-    let run = run.code(75);
+    let run = run.code(exit::TEMP_FAIL);
     assert!(took >= Duration::from_millis(500), "{took:?}");
     assert!(
         run.stderr.contains(&format!("pid {}", holder.0.id())),
@@ -310,7 +311,7 @@ fn legacy_lock_path_defers_while_it_exists_and_is_never_created_or_deleted() {
     assert!(!legacy.exists());
     std::fs::write(&legacy, "").unwrap();
     change(&root, &["web"], "v2");
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         run.stderr.contains(&legacy.display().to_string()),
         "{}",
@@ -356,7 +357,7 @@ fn exec_runs_from_the_object_and_gc_keeps_it_until_the_program_exits() {
     pinned_web(&root, &out);
     root.commit().ok();
     let first = web_object(&root);
-    let object_dir = root.state().join("store").join(&first);
+    let object_dir = root.state().join(layout::STORE).join(&first);
 
     let mut program = KillOnDrop(root.command(&["exec", "web"]).spawn().unwrap());
     let pid = program.0.id();
@@ -410,7 +411,7 @@ fn exec_runs_from_the_object_and_gc_keeps_it_until_the_program_exits() {
         "{gc}"
     );
     assert!(object_dir.join("run").is_file());
-    assert!(!root.state().join("store").join(&second).exists());
+    assert!(!root.state().join(layout::STORE).join(&second).exists());
 
     // gc --wait waits for the program: it is running when gc starts waiting.
     let mut gc = root.command(&["--wait", "20", "--json", "gc", "--keep", "1"]);
@@ -454,11 +455,11 @@ fn gc_without_wait_removes_the_object_once_the_pinned_program_ended() {
     change(&root, &["web"], "v2");
     root.commit().ok();
     root.run(&["gc", "--keep", "1"]).ok();
-    assert!(root.state().join("store").join(&first).exists());
+    assert!(root.state().join(layout::STORE).join(&first).exists());
     program.0.kill().unwrap();
     program.0.wait().unwrap();
     root.run(&["gc", "--keep", "1"]).ok();
-    assert!(!root.state().join("store").join(&first).exists());
+    assert!(!root.state().join(layout::STORE).join(&first).exists());
 }
 
 /// `exec` waits for `gc`'s exclusive hold on the pin like every waiter
@@ -479,7 +480,7 @@ fn exec_waits_for_an_exclusive_hold_on_the_pin_then_gives_up_with_75() {
     wait_until("pin held", DEADLINE, || is_locked(&pin));
 
     let (run, took) = timed(|| root.run(&["--wait", "0.5", "exec", "web"]));
-    let run = run.code(75);
+    let run = run.code(exit::TEMP_FAIL);
     assert!(took >= Duration::from_millis(500), "{took:?}");
     assert!(run.stderr.contains("waiting up to 0.5s"), "{}", run.stderr);
     assert!(
@@ -538,7 +539,7 @@ fn a_recorded_signature_with_another_start_time_is_a_different_process() {
     let human = root.run(&["status"]).ok().stdout;
     assert!(human.contains("different process"), "{human}");
     // A waiting commit does not present the edited record as the holder.
-    let run = root.run(&["--wait", "0", "commit"]).code(75);
+    let run = root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     assert!(
         !run.stderr.contains(&format!("tick {}", start + 1)),
         "{}",

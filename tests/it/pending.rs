@@ -5,7 +5,7 @@
 use crate::harness::*;
 
 fn pending(root: &Root) -> std::path::PathBuf {
-    root.state().join("pending")
+    root.state().join(layout::PENDING)
 }
 
 #[test]
@@ -34,7 +34,7 @@ fn a_commit_that_cannot_get_the_manager_lock_records_a_pending_commit() {
 
     let run = root
         .run(&["--json", "--wait", "0", "commit"])
-        .code(75)
+        .code(exit::TEMP_FAIL)
         .kind("busy");
     assert!(run.stderr.contains("recorded in"), "{}", run.stderr);
     let marker = std::fs::read_to_string(pending(&root)).unwrap();
@@ -54,7 +54,7 @@ fn an_up_to_date_commit_also_clears_the_marker() {
     let root = Root::example();
     root.commit().ok();
     root.write_stock("web/run.dpkg-tmp", "x", 0o644);
-    root.commit().code(75);
+    root.commit().code(exit::TEMP_FAIL);
     assert!(pending(&root).exists());
     std::fs::remove_file(root.stock().join("web/run.dpkg-tmp")).unwrap();
     let run = root.commit().ok();
@@ -66,21 +66,24 @@ fn an_up_to_date_commit_also_clears_the_marker() {
 /// marker and the stock; meanwhile commit B defers (A holds the manager
 /// lock) and rewrites the marker. A succeeds but must leave B's marker,
 /// since B's change may be one A did not see.
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn a_deferral_recorded_while_a_commit_runs_survives_it() {
     let root = Root::example();
     root.commit().ok();
     // An old deferral, seen by A when it starts.
     root.write_stock("web/run.dpkg-new", "x", 0o644);
-    root.commit().code(75);
+    root.commit().code(exit::TEMP_FAIL);
     let old = std::fs::read_to_string(pending(&root)).unwrap();
     std::fs::remove_file(root.stock().join("web/run.dpkg-new")).unwrap();
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
 
     let run = crate::stock_busy::commit_racing(&root, |root| {
         // B: the manager lock is A's, so B defers and records.
-        root.run(&["--wait", "0", "commit"]).code(75);
+        root.run(&["--wait", "0", "commit"]).code(exit::TEMP_FAIL);
     })
     .ok();
     assert!(

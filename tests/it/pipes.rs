@@ -4,6 +4,7 @@
 //! commit whose warning is due while stderr is closed still finishes its
 //! transaction.
 
+use svcdir_update::error::exit;
 use std::process::Stdio;
 
 use crate::harness::*;
@@ -11,7 +12,7 @@ use crate::harness::*;
 /// Runs `args` with stdout closed and asserts the normal exit `code` and
 /// no panic.
 #[track_caller]
-fn assert_quiet_end(root: &Root, args: &[&str], code: i32) -> Run {
+fn assert_quiet_end(root: &Root, args: &[&str], code: u8) -> Run {
     let mut cmd = root.command(args);
     cmd.stdout(closed_pipe()).stderr(Stdio::piped());
     let run = Run::from(cmd.output().unwrap()).code(code);
@@ -28,18 +29,18 @@ fn assert_quiet_end(root: &Root, args: &[&str], code: i32) -> Run {
 fn every_command_ends_normally_when_stdout_is_closed() {
     let root = Root::example();
     root.write_stock("quick/run", "#!/bin/sh\nexit 0\n", 0o755);
-    assert_quiet_end(&root, &["init"], 0);
-    assert_quiet_end(&root, &["check"], 0);
-    assert_quiet_end(&root, &["plan"], 0);
-    assert_quiet_end(&root, &["commit"], 0);
+    assert_quiet_end(&root, &["init"], exit::OK);
+    assert_quiet_end(&root, &["check"], exit::OK);
+    assert_quiet_end(&root, &["plan"], exit::OK);
+    assert_quiet_end(&root, &["commit"], exit::OK);
     assert_eq!(root.live_generation(), Some(1));
     assert!(!root.state().join(".txn.yaml").exists());
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
-    assert_quiet_end(&root, &["--json", "commit"], 0);
+    assert_quiet_end(&root, &["--json", "commit"], exit::OK);
     assert_eq!(root.live_generation(), Some(2));
     assert!(!root.state().join(".txn.yaml").exists());
     assert_eq!(history_lines(&root), 2);
-    assert_quiet_end(&root, &["rollback"], 0);
+    assert_quiet_end(&root, &["rollback"], exit::OK);
     assert_eq!(root.live_generation(), Some(1));
     for args in [
         &["status"][..],
@@ -61,12 +62,12 @@ fn every_command_ends_normally_when_stdout_is_closed() {
         &["commit", "--help"],
         &["--version"],
     ] {
-        assert_quiet_end(&root, args, 0);
+        assert_quiet_end(&root, args, exit::OK);
     }
     // Failures keep their codes: the error document is lost, not the code.
-    assert_quiet_end(&root, &["--json", "--bogus"], 2);
-    assert_quiet_end(&root, &["--json", "lock", "bad name", "--", "true"], 2);
-    assert_quiet_end(&root, &["--json", "rollback", "99"], 65);
+    assert_quiet_end(&root, &["--json", "--bogus"], exit::USAGE);
+    assert_quiet_end(&root, &["--json", "lock", "bad name", "--", "true"], exit::USAGE);
+    assert_quiet_end(&root, &["--json", "rollback", "99"], exit::DATA_ERR);
     // `lock` passes on its command's status with stdout closed too.
     assert_quiet_end(&root, &["lock", "web", "--", "false"], 1);
 }
@@ -121,7 +122,7 @@ fn an_error_with_stdout_and_stderr_closed_keeps_its_code() {
     std::fs::remove_file(root.stock().join("cron/run")).unwrap();
     let mut cmd = root.command(&["--json", "commit"]);
     cmd.stdout(closed_pipe()).stderr(closed_pipe());
-    let run = Run::from(cmd.output().unwrap()).code(65);
+    let run = Run::from(cmd.output().unwrap()).code(exit::DATA_ERR);
     assert_eq!(run.stderr, "");
     assert_eq!(root.live_generation(), Some(1));
 }

@@ -3,11 +3,9 @@
 //! what to do, nothing changes, and `status` shows the damage — and
 //! `recover --rollback` undoes a transaction that had already switched.
 
-#![cfg(feature = "failpoints")]
-
-use crate::crash::{change_stock, run_at};
 use crate::harness::*;
 use crate::invariant::*;
+use crate::slow::crash::{change_stock, run_at};
 
 /// A root whose commit 1 -> 2 died before the switch, leaving a real log.
 fn root_with_interrupted_commit() -> Root {
@@ -15,7 +13,7 @@ fn root_with_interrupted_commit() -> Root {
     root.commit().ok();
     change_stock(&root, "a");
     assert!(run_at(&root, &["commit"], "txn.after-stop"));
-    assert!(root.state().join(".txn.yaml").is_file());
+    assert!(root.state().join(layout::TXN).is_file());
     root
 }
 
@@ -35,9 +33,13 @@ fn body_of(log: &[u8]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
     let root = root_with_interrupted_commit();
-    let log_path = root.state().join(".txn.yaml");
+    let log_path = root.state().join(layout::TXN);
     let good = std::fs::read(&log_path).unwrap();
     assert_eq!(with_checksum(&body_of(&good)), good, "the test's checksum");
     let mut flipped = good.clone();
@@ -67,7 +69,7 @@ fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
         ] {
             let run = root
                 .run(&[&["--json"], args].concat())
-                .code(65)
+                .code(exit::DATA_ERR)
                 .kind("bad_input");
             assert!(
                 run.stderr.contains(".txn.yaml is damaged")
@@ -100,6 +102,10 @@ fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn recover_rollback_undoes_a_switched_transaction() {
     let root = Root::example();
     root.commit().ok();
@@ -116,7 +122,7 @@ fn recover_rollback_undoes_a_switched_transaction() {
     assert_eq!(live_contents(&root), gen1);
     // Same object, same inode: the scanner keeps the old instance.
     assert_eq!(root.inode(&root.scandir().join("web")), web_ino);
-    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    let history = std::fs::read_to_string(root.state().join(layout::HISTORY)).unwrap();
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(lines.len(), 3, "{history}");
     assert!(lines[1].contains("commit 1 -> 2") && lines[1].ends_with("done"));
@@ -126,13 +132,17 @@ fn recover_rollback_undoes_a_switched_transaction() {
     let before = root.snapshot();
     let run = root
         .run(&["--json", "recover", "--rollback"])
-        .code(65)
+        .code(exit::DATA_ERR)
         .kind("bad_input");
     assert!(run.stderr.contains("rollback [GEN]"), "{}", run.stderr);
     assert_eq!(root.snapshot(), before);
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn recover_rollback_of_an_unswitched_transaction_just_undoes_it() {
     let root = root_with_interrupted_commit();
     root.run(&["recover", "--rollback"]).ok();
@@ -142,6 +152,10 @@ fn recover_rollback_of_an_unswitched_transaction_just_undoes_it() {
 /// A power cut can lose the new `live` link or leave it dangling: recover
 /// decides by the log and by which generation is complete, not by trust.
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn recover_repairs_a_lost_or_dangling_live_link_by_the_log() {
     for (point, damage, want_new) in [
         ("switch.after-symlink", "missing", true),

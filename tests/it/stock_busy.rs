@@ -17,8 +17,8 @@ fn published(root: &Root) -> (BTreeSet<String>, BTreeSet<String>) {
             .collect()
     };
     (
-        list(root.state().join("store")),
-        list(root.state().join("generations")),
+        list(root.state().join(layout::STORE)),
+        list(root.state().join(layout::GENERATIONS)),
     )
 }
 
@@ -31,7 +31,7 @@ fn dpkg_in_flight_files_defer_naming_the_file_and_suggesting_dpkg_configure() {
         let stored = published(&root);
         root.write_stock(rel, "#!/bin/sh\n", 0o755);
         for cmd in ["check", "plan", "commit"] {
-            let run = root.run(&["--json", cmd]).code(75).kind("stock_busy");
+            let run = root.run(&["--json", cmd]).code(exit::TEMP_FAIL).kind("stock_busy");
             let named = root.stock().join(rel).display().to_string();
             assert!(run.stderr.contains(&named), "{cmd} {rel}:\n{}", run.stderr);
             assert!(
@@ -48,25 +48,24 @@ fn dpkg_in_flight_files_defer_naming_the_file_and_suggesting_dpkg_configure() {
         assert_eq!(published(&root), stored, "{rel}: something was published");
         assert_eq!(root.live_generation(), Some(1));
         assert!(
-            root.state().join("pending").is_file(),
+            root.state().join(layout::PENDING).is_file(),
             "{rel}: no pending marker"
         );
         // Once dpkg is done (the file is renamed into place), commit works
         // and clears the marker.
         std::fs::remove_file(root.stock().join(rel)).unwrap();
         root.commit().ok();
-        assert!(!root.state().join("pending").exists());
+        assert!(!root.state().join(layout::PENDING).exists());
     }
 }
 
 /// Runs a commit that stops itself (SIGSTOP) right after reading the
 /// stock, lets `race` write to the stock, resumes it, and returns its run.
-#[cfg(feature = "failpoints")]
 pub(crate) fn commit_racing(root: &Root, race: impl FnOnce(&Root)) -> Run {
     let out = root.path().join("racing.out");
     let err = root.path().join("racing.err");
     let mut cmd = root.command(&["commit"]);
-    cmd.env("SVCDIR_UPDATE_FAILPOINT", "commit.after-scan=stop")
+    cmd.failpoint("commit.after-scan=stop")
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap());
     let mut child = KillOnDrop(cmd.spawn().unwrap());
@@ -95,8 +94,11 @@ pub(crate) fn commit_racing(root: &Root, race: impl FnOnce(&Root)) -> Run {
     }
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn stock_changed_while_staging_defers_and_publishes_nothing() {
     // Content rewritten (the copy's hash no longer matches), and only
     // touched (same bytes: the fingerprint re-check after copying sees it).
@@ -119,7 +121,7 @@ fn stock_changed_while_staging_defers_and_publishes_nothing() {
         let before = root.snapshot();
         let stored = published(&root);
 
-        let run = commit_racing(&root, race).code(75);
+        let run = commit_racing(&root, race).code(exit::TEMP_FAIL);
         assert!(
             run.stderr.contains(
                 "stock tree changed while reading; retry when the package manager is done"
@@ -143,7 +145,7 @@ fn stock_changed_while_staging_defers_and_publishes_nothing() {
         // Staging leftovers are harmless (recovery sweeps them) but none
         // may be reachable; the next commit starts by sweeping.
         assert_eq!(root.live_generation(), Some(1), "{what}");
-        assert!(root.state().join("pending").is_file(), "{what}");
+        assert!(root.state().join(layout::PENDING).is_file(), "{what}");
 
         // The package manager is done: the retry publishes what is there.
         let run = root.commit().ok();
@@ -152,7 +154,7 @@ fn stock_changed_while_staging_defers_and_publishes_nothing() {
             "{}",
             run.stdout
         );
-        assert!(!root.state().join("pending").exists());
+        assert!(!root.state().join(layout::PENDING).exists());
         let swept: Vec<_> = leftovers
             .iter()
             .filter(|n| root.state().join(n).exists())

@@ -31,6 +31,23 @@ impl Family {
         }
     }
 
+    /// The scanner program, and the Debian package that has it and the
+    /// family's other tools (`s6-svc`, `sv`, ...).
+    pub fn scanner(self) -> (&'static str, &'static str) {
+        match self {
+            Family::S6 => ("s6-svscan", "s6"),
+            Family::Runit => ("runsvdir", "runit"),
+        }
+    }
+
+    /// Whether this family's tools are installed: a test fails without them
+    /// unless it may be left out (`harness::require_tool`).
+    #[track_caller]
+    pub fn require(self) -> bool {
+        let (program, package) = self.scanner();
+        require_tool(program, package)
+    }
+
     /// The `comm` of this family's per-service supervisor.
     pub fn supervisor_comm(self) -> &'static str {
         match self {
@@ -62,10 +79,7 @@ impl Scanner {
     /// exist: commit or `init` first).
     pub fn start(root: &Root, family: Family) -> Scanner {
         let log = File::create(root.path().join(format!("{}.log", family.config_name()))).unwrap();
-        let mut cmd = match family {
-            Family::S6 => Command::new("s6-svscan"),
-            Family::Runit => Command::new("runsvdir"),
-        };
+        let mut cmd = Command::new(family.scanner().0);
         cmd.arg(root.scandir())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

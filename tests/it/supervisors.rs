@@ -102,11 +102,17 @@ fn five_services_change_one_add_one_remove_one(family: Family) {
 
 #[test]
 fn s6_restarts_exactly_what_changed() {
+    if !Family::S6.require() {
+        return;
+    }
     five_services_change_one_add_one_remove_one(Family::S6);
 }
 
 #[test]
 fn runit_restarts_exactly_what_changed() {
+    if !Family::Runit.require() {
+        return;
+    }
     five_services_change_one_add_one_remove_one(Family::Runit);
 }
 
@@ -172,11 +178,17 @@ fn no_overlap_across_ten_commits(family: Family) {
 
 #[test]
 fn s6_never_runs_two_instances() {
+    if !Family::S6.require() {
+        return;
+    }
     no_overlap_across_ten_commits(Family::S6);
 }
 
 #[test]
 fn runit_never_runs_two_instances() {
+    if !Family::Runit.require() {
+        return;
+    }
     no_overlap_across_ten_commits(Family::Runit);
 }
 
@@ -193,7 +205,7 @@ fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
     );
     let run = root
         .run(&["--json", "commit", "--check-up", "5"])
-        .code(3)
+        .code(exit::ROLLED_BACK)
         .kind("rolled_back");
     eprintln!("{family:?} --check-up failure said:\n{}", run.stderr);
     assert!(
@@ -237,11 +249,17 @@ fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
 
 #[test]
 fn s6_check_up_rolls_back_by_itself() {
+    if !Family::S6.require() {
+        return;
+    }
     check_up_rolls_back_a_failing_service(Family::S6, "exit 0");
 }
 
 #[test]
 fn runit_check_up_rolls_back_by_itself() {
+    if !Family::Runit.require() {
+        return;
+    }
     check_up_rolls_back_a_failing_service(Family::Runit, "exit 0");
 }
 
@@ -249,11 +267,17 @@ fn runit_check_up_rolls_back_by_itself() {
 /// is seen "up" by s6-svwait / sv check, yet must fail the gate.
 #[test]
 fn s6_check_up_rolls_back_a_service_that_dies_after_starting() {
+    if !Family::S6.require() {
+        return;
+    }
     check_up_rolls_back_a_failing_service(Family::S6, "sleep 0.3; exit 1");
 }
 
 #[test]
 fn runit_check_up_rolls_back_a_service_that_dies_after_starting() {
+    if !Family::Runit.require() {
+        return;
+    }
     check_up_rolls_back_a_failing_service(Family::Runit, "sleep 0.3; exit 1");
 }
 
@@ -282,11 +306,17 @@ fn check_up_passes_for_healthy_services(family: Family) {
 
 #[test]
 fn s6_check_up_passes_for_healthy_services() {
+    if !Family::S6.require() {
+        return;
+    }
     check_up_passes_for_healthy_services(Family::S6);
 }
 
 #[test]
 fn runit_check_up_passes_for_healthy_services() {
+    if !Family::Runit.require() {
+        return;
+    }
     check_up_passes_for_healthy_services(Family::Runit);
 }
 
@@ -316,22 +346,27 @@ fn sync_is_idempotent_and_notifies(family: Family) {
 
 #[test]
 fn s6_sync_is_idempotent() {
+    if !Family::S6.require() {
+        return;
+    }
     sync_is_idempotent_and_notifies(Family::S6);
 }
 
 #[test]
 fn runit_sync_is_idempotent() {
+    if !Family::Runit.require() {
+        return;
+    }
     sync_is_idempotent_and_notifies(Family::Runit);
 }
 
-#[cfg(feature = "failpoints")]
 fn crash_after_stop_then_recover_restarts(family: Family) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
     let db_pid = scanner.wait_pid("db");
     add_logging_service(&root, "web", "v2");
     let mut cmd = root.command(&["commit"]);
-    cmd.env("SVCDIR_UPDATE_FAILPOINT", "txn.after-stop");
+    cmd.failpoint("txn.after-stop");
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), None, "the failpoint kills the commit");
     assert_eq!(root.live_generation(), Some(1), "crashed before the switch");
@@ -358,7 +393,6 @@ fn crash_after_stop_then_recover_restarts(family: Family) {
 
 /// A crash after the stop: recover restarts what was running, and only
 /// that — a service an administrator had taken down stays down.
-#[cfg(feature = "failpoints")]
 fn recover_leaves_an_admin_downed_service_down(family: Family) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
@@ -367,7 +401,7 @@ fn recover_leaves_an_admin_downed_service_down(family: Family) {
     add_logging_service(&root, "web", "v2");
     add_logging_service(&root, "db", "v2");
     let mut cmd = root.command(&["commit"]);
-    cmd.env("SVCDIR_UPDATE_FAILPOINT", "txn.after-stop");
+    cmd.failpoint("txn.after-stop");
     assert_eq!(cmd.output().unwrap().status.code(), None);
     let log = std::fs::read_to_string(root.state().join(".txn.yaml")).unwrap();
     assert!(log.contains("stopped:\n- web\n"), "{log}");
@@ -384,15 +418,27 @@ fn recover_leaves_an_admin_downed_service_down(family: Family) {
     assert_eq!(runs(&root, "db").len(), 1);
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn s6_recover_leaves_an_admin_downed_service_down() {
+    if !Family::S6.require() {
+        return;
+    }
     recover_leaves_an_admin_downed_service_down(Family::S6);
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn runit_recover_leaves_an_admin_downed_service_down() {
+    if !Family::Runit.require() {
+        return;
+    }
     recover_leaves_an_admin_downed_service_down(Family::Runit);
 }
 
@@ -440,7 +486,7 @@ fn check_up_without_a_supervisor_is_a_usage_error() {
     add_logging_service(&root, "web", "v1");
     let run = root
         .run(&["--json", "commit", "--check-up", "5"])
-        .code(2)
+        .code(exit::USAGE)
         .kind("usage");
     assert!(
         run.stderr.contains("--check-up needs a supervisor"),
@@ -450,19 +496,30 @@ fn check_up_without_a_supervisor_is_a_usage_error() {
     assert_eq!(root.live_generation(), None, "nothing was committed");
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn s6_recover_restarts_what_a_crash_stopped() {
+    if !Family::S6.require() {
+        return;
+    }
     crash_after_stop_then_recover_restarts(Family::S6);
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn runit_recover_restarts_what_a_crash_stopped() {
+    if !Family::Runit.require() {
+        return;
+    }
     crash_after_stop_then_recover_restarts(Family::Runit);
 }
 
-#[cfg(feature = "failpoints")]
 fn crash_after_switch_then_recover_finishes(family: Family) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
@@ -470,7 +527,7 @@ fn crash_after_switch_then_recover_finishes(family: Family) {
     add_logging_service(&root, "web", "v2");
     add_logging_service(&root, "api", "v1");
     let mut cmd = root.command(&["commit"]);
-    cmd.env("SVCDIR_UPDATE_FAILPOINT", "txn.after-switch");
+    cmd.failpoint("txn.after-switch");
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), None, "the failpoint kills the commit");
     assert_eq!(root.live_generation(), Some(2), "crashed after the switch");
@@ -489,15 +546,27 @@ fn crash_after_switch_then_recover_finishes(family: Family) {
     assert_eq!(scanner.service_pid("db"), Some(db_pid));
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn s6_recover_finishes_a_switched_commit() {
+    if !Family::S6.require() {
+        return;
+    }
     crash_after_switch_then_recover_finishes(Family::S6);
 }
 
-#[cfg(feature = "failpoints")]
 #[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
 fn runit_recover_finishes_a_switched_commit() {
+    if !Family::Runit.require() {
+        return;
+    }
     crash_after_switch_then_recover_finishes(Family::Runit);
 }
 
@@ -555,11 +624,17 @@ fn service_with_a_logger_restarts_with_it(family: Family) {
 
 #[test]
 fn s6_service_with_a_logger_restarts_with_it() {
+    if !Family::S6.require() {
+        return;
+    }
     service_with_a_logger_restarts_with_it(Family::S6);
 }
 
 #[test]
 fn runit_service_with_a_logger_restarts_with_it() {
+    if !Family::Runit.require() {
+        return;
+    }
     service_with_a_logger_restarts_with_it(Family::Runit);
 }
 
@@ -596,10 +671,16 @@ fn rollback_restarts_only_what_differs(family: Family) {
 
 #[test]
 fn s6_rollback_restarts_only_what_differs() {
+    if !Family::S6.require() {
+        return;
+    }
     rollback_restarts_only_what_differs(Family::S6);
 }
 
 #[test]
 fn runit_rollback_restarts_only_what_differs() {
+    if !Family::Runit.require() {
+        return;
+    }
     rollback_restarts_only_what_differs(Family::Runit);
 }
