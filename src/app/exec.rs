@@ -1,4 +1,4 @@
-//! `exec NAME [PROGRAM] [-- ARGS…]`: a pinned launch (issue 5).
+//! `exec NAME [PROGRAM] [-- ARGS…]`: a pinned launch (docs/update-locks.md#pinned-launches).
 //!
 //! Resolves `live` once, pins the service's store object (a shared flock on
 //! `<runtime>/pins/<object>.pin`, on an fd without close-on-exec) and

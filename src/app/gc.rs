@@ -1,178 +1,30 @@
 //! `gc [--keep N]`: delete generations and store objects nothing needs
-//! (design §4.4).
-//!
-//! Kept: the live generation, the N newest, those named by an interrupted
-//! transaction; every object a kept generation references; every object a
-//! running process uses (cwd, executable, open file or mapping under it,
-//! read from /proc); and every object pinned by `exec` (its pin cannot be
-//! locked exclusively). An object is removed only while gc holds its pin
-//! exclusively, so a launch cannot slip in. `--wait SECS` waits that long
-//! for pinned programs to end. Deletion is crash-safe: a generation or
-//! object is first renamed to a `.tmp-*` name (so it vanishes at once), then
-//! removed; recovery sweeps what a crash leaves.
+//! ([`crate::engine::gc`] says what and removes it), and say what was kept
+//! and why. `--wait SECS` waits that long for pinned programs to end.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
-
-use super::Output;
+use super::{Output, Waits};
+use crate::cli::GcArgs;
 use crate::config::Config;
+use crate::engine::gc::{self, GcReport};
+use crate::engine::locked::LockedState;
 use crate::error::Result;
-use crate::sys::failpoint;
-use crate::state::generation;
-use crate::state::layout;
-use crate::locks::manager::ManagerLock;
-use crate::locks::wait::{self, Attempt};
-use crate::locks::pin;
 use crate::output::report;
 use crate::state::State;
-use crate::state::txn_log::{self, TxnLog};
 
-#[derive(Debug, Default, Serialize)]
-pub(crate) struct GcReport {
-    pub kept_generations: Vec<u64>,
-    pub removed_generations: Vec<u64>,
-    pub removed_objects: Vec<String>,
-    /// Unreferenced objects kept because a running process uses them.
-    pub in_use: Vec<String>,
-    /// Unreferenced objects kept because a program started by `exec` pins them.
-    pub pinned: Vec<String>,
-    /// Object manifests left without their object by an interrupted gc.
-    pub orphan_manifests: Vec<String>,
-}
-
-/// What gc would keep and remove, without removing anything. `interrupted`
-/// is the rollback log found before recovery ran: its generations are kept
-/// this time too (the target stays staged, so a retried commit reuses it).
-pub(crate) fn mark(
-    cfg: &Config,
-    state: &State,
-    keep: usize,
-    interrupted: Option<&TxnLog>,
-) -> Result<GcReport> {
-    let all = generation::list(state)?;
-    let mut kept: BTreeSet<u64> = all.iter().rev().take(keep).copied().collect();
-    if let Some(live) = state.live()? {
-        kept.insert(live);
-    }
-    for log in interrupted
-        .into_iter()
-        .chain(txn_log::read(&state.dir)?.as_ref())
-    {
-        kept.insert(log.to);
-        kept.extend(log.from);
-    }
-    let mut referenced = BTreeSet::new();
-    for n in &kept {
-        if !all.contains(n) {
-            continue;
-        }
-        // A kept generation whose manifest cannot be read aborts gc: its
-        // objects are unknown, so none may be deleted.
-        referenced.extend(generation::load(state, *n)?.services.into_values());
-    }
-    let mut report = GcReport {
-        kept_generations: kept.iter().copied().collect(),
-        removed_generations: all.iter().filter(|n| !kept.contains(n)).copied().collect(),
-        ..GcReport::default()
-    };
-    let users = paths_in_use();
-    let pins = pin::try_pins_dir(cfg)?;
-    let names = state.store.names()?;
-    for name in &names {
-        let Some(name) = name.to_str() else { continue };
-        // A manifest whose object is gone (gc killed between the two
-        // removals) is an orphan: collect it too.
-        if let Some(object) = name.strip_suffix(layout::OBJECT_MANIFEST_SUFFIX) {
-            if layout::split_object_name(object).is_some()
-                && !referenced.contains(object)
-                && state.store.try_stat(object)?.is_none()
-            {
-                report.orphan_manifests.push(name.to_string());
-            }
-            continue;
-        }
-        if name.starts_with(layout::TMP_PREFIX) || layout::split_object_name(name).is_none() {
-            continue;
-        }
-        if referenced.contains(name) {
-            continue;
-        }
-        let dir = state.store.join(name);
-        if let Some(pins) = &pins {
-            if pin::is_pinned(pins, name)? {
-                report.pinned.push(name.to_string());
-                continue;
-            }
-        }
-        if users.iter().any(|p| p.starts_with(&dir)) {
-            report.in_use.push(name.to_string());
-        } else {
-            report.removed_objects.push(name.to_string());
-        }
-    }
-    Ok(report)
-}
-
-pub(crate) fn gc(
-    cfg: &Config,
-    keep: Option<usize>,
-    wait: std::time::Duration,
-    pin_wait: std::time::Duration,
-) -> Result<Output> {
+/// `gc [--keep N]`; `wait` is `--wait`, if given (for pinned programs too).
+pub(crate) fn gc(cfg: &Config, args: &GcArgs, wait: Option<Duration>) -> Result<Output> {
+    let waits = Waits::new(cfg, wait);
     let Some(state) = State::open(cfg)? else {
         return Ok(Output::new(
             &GcReport::default(),
             "nothing to collect: no state yet\n".into(),
         ));
     };
-    let _lock = ManagerLock::acquire(&state.dir, wait)?;
-    let interrupted = txn_log::read(&state.dir)?;
-    super::recover::finish_interrupted(cfg, &state)?;
-    let keep = keep.unwrap_or(cfg.keep_generations).max(1);
-    let mut report = mark(cfg, &state, keep, interrupted.as_ref())?;
-    if !report.pinned.is_empty() && !pin_wait.is_zero() {
-        wait_for_pins(cfg, &mut report, pin_wait)?;
-    }
-    failpoint::hit("gc.after-mark")?;
-    for n in &report.removed_generations {
-        // Renamed into the state directory first, so it vanishes at once
-        // and a crash leaves only a `.tmp-*` for recovery to sweep.
-        let tmp = layout::tmp_name(&format!("gc-generation-{n}"));
-        state.generations.rename(n.to_string(), &state.dir, &tmp)?;
-        state.generations.sync()?;
-        failpoint::hit("gc.after-remove-generation")?;
-        state.dir.remove_if_exists(&tmp)?;
-    }
-    let pins = pin::pins_dir(cfg)?;
-    let mut removed = Vec::new();
-    for object in std::mem::take(&mut report.removed_objects) {
-        // Hold the pin exclusively while the object goes, so that no
-        // `exec` starts from it in between.
-        let Some(claim) = pin::Claim::try_take(&pins, &object)? else {
-            report.pinned.push(object);
-            continue;
-        };
-        // The object vanishes first (never an object without manifest),
-        // then its manifest.
-        let tmp = layout::tmp_name(&format!("gc-{object}"));
-        state.store.rename(&object, &state.dir, &tmp)?;
-        state.store.sync()?;
-        failpoint::hit("gc.after-remove-object")?;
-        state
-            .store
-            .remove_if_exists(layout::object_manifest_name(&object))?;
-        state.dir.remove_if_exists(&tmp)?;
-        claim.release_removed(&pins)?;
-        removed.push(object);
-    }
-    for manifest in &report.orphan_manifests {
-        state.store.remove_if_exists(manifest)?;
-    }
-    report.removed_objects = removed;
-    state.store.sync()?;
+    let state = LockedState::acquire(cfg, state, waits.lock)?;
+    let keep = args.keep.unwrap_or(cfg.keep_generations).max(1);
+    let report = gc::collect(cfg, &state, keep, waits.pins)?;
     for object in &report.pinned {
         report::info(&format!(
             "{object}: kept, pinned by a program started with `svcdir-update exec`"
@@ -206,79 +58,4 @@ pub(crate) fn gc(
         }
     );
     Ok(Output::new(&report, human))
-}
-
-/// Polls the pinned objects until their programs end or `wait` runs out;
-/// the ones set free join the objects to remove (unless a process uses them).
-fn wait_for_pins(cfg: &Config, report: &mut GcReport, wait: Duration) -> Result<()> {
-    let Some(pins) = pin::try_pins_dir(cfg)? else {
-        return Ok(());
-    };
-    let try_once = |_| {
-        let mut still = Vec::new();
-        let mut freed = Vec::new();
-        for object in std::mem::take(&mut report.pinned) {
-            if pin::is_pinned(&pins, &object)? {
-                still.push(object);
-            } else {
-                freed.push(object);
-            }
-        }
-        report.pinned = still;
-        if !freed.is_empty() {
-            let users = paths_in_use();
-            for object in freed {
-                let dir = cfg.state.join(layout::STORE).join(&object);
-                if users.iter().any(|p| p.starts_with(&dir)) {
-                    report.in_use.push(object);
-                } else {
-                    report.removed_objects.push(object);
-                }
-            }
-        }
-        Ok(if report.pinned.is_empty() {
-            Attempt::Taken(())
-        } else {
-            Attempt::Busy(report.pinned.len())
-        })
-    };
-    // At the deadline gc keeps what is still pinned: not an error.
-    wait::acquire(
-        wait,
-        try_once,
-        |pinned| format!("{pinned} pinned object(s) to be released"),
-        |_| Ok(()),
-    )
-}
-
-/// Every path a running process has as cwd, executable, open file or mapping.
-pub(crate) fn paths_in_use() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(procs) = procfs::process::all_processes() else {
-        return out;
-    };
-    for p in procs.flatten() {
-        if let Ok(cwd) = p.cwd() {
-            out.push(cwd);
-        }
-        if let Ok(exe) = p.exe() {
-            out.push(exe);
-        }
-        if let Ok(fds) = p.fd() {
-            for fd in fds.flatten() {
-                if let procfs::process::FDTarget::Path(path) = fd.target {
-                    out.push(path);
-                }
-            }
-        }
-        if let Ok(maps) = p.maps() {
-            for m in maps {
-                if let procfs::process::MMapPath::Path(path) = m.pathname {
-                    out.push(path);
-                }
-            }
-        }
-    }
-    out.retain(|p| p.is_absolute() && p != Path::new("/"));
-    out
 }

@@ -1,5 +1,5 @@
 //! `lock NAME -- CMD…`: run a command holding a service's update lock
-//! shared, like `flock -s -o LOCKFILE CMD…` (design §5).
+//! shared, like `flock -s -o LOCKFILE CMD…` (docs/update-locks.md#update-locks).
 //!
 //! The lock fd is close-on-exec, so the command does not inherit it: this
 //! process holds the lock and waits for the command, and the lock is

@@ -1,19 +1,36 @@
-//! The commands of the CLI, one module each, over the library's parts.
+//! The commands of the CLI, one module each: orchestration over the
+//! domain in [`crate::engine`] and [`crate::state`], plus rendering.
 //!
 //! A command returns an [`Output`]: the same result as short human text and
 //! as one JSON document; `lib::run` prints the one asked for. Commands never
-//! print results themselves (progress goes to stderr through `report`).
+//! print results themselves (progress goes to stderr through `report`), and
+//! never import each other: what two share lives here.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::Config;
+use crate::engine::commit::Committed;
+use crate::locks::update::LockPolicy;
+use crate::model::plan::{Action, Plan, ServiceChange};
+use crate::output::report;
+
 pub(crate) mod check;
 pub(crate) mod commit;
+pub(crate) mod completions;
+pub(crate) mod diff;
 pub(crate) mod exec;
+pub(crate) mod failpoints;
 pub(crate) mod gc;
-pub(crate) mod inspect;
+pub(crate) mod init;
+pub(crate) mod list;
 pub(crate) mod lock;
+pub(crate) mod man;
+pub(crate) mod plan;
 pub(crate) mod recover;
 pub(crate) mod rollback;
+pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod verify;
 
@@ -47,38 +64,36 @@ impl Output {
     }
 }
 
-/// What a command that changes an existing generation set starts from: the
-/// opened state, the manager lock held, any interrupted transaction
-/// finished, and the live generation.
-pub(crate) struct Locked {
-    pub state: crate::state::State,
-    pub live: u64,
-    pub lock: crate::locks::manager::ManagerLock,
+/// How long this run may wait for what blocks it. `--wait` is the one knob
+/// for every wait of a run; without it each lock has its own configured
+/// default (docs/update-locks.md).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waits {
+    /// The manager lock, and the service lock of `lock`: `lock_wait`.
+    pub lock: Duration,
+    /// The update locks of services to stop or restart: `update_lock_wait`.
+    pub update_locks: Duration,
+    /// Pinned programs in `gc`: no wait.
+    pub pins: Duration,
 }
 
-/// Opens the state, takes the manager lock, recovers, and requires a live
-/// generation — or says what to run first (exit 65).
-pub(crate) fn lock_live(
-    cfg: &crate::config::Config,
-    wait: std::time::Duration,
-) -> crate::error::Result<Locked> {
-    use crate::error::Error;
-    let Some(state) = crate::state::State::open(cfg)? else {
-        return Err(Error::bad_input(format!(
-            "{} holds no generations yet; run `svcdir-update commit` first",
-            cfg.state.display()
-        )));
-    };
-    let lock = crate::locks::manager::ManagerLock::acquire(&state.dir, wait)?;
-    // Refuse an unsafe runtime directory now, not after a switch.
-    crate::locks::update::locks_dir(cfg)?;
-    recover::finish_interrupted(cfg, &state)?;
-    let Some(live) = state.live()? else {
-        return Err(Error::bad_input(
-            "no generation is live yet; run `svcdir-update commit` first",
-        ));
-    };
-    Ok(Locked { state, live, lock })
+impl Waits {
+    /// The waits of a run given `--wait` (`given`) or not.
+    pub(crate) fn new(cfg: &Config, given: Option<Duration>) -> Waits {
+        Waits {
+            lock: given.unwrap_or(cfg.lock_wait),
+            update_locks: given.unwrap_or(cfg.update_lock_wait),
+            pins: given.unwrap_or(Duration::ZERO),
+        }
+    }
+
+    /// How held update locks are treated: waited for, or gone past with `--force`.
+    pub(crate) fn locks(&self, force: bool) -> LockPolicy {
+        LockPolicy {
+            wait: self.update_locks,
+            force,
+        }
+    }
 }
 
 /// Pads rows into aligned columns (two spaces between columns).
@@ -106,4 +121,50 @@ pub(crate) fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Shown per-service lines without `-v`; a first commit of thousands of
+/// services would otherwise bury the summary.
+const MAX_LINES: usize = 20;
+
+/// Per-service lines, "NAME  ACTION: REASON", e.g. "web  restart: run
+/// changed" (kept services and more than [`MAX_LINES`] changes only with -v).
+pub(crate) fn plan_table(plan: &Plan) -> String {
+    let verbose = report::verbosity() > 0;
+    let shown: Vec<&ServiceChange> = plan
+        .services
+        .iter()
+        .filter(|s| s.action != Action::Keep || verbose)
+        .collect();
+    let limit = if verbose { usize::MAX } else { MAX_LINES };
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .take(limit)
+        .map(|s| vec![s.name.clone(), format!("{}: {}", s.action, s.reason)])
+        .collect();
+    let mut out = table(&rows);
+    if shown.len() > limit {
+        out.push_str(&format!(
+            "  … and {} more (-v lists them all)\n",
+            shown.len() - limit
+        ));
+    }
+    out
+}
+
+/// What `commit` says when it is done (and `sync`, applying a pending commit).
+pub(crate) fn commit_summary(done: &Committed) -> String {
+    if done.up_to_date {
+        return format!(
+            "up to date: generation {} matches the stock ({} services)\n",
+            done.generation, done.services
+        );
+    }
+    let mut human = format!(
+        "generation {} is live: {}\n",
+        done.generation,
+        done.plan.counts()
+    );
+    human.push_str(&plan_table(&done.plan));
+    human
 }

@@ -1,18 +1,22 @@
 //! `rollback [GEN]`: switch `live` back to an earlier generation whose
-//! objects are still on disk (design §4.2). No staging, no stock reading.
+//! objects are still on disk (docs/design.md#rollback-gen). No staging, no
+//! stock reading.
 
 use serde::Serialize;
 
-use super::{Output, commit};
+use std::time::Duration;
+
+use super::{Output, Waits, plan_table};
+use crate::cli::RollbackArgs;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::state::generation;
-use crate::model::plan::{self, Counts};
-use crate::state::scandir::ScanSync;
-use crate::state::State;
+use crate::engine::generations;
+use crate::engine::locked::LockedState;
 use crate::engine::switch::{self, Switch};
+use crate::error::Result;
+use crate::model::plan::{self, Counts};
+use crate::state::generation;
+use crate::state::scandir::ScanSync;
 use crate::state::txn_log::TxnKind;
-use crate::locks::update::LockPolicy;
 
 #[derive(Debug, Serialize)]
 struct RollbackReport<'a> {
@@ -23,39 +27,22 @@ struct RollbackReport<'a> {
     scandir: ScanSync,
 }
 
-/// The generation `rollback` goes to by default: the newest one older than `live`.
-pub(crate) fn previous_generation(state: &State, live: u64) -> Result<u64> {
-    generation::list(state)?
-        .into_iter()
-        .rev()
-        .find(|&n| n < live)
-        .ok_or_else(|| {
-            Error::bad_input(format!(
-                "generation {live} is the oldest one left; there is nothing to roll back to \
-                 (`svcdir-update list` shows the generations)"
-            ))
-        })
-}
-
+/// `rollback [GEN] [--force]`; `wait` is `--wait`, if given.
 pub(crate) fn rollback(
     cfg: &Config,
-    target: Option<u64>,
-    wait: std::time::Duration,
-    locks: LockPolicy,
+    args: &RollbackArgs,
+    wait: Option<Duration>,
 ) -> Result<Output> {
-    let super::Locked {
-        state,
-        live,
-        lock: _lock,
-    } = super::lock_live(cfg, wait)?;
-    let to = match target {
+    let waits = Waits::new(cfg, wait);
+    let (state, live) = LockedState::open_live(cfg, waits.lock)?;
+    let to = match args.generation {
         Some(n) => n,
-        None => previous_generation(&state, live)?,
+        None => generations::previous_generation(&state, live)?,
     };
     let from_manifest = generation::load(&state, live)?;
-    let to_manifest = commit::require_switchable(&state, to, &from_manifest)?;
+    let to_manifest = generations::require_switchable(&state, to, &from_manifest)?;
     let mut plan = plan::make_to_generation(&from_manifest.services, &to_manifest.services, to);
-    super::inspect::describe_file_changes(&state, &mut plan);
+    generations::describe_file_changes(&state, &mut plan);
     if to == live {
         let human = format!("generation {live} is already live\n");
         let report = RollbackReport {
@@ -75,12 +62,12 @@ pub(crate) fn rollback(
             from: Some(live),
             to,
             plan: &plan,
-            locks,
+            locks: waits.locks(args.force),
         },
     )?;
     let counts = plan.counts();
     let mut human = format!("generation {to} is live again (was {live}): {counts}\n");
-    human.push_str(&commit::plan_table(&plan));
+    human.push_str(&plan_table(&plan));
     let report = RollbackReport {
         generation: to,
         previous: live,

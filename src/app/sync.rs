@@ -6,14 +6,18 @@
 
 use serde::Serialize;
 
-use super::{Output, commit};
+use std::time::Duration;
+
+use super::{Output, Waits, commit_summary};
 use crate::config::Config;
+use crate::engine::commit::{self, CommitOptions};
+use crate::engine::locked::LockedState;
+use crate::engine::repair;
 use crate::error::{Result, exit};
+use crate::output::report;
 use crate::state::generation;
 use crate::state::pending;
-use crate::output::report;
 use crate::state::scandir::ScanSync;
-use crate::locks::update::LockPolicy;
 
 #[derive(Debug, Serialize)]
 struct SyncReport {
@@ -33,17 +37,16 @@ enum PendingOutcome {
     Deferred { reason: String },
 }
 
-pub(crate) fn sync(cfg: &Config, wait: std::time::Duration, locks: LockPolicy) -> Result<Output> {
+/// `sync`; `wait` is `--wait`, if given.
+pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
+    let waits = Waits::new(cfg, wait);
     let (state, live, sync, has_pending) = {
-        let super::Locked {
-            state,
-            live,
-            lock: _lock,
-        } = super::lock_live(cfg, wait)?;
+        let (state, live) = LockedState::open_live(cfg, waits.lock)?;
         let m = generation::load(&state, live)?;
-        let sync = commit::repair_scandir(cfg, &state, &m)?;
+        let sync = repair::repair_scandir(cfg, &state, &m)?;
         let has_pending = pending::read(&state.dir)?.is_some();
-        (state, live, sync, has_pending)
+        // The commit below takes the manager lock itself.
+        (state.unlock(), live, sync, has_pending)
     };
     if !sync.changed() {
         // The links are right, but the scanner may not have seen them (it
@@ -65,14 +68,17 @@ pub(crate) fn sync(cfg: &Config, wait: std::time::Duration, locks: LockPolicy) -
     };
     let pending = if has_pending {
         report::info("applying the pending commit");
-        let opts = commit::CommitOptions {
-            wait,
-            locks,
+        let opts = CommitOptions {
+            wait: waits.lock,
+            locks: waits.locks(false),
             check_up: None,
         };
         match commit::commit(cfg, &opts) {
-            Ok(out) => {
-                human.push_str(&format!("pending commit applied: {}", out.human));
+            Ok(done) => {
+                human.push_str(&format!(
+                    "pending commit applied: {}",
+                    commit_summary(&done)
+                ));
                 let generation = state.live()?.unwrap_or(live);
                 Some(PendingOutcome::Applied { generation })
             }

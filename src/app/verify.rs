@@ -1,27 +1,21 @@
-//! `verify`: check every live store object against its manifest — type,
-//! mode, owner, content hash, link target, no missing or extra entries —
-//! ignoring the runtime entries supervisors create. Any difference is
-//! reported by path and exits 65.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! `verify`: check every live store object against its manifest
+//! ([`crate::engine::verify`]); any difference is reported by path and
+//! exits 65.
 
 use serde::Serialize;
 
 use super::Output;
 use crate::config::Config;
+use crate::engine;
 use crate::error::{Error, Result};
-use crate::sys::fs::{Dir, Kind};
-use crate::state::generation;
-use crate::state::layout;
 use crate::state::State;
-use crate::state::store;
-use crate::model::tree::{self, Entry, EntryKind};
+use crate::state::generation;
 
 #[derive(Debug, Serialize)]
-pub(crate) struct VerifyReport {
-    pub generation: Option<u64>,
-    pub objects: usize,
-    pub problems: Vec<String>,
+struct VerifyReport {
+    generation: Option<u64>,
+    objects: usize,
+    problems: Vec<String>,
 }
 
 pub(crate) fn verify(cfg: &Config) -> Result<Output> {
@@ -32,21 +26,10 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
         return Err(Error::bad_input("nothing to verify: no generation is live"));
     };
     let m = generation::load(&state, live)?;
-    let mut problems = Vec::new();
-    for check in [generation::check_complete, generation::check_links] {
-        if let Err(e) = check(&state, &m) {
-            problems.push(e.to_string());
-        }
-    }
-    for object in m.services.values() {
-        if let Err(e) = verify_object(cfg, &state, object, &mut problems) {
-            problems.push(e.chain());
-        }
-    }
     let report = VerifyReport {
         generation: Some(live),
         objects: m.services.len(),
-        problems,
+        problems: engine::verify::problems(cfg, &state, &m),
     };
     if report.problems.is_empty() {
         let human = format!(
@@ -61,140 +44,4 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
         report.problems.len(),
         report.problems.join("\n  ")
     )))
-}
-
-/// Compares one object directory with its manifest; appends differences.
-pub(crate) fn verify_object(
-    cfg: &Config,
-    state: &State,
-    object: &str,
-    problems: &mut Vec<String>,
-) -> Result<()> {
-    let manifest = store::load_manifest(&state.store, object)?;
-    let base = state.store.join(object);
-    if layout::object_name(&manifest.service, &tree::digest(&manifest.entries)) != object {
-        problems.push(format!(
-            "{}: the manifest does not match the object's digest",
-            state
-                .store
-                .join(layout::object_manifest_name(object))
-                .display()
-        ));
-    }
-    let want: BTreeMap<&str, &Entry> = manifest
-        .entries
-        .iter()
-        .map(|e| (e.path.as_str(), e))
-        .collect();
-    let root = state.store.open_dir(object)?;
-    let mut found = BTreeSet::new();
-    walk(cfg, &root, "", &want, &mut found, problems, &base)?;
-    for path in want.keys() {
-        if *path != tree::ROOT && !found.contains(*path) {
-            problems.push(format!("{}: missing", base.join(path).display()));
-        }
-    }
-    if let Some(e) = want.get(tree::ROOT) {
-        let st = root.self_stat()?;
-        compare(e, &st, None, &base, problems);
-    }
-    Ok(())
-}
-
-fn walk(
-    cfg: &Config,
-    dir: &Dir,
-    prefix: &str,
-    want: &BTreeMap<&str, &Entry>,
-    found: &mut BTreeSet<String>,
-    problems: &mut Vec<String>,
-    base: &std::path::Path,
-) -> Result<()> {
-    for name in dir.names()? {
-        let rel = format!("{prefix}{}", name.to_string_lossy());
-        if cfg.runtime_entries.contains(&rel) {
-            continue;
-        }
-        let st = dir.stat(&name)?;
-        let Some(entry) = want.get(rel.as_str()) else {
-            problems.push(format!(
-                "{}: not in the manifest (added by hand?)",
-                base.join(&rel).display()
-            ));
-            continue;
-        };
-        found.insert(rel.clone());
-        let content = match (entry.kind, Kind::of(&st)) {
-            (EntryKind::File, Kind::File) => {
-                let file = dir.open_file(&name)?;
-                let mut h = blake3::Hasher::new();
-                h.update_reader(&file)
-                    .map_err(|e| Error::io("cannot read", base.join(&rel), e))?;
-                Some(tree::ContentHash::from(h.finalize()).to_string())
-            }
-            (EntryKind::Symlink, Kind::Symlink) => {
-                dir.read_link(&name)?.to_str().map(str::to_string)
-            }
-            _ => None,
-        };
-        compare(entry, &st, content, &base.join(&rel), problems);
-        if entry.kind == EntryKind::Dir && Kind::of(&st) == Kind::Dir {
-            walk(
-                cfg,
-                &dir.open_dir(&name)?,
-                &format!("{rel}/"),
-                want,
-                found,
-                problems,
-                base,
-            )?;
-        }
-    }
-    Ok(())
-}
-
-fn compare(
-    e: &Entry,
-    st: &rustix::fs::Stat,
-    content: Option<String>,
-    path: &std::path::Path,
-    problems: &mut Vec<String>,
-) {
-    let kind_ok = matches!(
-        (e.kind, Kind::of(st)),
-        (EntryKind::Dir, Kind::Dir)
-            | (EntryKind::File, Kind::File)
-            | (EntryKind::Symlink, Kind::Symlink)
-    );
-    if !kind_ok {
-        problems.push(format!("{}: expected a {}", path.display(), e.kind));
-        return;
-    }
-    match e.kind {
-        EntryKind::File if content != e.blake3.map(|h| h.to_string()) => {
-            problems.push(format!("{}: content changed", path.display()));
-        }
-        EntryKind::Symlink if content != e.target => {
-            problems.push(format!("{}: link target changed", path.display()));
-        }
-        _ => {}
-    }
-    if e.kind != EntryKind::Symlink && st.st_mode & 0o7777 != e.mode {
-        problems.push(format!(
-            "{}: mode {:04o}, expected {:04o}",
-            path.display(),
-            st.st_mode & 0o7777,
-            e.mode
-        ));
-    }
-    if crate::sys::fs::is_root() && (st.st_uid, st.st_gid) != (e.uid, e.gid) {
-        problems.push(format!(
-            "{}: owner {}:{}, expected {}:{}",
-            path.display(),
-            st.st_uid,
-            st.st_gid,
-            e.uid,
-            e.gid
-        ));
-    }
 }

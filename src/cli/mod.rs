@@ -1,11 +1,14 @@
-//! The command line: clap definitions only. `lib::run` dispatches them.
+//! The command line: clap definitions only, one argument struct per
+//! command that takes any, and the shared parser of durations. `lib::run`
+//! dispatches them; nothing here reads the config or touches a file.
 
 pub(crate) mod man;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// Transactional service-directory manager for s6, runit and daemontools.
 ///
@@ -43,8 +46,8 @@ pub struct Cli {
     /// locks of services to stop or restart [default: `update_lock_wait`, 0],
     /// the service lock of `lock` [default: `lock_wait`], pinned programs
     /// in `gc` [default: 0, do not wait]
-    #[arg(long, global = true, value_name = "SECS")]
-    pub wait: Option<f64>,
+    #[arg(long, global = true, value_name = "SECS", value_parser = parse_seconds)]
+    pub wait: Option<Duration>,
 
     /// What to do.
     #[command(subcommand)]
@@ -61,90 +64,190 @@ pub enum Command {
     /// Show what `commit` would do, and why
     Plan,
     /// Stage the stock as a new generation and switch to it
-    Commit {
-        /// Go ahead even if services hold their update locks (this run
-        /// only); every holder gone past is named as a warning
-        #[arg(long)]
-        force: bool,
-        /// After the switch, wait up to SECS until every started or restarted
-        /// service is up (same pid for 1 s); if one is not, roll back to the
-        /// previous generation by itself and exit 3
-        #[arg(long, value_name = "SECS")]
-        check_up: Option<f64>,
-    },
+    Commit(CommitArgs),
     /// Switch back to an earlier generation [default: the previous one]
-    Rollback {
-        /// Generation number (see `list`)
-        generation: Option<u64>,
-        /// Go ahead even if services hold their update locks (this run only)
-        #[arg(long)]
-        force: bool,
-    },
+    Rollback(RollbackArgs),
     /// Report the live generation, a pending or interrupted transaction,
     /// locks, and the store's disk use and what gc would free
     Status,
     /// List the generations
     List,
     /// Compare generations: none = stock vs live; A = A vs live; A B
-    Diff {
-        /// The generation to compare from [default: live, compared with the stock]
-        a: Option<u64>,
-        /// The generation to compare to [default: live]
-        b: Option<u64>,
-    },
+    Diff(DiffArgs),
     /// Check the live store objects against their manifests
     Verify,
     /// Delete generations and store objects nothing needs
-    Gc {
-        /// Keep the N newest generations [default: `keep_generations`, 5]
-        #[arg(long, value_name = "N")]
-        keep: Option<usize>,
-    },
+    Gc(GcArgs),
     /// Finish or undo an interrupted transaction
-    Recover {
-        /// Undo a transaction that had already switched, instead of finishing it
-        #[arg(long)]
-        rollback: bool,
-    },
+    Recover(RecoverArgs),
     /// Re-create the scan directory from live (e.g. at boot)
     Sync,
     /// Run a command holding a service's update lock shared (like `flock -s
     /// -o`); exits with the command's status, 75 if the lock is not free in
     /// time (--wait)
-    Lock {
-        /// The service whose lock to hold
-        name: String,
-        /// The command and its arguments, after `--`
-        #[arg(last = true, required = true, value_name = "CMD")]
-        command: Vec<OsString>,
-    },
+    Lock(LockArgs),
     /// Run a program of the live version of a service from its store object,
     /// pinned so that `gc` keeps the object until the program exits
-    Exec {
-        /// The service
-        name: String,
-        /// The program, relative to the service directory [default: run]
-        program: Option<PathBuf>,
-        /// Arguments for the program, after `--`
-        #[arg(last = true, value_name = "ARGS")]
-        args: Vec<OsString>,
-    },
+    Exec(ExecArgs),
     /// Print a shell completion script on stdout, e.g.
     /// `svcdir-update completions bash > /usr/share/bash-completion/completions/svcdir-update`
-    Completions {
-        /// The shell
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Print a man page (roff) on stdout: the main page, or a command's
     #[command(hide = true)]
-    Man {
-        /// The page: `svcdir-update` or `svcdir-update-COMMAND` [default: svcdir-update]
-        page: Option<String>,
-        /// List the page names instead
-        #[arg(long)]
-        list: bool,
-    },
+    Man(ManArgs),
     /// List the failpoint names (for crash tests)
     #[command(hide = true)]
     Failpoints,
+}
+
+/// The arguments of `commit`.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Go ahead even if services hold their update locks (this run
+    /// only); every holder gone past is named as a warning
+    #[arg(long)]
+    pub force: bool,
+    /// After the switch, wait up to SECS until every started or restarted
+    /// service is up (same pid for 1 s); if one is not, roll back to the
+    /// previous generation by itself and exit 3
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub check_up: Option<Duration>,
+}
+
+/// The arguments of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Generation number (see `list`)
+    pub generation: Option<u64>,
+    /// Go ahead even if services hold their update locks (this run only)
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The arguments of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The generation to compare from [default: live, compared with the stock]
+    pub a: Option<u64>,
+    /// The generation to compare to [default: live]
+    pub b: Option<u64>,
+}
+
+/// The arguments of `gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep the N newest generations [default: `keep_generations`, 5]
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+}
+
+/// The arguments of `recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Undo a transaction that had already switched, instead of finishing it
+    #[arg(long)]
+    pub rollback: bool,
+}
+
+/// The arguments of `lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The service whose lock to hold
+    pub name: String,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// The arguments of `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The service
+    pub name: String,
+    /// The program, relative to the service directory [default: run]
+    pub program: Option<PathBuf>,
+    /// Arguments for the program, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+/// The arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
+}
+
+/// The arguments of `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The page: `svcdir-update` or `svcdir-update-COMMAND` [default: svcdir-update]
+    pub page: Option<String>,
+    /// List the page names instead
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// The longest `--wait` or `--check-up` taken, in seconds (a week): a
+/// longer wait is a retry loop's job, and a far bigger one would overflow
+/// the deadline computed from it.
+const MAX_SECS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// Parses the SECS of `--wait` and `--check-up`: a finite number of
+/// seconds from 0 to [`MAX_SECS`], fractions allowed (`0.5`).
+fn parse_seconds(arg: &str) -> Result<Duration, String> {
+    let secs: f64 = arg
+        .parse()
+        .map_err(|_| "expected seconds ≥ 0, like 30 or 0.5".to_string())?;
+    if !(0.0..=MAX_SECS).contains(&secs) {
+        // NaN and the infinities fail here too.
+        return Err(format!(
+            "expected seconds ≥ 0 and at most {MAX_SECS} (a week)"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("expected seconds ≥ 0: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_fractions_and_zero() {
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("120"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn seconds_refuse_negative_non_finite_and_absurd_values() {
+        for bad in [
+            "-1", "-0.001", "NaN", "inf", "-inf", "1e30", "604801", "", "soon",
+        ] {
+            let err = parse_seconds(bad).expect_err(bad);
+            assert!(err.starts_with("expected seconds ≥ 0"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn wait_and_check_up_are_parsed_as_durations() {
+        let cli = Cli::try_parse_from([
+            "svcdir-update",
+            "--wait",
+            "2.5",
+            "commit",
+            "--check-up",
+            "5",
+        ])
+        .expect("parses");
+        assert_eq!(cli.wait, Some(Duration::from_millis(2500)));
+        let Command::Commit(args) = cli.command else {
+            panic!("not commit: {:?}", cli.command);
+        };
+        assert_eq!(args.check_up, Some(Duration::from_secs(5)));
+        let err = Cli::try_parse_from(["svcdir-update", "--wait", "inf", "commit"])
+            .expect_err("inf is refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("expected seconds ≥ 0"), "{err}");
+    }
 }

@@ -1,5 +1,6 @@
-//! The health gate of `commit --check-up SECS` (design §4.1 step 10): after
-//! a switch, wait until every started or restarted service is up.
+//! The health gate of `commit --check-up SECS` (docs/design.md#commit,
+//! step 10): after a switch, wait until every started or restarted service
+//! is up.
 //!
 //! This module only asks the supervisor; it never changes anything. The
 //! caller decides what a failure means (commit rolls back automatically).

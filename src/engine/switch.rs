@@ -1,5 +1,5 @@
-//! The switch protocol shared by commit, rollback and recovery (design §4.1
-//! steps 5–11): update locks, rollback log, stop old instances, switch
+//! The switch protocol shared by commit, rollback and recovery
+//! (docs/design.md#commit, steps 5–11): update locks, rollback log, stop old instances, switch
 //! `live`, release the update locks, sync the scan directory, record history.
 //!
 //! The update locks are taken before the rollback log is written, so a
@@ -12,17 +12,18 @@
 
 use std::time::SystemTime;
 
+use super::locked::LockedState;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::sys::failpoint;
-use crate::model::plan::{Action, Plan};
 use crate::locks::signature::ProcessSignature;
-use crate::output::report;
-use crate::state::scandir::{self, ScanSync};
-use crate::state::State;
-use crate::supervisor;
-use crate::state::txn_log::{self, Phase, TxnKind, TxnLog, TxnService};
 use crate::locks::update::{self, LockPolicy};
+use crate::model::plan::{Action, Plan};
+use crate::output::report;
+use crate::state::State;
+use crate::state::scandir::{self, ScanSync};
+use crate::state::txn_log::{self, Phase, TxnKind, TxnLog, TxnService};
+use crate::supervisor;
+use crate::sys::failpoint;
 
 /// A planned switch from the live generation to `to`.
 pub(crate) struct Switch<'a> {
@@ -35,7 +36,7 @@ pub(crate) struct Switch<'a> {
 }
 
 /// Runs the switch; returns what changed in the scan directory.
-pub(crate) fn run(cfg: &Config, state: &State, switch: &Switch<'_>) -> Result<ScanSync> {
+pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Result<ScanSync> {
     // The scan directory must be usable before anything is switched: a
     // missing parent or a dangling link there fails here with `live`
     // untouched, not after the switch with a half-applied exit 1.
@@ -160,7 +161,7 @@ fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> 
 }
 
 /// Finishes a switched transaction: scan directory, scanner, history, log.
-pub(crate) fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSync> {
+pub(crate) fn finish(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<ScanSync> {
     let scandir = scandir::open(cfg)?;
     let with = |action: Action| -> Vec<&str> {
         log.services
@@ -186,7 +187,7 @@ pub(crate) fn finish(cfg: &Config, state: &State, log: &TxnLog) -> Result<ScanSy
 }
 
 /// Undoes a transaction that did not switch: restarts what it stopped.
-pub(crate) fn undo(cfg: &Config, state: &State, log: &TxnLog) -> Result<()> {
+pub(crate) fn undo(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<()> {
     let sup = supervisor::for_config(cfg);
     for name in &log.stopped {
         let Some(object) = log

@@ -1,21 +1,25 @@
-//! Read-only reports: `status`, `list`, `diff`. They take no lock (every
-//! published file is immutable and `live` changes by one atomic rename).
+//! `status`: a report of the live generation, a pending or interrupted
+//! transaction, the locks and pins held, and the store's disk use with what
+//! `gc` would free. Takes no lock (every published file is immutable and
+//! `live` changes by one atomic rename).
 
 use serde::Serialize;
 
-use super::{Output, commit, table};
+use super::Output;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::state::generation;
+use crate::engine::gc;
+use crate::error::Result;
+use crate::format::manifest::GenerationManifest;
 use crate::locks::holders::{self, LockHolder};
 use crate::locks::manager;
 use crate::locks::pin;
-use crate::model::plan::{self, Plan};
 use crate::locks::signature::{Liveness, ProcessSignature};
-use crate::state::State;
-use crate::state::store;
-use crate::state::txn_log;
 use crate::locks::update;
+use crate::state::State;
+use crate::state::generation;
+use crate::state::layout;
+use crate::state::pending;
+use crate::state::txn_log;
 
 #[derive(Debug, Serialize)]
 struct Interrupted {
@@ -81,22 +85,19 @@ struct StoreUse {
 fn store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
     // `mark` reads the rollback log itself (the caller skips this when the
     // log is damaged).
-    let plan = super::gc::mark(cfg, state, cfg.keep_generations.max(1), None)?;
+    let plan = gc::mark(cfg, state, cfg.keep_generations.max(1), None)?;
     let mut seen = std::collections::HashSet::new();
     let mut gc_bytes = 0;
     for object in &plan.removed_objects {
         gc_bytes += state.store.disk_usage(object, &mut seen)?;
         gc_bytes += state
             .store
-            .disk_usage(crate::state::layout::object_manifest_name(object), &mut seen)?;
+            .disk_usage(layout::object_manifest_name(object), &mut seen)?;
     }
     let mut objects = 0;
     let mut bytes = gc_bytes;
     for name in state.store.names()? {
-        let is_object = name
-            .to_str()
-            .and_then(crate::state::layout::split_object_name)
-            .is_some();
+        let is_object = name.to_str().and_then(layout::split_object_name).is_some();
         objects += usize::from(is_object);
         bytes += state.store.disk_usage(&name, &mut seen)?;
     }
@@ -127,82 +128,11 @@ fn human_size(bytes: u64) -> String {
 
 pub(crate) fn status(cfg: &Config) -> Result<Output> {
     let Some(state) = State::open(cfg)? else {
-        let report = StatusReport {
-            state: cfg.state.display().to_string(),
-            live: None,
-            created: None,
-            services: 0,
-            generations: vec![],
-            interrupted: None,
-            log_error: None,
-            manager_lock: None,
-            manager_lock_held: false,
-            manager_lock_holders: vec![],
-            manager_lock_recorded: None,
-            update_locks: update::held(cfg)?,
-            pins: vec![],
-            pending: None,
-            store: None,
-        };
-        let human = format!(
-            "state:        {} (not initialized; run `svcdir-update commit`)\n",
-            cfg.state.display()
-        );
-        return Ok(Output::new(&report, human));
+        return not_initialized(cfg);
     };
     let live = state.live()?;
     let live_manifest = live.map(|n| generation::load(&state, n)).transpose()?;
-    let (interrupted, log_error) = match txn_log::read(&state.dir) {
-        Ok(log) => (
-            log.map(|l| Interrupted {
-                id: l.id,
-                kind: l.kind.to_string(),
-                from: l.from,
-                to: l.to,
-                phase: l.phase,
-                holder_liveness: l.holder.liveness(),
-                holder: l.holder,
-            }),
-            None,
-        ),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let held = manager::is_held(&state.dir);
-    // With a damaged log, gc could not say what it keeps: no estimate.
-    let store = if log_error.is_some() {
-        None
-    } else {
-        Some(store_use(cfg, &state)?)
-    };
-    let report = StatusReport {
-        state: state.path().display().to_string(),
-        live,
-        created: live_manifest.as_ref().map(|m| m.created.clone()),
-        services: live_manifest.as_ref().map_or(0, |m| m.services.len()),
-        generations: generation::list(&state)?,
-        interrupted,
-        log_error,
-        manager_lock: if held {
-            manager::read_holder(&state.dir)
-        } else {
-            None
-        },
-        manager_lock_held: held,
-        manager_lock_holders: if held {
-            manager::holders(&state.dir)
-        } else {
-            Vec::new()
-        },
-        manager_lock_recorded: manager::read_recorded(&state.dir).map(|process| Recorded {
-            liveness: process.liveness(),
-            process,
-        }),
-        update_locks: update::held(cfg)?,
-        pins: pin::held(cfg)?,
-        pending: crate::state::pending::read(&state.dir)?
-            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
-        store,
-    };
+    let report = gather(cfg, &state, live, live_manifest.as_ref())?;
     let mut h = String::new();
     h.push_str(&format!("state:        {}\n", report.state));
     match (&report.live, &live_manifest) {
@@ -223,6 +153,110 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
             .collect::<Vec<_>>()
             .join(" ")
     ));
+    render_transaction(&report, &mut h);
+    render_pending(&report, &mut h);
+    if let Some(s) = &report.store {
+        h.push_str(&format!(
+            "store:        {} objects, {}; gc would free {} generation(s), {} object(s), {}\n",
+            s.objects,
+            human_size(s.bytes),
+            s.gc_generations,
+            s.gc_objects,
+            human_size(s.gc_bytes)
+        ));
+    }
+    render_locks(&report, &mut h);
+    Ok(Output::new(&report, h))
+}
+
+/// The report when there is no state directory yet.
+fn not_initialized(cfg: &Config) -> Result<Output> {
+    let report = StatusReport {
+        state: cfg.state.display().to_string(),
+        live: None,
+        created: None,
+        services: 0,
+        generations: vec![],
+        interrupted: None,
+        log_error: None,
+        manager_lock: None,
+        manager_lock_held: false,
+        manager_lock_holders: vec![],
+        manager_lock_recorded: None,
+        update_locks: update::held(cfg)?,
+        pins: vec![],
+        pending: None,
+        store: None,
+    };
+    let human = format!(
+        "state:        {} (not initialized; run `svcdir-update commit`)\n",
+        cfg.state.display()
+    );
+    Ok(Output::new(&report, human))
+}
+
+/// Reads everything `status` reports, in the order the files are read.
+fn gather(
+    cfg: &Config,
+    state: &State,
+    live: Option<u64>,
+    live_manifest: Option<&GenerationManifest>,
+) -> Result<StatusReport> {
+    let (interrupted, log_error) = match txn_log::read(&state.dir) {
+        Ok(log) => (
+            log.map(|l| Interrupted {
+                id: l.id,
+                kind: l.kind.to_string(),
+                from: l.from,
+                to: l.to,
+                phase: l.phase,
+                holder_liveness: l.holder.liveness(),
+                holder: l.holder,
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let held = manager::is_held(&state.dir);
+    // With a damaged log, gc could not say what it keeps: no estimate.
+    let store = if log_error.is_some() {
+        None
+    } else {
+        Some(store_use(cfg, state)?)
+    };
+    Ok(StatusReport {
+        state: state.path().display().to_string(),
+        live,
+        created: live_manifest.map(|m| m.created.clone()),
+        services: live_manifest.map_or(0, |m| m.services.len()),
+        generations: generation::list(state)?,
+        interrupted,
+        log_error,
+        manager_lock: if held {
+            manager::read_holder(&state.dir)
+        } else {
+            None
+        },
+        manager_lock_held: held,
+        manager_lock_holders: if held {
+            manager::holders(&state.dir)
+        } else {
+            Vec::new()
+        },
+        manager_lock_recorded: manager::read_recorded(&state.dir).map(|process| Recorded {
+            liveness: process.liveness(),
+            process,
+        }),
+        update_locks: update::held(cfg)?,
+        pins: pin::held(cfg)?,
+        pending: pending::read(&state.dir)?
+            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
+        store,
+    })
+}
+
+/// The `transaction:` line: an interrupted one, a damaged log, or none.
+fn render_transaction(report: &StatusReport, h: &mut String) {
     match (&report.interrupted, &report.log_error) {
         (Some(i), _) => h.push_str(&format!(
             "transaction:  INTERRUPTED {} {} ({} -> {}, phase {:?}) by {} ({}); run `svcdir-update recover`\n",
@@ -237,6 +271,10 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
         (None, Some(e)) => h.push_str(&format!("transaction:  DAMAGED LOG: {e}\n")),
         (None, None) => h.push_str("transaction:  none\n"),
     }
+}
+
+/// The `pending:` lines: when a commit was deferred and why (shortened).
+fn render_pending(report: &StatusReport, h: &mut String) {
     match &report.pending {
         Some(p) => {
             let (when, why) = p.split_once('\n').unwrap_or((p, ""));
@@ -253,16 +291,10 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
         }
         None => h.push_str("pending:      none\n"),
     }
-    if let Some(s) = &report.store {
-        h.push_str(&format!(
-            "store:        {} objects, {}; gc would free {} generation(s), {} object(s), {}\n",
-            s.objects,
-            human_size(s.bytes),
-            s.gc_generations,
-            s.gc_objects,
-            human_size(s.gc_bytes)
-        ));
-    }
+}
+
+/// The manager lock, update locks and pins, with who holds them.
+fn render_locks(report: &StatusReport, h: &mut String) {
     if !report.manager_lock_held {
         h.push_str("manager lock: free\n");
     } else if !report.manager_lock_holders.is_empty() {
@@ -301,145 +333,6 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
                 p.object,
                 holders::describe(&p.holders)
             ));
-        }
-    }
-    Ok(Output::new(&report, h))
-}
-
-#[derive(Debug, Serialize)]
-struct ListRow {
-    generation: u64,
-    live: bool,
-    created: String,
-    parent: Option<u64>,
-    services: usize,
-}
-
-pub(crate) fn list(cfg: &Config) -> Result<Output> {
-    let Some(state) = State::open(cfg)? else {
-        return Ok(Output::new(
-            &Vec::<ListRow>::new(),
-            "no generations yet\n".into(),
-        ));
-    };
-    let live = state.live()?;
-    let mut rows = Vec::new();
-    for n in generation::list(&state)? {
-        let m = generation::load(&state, n)?;
-        rows.push(ListRow {
-            generation: n,
-            live: Some(n) == live,
-            created: m.created,
-            parent: m.parent,
-            services: m.services.len(),
-        });
-    }
-    let mut cells = vec![vec![
-        String::new(),
-        "GEN".into(),
-        "CREATED".into(),
-        "PARENT".into(),
-        "SERVICES".into(),
-    ]];
-    for r in &rows {
-        cells.push(vec![
-            if r.live { "*".into() } else { String::new() },
-            r.generation.to_string(),
-            r.created.clone(),
-            r.parent.map_or_else(|| "-".into(), |p| p.to_string()),
-            r.services.to_string(),
-        ]);
-    }
-    let human = if rows.is_empty() {
-        "no generations yet\n".to_string()
-    } else {
-        table(&cells)
-    };
-    Ok(Output::new(&rows, human))
-}
-
-#[derive(Debug, Serialize)]
-struct DiffReport<'a> {
-    from: String,
-    to: String,
-    counts: plan::Counts,
-    services: &'a [plan::ServiceChange],
-}
-
-/// `diff`: stock vs live; `diff A`: A vs live; `diff A B`: A vs B.
-pub(crate) fn diff(cfg: &Config, a: Option<u64>, b: Option<u64>) -> Result<Output> {
-    let state = State::open(cfg)?;
-    let (from_name, to_name, plan) = match (a, b) {
-        (None, _) => {
-            let prepared = commit::prepare(cfg, state.as_ref())?;
-            let from = prepared.live.as_ref().map_or_else(
-                || "nothing".to_string(),
-                |g| format!("generation {}", g.generation),
-            );
-            (from, "stock".to_string(), prepared.plan)
-        }
-        (Some(a), b) => {
-            let Some(state) = state else {
-                return Err(Error::bad_input("there are no generations yet"));
-            };
-            let b = match b {
-                Some(b) => b,
-                None => state
-                    .live()?
-                    .ok_or_else(|| Error::bad_input("no generation is live yet"))?,
-            };
-            let plan = diff_generations(&state, a, b)?;
-            (format!("generation {a}"), format!("generation {b}"), plan)
-        }
-    };
-    let counts = plan.counts();
-    let mut human = format!("{from_name} -> {to_name}: {counts}\n");
-    human.push_str(&commit::plan_table(&plan));
-    let report = DiffReport {
-        from: from_name,
-        to: to_name,
-        counts,
-        services: &plan.services,
-    };
-    Ok(Output::new(&report, human))
-}
-
-/// The plan from generation `a` to `b`, with the changed files of each
-/// restarted service (what `diff A B` and `rollback` show).
-pub(crate) fn diff_generations(state: &State, a: u64, b: u64) -> Result<Plan> {
-    let ma = generation::load(state, a)?;
-    let mb = generation::load(state, b)?;
-    Ok(plan_between(state, &ma, &mb))
-}
-
-/// The plan from generation `ma` to `mb`, naming the changed files of each
-/// restarted service.
-pub(crate) fn plan_between(
-    state: &State,
-    ma: &crate::format::manifest::GenerationManifest,
-    mb: &crate::format::manifest::GenerationManifest,
-) -> Plan {
-    let mut plan = plan::make(&ma.services, &mb.services);
-    describe_file_changes(state, &mut plan);
-    plan
-}
-
-/// Names the changed files of every restarted service in `plan` (from the
-/// object manifests, read only for those services).
-pub(crate) fn describe_file_changes(state: &State, plan: &mut Plan) {
-    let entries = |obj: &str| {
-        store::load_manifest(&state.store, obj)
-            .ok()
-            .map(|m| m.entries)
-    };
-    for s in &mut plan.services {
-        if let (Some(f), Some(t)) = (&s.from, &s.to) {
-            if f != t {
-                if let (Some(old), Some(new)) = (entries(f), entries(t)) {
-                    s.files = plan::diff_entries(&old, &new);
-                    s.reason = plan::describe_files(&s.files);
-                }
-            }
         }
     }
 }

@@ -1,0 +1,40 @@
+//! `plan`: show what `commit` would do, and why — the stock compared with
+//! `live` ([`crate::engine::stage::prepare`]). Takes no lock, writes nothing.
+
+use serde::Serialize;
+
+use super::{Output, plan_table};
+use crate::config::Config;
+use crate::engine::stage;
+use crate::error::Result;
+use crate::model::plan;
+use crate::state::State;
+use crate::stock;
+
+#[derive(Debug, Serialize)]
+struct PlanReport<'a> {
+    live: Option<u64>,
+    up_to_date: bool,
+    counts: plan::Counts,
+    services: &'a [plan::ServiceChange],
+}
+
+pub(crate) fn plan(cfg: &Config) -> Result<Output> {
+    stock::check_trees_exist(cfg)?;
+    let state = State::open(cfg)?;
+    let prepared = stage::prepare(cfg, state.as_ref())?;
+    let live = prepared.live.as_ref().map(|g| g.generation);
+    let report = PlanReport {
+        live,
+        up_to_date: prepared.plan.is_noop() && live.is_some(),
+        counts: prepared.plan.counts(),
+        services: &prepared.plan.services,
+    };
+    let mut human = match live {
+        Some(n) if report.up_to_date => format!("up to date: generation {n} matches the stock\n"),
+        Some(n) => format!("generation {n} -> new generation: {}\n", report.counts),
+        None => format!("no generation yet -> generation 1: {}\n", report.counts),
+    };
+    human.push_str(&plan_table(&prepared.plan));
+    Ok(Output::new(&report, human))
+}

@@ -1,0 +1,249 @@
+//! The commit transaction (docs/design.md#commit): under the manager lock,
+//! plan the stock against `live`, stage (or reuse) the new generation,
+//! switch to it, and with `--check-up` roll back by itself when a started
+//! service does not come up. A run deferred with exit 75 records a pending
+//! commit for the next `commit` or `sync`. This module renders nothing for
+//! a person but progress and notes on stderr.
+
+use std::time::{Duration, Instant};
+
+use super::generations;
+use super::health;
+use super::locked::LockedState;
+use super::repair;
+use super::stage::{self, Prepared};
+use super::switch::{self, Switch};
+use crate::config::Config;
+use crate::error::{Error, Result, exit};
+use crate::locks::update::LockPolicy;
+use crate::model::plan::{self, Plan};
+use crate::output::progress::Progress;
+use crate::output::report;
+use crate::state::State;
+use crate::state::generation;
+use crate::state::layout;
+use crate::state::pending;
+use crate::state::scandir::ScanSync;
+use crate::state::txn_log::TxnKind;
+use crate::stock;
+use crate::sys::failpoint;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CommitOptions {
+    /// How long to wait for the manager lock.
+    pub wait: Duration,
+    /// How to treat held update locks of services to stop or restart.
+    pub locks: LockPolicy,
+    /// `--check-up SECS`: wait this long after the switch for every started
+    /// or restarted service to be up; roll back if one is not.
+    pub check_up: Option<Duration>,
+}
+
+/// What a commit did.
+#[derive(Debug)]
+pub(crate) struct Committed {
+    /// The generation now live.
+    pub generation: u64,
+    /// The generation live before, if any.
+    pub previous: Option<u64>,
+    /// The live generation already matched the stock: nothing switched.
+    pub up_to_date: bool,
+    /// The plan from `previous` to `generation`.
+    pub plan: Plan,
+    /// What changed in the scan directory.
+    pub scandir: ScanSync,
+    /// How many services `generation` has.
+    pub services: usize,
+}
+
+/// Commits the stock; a run deferred with exit 75 records a pending commit
+/// (`<state>/pending`, see [`pending`]) for the next `commit` or `sync`.
+pub(crate) fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
+    let result = commit_now(cfg, opts);
+    if let Err(err) = &result {
+        if err.exit_code() == exit::TEMP_FAIL {
+            record_pending(cfg, err);
+        }
+    }
+    result
+}
+
+/// Best effort: a deferral is reported by its own error whatever happens here.
+fn record_pending(cfg: &Config, err: &Error) {
+    let Ok(Some(state)) = State::open(cfg) else {
+        return;
+    };
+    match pending::record(&state.dir, &err.to_string()) {
+        Ok(()) => report::info(&format!(
+            "commit deferred; recorded in {} for the next `commit` or `sync`",
+            state.dir.join(layout::PENDING).display()
+        )),
+        Err(e) => report::warn(&format!("cannot record the pending commit: {}", e.chain())),
+    }
+}
+
+fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
+    let progress = Progress::start();
+    stock::check_trees_exist(cfg)?;
+    let state = LockedState::acquire_to_switch(cfg, State::init(cfg)?, opts.wait)?;
+    // Read before the stock: a deferral recorded after this point may be
+    // for files this run does not see, so it must survive this run.
+    let seen_pending = pending::read(&state.dir)?;
+
+    let prepared = stage::prepare(cfg, Some(&*state))?;
+    progress.phase(|| {
+        format!(
+            "read the stock: {} services; plan: {}",
+            prepared.stock.services.len(),
+            prepared.plan.counts()
+        )
+    });
+    failpoint::hit("commit.after-scan")?;
+    if let Err(e) = prepared.stock.cache.save(&state.cache) {
+        report::debug(&format!("stat cache not saved: {}", e.chain()));
+    }
+    let previous = prepared.live.as_ref().map(|g| g.generation);
+    if let (true, Some(live)) = (prepared.plan.is_noop(), &prepared.live) {
+        // Nothing to switch; still repair the scan directory if it drifted.
+        let scandir = repair::repair_scandir(cfg, &state, live)?;
+        let (generation, services) = (live.generation, live.services.len());
+        pending::clear_if_unchanged(&state.dir, &seen_pending)?;
+        return Ok(Committed {
+            generation,
+            previous,
+            up_to_date: true,
+            plan: prepared.plan,
+            scandir,
+            services,
+        });
+    }
+    let generation = stage_or_reuse(&state, &prepared, &progress)?;
+    let scandir = switch_to(cfg, &state, &prepared, generation, opts, &progress)?;
+    // The stock this run read is live: a deferral recorded before it is done.
+    pending::clear_if_unchanged(&state.dir, &seen_pending)?;
+    if let Some(timeout) = opts.check_up {
+        gate(
+            cfg,
+            &state,
+            &prepared.plan,
+            generation,
+            previous,
+            timeout,
+            opts.locks,
+        )?;
+    }
+    Ok(Committed {
+        generation,
+        previous,
+        up_to_date: false,
+        services: prepared.stock.services.len(),
+        plan: prepared.plan,
+        scandir,
+    })
+}
+
+/// The generation to switch to: one an earlier attempt left staged with
+/// exactly the stock's services, or a newly staged one.
+fn stage_or_reuse(state: &LockedState, prepared: &Prepared, progress: &Progress) -> Result<u64> {
+    let target = prepared.target();
+    let started = Instant::now();
+    let generation = match stage::reusable_generation(state, prepared.live.as_ref(), &target)? {
+        Some(n) => {
+            report::debug(&format!("reusing staged generation {n}"));
+            n
+        }
+        None => stage::stage_generation(state, prepared, target, progress)?,
+    };
+    report::debug(&format!(
+        "generation {generation} staged in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    Ok(generation)
+}
+
+/// Switches `live` to the staged `generation` (a commit transaction).
+fn switch_to(
+    cfg: &Config,
+    state: &LockedState,
+    prepared: &Prepared,
+    generation: u64,
+    opts: &CommitOptions,
+    progress: &Progress,
+) -> Result<ScanSync> {
+    let started = Instant::now();
+    progress.phase(|| format!("generation {generation} staged; switching"));
+    let scandir = switch::run(
+        cfg,
+        state,
+        &Switch {
+            kind: TxnKind::Commit,
+            from: prepared.live.as_ref().map(|g| g.generation),
+            to: generation,
+            plan: &prepared.plan,
+            locks: opts.locks,
+        },
+    )?;
+    report::debug(&format!(
+        "switched to generation {generation} in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    progress.phase(|| format!("generation {generation} is live; scan directory synced"));
+    Ok(scandir)
+}
+
+/// The health gate: waits for the started and restarted services of `plan`
+/// (now live in `generation`); if one is not up in time, switches back to
+/// `previous` through the same transaction machinery and fails with
+/// [`Error::RolledBack`] (exit 3), naming the service and why.
+fn gate(
+    cfg: &Config,
+    state: &LockedState,
+    plan: &Plan,
+    generation: u64,
+    previous: Option<u64>,
+    timeout: Duration,
+    locks: LockPolicy,
+) -> Result<()> {
+    let Some(bad) = health::check_up(cfg, state, plan, timeout)? else {
+        return Ok(());
+    };
+    let failed = format!(
+        "{} did not come up within {}s after the switch to generation {generation} ({})",
+        bad.name,
+        timeout.as_secs_f64(),
+        bad.why
+    );
+    let Some(previous) = previous else {
+        return Err(Error::AfterSwitch {
+            generation,
+            what: format!("{failed}; there is no earlier generation to roll back to"),
+            source: None,
+        });
+    };
+    report::info(&format!(
+        "{} is not up; rolling back to generation {previous}",
+        bad.name
+    ));
+    let new = generation::load(state, generation)?;
+    let old = generations::require_switchable(state, previous, &new)?;
+    let back = plan::make_to_generation(&new.services, &old.services, previous);
+    switch::run(
+        cfg,
+        state,
+        &Switch {
+            kind: TxnKind::AutoRollback,
+            from: Some(generation),
+            to: previous,
+            plan: &back,
+            locks,
+        },
+    )
+    .map_err(|e| Error::AfterSwitch {
+        generation,
+        what: format!("{failed}, and rolling back to generation {previous} failed"),
+        source: Some(Box::new(e)),
+    })?;
+    Err(Error::RolledBack {
+        what: format!("{failed}; rolled back: generation {previous} is live again"),
+    })
+}

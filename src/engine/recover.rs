@@ -1,0 +1,199 @@
+//! Recovery: finish or undo an interrupted transaction by what `live`
+//! really points at (docs/design.md#recover---rollback), undo a finished one
+//! on `recover --rollback`, and sweep staging leftovers.
+//!
+//! [`finish_interrupted`] runs first in every writing command, through
+//! [`LockedState`]. This module never stages or reads the stock.
+
+use serde::Serialize;
+
+use super::locked::LockedState;
+use super::switch::{self, Switch};
+use crate::config::Config;
+use crate::error::Result;
+use crate::locks::update::LockPolicy;
+use crate::model::plan;
+use crate::output::report;
+use crate::state::State;
+use crate::state::generation;
+use crate::state::layout;
+use crate::state::txn_log::{self, TxnKind, TxnLog};
+use crate::sys::failpoint;
+use crate::sys::fs::Dir;
+
+/// What became of an interrupted transaction.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Outcome {
+    /// There was none.
+    #[default]
+    None,
+    /// It had switched; its remaining steps were done.
+    Finished,
+    /// Its generation is no longer (or never was) live; its effects were undone.
+    Undone,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::None => "none",
+            Outcome::Finished => "finished",
+            Outcome::Undone => "undone",
+        })
+    }
+}
+
+/// What recovery did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub(crate) struct Recovery {
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+    pub live: Option<u64>,
+    /// Staging leftovers removed.
+    pub swept: Vec<String>,
+}
+
+/// Finishes or undoes `log`, the interrupted transaction if there is one,
+/// and sweeps `.tmp-*`.
+pub(crate) fn finish_interrupted(
+    cfg: &Config,
+    state: &LockedState,
+    log: Option<&TxnLog>,
+) -> Result<Recovery> {
+    failpoint::hit("recover.start")?;
+    let mut rec = Recovery::default();
+    if let Some(log) = log {
+        rec.transaction = Some(log.id.clone());
+        rec.outcome = resolve(cfg, state, log)?;
+        report::info(&format!(
+            "recovered interrupted {} {} ({} -> {}): {}",
+            log.kind,
+            log.id,
+            log.from.map_or_else(|| "-".into(), |n| n.to_string()),
+            log.to,
+            rec.outcome
+        ));
+    }
+    failpoint::hit("recover.after-undo")?;
+    rec.swept = sweep(state)?;
+    failpoint::hit("recover.after-sweep")?;
+    rec.live = state.live().ok().flatten();
+    Ok(rec)
+}
+
+/// Decides by where `live` really points; returns the outcome.
+fn resolve(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<Outcome> {
+    let live = state.live().ok().flatten().filter(|&n| {
+        generation::load(state, n)
+            .and_then(|m| generation::check_complete(state, &m))
+            .is_ok()
+    });
+    match live {
+        Some(n) if n == log.to => {
+            switch::finish(cfg, state, log)?;
+            Ok(Outcome::Finished)
+        }
+        Some(n) if Some(n) == log.from => {
+            switch::undo(cfg, state, log)?;
+            Ok(Outcome::Undone)
+        }
+        _ => {
+            // `live` is missing, empty or points elsewhere (a link lost in a
+            // power cut). Choose the generation the log proves complete:
+            // the new one if the switch was under way, else the old one.
+            let to_ok = generation::load(state, log.to)
+                .and_then(|m| generation::check_complete(state, &m))
+                .is_ok();
+            if log.phase >= txn_log::Phase::Switching && to_ok {
+                state.switch_live(log.to)?;
+                switch::finish(cfg, state, log)?;
+                Ok(Outcome::Finished)
+            } else if let Some(from) = log.from {
+                state.switch_live(from)?;
+                switch::undo(cfg, state, log)?;
+                Ok(Outcome::Undone)
+            } else {
+                // First commit ever, never switched: no generation is live.
+                state.dir.remove_if_exists(layout::LIVE)?;
+                state.dir.sync()?;
+                switch::undo(cfg, state, log)?;
+                Ok(Outcome::Undone)
+            }
+        }
+    }
+}
+
+/// `recover --rollback` after recovery finished `log`: switches back to the
+/// generation it came from, as a rollback transaction. Returns the
+/// generation now live, or `None` when there is nothing to switch back (the
+/// transaction was undone already, or it was the first commit).
+pub(crate) fn roll_back_finished(
+    cfg: &Config,
+    state: &LockedState,
+    log: &TxnLog,
+    locks: LockPolicy,
+) -> Result<Option<u64>> {
+    let (Some(from), Outcome::Finished) = (log.from, state.recovery().outcome) else {
+        return Ok(None);
+    };
+    let to_m = generation::load(state, log.to)?;
+    let from_m = generation::load(state, from)?;
+    generation::check_complete(state, &from_m)?;
+    let plan = plan::make_to_generation(&to_m.services, &from_m.services, from);
+    switch::run(
+        cfg,
+        state,
+        &Switch {
+            kind: TxnKind::Rollback,
+            from: Some(log.to),
+            to: from,
+            plan: &plan,
+            locks,
+        },
+    )?;
+    Ok(Some(from))
+}
+
+/// Removes every `.tmp-*` staging leftover. All staging happens in the
+/// state directory itself (and the cache's own temp file in `cache/`), so
+/// this reads two small directories, never the store.
+fn sweep(state: &State) -> Result<Vec<String>> {
+    let mut swept = Vec::new();
+    for dir in [&state.dir, &state.cache] {
+        sweep_dir(dir, &mut swept)?;
+    }
+    if !swept.is_empty() {
+        state.dir.sync()?;
+    }
+    Ok(swept)
+}
+
+fn sweep_dir(dir: &Dir, swept: &mut Vec<String>) -> Result<()> {
+    for name in dir.names()? {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(layout::TMP_PREFIX) {
+            dir.remove_if_exists(name)?;
+            swept.push(dir.join(name).display().to_string());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_reads_the_same_in_json_and_text() {
+        for (outcome, word) in [
+            (Outcome::None, "none"),
+            (Outcome::Finished, "finished"),
+            (Outcome::Undone, "undone"),
+        ] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), word);
+            assert_eq!(outcome.to_string(), word);
+        }
+    }
+}

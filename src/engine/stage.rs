@@ -1,0 +1,235 @@
+//! Staging: read the stock and plan it against `live`, then stage the new
+//! generation — copy missing store objects, make them durable, publish them
+//! and the generation (docs/design.md#commit) — or reuse one an earlier
+//! attempt left staged. Nothing staged here is reachable from `live`; the
+//! switch is [`super::switch`]'s.
+
+use std::collections::BTreeMap;
+
+use super::locked::LockedState;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::format::manifest::GenerationManifest;
+use crate::model::plan::{self, Action, Plan};
+use crate::output::progress::Progress;
+use crate::output::report;
+use crate::state::State;
+use crate::state::generation;
+use crate::state::layout;
+use crate::state::stat_cache::StatCache;
+use crate::state::store::{self, Durability};
+use crate::stock::{self, Stock};
+use crate::sys::failpoint;
+
+/// The stock, the live generation and the plan between them.
+pub(crate) struct Prepared {
+    pub stock: Stock,
+    pub live: Option<GenerationManifest>,
+    pub plan: Plan,
+}
+
+impl Prepared {
+    pub(crate) fn target(&self) -> BTreeMap<String, String> {
+        self.stock
+            .services
+            .iter()
+            .map(|(name, s)| (name.clone(), s.object_name()))
+            .collect()
+    }
+}
+
+/// Reads the stock (with the stat cache) and plans against `live`, with the
+/// changed files of every restarted service.
+pub(crate) fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
+    let started = std::time::Instant::now();
+    let cache = StatCache::load(state.map(|s| &s.cache));
+    report::debug(&format!(
+        "stat cache: {} entries loaded in {:.1} ms",
+        cache.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    let started = std::time::Instant::now();
+    let stock = stock::scan(cfg, cache)?;
+    report::debug(&format!(
+        "stock: {} services, {} entries scanned in {:.1} ms",
+        stock.services.len(),
+        stock
+            .services
+            .values()
+            .map(|s| s.entries.len())
+            .sum::<usize>(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    for note in &stock.notes {
+        report::debug(note);
+    }
+    for s in stock.services.values() {
+        for path in &s.stripped_setid {
+            report::info(&format!(
+                "{}: set-id bits stripped (allow with `allow_setid: [{}]`)",
+                s.dir().join(path).display(),
+                s.name
+            ));
+        }
+    }
+    let live = match state {
+        Some(st) => match st.live()? {
+            Some(n) => Some(generation::load(st, n)?),
+            None => None,
+        },
+        None => None,
+    };
+    let from = live
+        .as_ref()
+        .map(|g| g.services.clone())
+        .unwrap_or_default();
+    let target: BTreeMap<String, String> = stock
+        .services
+        .iter()
+        .map(|(name, s)| (name.clone(), s.object_name()))
+        .collect();
+    let mut plan = plan::make(&from, &target);
+    for change in &mut plan.services {
+        match change.action {
+            Action::Restart => {
+                let (Some(st), Some(old)) = (state, &change.from) else {
+                    continue;
+                };
+                let Some(new) = stock.services.get(&change.name) else {
+                    continue;
+                };
+                if let Ok(old_manifest) = store::load_manifest(&st.store, old) {
+                    change.files = plan::diff_entries(&old_manifest.entries, &new.entries);
+                    change.reason = plan::describe_files(&change.files);
+                }
+            }
+            Action::Stop => change.reason = "removed from stock".into(),
+            Action::Start | Action::Keep => {}
+        }
+    }
+    Ok(Prepared { stock, live, plan })
+}
+
+/// A generation newer than `live` with exactly `target`'s services — left
+/// staged by an earlier attempt that could not switch — is used again.
+pub(crate) fn reusable_generation(
+    state: &State,
+    live_manifest: Option<&GenerationManifest>,
+    target: &BTreeMap<String, String>,
+) -> Result<Option<u64>> {
+    let live = live_manifest.map(|m| m.generation);
+    let Some(&newest) = generation::list(state)?.last() else {
+        return Ok(None);
+    };
+    if Some(newest) <= live {
+        return Ok(None);
+    }
+    match generation::load(state, newest) {
+        Ok(m) if &m.services == target && m.parent == live => {
+            match live_manifest {
+                Some(lm) => generation::check_switchable(state, &m, lm)?,
+                None => generation::check_complete(state, &m)?,
+            }
+            Ok(Some(newest))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Stages missing store objects, makes them durable, publishes them and a
+/// new generation. Nothing is reachable from `live` yet.
+pub(crate) fn stage_generation(
+    state: &LockedState,
+    prepared: &Prepared,
+    target: BTreeMap<String, String>,
+    progress: &Progress,
+) -> Result<u64> {
+    let published = store::published(&state.store)?;
+    let missing: Vec<_> = prepared
+        .stock
+        .services
+        .values()
+        .filter(|s| {
+            let object = s.object_name();
+            // An object counts only with its manifest beside it.
+            !(published.contains(&object)
+                && published.contains(&layout::object_manifest_name(&object)))
+        })
+        .collect();
+    let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
+    let durability = Durability::for_entries(new_entries);
+    report::debug(&format!(
+        "staging {} new store objects ({new_entries} entries, {durability:?})",
+        missing.len()
+    ));
+    {
+        use rayon::prelude::*;
+        let staged = missing
+            .par_iter()
+            .try_for_each(|s| store::stage_object(&state.dir, s, durability));
+        if let Err(e) = staged {
+            // Give the space back now (a full disk stays full otherwise);
+            // what this cannot remove, the next run's sweep does.
+            for s in &missing {
+                let object = s.object_name();
+                let _ = state.dir.remove_if_exists(layout::tmp_name(&object));
+                let _ = state
+                    .dir
+                    .remove_if_exists(layout::tmp_name(&layout::object_manifest_name(&object)));
+            }
+            return Err(e);
+        }
+    }
+    progress.phase(|| {
+        format!(
+            "copied {} new store objects ({new_entries} entries)",
+            missing.len()
+        )
+    });
+    failpoint::hit("commit.after-stage")?;
+    if durability == Durability::SyncFs && !missing.is_empty() {
+        state.dir.sync_fs()?;
+    }
+    failpoint::hit("commit.after-sync")?;
+    let n = generation::list(state)?.last().copied().unwrap_or(0) + 1;
+    let objects: Vec<String> = missing.iter().map(|s| s.object_name()).collect();
+    let publish = || -> Result<()> {
+        for object in &objects {
+            store::publish_object(&state.dir, &state.store, object)?;
+        }
+        state.store.sync()?;
+        state.dir.sync()?;
+        failpoint::hit("commit.after-publish-objects")?;
+        progress.phase(|| format!("{} store objects durable and published", objects.len()));
+        let trees = prepared.stock.trees.clone();
+        generation::create(state, n, prepared.live.as_ref(), target, trees)?;
+        Ok(())
+    };
+    match publish() {
+        Ok(()) => Ok(n),
+        Err(err @ Error::Sync { .. }) => {
+            // What this run published is not proven durable: take it back,
+            // so that a retry stages it again instead of trusting it.
+            unpublish(state, &objects, n);
+            Err(err)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Moves objects and generation `n` published by a failed run back to
+/// staging names (swept by the next recovery). Best effort: the caller
+/// reports the original error.
+fn unpublish(state: &State, objects: &[String], n: u64) {
+    let tmp = |name: &str| layout::tmp_name(&format!("unpublished-{name}"));
+    let _ = state
+        .generations
+        .rename(n.to_string(), &state.dir, tmp(&format!("generation-{n}")));
+    for object in objects {
+        let manifest = layout::object_manifest_name(object);
+        let _ = state.store.rename(object, &state.dir, tmp(object));
+        let _ = state.store.rename(&manifest, &state.dir, tmp(&manifest));
+    }
+    let _ = state.generations.sync();
+    let _ = state.store.sync();
+}
