@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 
-/// How many cases each parser runs in the normal suite (issue 8: ≥ 10,000).
+/// How many cases each parser runs in the normal suite (docs/security.md#5-every-parser-of-on-disk-data-is-defensive: at least 10,000).
 pub(crate) const CASES: u32 = 10_000;
 
 /// One change to a document; positions wrap around its length.

@@ -1,4 +1,4 @@
-//! Bad input (issue 2, item 3): every rejected stock tree and config exits
+//! Bad input : every rejected stock tree and config exits
 //! with its code and its `--json` error kind, names the offending path, and
 //! leaves `live`, the generations and the scan directory byte-for-byte as
 //! they were.

@@ -2,7 +2,7 @@
 //! making N freshly staged files durable by fsync of every file and
 //! directory (store::Durability::PerFile) versus one syncfs
 //! (Durability::SyncFs), for N = 10, 1000, 10000. Interleaved A/B runs,
-//! medians, nothing deleted between timed runs (design §9). Results and the
+//! medians, nothing deleted between timed runs (docs/performance.md). Results and the
 //! chosen threshold are in docs/durability.md.
 //!
 //! `cargo test --release --test it bench_ -- --ignored --nocapture`

@@ -1,4 +1,4 @@
-//! Boot (issue 7): `svcdir-update sync` as the step before the scanner
+//! Boot: `svcdir-update sync` as the step before the scanner
 //! starts. At boot /run is a fresh tmpfs: the scan directory and the
 //! update-lock files are gone, the state directory is intact.
 

@@ -1,4 +1,4 @@
-//! Concurrency (issue 3): 4 processes × 25 commits racing while the stock
+//! Concurrency: 4 processes × 25 commits racing while the stock
 //! changes under them, and 2 readers resolving `live` all the while. No
 //! reader ever sees a torn generation; the history lists every effective
 //! commit exactly once; generation numbers are unique and contiguous.

@@ -1,4 +1,4 @@
-//! Core behaviour (issue 2): commit, inode sharing, rollback, scan directory,
+//! Core behaviour: commit, inode sharing, rollback, scan directory,
 //! store fidelity, verify, JSON output and the manager lock.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

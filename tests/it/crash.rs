@@ -1,4 +1,4 @@
-//! Crash safety (issue 3): kill commit, rollback, gc and recover itself at
+//! Crash safety: kill commit, rollback, gc and recover itself at
 //! every named failpoint, then prove that `recover` (and the next `commit`)
 //! leaves exactly the old or exactly the new generation, checked file by
 //! file against the manifests.

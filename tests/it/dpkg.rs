@@ -1,4 +1,4 @@
-//! dpkg integration (issue 7), with the real dpkg: the example packages of
+//! dpkg integration, with the real dpkg: the example packages of
 //! docs/integration/dpkg are built with `dpkg-deb --build` and installed,
 //! upgraded and removed with `dpkg --root` in a throwaway root that has its
 //! own package database (never the machine's). After every dpkg run the

@@ -1,4 +1,4 @@
-//! fsync failures (issue 3): an I/O error while making data durable aborts
+//! fsync failures: an I/O error while making data durable aborts
 //! with exit 74 before the switch (live unchanged, no object published
 //! half) or exit 1 after it; either way `recover` gives old or new and the
 //! next commit succeeds. Injected with the `=eio` failpoint action and, for

@@ -1,4 +1,4 @@
-//! Garbage collection (issue 3, design §4.4): what gc must never remove —
+//! Garbage collection (docs/design.md#gc): what gc must never remove —
 //! the live generation, the `--keep N` newest, the generations an
 //! interrupted transaction names, objects a running process uses — and
 //! that it does remove the rest. Crash safety of gc is in the crash matrix.

@@ -1,4 +1,4 @@
-//! docs/guide.md works (issue 7): the guide's sandbox commands live in
+//! docs/guide.md works: the guide's sandbox commands live in
 //! docs/guide.sh, which this test runs against a temporary directory with
 //! the binary under test first in PATH; every command line of the script
 //! must be quoted verbatim in the guide, so the two cannot drift apart.

@@ -1,4 +1,4 @@
-//! Hostile input and unsafe environments (issue 8): nothing in a stock
+//! Hostile input and unsafe environments: nothing in a stock
 //! tree, the state directory or the environment makes the tool read, write
 //! or keep what it should not. Each test says what it tried, the exit code
 //! it got, and proves that nothing outside was read or written and that
@@ -306,7 +306,7 @@ fn assert_refused_77(
     );
     let mut after = root.snapshot();
     if staged_ok {
-        // Update locks are taken after staging (design §5): the staged
+        // Update locks are taken after staging (docs/update-locks.md): the staged
         // generation stays for the retry, but it is not live.
         after.retain(|k, _| !k.starts_with("state/generations/2"));
     }

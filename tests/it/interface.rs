@@ -1,4 +1,4 @@
-//! The everyday interface (issue 7): `--help` of every command and the man
+//! The everyday interface: `--help` of every command and the man
 //! pages are snapshots, completions parse, progress shows when asked, and
 //! every `--json` document keeps its shape (snapshots with times, paths,
 //! digests and pids normalized; docs/json.md describes them).

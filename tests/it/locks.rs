@@ -1,4 +1,4 @@
-//! Update locks, process signatures and pinned launches (issue 5), with real
+//! Update locks, process signatures and pinned launches, with real
 //! lock-holding processes: `flock(1)` from a shell, the binary itself.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -1,4 +1,4 @@
-//! The pending-commit marker (issue 7): a commit deferred with exit 75
+//! The pending-commit marker: a commit deferred with exit 75
 //! records `<state>/pending`; a later successful commit removes it — but
 //! only if no new deferral was recorded after it began reading the stock.
 

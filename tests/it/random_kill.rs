@@ -1,4 +1,4 @@
-//! Random kill (issue 3): SIGKILL a commit of a 200-service tree at a random
+//! Random kill: SIGKILL a commit of a 200-service tree at a random
 //! moment, 300 times, and prove after each `recover` that live is exactly
 //! the old or the new content. The delay before the kill is the random
 //! variable under test, not a synchronisation: it is drawn from 0 to a bit

@@ -1,4 +1,4 @@
-//! `recover` (issue 3, design §4.3): a damaged rollback log is never guessed
+//! `recover` (docs/design.md#recover---rollback): a damaged rollback log is never guessed
 //! at — every writing command refuses with exit 65 and a message saying
 //! what to do, nothing changes, and `status` shows the damage — and
 //! `recover --rollback` undoes a transaction that had already switched.

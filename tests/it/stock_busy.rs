@@ -1,4 +1,4 @@
-//! A stock tree still being written (issue 7): a package manager mid-unpack
+//! A stock tree still being written: a package manager mid-unpack
 //! while an operator commits by hand. The commit defers with exit 75,
 //! publishes nothing, leaves `live` running the last good generation, and
 //! records a pending commit.
