@@ -33,7 +33,8 @@ pub(crate) const ALL: &[&str] = &[
 ];
 
 /// The environment variable naming the failpoint to trigger.
-pub(crate) const ENV: &str = "SVCDIR_UPDATE_FAILPOINT";
+#[cfg(feature = "failpoints")]
+const ENV: &str = "SVCDIR_UPDATE_FAILPOINT";
 
 #[cfg(feature = "failpoints")]
 pub(crate) fn hit(name: &'static str) -> Result<()> {
@@ -73,7 +74,7 @@ pub(crate) fn hit(name: &'static str) -> Result<()> {
 
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub fn hit(_name: &'static str) -> Result<()> {
+pub(crate) fn hit(_name: &'static str) -> Result<()> {
     Ok(())
 }
 
