@@ -44,7 +44,7 @@ use cli::{Cli, Command};
 use config::{Config, ConfigSource};
 use error::Result;
 
-pub use app::Output;
+pub use output::Output;
 
 /// Runs one parsed command line and returns its output.
 pub fn run(cli: &Cli) -> Result<Output> {

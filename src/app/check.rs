@@ -15,7 +15,7 @@ struct CheckReport {
 }
 
 pub(crate) fn check(cfg: &Config) -> Result<Output> {
-    let stock = stock::scan(cfg, crate::state::stat_cache::StatCache::default())?;
+    let stock = stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?;
     let report = CheckReport {
         trees: stock
             .trees

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 
 use crate::config::Config;
 use crate::engine::commit::Committed;
@@ -34,35 +33,7 @@ pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod verify;
 
-/// A command's result, rendered both ways; `main` prints the one asked for.
-#[derive(Debug)]
-pub struct Output {
-    /// The result as text for a person.
-    pub human: String,
-    /// The result as one JSON document (`Null` unless `--json`).
-    pub json: serde_json::Value,
-    /// The exit code (0 unless the command says otherwise).
-    pub code: u8,
-}
-
-impl Output {
-    pub(crate) fn new<T: Serialize>(value: &T, human: String) -> Output {
-        Output {
-            human,
-            json: if crate::output::report::json() {
-                serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-            } else {
-                serde_json::Value::Null
-            },
-            code: crate::error::exit::OK,
-        }
-    }
-
-    pub(crate) fn with_code(mut self, code: u8) -> Output {
-        self.code = code;
-        self
-    }
-}
+pub(crate) use crate::output::Output;
 
 /// How long this run may wait for what blocks it. `--wait` is the one knob
 /// for every wait of a run; without it each lock has its own configured

@@ -13,7 +13,7 @@ use crate::format::manifest::GenerationManifest;
 use crate::locks::holders::{self, LockHolder};
 use crate::locks::manager;
 use crate::locks::pin;
-use crate::locks::signature::{Liveness, ProcessSignature};
+use crate::sys::process::{Liveness, ProcessSignature};
 use crate::locks::update;
 use crate::state::State;
 use crate::state::generation;

@@ -16,7 +16,7 @@ use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
-use crate::state::stat_cache::StatCache;
+use crate::stock::stat_cache::StatCache;
 use crate::state::store::{self, Durability};
 use crate::stock::{self, Stock};
 use crate::sys::failpoint;

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use super::locked::LockedState;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::locks::signature::ProcessSignature;
+use crate::sys::process::ProcessSignature;
 use crate::locks::update::{self, LockPolicy};
 use crate::model::plan::{Action, Plan};
 use crate::output::report;

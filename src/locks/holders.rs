@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 
 use serde::Serialize;
 
-use crate::locks::signature::ProcessSignature;
+use crate::sys::process::ProcessSignature;
 
 /// How a holder holds its flock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

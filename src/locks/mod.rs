@@ -7,6 +7,5 @@ pub(crate) mod holders;
 pub(crate) mod lock_dir;
 pub(crate) mod manager;
 pub(crate) mod pin;
-pub(crate) mod signature;
 pub(crate) mod update;
 pub(crate) mod wait;

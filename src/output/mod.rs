@@ -1,7 +1,8 @@
 //! Everything the tool writes to stdout and stderr: a command's result (the
 //! text, or one JSON document with `--json`), its error, clap's own
 //! messages, the verbosity-aware reporter and progress on a terminal.
-//! Command results are rendered by `crate::app`, not here.
+//! [`Output`] is what a command returns; the commands in `crate::app`
+//! render it, this module writes it.
 //!
 //! Every write ignores its own failure: a reader that went away (`| head`,
 //! a closed pipe or terminal) is a normal end of output, as in ripgrep. It
@@ -16,8 +17,39 @@ pub(crate) mod report;
 use std::ffi::OsString;
 use std::io::Write;
 
-use crate::app::Output;
+use serde::Serialize;
+
 use crate::error::{Error, exit};
+
+/// A command's result, rendered both ways; `main` prints the one asked for.
+#[derive(Debug)]
+pub struct Output {
+    /// The result as text for a person.
+    pub human: String,
+    /// The result as one JSON document (`Null` unless `--json`).
+    pub json: serde_json::Value,
+    /// The exit code (0 unless the command says otherwise).
+    pub code: u8,
+}
+
+impl Output {
+    pub(crate) fn new<T: Serialize>(value: &T, human: String) -> Output {
+        Output {
+            human,
+            json: if report::json() {
+                serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+            } else {
+                serde_json::Value::Null
+            },
+            code: crate::error::exit::OK,
+        }
+    }
+
+    pub(crate) fn with_code(mut self, code: u8) -> Output {
+        self.code = code;
+        self
+    }
+}
 
 /// Writes `text` to stdout and flushes it; a failed write (EPIPE, a full
 /// disk behind a redirect) is dropped: the work is done either way.

@@ -11,7 +11,6 @@ pub(crate) mod generation;
 pub(crate) mod layout;
 pub(crate) mod pending;
 pub(crate) mod scandir;
-pub(crate) mod stat_cache;
 pub(crate) mod store;
 pub(crate) mod txn_log;
 

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::sys::fs::Dir;
 use crate::state::layout;
 use crate::model::plan::Action;
-use crate::locks::signature::ProcessSignature;
+use crate::sys::process::ProcessSignature;
 
 const CHECKSUM_PREFIX: &str = "checksum: ";
 const MAX_LOG_BYTES: u64 = 64 << 20;

@@ -16,6 +16,7 @@
 mod budget;
 mod race;
 mod required;
+pub(crate) mod stat_cache;
 mod trees;
 mod walker;
 
@@ -27,7 +28,7 @@ use rayon::prelude::*;
 use crate::config::Config;
 use crate::error::{Error, Problem, Problems, Result};
 use crate::model::tree::Entry;
-use crate::state::stat_cache::{Fingerprint, StatCache};
+use crate::stock::stat_cache::{Fingerprint, StatCache};
 
 use budget::EntryBudget;
 pub(crate) use race::{changed_while_reading, raced, recheck};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Problem, Problems, Result};
 use crate::model::tree;
-use crate::state::stat_cache::Fingerprint;
+use crate::stock::stat_cache::Fingerprint;
 use crate::stock::StockService;
 use crate::sys::fs::Dir;
 

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::{Error, Problem, Result};
 use crate::model::limits::MAX_PATH;
 use crate::model::tree::{self, Entry, EntryKind};
-use crate::state::stat_cache::{Fingerprint, StatCache};
+use crate::stock::stat_cache::{Fingerprint, StatCache};
 use crate::stock::StockService;
 use crate::stock::budget::EntryBudget;
 use crate::stock::race::raced;

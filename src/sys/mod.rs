@@ -5,4 +5,5 @@
 
 pub(crate) mod failpoint;
 pub(crate) mod fs;
+pub(crate) mod process;
 pub(crate) mod trust;
