@@ -29,6 +29,7 @@ pub(crate) const DEFAULT_RUNTIME_ENTRIES: [&str; 4] = ["supervise", "event", "lo
 pub(crate) enum Supervisor {
     S6,
     Runit,
+    Daemontools,
     #[default]
     None,
 }

@@ -104,7 +104,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 .transpose()?;
             if check_up.is_some() && cfg.supervisor == config::Supervisor::None {
                 return Err(Error::usage(
-                    "--check-up needs a supervisor to ask; set `supervisor: s6` or `runit` in the config",
+                    "--check-up needs a supervisor to ask; set `supervisor: s6`, `runit` or `daemontools` in the config",
                 ));
             }
             app::commit::commit(
