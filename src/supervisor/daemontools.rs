@@ -20,8 +20,12 @@
 //!   service is down"). It never stops a service itself: that is the
 //!   transaction's stop, and a missing stop must show, not be patched over.
 //!
-//! supervise has no `finish` script and no readiness notification; it
-//! pauses a second after each start and reads commands only afterwards.
+//! supervise has no `finish` script and no readiness notification. It
+//! pauses a second after each start and neither reaps the service nor reads
+//! commands meanwhile, so a `run` that exits at once stays "up (pid N)" in
+//! `svstat` for that second, as a zombie: [`Daemontools::status`] asks the
+//! kernel and counts a zombie as down (else the health gate would see a
+//! crash loop up with one pid for a second).
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -82,6 +86,16 @@ pub(crate) fn parse_status(dir: &str, text: &str) -> Option<ServiceStatus> {
         for_secs,
         text: said.to_string(),
     })
+}
+
+/// Is `pid` a zombie: exited, but not yet reaped by its supervise? A pid
+/// missing from `/proc` is not: supervise updates its status as it reaps,
+/// and a supervise in another pid namespace shows pids we cannot see.
+fn is_zombie(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok()?.stat().ok())
+        .is_some_and(|stat| stat.state == 'Z')
 }
 
 /// The (device, inode) of every directory a scan directory entry resolves
@@ -168,8 +182,18 @@ impl Adapter for Daemontools {
 
     fn status(&self, dir: &Path) -> Result<ServiceStatus> {
         let query = Argv::new("svstat").arg(dir);
-        query_status(dir, supervised, &query, |out| {
+        let status = query_status(dir, supervised, &query, |out| {
             parse_status(&dir.to_string_lossy(), out)
+        })?;
+        Ok(match status.pid {
+            Some(pid) if status.up && is_zombie(pid) => ServiceStatus {
+                up: false,
+                ready: false,
+                pid: None,
+                text: format!("{}, but it has exited (not reaped yet)", status.text),
+                ..status
+            },
+            _ => status,
         })
     }
 
@@ -219,5 +243,19 @@ mod tests {
         assert!(parse_status(d, "/s/web-1: supervise not running\n").is_none());
         assert!(parse_status(d, "/s/web-1: unable to open supervise/ok: x").is_none());
         assert!(parse_status(d, "/other: up (pid 5) 3 seconds\n").is_none());
+    }
+
+    #[test]
+    fn a_zombie_is_told_from_a_live_process() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = Deadline::after(Duration::from_secs(10));
+        while !is_zombie(pid) && !deadline.passed() {
+            deadline.pause();
+        }
+        assert!(is_zombie(pid), "exited, unreaped child {pid}");
+        child.wait().unwrap();
+        assert!(!is_zombie(pid), "reaped: no such pid");
+        assert!(!is_zombie(std::process::id()));
     }
 }

@@ -1,5 +1,5 @@
-//! Real supervisors for tests: start s6-svscan or runsvdir on a root's scan
-//! directory, ask them for pids, and kill every process they started — by
+//! Real supervisors for tests: start s6-svscan, runsvdir or svscan on a
+//! root's scan directory, ask them for pids, and kill every process they started — by
 //! pid, when the guard drops, even when the test panics.
 
 #![allow(dead_code)]
@@ -14,13 +14,15 @@ use std::time::Duration;
 use crate::harness::*;
 
 /// How long a test waits for a supervisor to react (generous: the machines
-/// are shared, and runsvdir rescans about once a second).
+/// are shared, runsvdir rescans about once a second and daemontools'
+/// svscan every 5 s).
 pub const REACT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     S6,
     Runit,
+    Daemontools,
 }
 
 impl Family {
@@ -28,6 +30,7 @@ impl Family {
         match self {
             Family::S6 => "s6",
             Family::Runit => "runit",
+            Family::Daemontools => "daemontools",
         }
     }
 
@@ -36,6 +39,17 @@ impl Family {
         match self {
             Family::S6 => "s6-supervise",
             Family::Runit => "runsv",
+            Family::Daemontools => "supervise",
+        }
+    }
+
+    /// The `--check-up` seconds a failing service is given: enough for
+    /// the scanner to start it at least once. daemontools' svscan finds a
+    /// new service only on its 5 s timer.
+    pub fn check_up_secs(self) -> u64 {
+        match self {
+            Family::S6 | Family::Runit => 5,
+            Family::Daemontools => 8,
         }
     }
 }
@@ -65,6 +79,7 @@ impl Scanner {
         let mut cmd = match family {
             Family::S6 => Command::new("s6-svscan"),
             Family::Runit => Command::new("runsvdir"),
+            Family::Daemontools => Command::new("svscan"),
         };
         cmd.arg(root.scandir())
             .stdin(Stdio::null())
@@ -242,7 +257,20 @@ pub fn service_pid(family: Family, dir: &Path) -> Option<u32> {
             let pid = rest.split("(pid ").nth(1)?.split(')').next()?;
             pid.parse().ok()
         }
+        Family::Daemontools => daemontools_pid(dir),
     }
+}
+
+/// The pid `svstat DIR` shows (`DIR: up (pid N) 3 seconds`), if up.
+fn daemontools_pid(dir: &Path) -> Option<u32> {
+    let out = Command::new("svstat")
+        .arg(dir)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rest = text.split(": up (pid ").nth(1)?;
+    rest.split(')').next()?.parse().ok()
 }
 
 /// A service whose `run` appends "PID TAG" to `<root>/out/NAME.log`, then
@@ -298,7 +326,16 @@ pub fn admin_down(family: Family, dir: &Path) {
             .args(["-w", "10", "down"])
             .arg(dir)
             .status(),
+        // svc only sends the command; svstat says when it is done.
+        Family::Daemontools => Command::new("svc").arg("-d").arg(dir).status(),
     }
     .unwrap();
     assert!(status.success(), "cannot take {} down", dir.display());
+    if family == Family::Daemontools {
+        wait_until(&format!("{} down", dir.display()), REACT, || {
+            let out = Command::new("svstat").arg(dir).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.contains(": down ") && !text.contains("want up")
+        });
+    }
 }

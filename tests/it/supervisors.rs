@@ -1,6 +1,7 @@
 //! Real supervisors (issue 4): a commit restarts exactly what changed,
 //! never two instances at once, and `--check-up` rolls back by itself.
-//! Every test runs once with s6-svscan and once with runsvdir.
+//! Every test runs once with s6-svscan, once with runsvdir and once with
+//! daemontools' svscan.
 
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,11 @@ fn runit_restarts_exactly_what_changed() {
     five_services_change_one_add_one_remove_one(Family::Runit);
 }
 
+#[test]
+fn daemontools_restarts_exactly_what_changed() {
+    five_services_change_one_add_one_remove_one(Family::Daemontools);
+}
+
 /// `run` takes an exclusive flock on a shared file and logs any failure to
 /// take it. Like a real daemon it shuts down gracefully: on SIGTERM it
 /// keeps the lock for 300 ms more, so an overlap cannot hide in a race.
@@ -180,7 +186,14 @@ fn runit_never_runs_two_instances() {
     no_overlap_across_ten_commits(Family::Runit);
 }
 
-/// `--check-up 5` with a new `run` whose body (after logging) is `dies`.
+#[test]
+fn daemontools_never_runs_two_instances() {
+    no_overlap_across_ten_commits(Family::Daemontools);
+}
+
+/// `--check-up SECS` with a new `run` whose body (after logging) is `dies`;
+/// SECS lets the scanner start it at least once
+/// ([`Family::check_up_secs`]).
 fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
@@ -191,10 +204,12 @@ fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
         &format!("#!/bin/sh\necho \"$$ v2\" >> {out}/web.log\n{dies}\n"),
         0o755,
     );
-    let run = root.run(&["commit", "--check-up", "5"]).code(3);
+    let secs = family.check_up_secs().to_string();
+    let run = root.run(&["commit", "--check-up", &secs]).code(3);
     eprintln!("{family:?} --check-up failure said:\n{}", run.stderr);
     assert!(
-        run.stderr.contains("web did not come up within 5s"),
+        run.stderr
+            .contains(&format!("web did not come up within {secs}s")),
         "{}",
         run.stderr
     );
@@ -242,6 +257,11 @@ fn runit_check_up_rolls_back_by_itself() {
     check_up_rolls_back_a_failing_service(Family::Runit, "exit 0");
 }
 
+#[test]
+fn daemontools_check_up_rolls_back_by_itself() {
+    check_up_rolls_back_a_failing_service(Family::Daemontools, "exit 0");
+}
+
 /// Up for a moment is not up: a service that dies 300 ms after each start
 /// is seen "up" by s6-svwait / sv check, yet must fail the gate.
 #[test]
@@ -252,6 +272,11 @@ fn s6_check_up_rolls_back_a_service_that_dies_after_starting() {
 #[test]
 fn runit_check_up_rolls_back_a_service_that_dies_after_starting() {
     check_up_rolls_back_a_failing_service(Family::Runit, "sleep 0.3; exit 1");
+}
+
+#[test]
+fn daemontools_check_up_rolls_back_a_service_that_dies_after_starting() {
+    check_up_rolls_back_a_failing_service(Family::Daemontools, "sleep 0.3; exit 1");
 }
 
 fn check_up_passes_for_healthy_services(family: Family) {
@@ -287,6 +312,11 @@ fn runit_check_up_passes_for_healthy_services() {
     check_up_passes_for_healthy_services(Family::Runit);
 }
 
+#[test]
+fn daemontools_check_up_passes_for_healthy_services() {
+    check_up_passes_for_healthy_services(Family::Daemontools);
+}
+
 fn sync_is_idempotent_and_notifies(family: Family) {
     let root = Root::empty();
     configure(&root, family);
@@ -319,6 +349,11 @@ fn s6_sync_is_idempotent() {
 #[test]
 fn runit_sync_is_idempotent() {
     sync_is_idempotent_and_notifies(Family::Runit);
+}
+
+#[test]
+fn daemontools_sync_is_idempotent() {
+    sync_is_idempotent_and_notifies(Family::Daemontools);
 }
 
 #[cfg(feature = "failpoints")]
@@ -393,6 +428,12 @@ fn runit_recover_leaves_an_admin_downed_service_down() {
     recover_leaves_an_admin_downed_service_down(Family::Runit);
 }
 
+#[cfg(feature = "failpoints")]
+#[test]
+fn daemontools_recover_leaves_an_admin_downed_service_down() {
+    recover_leaves_an_admin_downed_service_down(Family::Daemontools);
+}
+
 /// The output's lines with runs of spaces squeezed (columns are padded).
 fn squeezed(text: &str) -> Vec<String> {
     text.lines()
@@ -457,6 +498,12 @@ fn runit_recover_restarts_what_a_crash_stopped() {
 }
 
 #[cfg(feature = "failpoints")]
+#[test]
+fn daemontools_recover_restarts_what_a_crash_stopped() {
+    crash_after_stop_then_recover_restarts(Family::Daemontools);
+}
+
+#[cfg(feature = "failpoints")]
 fn crash_after_switch_then_recover_finishes(family: Family) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
@@ -493,6 +540,12 @@ fn s6_recover_finishes_a_switched_commit() {
 #[test]
 fn runit_recover_finishes_a_switched_commit() {
     crash_after_switch_then_recover_finishes(Family::Runit);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn daemontools_recover_finishes_a_switched_commit() {
+    crash_after_switch_then_recover_finishes(Family::Daemontools);
 }
 
 /// A service with a logger (`log/run`): both run from the new object after
@@ -557,6 +610,11 @@ fn runit_service_with_a_logger_restarts_with_it() {
     service_with_a_logger_restarts_with_it(Family::Runit);
 }
 
+#[test]
+fn daemontools_service_with_a_logger_restarts_with_it() {
+    service_with_a_logger_restarts_with_it(Family::Daemontools);
+}
+
 fn rollback_restarts_only_what_differs(family: Family) {
     let (root, scanner) = running(family, &["web", "db"]);
     let db = scanner.wait_pid("db");
@@ -596,4 +654,9 @@ fn s6_rollback_restarts_only_what_differs() {
 #[test]
 fn runit_rollback_restarts_only_what_differs() {
     rollback_restarts_only_what_differs(Family::Runit);
+}
+
+#[test]
+fn daemontools_rollback_restarts_only_what_differs() {
+    rollback_restarts_only_what_differs(Family::Daemontools);
 }
