@@ -190,7 +190,10 @@ impl Adapter for Daemontools {
                 up: false,
                 ready: false,
                 pid: None,
-                text: format!("{}, but it has exited (not reaped yet)", status.text),
+                text: format!(
+                    "exited, not reaped yet by supervise (svstat: {})",
+                    status.text
+                ),
                 ..status
             },
             _ => status,
