@@ -159,16 +159,21 @@ impl Drop for Scanner {
 /// Kills (SIGKILL) every process whose working directory is under `root`:
 /// scanners, supervisors and services started from a test's directory.
 pub fn kill_everything_under(root: &Path) {
-    let doomed: Vec<u32> = all_pids()
+    for pid in running_under(root) {
+        kill9(pid);
+    }
+}
+
+/// Live processes (not zombies, not this one) whose working directory is
+/// under `root`: supervisors and services run in their store objects.
+pub fn running_under(root: &Path) -> Vec<u32> {
+    all_pids()
         .into_iter()
-        .filter(|&p| p != std::process::id())
+        .filter(|&p| p != std::process::id() && alive(p))
         .filter(|&p| {
             std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd.starts_with(root))
         })
-        .collect();
-    for pid in doomed {
-        kill9(pid);
-    }
+        .collect()
 }
 
 fn kill9(pid: u32) {

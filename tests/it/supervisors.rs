@@ -99,6 +99,12 @@ fn five_services_change_one_add_one_remove_one(family: Family) {
         web_v1_object.display()
     );
     assert!(!old_object.exists(), "gc left {}", old_object.display());
+    // The harness leaks nothing: no scanner, supervisor or service is left.
+    let mut scanner = scanner;
+    scanner.kill_all();
+    wait_until("nothing left running in the root", REACT, || {
+        running_under(root.path()).is_empty()
+    });
 }
 
 #[test]
