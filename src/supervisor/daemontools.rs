@@ -9,8 +9,8 @@
 //! to rescan and never stops a supervise whose directory left the scan
 //! directory:
 //!
-//! - it looks for new entries on a timer only, every 5 s (it installs no
-//!   signal handler, so any signal would kill it). A new or changed
+//! - it looks for new entries on a timer only, every 5 s (no control FIFO,
+//!   no signal handler: SIGHUP or SIGALRM would kill it). A new or changed
 //!   service therefore starts within 5 s of the switch; [`Adapter::notify`]
 //!   cannot make that sooner, and `--check-up` must allow for it.
 //! - the old instance is stopped before the switch (`svc -d`, then
@@ -23,7 +23,7 @@
 //! supervise has no `finish` script and no readiness notification. It
 //! pauses a second after each start and neither reaps the service nor reads
 //! commands meanwhile, so a `run` that exits at once stays "up (pid N)" in
-//! `svstat` for that second, as a zombie: [`Daemontools::status`] asks the
+//! `svstat` for that second, as a zombie: the adapter's `status` asks the
 //! kernel and counts a zombie as down (else the health gate would see a
 //! crash loop up with one pid for a second).
 
@@ -43,7 +43,7 @@ use crate::sys::fs::Dir;
 
 /// How often svscan looks for new scan directory entries (fixed in its
 /// source: `sleep(5)` between scans).
-pub(crate) const RESCAN: Duration = Duration::from_secs(5);
+const RESCAN: Duration = Duration::from_secs(5);
 
 pub(crate) struct Daemontools {
     pub stop_timeout: Duration,
@@ -53,14 +53,14 @@ pub(crate) struct Daemontools {
 
 /// Does a supervise listen on `dir`'s `supervise/ok` FIFO (as `svok`
 /// checks)? runsv kept daemontools' FIFO, so the check is runit's.
-pub(crate) fn supervised(dir: &Path) -> Result<bool> {
+fn supervised(dir: &Path) -> Result<bool> {
     super::runit::supervised(dir)
 }
 
 /// Parses `svstat DIR`, e.g. `DIR: up (pid 123) 8 seconds`,
 /// `DIR: up (pid 5) 3 seconds, normally down, paused, want down` or
 /// `DIR: down 0 seconds, normally up, want up`.
-pub(crate) fn parse_status(dir: &str, text: &str) -> Option<ServiceStatus> {
+fn parse_status(dir: &str, text: &str) -> Option<ServiceStatus> {
     let line = text.lines().next()?;
     let said = line.strip_prefix(dir)?.strip_prefix(": ")?;
     let (up, pid, rest) = if let Some(r) = said.strip_prefix("up (pid ") {

@@ -2,11 +2,11 @@
 //! scanner to rescan, and asks whether a service is up.
 //!
 //! One adapter per family (`none`, [`s6`], [`runit`], [`daemontools`]),
-//! all with the same shape. An old instance is always addressed by its *store object path*,
-//! never through `live`, so stopping it cannot touch the new one. Commands
-//! are run with an argv (never a shell string, see [`command`]) and a
-//! failure names the command and its stderr. Adapters never touch `live`,
-//! the scan directory's links or the rollback log.
+//! all with the same shape. An old instance is always addressed by its
+//! *store object path*, never through `live`, so stopping it cannot touch
+//! the new one. Commands are run with an argv (never a shell string, see
+//! [`command`]) and a failure names the command and its stderr. Adapters
+//! never touch `live`, the scan directory's links or the rollback log.
 //!
 //! "Up" for the health gate means *up and staying up*: the supervisor
 //! reports the service up (and ready, when it has `notification-fd`) with
@@ -77,6 +77,8 @@ pub(crate) trait Adapter {
     /// Starts again an instance that [`Adapter::stop`] stopped (undo).
     fn restart(&self, name: &str, object: &Path) -> Result<()>;
     /// Tells the scanner that `scandir` changed (links or their targets).
+    /// daemontools' svscan cannot be told; its adapter makes the
+    /// supervises of instances that left `scandir` exit instead.
     fn notify(&self, scandir: &Path) -> Result<()>;
     /// What the supervisor says about the service at `dir`.
     fn status(&self, dir: &Path) -> Result<ServiceStatus>;
