@@ -88,6 +88,21 @@ fn parse_status(dir: &str, text: &str) -> Option<ServiceStatus> {
     })
 }
 
+/// Does an svscan run on `scandir`? It keeps no file there to ask, but it
+/// `chdir`s into it: look for a process named `svscan` working there. (An
+/// svscan in another pid namespace is not seen: callers only inform.)
+fn scanner_running(scandir: &Path) -> bool {
+    let Ok(scandir) = std::fs::canonicalize(scandir) else {
+        return false;
+    };
+    let Ok(processes) = procfs::process::all_processes() else {
+        return false;
+    };
+    processes.flatten().any(|p| {
+        p.stat().is_ok_and(|stat| stat.comm == "svscan") && p.cwd().is_ok_and(|cwd| cwd == scandir)
+    })
+}
+
 /// Is `pid` a zombie: exited, but not yet reaped by its supervise? A pid
 /// missing from `/proc` is not: supervise updates its status as it reaps,
 /// and a supervise in another pid namespace shows pids we cannot see.
@@ -164,11 +179,18 @@ impl Adapter for Daemontools {
     }
 
     fn notify(&self, scandir: &Path) -> Result<()> {
-        report::debug(&format!(
-            "svscan cannot be told to rescan; it picks up {} within {}s",
-            scandir.display(),
-            RESCAN.as_secs()
-        ));
+        if scanner_running(scandir) {
+            report::debug(&format!(
+                "svscan cannot be told to rescan; it picks up {} within {}s",
+                scandir.display(),
+                RESCAN.as_secs()
+            ));
+        } else {
+            report::info(&format!(
+                "no svscan runs on {}; it will pick up the services when it starts",
+                scandir.display()
+            ));
+        }
         for dir in self.abandoned_instances(scandir)? {
             let exit = Argv::new("svc").arg("-x").arg(&dir);
             let out = exit.run()?;

@@ -666,3 +666,33 @@ fn runit_rollback_restarts_only_what_differs() {
 fn daemontools_rollback_restarts_only_what_differs() {
     rollback_restarts_only_what_differs(Family::Daemontools);
 }
+
+/// svscan keeps no file to ask and cannot be told to rescan: a commit says
+/// when no svscan works in the scan directory, and is quiet when one does.
+#[test]
+fn daemontools_commit_says_when_no_svscan_runs() {
+    let root = Root::empty();
+    configure(&root, Family::Daemontools);
+    add_logging_service(&root, "web", "v1");
+    let alone = root.commit().ok();
+    assert!(
+        alone.stderr.contains("no svscan runs on"),
+        "{}",
+        alone.stderr
+    );
+    let scanner = Scanner::start(&root, Family::Daemontools);
+    scanner.wait_pid("web");
+    add_logging_service(&root, "web", "v2");
+    let watched = root.commit().ok();
+    assert!(
+        !watched.stderr.contains("no svscan runs on"),
+        "{}",
+        watched.stderr
+    );
+    wait_until("web v2 up", REACT, || {
+        let pid = scanner.service_pid("web").unwrap_or(0);
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == pid && t == "v2")
+    });
+}
