@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (Debian's s6 and runit, strace, dpkg, script(1), man, GNU time for the
+# (Debian's s6, runit and daemontools, strace, dpkg, script(1), man, GNU time for the
 # peak-memory checks), then `cargo test` with the crash failpoints compiled
 # in. Needs root for apt-get, the ownership tests, `mount -t tmpfs` (ENOSPC
 # test) and `chattr +i`; setpriv, mount (util-linux) and chattr (e2fsprogs)
@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v s6-svscan >/dev/null 2>&1 || need+=(s6)
 command -v runsvdir >/dev/null 2>&1 || need+=(runit)
+command -v svscan >/dev/null 2>&1 || need+=(daemontools)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
@@ -41,7 +42,7 @@ report_left_out() {
 }
 trap report_left_out EXIT
 
-# The real-supervisor tests (slow::supervisors) wait on s6 and runit with
+# The real-supervisor tests (slow::supervisors) wait on s6, runit and daemontools with
 # deadlines; they run in a pass of their own so the CPU-heavy crash and
 # concurrency tests do not starve them on a 2-core machine; one at a time, so
 # no two scanners compete. The inner loop while developing is

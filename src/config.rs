@@ -32,6 +32,7 @@ pub(crate) const DEFAULT_RUNTIME_ENTRIES: [&str; 4] =
 pub(crate) enum Supervisor {
     S6,
     Runit,
+    Daemontools,
     #[default]
     None,
 }

@@ -27,7 +27,7 @@ struct CommitReport<'a> {
 pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) -> Result<Output> {
     if args.check_up.is_some() && cfg.supervisor == Supervisor::None {
         return Err(Error::usage(
-            "--check-up needs a supervisor to ask; set `supervisor: s6` or `runit` in the config",
+            "--check-up needs a supervisor to ask; set `supervisor: s6`, `runit` or `daemontools` in the config",
         ));
     }
     let waits = Waits::new(cfg, wait);

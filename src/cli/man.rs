@@ -61,7 +61,7 @@ Per-service update locks.
 \fI/run/service\fR
 The scan directory.
 .SH "SEE ALSO"
-The guide (docs/guide.md), the FAQ (docs/faq.md), docs/update-locks.md and docs/json.md in the sources; s6\-svscan(8), runsvdir(8), deb\-triggers(5).
+The guide (docs/guide.md), the FAQ (docs/faq.md), docs/update-locks.md and docs/json.md in the sources; s6\-svscan(8), runsvdir(8), svscan(8), deb\-triggers(5).
 "#;
 
 fn command() -> clap::Command {

@@ -1,20 +1,22 @@
 //! Supervisor adapters: how a transaction stops old instances, tells the
 //! scanner to rescan, and asks whether a service is up.
 //!
-//! One adapter per family (`none`, [`s6`], [`runit`]), all with the same
-//! shape. An old instance is always addressed by its *store object path*,
-//! never through `live`, so stopping it cannot touch the new one. Commands
-//! are run with an argv (never a shell string, see [`command`]) and a
-//! failure names the command and its stderr. Adapters never touch `live`,
-//! the scan directory's links or the rollback log.
+//! One adapter per family (`none`, [`s6`], [`runit`], [`daemontools`]),
+//! all with the same shape. An old instance is always addressed by its
+//! *store object path*, never through `live`, so stopping it cannot touch
+//! the new one. Commands are run with an argv (never a shell string, see
+//! [`command`]) and a failure names the command and its stderr. Adapters
+//! never touch `live`, the scan directory's links or the rollback log.
 //!
 //! "Up" for the health gate means *up and staying up*: the supervisor
 //! reports the service up (and ready, when it has `notification-fd`) with
-//! the same pid for at least [`MIN_UPTIME`]. Both s6-supervise and runsv
-//! wait one second before restarting a service that died at once, so a
-//! `run` that exits immediately is never seen up that long.
+//! the same pid for at least [`MIN_UPTIME`]. s6-supervise and runsv wait
+//! one second before restarting a service that died at once, and
+//! daemontools' supervise pauses a second after each start, so a `run`
+//! that exits immediately is never seen up with one pid that long.
 
 pub(crate) mod command;
+pub(crate) mod daemontools;
 pub(crate) mod runit;
 pub(crate) mod s6;
 
@@ -22,7 +24,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Supervisor};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::output::report;
+use crate::state::layout;
 
 /// How long a service must stay up, same pid, to count as up.
 pub(crate) const MIN_UPTIME: Duration = Duration::from_secs(1);
@@ -73,6 +77,8 @@ pub(crate) trait Adapter {
     /// Starts again an instance that [`Adapter::stop`] stopped (undo).
     fn restart(&self, name: &str, object: &Path) -> Result<()>;
     /// Tells the scanner that `scandir` changed (links or their targets).
+    /// daemontools' svscan cannot be told; its adapter makes the
+    /// supervises of instances that left `scandir` exit instead.
     fn notify(&self, scandir: &Path) -> Result<()>;
     /// What the supervisor says about the service at `dir`.
     fn status(&self, dir: &Path) -> Result<ServiceStatus>;
@@ -116,6 +122,10 @@ pub(crate) fn for_config(cfg: &Config) -> Box<dyn Adapter> {
         }),
         Supervisor::Runit => Box::new(runit::Runit {
             stop_timeout: cfg.stop_timeout,
+        }),
+        Supervisor::Daemontools => Box::new(daemontools::Daemontools {
+            stop_timeout: cfg.stop_timeout,
+            store: cfg.state.join(layout::STORE),
         }),
     }
 }
@@ -185,7 +195,7 @@ pub(crate) fn wait_down(
             return Ok(());
         }
         if deadline.passed() {
-            return Err(crate::error::Error::supervisor(format!(
+            return Err(Error::supervisor(format!(
                 "{} did not stop within {}s: {}",
                 dir.display(),
                 stop_timeout.as_secs_f64(),
@@ -223,6 +233,70 @@ pub(crate) fn restart_instances(
         }
     }
     Ok(())
+}
+
+/// Stops the service at `dir` with a command that only *sends* "down"
+/// (`sv down`, `svc -d`), then polls `status` until it is down and wants
+/// to stay down. Not supervised (before, or when the command fails) is
+/// already down.
+pub(crate) fn send_down_and_wait(
+    dir: &Path,
+    deadline: Deadline,
+    stop_timeout: Duration,
+    supervised: impl Fn(&Path) -> Result<bool>,
+    down: &command::Argv,
+    status: impl FnMut() -> Result<ServiceStatus>,
+) -> Result<()> {
+    if !supervised(dir)? {
+        report::debug(&format!("{}: not supervised, already down", dir.display()));
+        return Ok(());
+    }
+    let out = down.run()?;
+    if !out.success() {
+        if !supervised(dir)? {
+            return Ok(());
+        }
+        return Err(Error::supervisor(format!(
+            "cannot stop {}: {}",
+            dir.display(),
+            down.failed(&out)
+        )));
+    }
+    wait_down(dir, deadline, stop_timeout, status)
+}
+
+/// Asks `query` about the service at `dir` and reads the answer with
+/// `parse`. No supervisor listening, before the call or after a failed or
+/// unreadable one (it may have exited meanwhile), is "unsupervised".
+pub(crate) fn query_status(
+    dir: &Path,
+    supervised: impl Fn(&Path) -> Result<bool>,
+    query: &command::Argv,
+    parse: impl FnOnce(&str) -> Option<ServiceStatus>,
+) -> Result<ServiceStatus> {
+    if !supervised(dir)? {
+        return Ok(ServiceStatus::unsupervised());
+    }
+    let out = query.run()?;
+    let parsed = if out.success() {
+        parse(&out.stdout)
+    } else {
+        None
+    };
+    if let Some(status) = parsed {
+        return Ok(status);
+    }
+    if !supervised(dir)? {
+        return Ok(ServiceStatus::unsupervised());
+    }
+    if !out.success() {
+        return Err(query.failed(&out));
+    }
+    Err(Error::supervisor(format!(
+        "cannot understand `{}`: {:?}",
+        command::shown(&query.as_refs()),
+        out.stdout
+    )))
 }
 
 /// Polls `status` until the service has been up (and ready, if
@@ -275,7 +349,7 @@ pub(crate) fn wait_stable_up(
 
 /// The directories of one service instance: the service, then its logger
 /// (`log/`) when it has one.
-fn instance_dirs(object: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn instance_dirs(object: &Path) -> Vec<std::path::PathBuf> {
     let mut dirs = vec![object.to_path_buf()];
     let log = object.join("log");
     if log.join("run").is_file() {

@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use super::command::Argv;
 use super::{
-    Adapter, Deadline, ServiceStatus, restart_instances, stop_instances, wait_down, wait_stable_up,
+    Adapter, Deadline, ServiceStatus, query_status, restart_instances, send_down_and_wait,
+    stop_instances, wait_stable_up,
 };
-use crate::error::{Error, Result};
-use crate::sys::fs::{self, Dir};
+use crate::error::Result;
 use crate::output::report;
+use crate::sys::fs::{self, Dir};
 
 pub(crate) struct Runit {
     pub stop_timeout: Duration,
@@ -74,35 +75,16 @@ pub(crate) fn parse_status(dir: &str, line: &str) -> Option<ServiceStatus> {
     })
 }
 
-impl Runit {
-    fn stop_one(&self, dir: &Path, deadline: Deadline) -> Result<()> {
-        if !supervised(dir)? {
-            report::debug(&format!("{}: not supervised, already down", dir.display()));
-            return Ok(());
-        }
+impl Adapter for Runit {
+    fn stop(&self, _name: &str, object: &Path) -> Result<()> {
         // `sv down` only sends the command; polling `sv status` (every
         // 20 ms) notices the stop sooner than `sv -w SECS stop`, which
         // re-checks only every 420 ms or so.
-        let cmd = Argv::new("sv").arg("down").arg(dir);
-        let out = cmd.run()?;
-        if !out.success() {
-            if !supervised(dir)? {
-                return Ok(());
-            }
-            return Err(Error::supervisor(format!(
-                "cannot stop {}: {}",
-                dir.display(),
-                cmd.failed(&out)
-            )));
-        }
-        wait_down(dir, deadline, self.stop_timeout, || self.status(dir))
-    }
-}
-
-impl Adapter for Runit {
-    fn stop(&self, _name: &str, object: &Path) -> Result<()> {
         stop_instances(object, self.stop_timeout, |dir, deadline| {
-            self.stop_one(dir, deadline)
+            let down = Argv::new("sv").arg("down").arg(dir);
+            send_down_and_wait(dir, deadline, self.stop_timeout, supervised, &down, || {
+                self.status(dir)
+            })
         })
     }
 
@@ -115,23 +97,9 @@ impl Adapter for Runit {
     }
 
     fn status(&self, dir: &Path) -> Result<ServiceStatus> {
-        if !supervised(dir)? {
-            return Ok(ServiceStatus::unsupervised());
-        }
-        let cmd = Argv::new("sv").arg("status").arg(dir);
-        let out = cmd.run()?;
-        if !out.success() {
-            if !supervised(dir)? {
-                return Ok(ServiceStatus::unsupervised());
-            }
-            return Err(cmd.failed(&out));
-        }
-        parse_status(&dir.to_string_lossy(), &out.stdout).ok_or_else(|| {
-            Error::supervisor(format!(
-                "cannot understand `sv status {}`: {:?}",
-                dir.display(),
-                out.stdout
-            ))
+        let query = Argv::new("sv").arg("status").arg(dir);
+        query_status(dir, supervised, &query, |out| {
+            parse_status(&dir.to_string_lossy(), out)
         })
     }
 

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use super::command::Argv;
 use super::{
-    Adapter, Deadline, ServiceStatus, restart_instances, stop_instances, wait_down, wait_stable_up,
+    Adapter, Deadline, ServiceStatus, query_status, restart_instances, stop_instances, wait_down,
+    wait_stable_up,
 };
 use crate::error::{Error, Result};
-use crate::sys::fs;
 use crate::output::report;
+use crate::sys::fs;
 
 pub(crate) struct S6 {
     pub stop_timeout: Duration,
@@ -145,25 +146,8 @@ impl Adapter for S6 {
     }
 
     fn status(&self, dir: &Path) -> Result<ServiceStatus> {
-        if !supervised(dir)? {
-            return Ok(ServiceStatus::unsupervised());
-        }
-        let cmd = Argv::new("s6-svstat").arg("-o").arg(FIELDS).arg(dir);
-        let out = cmd.run()?;
-        if !out.success() {
-            // The supervisor may have exited between the check and the call.
-            if !supervised(dir)? {
-                return Ok(ServiceStatus::unsupervised());
-            }
-            return Err(cmd.failed(&out));
-        }
-        parse_status(&out.stdout).ok_or_else(|| {
-            Error::supervisor(format!(
-                "cannot understand `s6-svstat -o {FIELDS} {}`: {:?}",
-                dir.display(),
-                out.stdout
-            ))
-        })
+        let query = Argv::new("s6-svstat").arg("-o").arg(FIELDS).arg(dir);
+        query_status(dir, supervised, &query, parse_status)
     }
 
     fn wait_up(

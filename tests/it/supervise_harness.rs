@@ -1,5 +1,5 @@
-//! Real supervisors for tests: start s6-svscan or runsvdir on a root's scan
-//! directory, ask them for pids, and kill every process they started — by
+//! Real supervisors for tests: start s6-svscan, runsvdir or svscan on a
+//! root's scan directory, ask them for pids, and kill every process they started — by
 //! pid, when the guard drops, even when the test panics.
 
 #![allow(dead_code)]
@@ -14,13 +14,15 @@ use std::time::Duration;
 use crate::harness::*;
 
 /// How long a test waits for a supervisor to react (generous: the machines
-/// are shared, and runsvdir rescans about once a second).
+/// are shared, runsvdir rescans about once a second and daemontools'
+/// svscan every 5 s).
 pub const REACT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     S6,
     Runit,
+    Daemontools,
 }
 
 impl Family {
@@ -28,6 +30,7 @@ impl Family {
         match self {
             Family::S6 => "s6",
             Family::Runit => "runit",
+            Family::Daemontools => "daemontools",
         }
     }
 
@@ -37,6 +40,7 @@ impl Family {
         match self {
             Family::S6 => ("s6-svscan", "s6"),
             Family::Runit => ("runsvdir", "runit"),
+            Family::Daemontools => ("svscan", "daemontools"),
         }
     }
 
@@ -53,6 +57,17 @@ impl Family {
         match self {
             Family::S6 => "s6-supervise",
             Family::Runit => "runsv",
+            Family::Daemontools => "supervise",
+        }
+    }
+
+    /// The `--check-up` seconds a failing service is given: enough for
+    /// the scanner to start it at least once. daemontools' svscan finds a
+    /// new service only on its 5 s timer.
+    pub fn check_up_secs(self) -> u64 {
+        match self {
+            Family::S6 | Family::Runit => 5,
+            Family::Daemontools => 8,
         }
     }
 }
@@ -158,16 +173,21 @@ impl Drop for Scanner {
 /// Kills (SIGKILL) every process whose working directory is under `root`:
 /// scanners, supervisors and services started from a test's directory.
 pub fn kill_everything_under(root: &Path) {
-    let doomed: Vec<u32> = all_pids()
+    for pid in running_under(root) {
+        kill9(pid);
+    }
+}
+
+/// Live processes (not zombies, not this one) whose working directory is
+/// under `root`: supervisors and services run in their store objects.
+pub fn running_under(root: &Path) -> Vec<u32> {
+    all_pids()
         .into_iter()
-        .filter(|&p| p != std::process::id())
+        .filter(|&p| p != std::process::id() && alive(p))
         .filter(|&p| {
             std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd.starts_with(root))
         })
-        .collect();
-    for pid in doomed {
-        kill9(pid);
-    }
+        .collect()
 }
 
 fn kill9(pid: u32) {
@@ -256,7 +276,20 @@ pub fn service_pid(family: Family, dir: &Path) -> Option<u32> {
             let pid = rest.split("(pid ").nth(1)?.split(')').next()?;
             pid.parse().ok()
         }
+        Family::Daemontools => daemontools_pid(dir),
     }
+}
+
+/// The pid `svstat DIR` shows (`DIR: up (pid N) 3 seconds`), if up.
+fn daemontools_pid(dir: &Path) -> Option<u32> {
+    let out = Command::new("svstat")
+        .arg(dir)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rest = text.split(": up (pid ").nth(1)?;
+    rest.split(')').next()?.parse().ok()
 }
 
 /// A service whose `run` appends "PID TAG" to `<root>/out/NAME.log`, then
@@ -312,7 +345,16 @@ pub fn admin_down(family: Family, dir: &Path) {
             .args(["-w", "10", "down"])
             .arg(dir)
             .status(),
+        // svc only sends the command; svstat says when it is done.
+        Family::Daemontools => Command::new("svc").arg("-d").arg(dir).status(),
     }
     .unwrap();
     assert!(status.success(), "cannot take {} down", dir.display());
+    if family == Family::Daemontools {
+        wait_until(&format!("{} down", dir.display()), REACT, || {
+            let out = Command::new("svstat").arg(dir).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.contains(": down ") && !text.contains("want up")
+        });
+    }
 }

@@ -1,6 +1,7 @@
 //! Real supervisors (issue 4): a commit restarts exactly what changed,
 //! never two instances at once, and `--check-up` rolls back by itself.
-//! Every test runs once with s6-svscan and once with runsvdir.
+//! Every test runs once with s6-svscan, once with runsvdir and once with
+//! daemontools' svscan.
 
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,12 @@ fn five_services_change_one_add_one_remove_one(family: Family) {
         web_v1_object.display()
     );
     assert!(!old_object.exists(), "gc left {}", old_object.display());
+    // The harness leaks nothing: no scanner, supervisor or service is left.
+    let mut scanner = scanner;
+    scanner.kill_all();
+    wait_until("nothing left running in the root", REACT, || {
+        running_under(root.path()).is_empty()
+    });
 }
 
 #[test]
@@ -114,6 +121,14 @@ fn runit_restarts_exactly_what_changed() {
         return;
     }
     five_services_change_one_add_one_remove_one(Family::Runit);
+}
+
+#[test]
+fn daemontools_restarts_exactly_what_changed() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    five_services_change_one_add_one_remove_one(Family::Daemontools);
 }
 
 /// `run` takes an exclusive flock on a shared file and logs any failure to
@@ -192,7 +207,17 @@ fn runit_never_runs_two_instances() {
     no_overlap_across_ten_commits(Family::Runit);
 }
 
-/// `--check-up 5` with a new `run` whose body (after logging) is `dies`.
+#[test]
+fn daemontools_never_runs_two_instances() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    no_overlap_across_ten_commits(Family::Daemontools);
+}
+
+/// `--check-up SECS` with a new `run` whose body (after logging) is `dies`;
+/// SECS lets the scanner start it at least once
+/// ([`Family::check_up_secs`]).
 fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
@@ -203,13 +228,15 @@ fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
         &format!("#!/bin/sh\necho \"$$ v2\" >> {out}/web.log\n{dies}\n"),
         0o755,
     );
+    let secs = family.check_up_secs().to_string();
     let run = root
-        .run(&["--json", "commit", "--check-up", "5"])
+        .run(&["--json", "commit", "--check-up", &secs])
         .code(exit::ROLLED_BACK)
         .kind("rolled_back");
     eprintln!("{family:?} --check-up failure said:\n{}", run.stderr);
     assert!(
-        run.stderr.contains("web did not come up within 5s"),
+        run.stderr
+            .contains(&format!("web did not come up within {secs}s")),
         "{}",
         run.stderr
     );
@@ -263,6 +290,14 @@ fn runit_check_up_rolls_back_by_itself() {
     check_up_rolls_back_a_failing_service(Family::Runit, "exit 0");
 }
 
+#[test]
+fn daemontools_check_up_rolls_back_by_itself() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    check_up_rolls_back_a_failing_service(Family::Daemontools, "exit 0");
+}
+
 /// Up for a moment is not up: a service that dies 300 ms after each start
 /// is seen "up" by s6-svwait / sv check, yet must fail the gate.
 #[test]
@@ -279,6 +314,14 @@ fn runit_check_up_rolls_back_a_service_that_dies_after_starting() {
         return;
     }
     check_up_rolls_back_a_failing_service(Family::Runit, "sleep 0.3; exit 1");
+}
+
+#[test]
+fn daemontools_check_up_rolls_back_a_service_that_dies_after_starting() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    check_up_rolls_back_a_failing_service(Family::Daemontools, "sleep 0.3; exit 1");
 }
 
 fn check_up_passes_for_healthy_services(family: Family) {
@@ -320,6 +363,14 @@ fn runit_check_up_passes_for_healthy_services() {
     check_up_passes_for_healthy_services(Family::Runit);
 }
 
+#[test]
+fn daemontools_check_up_passes_for_healthy_services() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    check_up_passes_for_healthy_services(Family::Daemontools);
+}
+
 fn sync_is_idempotent_and_notifies(family: Family) {
     let root = Root::empty();
     configure(&root, family);
@@ -358,6 +409,14 @@ fn runit_sync_is_idempotent() {
         return;
     }
     sync_is_idempotent_and_notifies(Family::Runit);
+}
+
+#[test]
+fn daemontools_sync_is_idempotent() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    sync_is_idempotent_and_notifies(Family::Daemontools);
 }
 
 fn crash_after_stop_then_recover_restarts(family: Family) {
@@ -442,6 +501,18 @@ fn runit_recover_leaves_an_admin_downed_service_down() {
     recover_leaves_an_admin_downed_service_down(Family::Runit);
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
+fn daemontools_recover_leaves_an_admin_downed_service_down() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    recover_leaves_an_admin_downed_service_down(Family::Daemontools);
+}
+
 /// The output's lines with runs of spaces squeezed (columns are padded).
 fn squeezed(text: &str) -> Vec<String> {
     text.lines()
@@ -520,6 +591,18 @@ fn runit_recover_restarts_what_a_crash_stopped() {
     crash_after_stop_then_recover_restarts(Family::Runit);
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
+fn daemontools_recover_restarts_what_a_crash_stopped() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    crash_after_stop_then_recover_restarts(Family::Daemontools);
+}
+
 fn crash_after_switch_then_recover_finishes(family: Family) {
     let (root, scanner) = running(family, &["web", "db"]);
     let web_v1 = scanner.wait_pid("web");
@@ -568,6 +651,18 @@ fn runit_recover_finishes_a_switched_commit() {
         return;
     }
     crash_after_switch_then_recover_finishes(Family::Runit);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
+fn daemontools_recover_finishes_a_switched_commit() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    crash_after_switch_then_recover_finishes(Family::Daemontools);
 }
 
 /// A service with a logger (`log/run`): both run from the new object after
@@ -638,6 +733,14 @@ fn runit_service_with_a_logger_restarts_with_it() {
     service_with_a_logger_restarts_with_it(Family::Runit);
 }
 
+#[test]
+fn daemontools_service_with_a_logger_restarts_with_it() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    service_with_a_logger_restarts_with_it(Family::Daemontools);
+}
+
 fn rollback_restarts_only_what_differs(family: Family) {
     let (root, scanner) = running(family, &["web", "db"]);
     let db = scanner.wait_pid("db");
@@ -683,4 +786,45 @@ fn runit_rollback_restarts_only_what_differs() {
         return;
     }
     rollback_restarts_only_what_differs(Family::Runit);
+}
+
+#[test]
+fn daemontools_rollback_restarts_only_what_differs() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    rollback_restarts_only_what_differs(Family::Daemontools);
+}
+
+/// svscan keeps no file to ask and cannot be told to rescan: a commit says
+/// when no svscan works in the scan directory, and is quiet when one does.
+#[test]
+fn daemontools_commit_says_when_no_svscan_runs() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    let root = Root::empty();
+    configure(&root, Family::Daemontools);
+    add_logging_service(&root, "web", "v1");
+    let alone = root.commit().ok();
+    assert!(
+        alone.stderr.contains("no svscan runs on"),
+        "{}",
+        alone.stderr
+    );
+    let scanner = Scanner::start(&root, Family::Daemontools);
+    scanner.wait_pid("web");
+    add_logging_service(&root, "web", "v2");
+    let watched = root.commit().ok();
+    assert!(
+        !watched.stderr.contains("no svscan runs on"),
+        "{}",
+        watched.stderr
+    );
+    wait_until("web v2 up", REACT, || {
+        let pid = scanner.service_pid("web").unwrap_or(0);
+        runs(&root, "web")
+            .iter()
+            .any(|(p, t)| *p == pid && t == "v2")
+    });
 }
