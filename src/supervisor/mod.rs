@@ -185,12 +185,14 @@ pub(crate) fn wait_down(
             return Ok(());
         }
         if deadline.passed() {
-            return Err(crate::error::Error::supervisor(format!(
-                "{} did not stop within {}s: {}",
-                dir.display(),
-                stop_timeout.as_secs_f64(),
-                st.text
-            )));
+            return Err(crate::error::Error::supervisor_of(
+                dir,
+                format!(
+                    "did not stop within {}s: {}",
+                    stop_timeout.as_secs_f64(),
+                    st.text
+                ),
+            ));
         }
         deadline.pause();
     }

@@ -89,11 +89,10 @@ impl Runit {
             if !supervised(dir)? {
                 return Ok(());
             }
-            return Err(Error::supervisor(format!(
-                "cannot stop {}: {}",
-                dir.display(),
-                cmd.failed(&out)
-            )));
+            return Err(Error::supervisor_of(
+                dir,
+                format!("could not be stopped: {}", cmd.failed(&out)),
+            ));
         }
         wait_down(dir, deadline, self.stop_timeout, || self.status(dir))
     }
@@ -127,11 +126,13 @@ impl Adapter for Runit {
             return Err(cmd.failed(&out));
         }
         parse_status(&dir.to_string_lossy(), &out.stdout).ok_or_else(|| {
-            Error::supervisor(format!(
-                "cannot understand `sv status {}`: {:?}",
-                dir.display(),
-                out.stdout
-            ))
+            Error::supervisor_of(
+                dir,
+                format!(
+                    "has a status this tool cannot understand: `sv status` printed {:?}",
+                    out.stdout
+                ),
+            )
         })
     }
 

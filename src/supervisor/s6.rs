@@ -104,13 +104,15 @@ impl S6 {
                 return Ok(());
             }
             let st = self.status(dir)?;
-            return Err(Error::supervisor(format!(
-                "{} did not stop within {}s ({}): {}",
-                dir.display(),
-                self.stop_timeout.as_secs_f64(),
-                st.text,
-                cmd.failed(&out)
-            )));
+            return Err(Error::supervisor_of(
+                dir,
+                format!(
+                    "did not stop within {}s ({}): {}",
+                    self.stop_timeout.as_secs_f64(),
+                    st.text,
+                    cmd.failed(&out)
+                ),
+            ));
         }
         wait_down(dir, deadline, self.stop_timeout, || self.status(dir))
     }
@@ -158,9 +160,8 @@ impl Adapter for S6 {
             return Err(cmd.failed(&out));
         }
         parse_status(&out.stdout).ok_or_else(|| {
-            Error::supervisor(format!(
-                "cannot understand `s6-svstat -o {FIELDS} {}`: {:?}",
-                dir.display(),
+            Error::supervisor_of(dir, format!(
+                "has a status this tool cannot understand: `s6-svstat -o {FIELDS}` printed {:?}",
                 out.stdout
             ))
         })
