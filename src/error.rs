@@ -564,9 +564,12 @@ impl Error {
             Error::Stock { problems } | Error::StockBusy { problems } => {
                 json!({"problems": problems.0.iter().map(Problem::to_json).collect::<Vec<_>>()})
             }
+            Error::StoreDamaged {
+                generation,
+                problems,
+            } => json!({"generation": generation, "problems": problems}),
             Error::AfterSwitch { generation, .. }
             | Error::NoSuchGeneration { generation }
-            | Error::StoreDamaged { generation, .. }
             | Error::NothingToRollBack {
                 live: generation, ..
             } => json!({"generation": generation}),

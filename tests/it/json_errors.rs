@@ -167,6 +167,33 @@ fn a_damaged_manifest_is_kind_damaged_and_names_it() {
 }
 
 #[test]
+fn a_changed_store_object_is_kind_store_damaged_with_verify_problems() {
+    let root = Root::example();
+    root.commit().ok();
+    let link = root
+        .state()
+        .join(layout::GENERATIONS)
+        .join("1")
+        .join("cron");
+    let run_file = std::fs::canonicalize(&link).unwrap().join("run");
+    std::fs::set_permissions(&run_file, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (kind, run) = root.error_kind(&["verify"]);
+    assert_eq!((kind.as_str(), run.code), ("store_damaged", 65));
+    let error = &run.json()["error"];
+    assert_eq!(error["generation"], 1, "{}", run.stdout);
+    let problems = error["problems"].as_array().cloned().unwrap_or_default();
+    assert!(
+        problems.len() == 1
+            && problems[0]
+                .as_str()
+                .is_some_and(|p| p.contains(&run_file.display().to_string())),
+        "the problem does not name {}: {}",
+        run_file.display(),
+        run.stdout
+    );
+}
+
+#[test]
 fn usage_errors_are_kind_usage_from_clap_and_from_the_commands() {
     let root = Root::example();
     // clap's own: an unknown option, no command at all.
