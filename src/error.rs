@@ -420,7 +420,7 @@ impl Error {
     /// True when nothing was switched and the same command can succeed
     /// later: a lock or pin is held, the stock is being written, or a
     /// supervisor did not answer in time (exit 75). `commit` records such a
-    /// run as pending and `sync` retries it (docs/design.md#commit).
+    /// run as pending and `sync` retries it (docs/cli.md#commit).
     pub(crate) fn is_deferral(&self) -> bool {
         matches!(
             self,
