@@ -402,9 +402,6 @@ fn is_no_space(err: &io::Error) -> bool {
 impl Error {
     /// The exit code of this error (docs/cli.md#exit-codes).
     pub fn exit_code(&self) -> u8 {
-        if self.is_deferral() {
-            return exit::TEMP_FAIL;
-        }
         match self {
             Error::Io { .. } | Error::Sync { .. } => exit::IO_ERR,
             Error::Create { source, .. } if is_no_space(source) => exit::IO_ERR,
@@ -413,7 +410,25 @@ impl Error {
             Error::Usage { .. } => exit::USAGE,
             Error::AfterSwitch { .. } => exit::AFTER_SWITCH,
             Error::RolledBack { .. } => exit::ROLLED_BACK,
-            _ => exit::DATA_ERR,
+            Error::Config { .. }
+            | Error::Stock { .. }
+            | Error::NoGenerations { .. }
+            | Error::NoLiveGeneration { .. }
+            | Error::NoSuchGeneration { .. }
+            | Error::NothingToRollBack { .. }
+            | Error::NoInterruptedTransaction
+            | Error::NoSuchService { .. }
+            | Error::NoUpdateLock { .. }
+            | Error::Damaged { .. }
+            | Error::DamagedGeneration { .. }
+            | Error::StoreDamaged { .. } => exit::DATA_ERR,
+            Error::StockBusy { .. }
+            | Error::ManagerLockHeld { .. }
+            | Error::UpdateLocksHeld { .. }
+            | Error::UpdateInProgress { .. }
+            | Error::PinHeld { .. }
+            | Error::LiveObjectChanging { .. }
+            | Error::Supervisor { .. } => exit::TEMP_FAIL,
         }
     }
 
