@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The exit codes (docs/cli.md#exit-codes; sysexits where one fits).
 pub mod exit {
@@ -81,6 +82,32 @@ impl fmt::Display for Problems {
     }
 }
 
+/// A service that `--check-up` found down after a switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotUp {
+    /// The service.
+    pub service: String,
+    /// How long it was given to come up.
+    pub timeout: Duration,
+    /// The generation it did not come up in.
+    pub generation: u64,
+    /// What the supervisor said about it.
+    pub why: String,
+}
+
+impl fmt::Display for NotUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} did not come up within {}s after the switch to generation {} ({})",
+            self.service,
+            self.timeout.as_secs_f64(),
+            self.generation,
+            self.why
+        )
+    }
+}
+
 /// Everything that can go wrong; each variant maps to one exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -141,25 +168,174 @@ pub enum Error {
         problems: Problems,
     },
 
-    /// Bad input other than the stock: a damaged state file, a wrong argument value.
-    #[error("{what}")]
-    BadInput {
-        /// What is wrong and what to do.
+    /// There is no state yet: nothing was ever committed.
+    #[error("{} holds no generations yet; run `svcdir-update commit` first", state.display())]
+    NoGenerations {
+        /// The state directory.
+        state: PathBuf,
+    },
+
+    /// There are generations, but `live` points at none of them yet.
+    #[error("no generation is live yet; run `svcdir-update commit` first")]
+    NoLiveGeneration {
+        /// The state directory.
+        state: PathBuf,
+    },
+
+    /// A generation asked for by number does not exist.
+    #[error("generation {generation} does not exist; `svcdir-update list` shows the generations")]
+    NoSuchGeneration {
+        /// The number asked for.
+        generation: u64,
+    },
+
+    /// `rollback` without a number, and the live generation is the oldest.
+    #[error(
+        "generation {live} is the oldest one left; there is nothing to roll back to \
+         (`svcdir-update list` shows the generations)"
+    )]
+    NothingToRollBack {
+        /// The live generation.
+        live: u64,
+    },
+
+    /// `recover --rollback` without an interrupted transaction.
+    #[error("there is no interrupted transaction to roll back; use `svcdir-update rollback [GEN]`")]
+    NoInterruptedTransaction,
+
+    /// The live generation has no service of that name.
+    #[error(
+        "generation {generation} has no service {service:?}; `svcdir-update status` shows what is live"
+    )]
+    NoSuchService {
+        /// The live generation.
+        generation: u64,
+        /// The name asked for.
+        service: String,
+    },
+
+    /// A service's update lock file does not exist, and only root creates it.
+    #[error(
+        "{} does not exist; `svcdir-update commit` or `sync` (as root) creates the locks of \
+         live services",
+        lock.display()
+    )]
+    NoUpdateLock {
+        /// The service.
+        service: String,
+        /// The lock file that is missing.
+        lock: PathBuf,
+    },
+
+    /// A state file this tool wrote cannot be trusted: a damaged manifest,
+    /// transaction log or `live` link.
+    #[error("{}: {what}", path.display())]
+    Damaged {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
         what: String,
     },
 
-    /// A lock is held: nothing was switched, retry later.
-    #[error("{what}")]
-    Busy {
-        /// Who holds what, and how to wait or override.
+    /// A generation does not resolve: a service link or object is missing
+    /// or wrong.
+    #[error("generation {generation}: {service} {what}")]
+    DamagedGeneration {
+        /// The damaged generation.
+        generation: u64,
+        /// The service that does not resolve.
+        service: String,
+        /// What is wrong with it, and what to do.
         what: String,
+    },
+
+    /// `verify` found store objects of the live generation changed.
+    #[error(
+        "generation {generation}: {} problem(s) in store objects:\n  {}\nthe store was changed by \
+         hand; `svcdir-update rollback GEN` to a good generation, or fix the stock and commit",
+        problems.len(),
+        problems.join("\n  ")
+    )]
+    StoreDamaged {
+        /// The live generation.
+        generation: u64,
+        /// Each problem, naming its path.
+        problems: Vec<String>,
+    },
+
+    /// Another svcdir-update holds the manager lock: nothing was switched,
+    /// retry later.
+    #[error(
+        "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
+        lock.display(),
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    ManagerLockHeld {
+        /// The manager lock file.
+        lock: PathBuf,
+        /// Who holds it, when its record could be read.
+        holder: Option<String>,
+    },
+
+    /// Services' update locks are held: nothing was stopped or switched,
+    /// retry later.
+    #[error(
+        "update locks are held: {}. Nothing was stopped or switched{deferred}. Retry when they \
+         are released, wait longer with --wait SECS, or override with --force",
+        holders.join("; ")
+    )]
+    UpdateLocksHeld {
+        /// The services whose locks are held.
+        services: Vec<String>,
+        /// Per service: which lock, held by whom.
+        holders: Vec<String>,
+        /// What the caller leaves behind (a staged generation), or empty.
+        deferred: String,
+    },
+
+    /// `lock NAME`: an update of the service holds its lock exclusively.
+    #[error(
+        "{} is held exclusively by {holders} (an update of {service} in progress?); retry later \
+         or wait longer with --wait SECS",
+        lock.display()
+    )]
+    UpdateInProgress {
+        /// The service.
+        service: String,
+        /// Its update lock file.
+        lock: PathBuf,
+        /// Who holds it.
+        holders: String,
+    },
+
+    /// `exec`: `gc` holds the pin of the service's object.
+    #[error(
+        "{} is held by `svcdir-update gc`; retry, or wait longer with --wait SECS",
+        pin.display()
+    )]
+    PinHeld {
+        /// The pin file.
+        pin: PathBuf,
+    },
+
+    /// `exec`: the service's live object changed on every try to pin it.
+    #[error("the live object of {service} kept changing while it was being pinned; retry")]
+    LiveObjectChanging {
+        /// The service.
+        service: String,
     },
 
     /// An unsafe environment: owner, mode or file system.
-    #[error("{what}")]
+    #[error("{} {found}; {fix}", subject(role, path))]
     Unsafe {
-        /// What is unsafe and how to fix it.
-        what: String,
+        /// What the path is for ("state directory"), or empty.
+        role: &'static str,
+        /// The unsafe path.
+        path: PathBuf,
+        /// What was found there.
+        found: String,
+        /// How to fix it.
+        fix: String,
     },
 
     /// The command line asks for something impossible.
@@ -183,19 +359,32 @@ pub enum Error {
     },
 
     /// `--check-up` found a service down and the commit rolled itself back.
-    #[error("{what}")]
+    #[error("{not_up}; rolled back: generation {live} is live again")]
     RolledBack {
-        /// Which service, and what is live now.
-        what: String,
+        /// The service that did not come up, and in which generation.
+        not_up: NotUp,
+        /// The generation that is live again.
+        live: u64,
     },
 
     /// A supervisor command failed or a service did not stop in time; when
     /// this happens before the switch, nothing was switched (retry later).
-    #[error("{what}")]
+    #[error("{}{what}", service.as_ref().map(|s| format!("{} ", s.display())).unwrap_or_default())]
     Supervisor {
+        /// The service directory the supervisor was asked about, when one was.
+        service: Option<PathBuf>,
         /// What the supervisor said or did not do.
         what: String,
     },
+}
+
+/// How an [`Error::Unsafe`] names its path: "the state directory `/x`" or "`/x`".
+fn subject(role: &str, path: &Path) -> String {
+    if role.is_empty() {
+        format!("`{}`", path.display())
+    } else {
+        format!("the {role} `{}`", path.display())
+    }
 }
 
 /// The result of everything fallible here.
@@ -217,14 +406,47 @@ impl Error {
             Error::Io { .. } | Error::Sync { .. } => exit::IO_ERR,
             Error::Create { source, .. } if is_no_space(source) => exit::IO_ERR,
             Error::Create { .. } => exit::CANT_CREATE,
-            Error::Config { .. } | Error::Stock { .. } | Error::BadInput { .. } => exit::DATA_ERR,
-            Error::StockBusy { .. } | Error::Busy { .. } => exit::TEMP_FAIL,
             Error::Unsafe { .. } => exit::NO_PERM,
             Error::Usage { .. } => exit::USAGE,
             Error::AfterSwitch { .. } => exit::AFTER_SWITCH,
             Error::RolledBack { .. } => exit::ROLLED_BACK,
-            Error::Supervisor { .. } => exit::TEMP_FAIL,
+            Error::Config { .. }
+            | Error::Stock { .. }
+            | Error::NoGenerations { .. }
+            | Error::NoLiveGeneration { .. }
+            | Error::NoSuchGeneration { .. }
+            | Error::NothingToRollBack { .. }
+            | Error::NoInterruptedTransaction
+            | Error::NoSuchService { .. }
+            | Error::NoUpdateLock { .. }
+            | Error::Damaged { .. }
+            | Error::DamagedGeneration { .. }
+            | Error::StoreDamaged { .. } => exit::DATA_ERR,
+            Error::StockBusy { .. }
+            | Error::ManagerLockHeld { .. }
+            | Error::UpdateLocksHeld { .. }
+            | Error::UpdateInProgress { .. }
+            | Error::PinHeld { .. }
+            | Error::LiveObjectChanging { .. }
+            | Error::Supervisor { .. } => exit::TEMP_FAIL,
         }
+    }
+
+    /// True when nothing was switched and the same command can succeed
+    /// later: a lock or pin is held, the stock is being written, or a
+    /// supervisor did not answer in time (exit 75). `commit` records such a
+    /// run as pending and `sync` retries it (docs/cli.md#commit).
+    pub(crate) fn is_deferral(&self) -> bool {
+        matches!(
+            self,
+            Error::StockBusy { .. }
+                | Error::ManagerLockHeld { .. }
+                | Error::UpdateLocksHeld { .. }
+                | Error::UpdateInProgress { .. }
+                | Error::PinHeld { .. }
+                | Error::LiveObjectChanging { .. }
+                | Error::Supervisor { .. }
+        )
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
@@ -250,24 +472,32 @@ impl Error {
         }
     }
 
-    pub(crate) fn bad_input(what: impl Into<String>) -> Self {
-        Error::BadInput { what: what.into() }
-    }
-
-    pub(crate) fn busy(what: impl Into<String>) -> Self {
-        Error::Busy { what: what.into() }
+    pub(crate) fn damaged(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+        Error::Damaged {
+            path: path.into(),
+            what: what.into(),
+        }
     }
 
     pub(crate) fn usage(what: impl Into<String>) -> Self {
         Error::Usage { what: what.into() }
     }
 
+    /// A supervisor failure not about one service (a command that failed).
     pub(crate) fn supervisor(what: impl Into<String>) -> Self {
-        Error::Supervisor { what: what.into() }
+        Error::Supervisor {
+            service: None,
+            what: what.into(),
+        }
     }
 
-    pub(crate) fn unsafe_env(what: impl Into<String>) -> Self {
-        Error::Unsafe { what: what.into() }
+    /// A supervisor failure about the service directory `service`; `what`
+    /// follows its path in the message.
+    pub(crate) fn supervisor_of(service: &Path, what: impl Into<String>) -> Self {
+        Error::Supervisor {
+            service: Some(service.to_path_buf()),
+            what: what.into(),
+        }
     }
 
     /// The stable snake_case name of the variant: the `kind` of the `--json`
@@ -280,8 +510,21 @@ impl Error {
             Error::Config { .. } => "config",
             Error::Stock { .. } => "stock",
             Error::StockBusy { .. } => "stock_busy",
-            Error::BadInput { .. } => "bad_input",
-            Error::Busy { .. } => "busy",
+            Error::NoGenerations { .. } => "no_generations",
+            Error::NoLiveGeneration { .. } => "no_live_generation",
+            Error::NoSuchGeneration { .. } => "no_such_generation",
+            Error::NothingToRollBack { .. } => "nothing_to_roll_back",
+            Error::NoInterruptedTransaction => "no_interrupted_transaction",
+            Error::NoSuchService { .. } => "no_such_service",
+            Error::NoUpdateLock { .. } => "no_update_lock",
+            Error::Damaged { .. } => "damaged",
+            Error::DamagedGeneration { .. } => "damaged_generation",
+            Error::StoreDamaged { .. } => "store_damaged",
+            Error::ManagerLockHeld { .. } => "manager_lock_held",
+            Error::UpdateLocksHeld { .. } => "update_locks_held",
+            Error::UpdateInProgress { .. } => "update_in_progress",
+            Error::PinHeld { .. } => "pin_held",
+            Error::LiveObjectChanging { .. } => "live_object_changing",
             Error::Unsafe { .. } => "unsafe",
             Error::Usage { .. } => "usage",
             Error::AfterSwitch { .. } => "after_switch",
@@ -297,7 +540,16 @@ impl Error {
             Error::Io { path, .. }
             | Error::Create { path, .. }
             | Error::Sync { path, .. }
-            | Error::Config { path, .. } => Some(path),
+            | Error::Config { path, .. }
+            | Error::Damaged { path, .. }
+            | Error::Unsafe { path, .. }
+            | Error::NoGenerations { state: path }
+            | Error::NoLiveGeneration { state: path }
+            | Error::NoUpdateLock { lock: path, .. }
+            | Error::ManagerLockHeld { lock: path, .. }
+            | Error::UpdateInProgress { lock: path, .. }
+            | Error::PinHeld { pin: path } => Some(path),
+            Error::Supervisor { service, .. } => service.as_deref(),
             Error::AfterSwitch { source, .. } => source.as_deref().and_then(Error::path),
             _ => None,
         }
@@ -305,7 +557,8 @@ impl Error {
 
     /// The error as the one document `--json` prints (docs/json.md#errors):
     /// `{"error": {"kind", "exit_code", "message", "path", …}}`, with the
-    /// stock problems and the live generation where the variant has them.
+    /// variant's own fields (problems, generation, service, holders…) where
+    /// it has them.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         let mut error = serde_json::json!({
             "kind": self.kind(),
@@ -313,16 +566,61 @@ impl Error {
             "message": self.chain(),
             "path": self.path().map(|p| p.display().to_string()),
         });
-        match self {
-            Error::Stock { problems } | Error::StockBusy { problems } => {
-                error["problems"] = problems.0.iter().map(Problem::to_json).collect();
-            }
-            Error::AfterSwitch { generation, .. } => {
-                error["generation"] = serde_json::json!(generation);
-            }
-            _ => {}
+        if let (Some(fields), Some(error)) = (self.json_fields(), error.as_object_mut()) {
+            error.extend(fields);
         }
         serde_json::json!({ "error": error })
+    }
+
+    /// The keys a variant adds to its error document (docs/json.md#errors).
+    fn json_fields(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        use serde_json::json;
+        let fields = match self {
+            Error::Stock { problems } | Error::StockBusy { problems } => {
+                json!({"problems": problems.0.iter().map(Problem::to_json).collect::<Vec<_>>()})
+            }
+            Error::StoreDamaged {
+                generation,
+                problems,
+            } => json!({"generation": generation, "problems": problems}),
+            Error::AfterSwitch { generation, .. }
+            | Error::NoSuchGeneration { generation }
+            | Error::NothingToRollBack {
+                live: generation, ..
+            } => json!({"generation": generation}),
+            Error::NoSuchService {
+                generation,
+                service,
+            }
+            | Error::DamagedGeneration {
+                generation,
+                service,
+                ..
+            } => json!({"generation": generation, "service": service}),
+            Error::RolledBack { not_up, live } => json!({
+                "generation": live,
+                "failed_generation": not_up.generation,
+                "service": not_up.service,
+            }),
+            Error::NoUpdateLock { service, .. } | Error::LiveObjectChanging { service } => {
+                json!({"service": service})
+            }
+            Error::UpdateInProgress {
+                service, holders, ..
+            } => json!({"service": service, "holders": [holders]}),
+            Error::ManagerLockHeld { holder, .. } => {
+                json!({"holders": holder.iter().collect::<Vec<_>>()})
+            }
+            Error::UpdateLocksHeld {
+                services, holders, ..
+            } => json!({"services": services, "holders": holders}),
+            Error::Unsafe { found, fix, .. } => json!({"found": found, "fix": fix}),
+            _ => return None,
+        };
+        match fields {
+            serde_json::Value::Object(map) => Some(map),
+            _ => None,
+        }
     }
 
     /// The message followed by every `source()` in the chain, joined by `: `.
@@ -342,39 +640,145 @@ impl Error {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_variant_maps_to_its_exit_code() {
+    /// One error of every variant, with its exit code and kind.
+    // A table of every variant: one entry per line reads better than helpers.
+    #[allow(clippy::too_many_lines)]
+    fn one_of_each() -> Vec<(Error, u8, &'static str)> {
         let eio = || io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error());
         let eacces = || io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());
         let enospc = || io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
-        let cases: Vec<(Error, u8)> = vec![
-            (Error::io("read", "/x", eio()), 74),
-            (Error::create("create", "/x", eacces()), 73),
-            (Error::create("create", "/x", enospc()), 74),
-            (Error::sync("/x", eio()), 74),
+        let problems = || Problems(vec![]);
+        vec![
+            (Error::io("read", "/x", eio()), 74, "io"),
+            (Error::create("create", "/x", eacces()), 73, "create"),
+            (Error::create("create", "/x", enospc()), 74, "create"),
+            (Error::sync("/x", eio()), 74, "sync"),
             (
                 Error::Config {
                     path: "/c".into(),
                     msg: "bad".into(),
                 },
                 65,
+                "config",
             ),
             (
                 Error::Stock {
-                    problems: Problems(vec![]),
+                    problems: problems(),
                 },
                 65,
+                "stock",
             ),
             (
                 Error::StockBusy {
-                    problems: Problems(vec![]),
+                    problems: problems(),
                 },
                 75,
+                "stock_busy",
             ),
-            (Error::bad_input("x"), 65),
-            (Error::busy("x"), 75),
-            (Error::unsafe_env("x"), 77),
-            (Error::usage("x"), 2),
+            (
+                Error::NoGenerations { state: "/s".into() },
+                65,
+                "no_generations",
+            ),
+            (
+                Error::NoLiveGeneration { state: "/s".into() },
+                65,
+                "no_live_generation",
+            ),
+            (
+                Error::NoSuchGeneration { generation: 9 },
+                65,
+                "no_such_generation",
+            ),
+            (
+                Error::NothingToRollBack { live: 1 },
+                65,
+                "nothing_to_roll_back",
+            ),
+            (
+                Error::NoInterruptedTransaction,
+                65,
+                "no_interrupted_transaction",
+            ),
+            (
+                Error::NoSuchService {
+                    generation: 1,
+                    service: "web".into(),
+                },
+                65,
+                "no_such_service",
+            ),
+            (
+                Error::NoUpdateLock {
+                    service: "web".into(),
+                    lock: "/l/web".into(),
+                },
+                65,
+                "no_update_lock",
+            ),
+            (Error::damaged("/s/.txn.yaml", "x"), 65, "damaged"),
+            (
+                Error::DamagedGeneration {
+                    generation: 1,
+                    service: "web".into(),
+                    what: "x".into(),
+                },
+                65,
+                "damaged_generation",
+            ),
+            (
+                Error::StoreDamaged {
+                    generation: 1,
+                    problems: vec!["x".into()],
+                },
+                65,
+                "store_damaged",
+            ),
+            (
+                Error::ManagerLockHeld {
+                    lock: "/l".into(),
+                    holder: None,
+                },
+                75,
+                "manager_lock_held",
+            ),
+            (
+                Error::UpdateLocksHeld {
+                    services: vec!["web".into()],
+                    holders: vec!["web: x".into()],
+                    deferred: String::new(),
+                },
+                75,
+                "update_locks_held",
+            ),
+            (
+                Error::UpdateInProgress {
+                    service: "web".into(),
+                    lock: "/l/web".into(),
+                    holders: "pid 1".into(),
+                },
+                75,
+                "update_in_progress",
+            ),
+            (Error::PinHeld { pin: "/p".into() }, 75, "pin_held"),
+            (
+                Error::LiveObjectChanging {
+                    service: "web".into(),
+                },
+                75,
+                "live_object_changing",
+            ),
+            (
+                Error::Unsafe {
+                    role: "",
+                    path: "/s".into(),
+                    found: "x".into(),
+                    fix: "y".into(),
+                },
+                77,
+                "unsafe",
+            ),
+            (Error::usage("x"), 2, "usage"),
             (
                 Error::AfterSwitch {
                     generation: 1,
@@ -382,62 +786,181 @@ mod tests {
                     source: None,
                 },
                 1,
+                "after_switch",
             ),
-            (Error::RolledBack { what: "x".into() }, 3),
-            (Error::supervisor("x"), 75),
-        ];
-        for (err, code) in cases {
+            (
+                Error::RolledBack {
+                    not_up: NotUp {
+                        service: "web".into(),
+                        timeout: Duration::from_secs(5),
+                        generation: 2,
+                        why: "down".into(),
+                    },
+                    live: 1,
+                },
+                3,
+                "rolled_back",
+            ),
+            (Error::supervisor("x"), 75, "supervisor"),
+            (
+                Error::supervisor_of(Path::new("/scan/web"), "x"),
+                75,
+                "supervisor",
+            ),
+        ]
+    }
+
+    /// The position of `err`'s variant in the enum. The match has no
+    /// wildcard, so a new variant does not compile until it is added here,
+    /// and then [`one_of_each`] must show it too.
+    fn variant_index(err: &Error) -> usize {
+        match err {
+            Error::Io { .. } => 0,
+            Error::Create { .. } => 1,
+            Error::Sync { .. } => 2,
+            Error::Config { .. } => 3,
+            Error::Stock { .. } => 4,
+            Error::StockBusy { .. } => 5,
+            Error::NoGenerations { .. } => 6,
+            Error::NoLiveGeneration { .. } => 7,
+            Error::NoSuchGeneration { .. } => 8,
+            Error::NothingToRollBack { .. } => 9,
+            Error::NoInterruptedTransaction => 10,
+            Error::NoSuchService { .. } => 11,
+            Error::NoUpdateLock { .. } => 12,
+            Error::Damaged { .. } => 13,
+            Error::DamagedGeneration { .. } => 14,
+            Error::StoreDamaged { .. } => 15,
+            Error::ManagerLockHeld { .. } => 16,
+            Error::UpdateLocksHeld { .. } => 17,
+            Error::UpdateInProgress { .. } => 18,
+            Error::PinHeld { .. } => 19,
+            Error::LiveObjectChanging { .. } => 20,
+            Error::Unsafe { .. } => 21,
+            Error::Usage { .. } => 22,
+            Error::AfterSwitch { .. } => 23,
+            Error::RolledBack { .. } => 24,
+            Error::Supervisor { .. } => 25,
+        }
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_exit_code() {
+        let cases = one_of_each();
+        let mut seen: Vec<usize> = cases.iter().map(|(e, _, _)| variant_index(e)).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..=25).collect::<Vec<_>>(), "a variant has no case");
+        for (err, code, _) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");
+            assert_eq!(err.is_deferral(), code == exit::TEMP_FAIL, "{err:?}");
         }
     }
 
     #[test]
     fn every_variant_maps_to_its_kind() {
-        let eio = || io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error());
-        let cases: Vec<(Error, &str)> = vec![
-            (Error::io("read", "/x", eio()), "io"),
-            (Error::create("create", "/x", eio()), "create"),
-            (Error::sync("/x", eio()), "sync"),
-            (
-                Error::Config {
-                    path: "/c".into(),
-                    msg: "bad".into(),
-                },
-                "config",
-            ),
-            (
-                Error::Stock {
-                    problems: Problems(vec![]),
-                },
-                "stock",
-            ),
-            (
-                Error::StockBusy {
-                    problems: Problems(vec![]),
-                },
-                "stock_busy",
-            ),
-            (Error::bad_input("x"), "bad_input"),
-            (Error::busy("x"), "busy"),
-            (Error::unsafe_env("x"), "unsafe"),
-            (Error::usage("x"), "usage"),
-            (
-                Error::AfterSwitch {
-                    generation: 1,
-                    what: "x".into(),
-                    source: None,
-                },
-                "after_switch",
-            ),
-            (Error::RolledBack { what: "x".into() }, "rolled_back"),
-            (Error::supervisor("x"), "supervisor"),
-        ];
-        for (err, kind) in cases {
+        for (err, _, kind) in one_of_each() {
             assert_eq!(err.kind(), kind, "{err:?}");
             let doc = err.to_json();
             assert_eq!(doc["error"]["kind"], kind);
             assert_eq!(doc["error"]["exit_code"], err.exit_code());
+            assert_eq!(doc["error"]["message"], err.chain());
         }
+    }
+
+    #[test]
+    fn every_variant_with_a_path_names_it() {
+        let with_path: Vec<&str> = one_of_each()
+            .iter()
+            .filter(|(e, _, _)| e.path().is_some())
+            .map(|(_, _, kind)| *kind)
+            .collect();
+        assert_eq!(
+            with_path,
+            [
+                "io",
+                "create",
+                "create",
+                "sync",
+                "config",
+                "no_generations",
+                "no_live_generation",
+                "no_update_lock",
+                "damaged",
+                "manager_lock_held",
+                "update_in_progress",
+                "pin_held",
+                "unsafe",
+                "supervisor",
+            ]
+        );
+        for (err, _, _) in one_of_each() {
+            let Some(path) = err.path() else { continue };
+            let said = err.to_json()["error"]["path"].clone();
+            assert_eq!(said, path.display().to_string(), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn typed_errors_keep_their_words_and_add_their_fields() {
+        let unsafe_state = Error::Unsafe {
+            role: "state directory",
+            path: "/srv/state".into(),
+            found: "is writable by group (mode 0775)".into(),
+            fix: "run `chmod go-w /srv/state`".into(),
+        };
+        assert_eq!(
+            unsafe_state.to_string(),
+            "the state directory `/srv/state` is writable by group (mode 0775); \
+             run `chmod go-w /srv/state`"
+        );
+        let doc = unsafe_state.to_json();
+        assert_eq!(doc["error"]["path"], "/srv/state");
+        assert_eq!(doc["error"]["fix"], "run `chmod go-w /srv/state`");
+        let missing = Error::NoSuchGeneration { generation: 9 };
+        assert!(
+            missing
+                .to_string()
+                .starts_with("generation 9 does not exist")
+        );
+        assert_eq!(missing.to_json()["error"]["generation"], 9);
+        let held = Error::UpdateLocksHeld {
+            services: vec!["db".into(), "web".into()],
+            holders: vec!["db: /l/db is held by pid 7".into(), "web: x".into()],
+            deferred: ", generation 2 stays staged".into(),
+        };
+        assert!(
+            held.to_string().starts_with(
+                "update locks are held: db: /l/db is held by pid 7; web: x. Nothing was stopped \
+                 or switched, generation 2 stays staged."
+            ),
+            "{held}"
+        );
+        assert_eq!(
+            held.to_json()["error"]["services"],
+            serde_json::json!(["db", "web"])
+        );
+        let rolled = Error::RolledBack {
+            not_up: NotUp {
+                service: "web".into(),
+                timeout: Duration::from_millis(5500),
+                generation: 2,
+                why: "down".into(),
+            },
+            live: 1,
+        };
+        assert_eq!(
+            rolled.to_string(),
+            "web did not come up within 5.5s after the switch to generation 2 (down); \
+             rolled back: generation 1 is live again"
+        );
+        let doc = rolled.to_json();
+        assert_eq!(
+            (&doc["error"]["service"], &doc["error"]["generation"]),
+            (&serde_json::json!("web"), &serde_json::json!(1))
+        );
+        let stuck = Error::supervisor_of(Path::new("/scan/web"), "did not stop within 5s: up");
+        assert_eq!(stuck.to_string(), "/scan/web did not stop within 5s: up");
     }
 
     #[test]

@@ -34,13 +34,15 @@ pub(crate) fn diff(cfg: &Config, args: &DiffArgs) -> Result<Output> {
         }
         (Some(a), b) => {
             let Some(state) = state else {
-                return Err(Error::bad_input("there are no generations yet"));
+                return Err(Error::NoGenerations {
+                    state: cfg.state.clone(),
+                });
             };
             let b = match b {
                 Some(b) => b,
-                None => state
-                    .live()?
-                    .ok_or_else(|| Error::bad_input("no generation is live yet"))?,
+                None => state.live()?.ok_or_else(|| Error::NoLiveGeneration {
+                    state: cfg.state.clone(),
+                })?,
             };
             let plan = generations::diff_generations(&state, a, b)?;
             (format!("generation {a}"), format!("generation {b}"), plan)

@@ -51,22 +51,22 @@ pub(crate) fn exec(
         )));
     }
     let Some(state) = State::open(cfg)? else {
-        return Err(Error::bad_input(format!(
-            "{} holds no generations yet; run `svcdir-update commit` first",
-            cfg.state.display()
-        )));
+        return Err(Error::NoGenerations {
+            state: cfg.state.clone(),
+        });
     };
     let pins = pin::pins_dir(cfg)?;
     let deadline = Instant::now() + wait;
     for _ in 0..RESOLVE_ATTEMPTS {
-        let live = state.live()?.ok_or_else(|| {
-            Error::bad_input("no generation is live yet; run `svcdir-update commit` first")
+        let live = state.live()?.ok_or_else(|| Error::NoLiveGeneration {
+            state: cfg.state.clone(),
         })?;
         let m = generation::load(&state, live)?;
         let Some(object) = m.services.get(name) else {
-            return Err(Error::bad_input(format!(
-                "generation {live} has no service {name:?}; `svcdir-update status` shows what is live"
-            )));
+            return Err(Error::NoSuchService {
+                generation: live,
+                service: name.to_string(),
+            });
         };
         // Pin first, then check the object is still there: `gc` removes an
         // object only while it holds the pin exclusively.
@@ -81,10 +81,9 @@ pub(crate) fn exec(
             },
             |()| format!("{} held by `svcdir-update gc`", pin_path.display()),
             |()| {
-                Err(Error::busy(format!(
-                    "{} is held by `svcdir-update gc`; retry, or wait longer with --wait SECS",
-                    pin_path.display()
-                )))
+                Err(Error::PinHeld {
+                    pin: pin_path.clone(),
+                })
             },
         )?;
         if state.store.try_open_dir(object)?.is_none() {
@@ -101,7 +100,7 @@ pub(crate) fn exec(
         drop(pin_file);
         return Err(Error::io("cannot execute", path, err));
     }
-    Err(Error::busy(format!(
-        "the live object of {name} kept changing while it was being pinned; retry"
-    )))
+    Err(Error::LiveObjectChanging {
+        service: name.to_string(),
+    })
 }

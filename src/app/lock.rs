@@ -52,12 +52,9 @@ pub(crate) fn lock(
             .map(|d| d.try_open_existing(name))
             .transpose()?
             .flatten()
-            .ok_or_else(|| {
-                Error::bad_input(format!(
-                    "{} does not exist; `svcdir-update commit` or `sync` (as root) creates the \
-                     locks of live services",
-                    path.display()
-                ))
+            .ok_or_else(|| Error::NoUpdateLock {
+                service: name.to_string(),
+                lock: path.clone(),
             })?
     };
     wait::acquire(
@@ -65,12 +62,11 @@ pub(crate) fn lock(
         |names| try_lock_naming_holders(&file, LockMode::Shared, &path, names),
         |holders| format!("{} held by {}", path.display(), holders::describe(holders)),
         |holders| {
-            Err(Error::busy(format!(
-                "{} is held exclusively by {} (an update of {name} in progress?); retry later \
-                 or wait longer with --wait SECS",
-                path.display(),
-                holders::describe(&holders)
-            )))
+            Err(Error::UpdateInProgress {
+                service: name.to_string(),
+                lock: path.clone(),
+                holders: holders::describe(&holders),
+            })
         },
     )?;
     let status = match std::process::Command::new(program).args(args).status() {

@@ -25,9 +25,7 @@ pub(crate) fn recover(cfg: &Config, args: &RecoverArgs, wait: Option<Duration>) 
     let mut rec = state.recovery().clone();
     if args.rollback {
         let Some(log) = state.interrupted() else {
-            return Err(Error::bad_input(
-                "there is no interrupted transaction to roll back; use `svcdir-update rollback [GEN]`",
-            ));
+            return Err(Error::NoInterruptedTransaction);
         };
         if let Some(from) = recover::roll_back_finished(cfg, &state, log, waits.locks(false))? {
             rec.outcome = Outcome::Undone;

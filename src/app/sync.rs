@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::engine::commit::{self, CommitOptions};
 use crate::engine::locked::LockedState;
 use crate::engine::repair;
-use crate::error::{Result, exit};
+use crate::error::Result;
 use crate::output::report;
 use crate::state::generation;
 use crate::state::pending;
@@ -82,7 +82,7 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
                 let generation = state.live()?.unwrap_or(live);
                 Some(PendingOutcome::Applied { generation })
             }
-            Err(e) if e.exit_code() == exit::TEMP_FAIL => {
+            Err(e) if e.is_deferral() => {
                 human.push_str(&format!(
                     "pending commit deferred again: {}\n",
                     e.chain().lines().next().unwrap_or_default()

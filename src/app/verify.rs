@@ -20,10 +20,14 @@ struct VerifyReport {
 
 pub(crate) fn verify(cfg: &Config) -> Result<Output> {
     let Some(state) = State::open(cfg)? else {
-        return Err(Error::bad_input("nothing to verify: no state yet"));
+        return Err(Error::NoGenerations {
+            state: cfg.state.clone(),
+        });
     };
     let Some(live) = state.live()? else {
-        return Err(Error::bad_input("nothing to verify: no generation is live"));
+        return Err(Error::NoLiveGeneration {
+            state: cfg.state.clone(),
+        });
     };
     let m = generation::load(&state, live)?;
     let report = VerifyReport {
@@ -38,10 +42,8 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
         );
         return Ok(Output::new(&report, human));
     }
-    Err(Error::bad_input(format!(
-        "generation {live}: {} problem(s) in store objects:\n  {}\nthe store was changed by hand; \
-         `svcdir-update rollback GEN` to a good generation, or fix the stock and commit",
-        report.problems.len(),
-        report.problems.join("\n  ")
-    )))
+    Err(Error::StoreDamaged {
+        generation: live,
+        problems: report.problems,
+    })
 }

@@ -14,7 +14,7 @@ use super::repair;
 use super::stage::{self, Prepared};
 use super::switch::{self, Switch};
 use crate::config::Config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, NotUp, Result};
 use crate::locks::update::LockPolicy;
 use crate::model::plan::{self, Plan};
 use crate::output::progress::Progress;
@@ -61,7 +61,7 @@ pub(crate) struct Committed {
 pub(crate) fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     let result = commit_now(cfg, opts);
     if let Err(err) = &result {
-        if err.exit_code() == exit::TEMP_FAIL {
+        if err.is_deferral() {
             record_pending(cfg, err);
         }
     }
@@ -207,12 +207,12 @@ fn gate(
     let Some(bad) = health::check_up(cfg, state, plan, timeout)? else {
         return Ok(());
     };
-    let failed = format!(
-        "{} did not come up within {}s after the switch to generation {generation} ({})",
-        bad.name,
-        timeout.as_secs_f64(),
-        bad.why
-    );
+    let failed = NotUp {
+        service: bad.name.clone(),
+        timeout,
+        generation,
+        why: bad.why.clone(),
+    };
     let Some(previous) = previous else {
         return Err(Error::AfterSwitch {
             generation,
@@ -244,6 +244,7 @@ fn gate(
         source: Some(Box::new(e)),
     })?;
     Err(Error::RolledBack {
-        what: format!("{failed}; rolled back: generation {previous} is live again"),
+        not_up: failed,
+        live: previous,
     })
 }

@@ -16,12 +16,7 @@ pub(crate) fn previous_generation(state: &State, live: u64) -> Result<u64> {
         .into_iter()
         .rev()
         .find(|&n| n < live)
-        .ok_or_else(|| {
-            Error::bad_input(format!(
-                "generation {live} is the oldest one left; there is nothing to roll back to \
-                 (`svcdir-update list` shows the generations)"
-            ))
-        })
+        .ok_or(Error::NothingToRollBack { live })
 }
 
 /// Loads generation `n` and makes sure it can replace `live` (rollback and the health gate).

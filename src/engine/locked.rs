@@ -61,16 +61,15 @@ impl LockedState {
     /// (returned too) — or says what to run first (exit 65).
     pub(crate) fn open_live(cfg: &Config, wait: Duration) -> Result<(LockedState, u64)> {
         let Some(state) = State::open(cfg)? else {
-            return Err(Error::bad_input(format!(
-                "{} holds no generations yet; run `svcdir-update commit` first",
-                cfg.state.display()
-            )));
+            return Err(Error::NoGenerations {
+                state: cfg.state.clone(),
+            });
         };
         let locked = LockedState::acquire_to_switch(cfg, state, wait)?;
         let Some(live) = locked.live()? else {
-            return Err(Error::bad_input(
-                "no generation is live yet; run `svcdir-update commit` first",
-            ));
+            return Err(Error::NoLiveGeneration {
+                state: cfg.state.clone(),
+            });
         };
         Ok((locked, live))
     }

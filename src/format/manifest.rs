@@ -136,10 +136,13 @@ pub(crate) fn entry_path_problem(path: &str) -> Option<&'static str> {
 /// A manifest edited into block-style YAML by hand still loads.
 pub(crate) fn parse<T: Document>(bytes: &[u8], path: &Path) -> Result<T> {
     let damaged = |why: String| {
-        Error::bad_input(format!(
-            "{}: the manifest is damaged ({why}); run `svcdir-update verify` and restore it from a backup or remove the generation",
-            path.display()
-        ))
+        Error::damaged(
+            path,
+            format!(
+                "the manifest is damaged ({why}); run `svcdir-update verify` and restore it from \
+                 a backup or remove the generation"
+            ),
+        )
     };
     let value: T = match serde_json::from_slice(bytes) {
         Ok(value) => value,

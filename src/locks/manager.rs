@@ -52,11 +52,10 @@ impl ManagerLock {
                 format!("{} held by {holder}", path.display())
             },
             |holder| {
-                Err(Error::busy(format!(
-                    "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
-                    path.display(),
-                    holder.map(|h| format!(" ({h})")).unwrap_or_default()
-                )))
+                Err(Error::ManagerLockHeld {
+                    lock: path.to_path_buf(),
+                    holder: holder.map(|h| h.to_string()),
+                })
             },
         )?;
         // Record who holds it (informative; the flock is the truth).

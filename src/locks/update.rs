@@ -86,6 +86,15 @@ pub(crate) enum Blocker {
     Legacy { service: String, path: PathBuf },
 }
 
+impl Blocker {
+    /// The service whose lock blocks.
+    fn service(&self) -> &str {
+        match self {
+            Blocker::Flock { service, .. } | Blocker::Legacy { service, .. } => service,
+        }
+    }
+}
+
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -221,17 +230,18 @@ pub(crate) fn acquire_all(
             held,
             overridden: Vec::new(),
         });
-        Ok(Attempt::Busy(describe_all(&blocked)))
+        Ok(Attempt::Busy(blocked))
     };
     wait::acquire(
         policy.wait,
         try_once,
-        |list| format!("update locks: {list}"),
-        |list| {
-            Err(Error::busy(format!(
-                "update locks are held: {list}. Nothing was stopped or switched{deferred}. \
-                 Retry when they are released, wait longer with --wait SECS, or override with --force"
-            )))
+        |blocked| format!("update locks: {}", describe_all(blocked)),
+        |blocked| {
+            Err(Error::UpdateLocksHeld {
+                services: blocked.iter().map(|b| b.service().to_string()).collect(),
+                holders: blocked.iter().map(Blocker::to_string).collect(),
+                deferred: deferred.to_string(),
+            })
         },
     )
 }

@@ -128,10 +128,18 @@ mod tests {
                 Ok(Attempt::Busy(asked.len()))
             },
             |n| format!("try {n}"),
-            |n| Err(Error::busy(format!("still held after {n} tries"))),
+            |n| {
+                Err(Error::ManagerLockHeld {
+                    lock: "/run/lock".into(),
+                    holder: Some(format!("still held after {n} tries")),
+                })
+            },
         );
         assert!(start.elapsed() >= Duration::from_millis(100));
-        assert!(matches!(got, Err(Error::Busy { .. })), "{got:?}");
+        assert!(
+            matches!(&got, Err(e) if e.is_deferral() && e.to_string().contains("tries")),
+            "{got:?}"
+        );
         assert!(asked.len() >= 2, "{asked:?}");
         assert_eq!(asked.first(), Some(&NameHolders(true)));
         assert_eq!(asked.last(), Some(&NameHolders(true)));
@@ -148,7 +156,11 @@ mod tests {
                 Ok(Attempt::<(), _>::Busy(()))
             },
             |()| unreachable!("no wait is announced"),
-            |()| Err(Error::busy("held")),
+            |()| {
+                Err(Error::PinHeld {
+                    pin: "/run/pin".into(),
+                })
+            },
         );
         assert!(got.is_err());
         assert_eq!(tries, 1);

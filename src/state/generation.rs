@@ -29,17 +29,17 @@ pub(crate) fn list(state: &State) -> Result<Vec<u64>> {
 /// Loads the manifest of generation `n`.
 pub(crate) fn load(state: &State, n: u64) -> Result<GenerationManifest> {
     let Some(dir) = state.generations.try_open_dir(n.to_string())? else {
-        return Err(Error::bad_input(format!(
-            "generation {n} does not exist; `svcdir-update list` shows the generations"
-        )));
+        return Err(Error::NoSuchGeneration { generation: n });
     };
     let m: GenerationManifest = documents::load(&dir, layout::GENERATION_MANIFEST)?;
     if m.generation != n {
-        return Err(Error::bad_input(format!(
-            "{}: the manifest says generation {}, not {n}; the state directory was edited by hand",
-            dir.path().display(),
-            m.generation
-        )));
+        return Err(Error::damaged(
+            dir.path(),
+            format!(
+                "the manifest says generation {}, not {n}; the state directory was edited by hand",
+                m.generation
+            ),
+        ));
     }
     Ok(m)
 }
@@ -62,11 +62,7 @@ pub(crate) fn check_complete(state: &State, m: &GenerationManifest) -> Result<()
             || !published.contains(object)
             || !published.contains(&layout::object_manifest_name(object))
         {
-            return Err(Error::bad_input(format!(
-                "generation {} is incomplete: {name} does not resolve to store object {object}; \
-                 run `svcdir-update verify`, or commit a new generation",
-                m.generation
-            )));
+            return Err(incomplete(m.generation, name, object));
         }
     }
     Ok(())
@@ -97,14 +93,22 @@ pub(crate) fn check_switchable(
                 .try_stat(layout::object_manifest_name(object))?
                 .is_none()
         {
-            return Err(Error::bad_input(format!(
-                "generation {} is incomplete: {name} does not resolve to store object {object}; \
-                 run `svcdir-update verify`, or commit a new generation",
-                m.generation
-            )));
+            return Err(incomplete(m.generation, name, object));
         }
     }
     Ok(())
+}
+
+/// Generation `generation` is incomplete: `service` does not resolve to `object`.
+fn incomplete(generation: u64, service: &str, object: &str) -> Error {
+    Error::DamagedGeneration {
+        generation,
+        service: service.to_string(),
+        what: format!(
+            "does not resolve to store object {object}: the generation is incomplete; run \
+             `svcdir-update verify`, or commit a new generation"
+        ),
+    }
 }
 
 /// Reads every service link of generation `m` and checks it names the
@@ -115,11 +119,14 @@ pub(crate) fn check_links(state: &State, m: &GenerationManifest) -> Result<()> {
         let link = dir.try_read_link(name)?;
         let want = layout::generation_link_target(object);
         if link.as_deref().and_then(|l| l.to_str()) != Some(want.as_str()) {
-            return Err(Error::bad_input(format!(
-                "generation {}: the link {name} does not point at {want}; the generation is damaged, \
-                 roll back to another one or commit a new generation",
-                m.generation
-            )));
+            return Err(Error::DamagedGeneration {
+                generation: m.generation,
+                service: name.clone(),
+                what: format!(
+                    "is a link that does not point at {want}; the generation is damaged, roll back \
+                     to another one or commit a new generation"
+                ),
+            });
         }
     }
     Ok(())

@@ -117,11 +117,12 @@ impl State {
         match self.dir.try_read_link(layout::LIVE)? {
             None => Ok(None),
             Some(target) => parse_live_target(&target).map(Some).ok_or_else(|| {
-                Error::bad_input(format!(
-                    "{} points at {:?}, which is not a generation; run `svcdir-update recover`",
-                    self.live_path().display(),
-                    target
-                ))
+                Error::damaged(
+                    self.live_path(),
+                    format!(
+                        "points at {target:?}, which is not a generation; run `svcdir-update recover`"
+                    ),
+                )
             }),
         }
     }
@@ -163,10 +164,12 @@ pub(crate) fn parse_generation_number(s: &str) -> Option<u64> {
 pub(crate) fn check_safe_dir(dir: &Dir) -> Result<()> {
     Trust::OWN_DIR.check(dir.path(), (&dir.self_stat()?).into())?;
     if let Some(name) = unreliable_fs(dir.statfs_type()?) {
-        return Err(Error::unsafe_env(format!(
-            "{} is on {name}, where flock and rename are not reliable; put the state on a local file system",
-            dir.path().display()
-        )));
+        return Err(Error::Unsafe {
+            role: "state directory",
+            path: dir.path().to_path_buf(),
+            found: format!("is on {name}, where flock and rename are not reliable"),
+            fix: "put the state on a local file system".into(),
+        });
     }
     Ok(())
 }

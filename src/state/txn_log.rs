@@ -7,6 +7,7 @@
 //! as its last line, so a torn or damaged log is detected, never guessed at.
 
 use std::io::Write;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -107,13 +108,17 @@ pub(crate) fn encode(log: &TxnLog) -> Result<Vec<u8>> {
 }
 
 /// Parses a log; any damage is an error that says what to do.
-pub(crate) fn decode(bytes: &[u8], shown: &str) -> Result<TxnLog> {
+pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<TxnLog> {
     let damaged = |why: &str| {
-        Error::bad_input(format!(
-            "{shown} is damaged ({why}); it cannot be trusted to finish or undo the interrupted \
-             transaction. Check `svcdir-update status` and `verify`, then move the file away and \
-             run `svcdir-update rollback GEN` to choose a generation by hand"
-        ))
+        Error::damaged(
+            path,
+            format!(
+                "the transaction log is damaged ({why}); it cannot be trusted to finish or undo \
+                 the interrupted transaction. Check `svcdir-update status` and `verify`, then \
+                 move the file away and run `svcdir-update rollback GEN` to choose a generation \
+                 by hand"
+            ),
+        )
     };
     let text = std::str::from_utf8(bytes).map_err(|_| damaged("not UTF-8"))?;
     let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
@@ -142,7 +147,7 @@ pub(crate) fn read(state: &Dir) -> Result<Option<TxnLog>> {
         return Ok(None);
     }
     let bytes = state.read_capped(layout::TXN, MAX_LOG_BYTES)?;
-    decode(&bytes, &state.join(layout::TXN).display().to_string()).map(Some)
+    decode(&bytes, &state.join(layout::TXN)).map(Some)
 }
 
 /// Removes the log (the transaction is over) durably.
@@ -216,18 +221,18 @@ mod tests {
     #[test]
     fn round_trips_and_detects_damage() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(decode(&bytes, "log").unwrap(), sample());
+        assert_eq!(decode(&bytes, Path::new("log")).unwrap(), sample());
         let truncated = &bytes[..bytes.len() / 2];
-        assert!(decode(truncated, "log").is_err());
+        assert!(decode(truncated, Path::new("log")).is_err());
         let nul = vec![0u8; bytes.len()];
-        assert!(decode(&nul, "log").is_err());
+        assert!(decode(&nul, Path::new("log")).is_err());
         let mut flipped = bytes.clone();
         flipped[5] ^= 0x01;
-        assert!(decode(&flipped, "log").is_err());
+        assert!(decode(&flipped, Path::new("log")).is_err());
         let unknown_phase = String::from_utf8(bytes.clone())
             .unwrap()
             .replace("phase: prepared", "phase: exploded");
-        assert!(decode(unknown_phase.as_bytes(), "log").is_err());
+        assert!(decode(unknown_phase.as_bytes(), Path::new("log")).is_err());
     }
 
     /// Re-signs a (damaged) body, so that the YAML parser, not the
@@ -251,9 +256,11 @@ mod tests {
         /// A damaged log is a log or a clear error, exit 65; never a panic.
         #[test]
         fn damaged_log_is_a_clear_error(bytes in crate::test_support::mutate::damaged(vec![encode(&sample()).unwrap()])) {
-            if let Err(e) = decode(&bytes, "/state/.txn.yaml") {
+            if let Err(e) = decode(&bytes, Path::new("/state/.txn.yaml")) {
                 proptest::prop_assert_eq!(e.exit_code(), 65);
-                proptest::prop_assert!(e.to_string().contains("/state/.txn.yaml is damaged"));
+                proptest::prop_assert!(
+                    e.kind() == "damaged" && e.path() == Some(Path::new("/state/.txn.yaml"))
+                );
             }
         }
 
@@ -261,15 +268,20 @@ mod tests {
         /// parser itself refuses, or yields a log.
         #[test]
         fn damaged_but_resigned_log_is_a_clear_error(body in crate::test_support::mutate::damaged(vec![body()])) {
-            if let Err(e) = decode(&resigned(&body), "/state/.txn.yaml") {
+            if let Err(e) = decode(&resigned(&body), Path::new("/state/.txn.yaml")) {
                 proptest::prop_assert_eq!(e.exit_code(), 65);
-                proptest::prop_assert!(e.to_string().contains("/state/.txn.yaml is damaged"));
+                proptest::prop_assert!(
+                    e.kind() == "damaged" && e.path() == Some(Path::new("/state/.txn.yaml"))
+                );
             }
         }
     }
 
     #[test]
     fn resigning_the_sample_keeps_it_valid() {
-        assert_eq!(decode(&resigned(&body()), "log").unwrap(), sample());
+        assert_eq!(
+            decode(&resigned(&body()), Path::new("log")).unwrap(),
+            sample()
+        );
     }
 }

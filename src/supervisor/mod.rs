@@ -195,12 +195,14 @@ pub(crate) fn wait_down(
             return Ok(());
         }
         if deadline.passed() {
-            return Err(Error::supervisor(format!(
-                "{} did not stop within {}s: {}",
-                dir.display(),
-                stop_timeout.as_secs_f64(),
-                st.text
-            )));
+            return Err(crate::error::Error::supervisor_of(
+                dir,
+                format!(
+                    "did not stop within {}s: {}",
+                    stop_timeout.as_secs_f64(),
+                    st.text
+                ),
+            ));
         }
         deadline.pause();
     }
@@ -256,11 +258,10 @@ pub(crate) fn send_down_and_wait(
         if !supervised(dir)? {
             return Ok(());
         }
-        return Err(Error::supervisor(format!(
-            "cannot stop {}: {}",
-            dir.display(),
-            down.failed(&out)
-        )));
+        return Err(Error::supervisor_of(
+            dir,
+            format!("could not be stopped: {}", down.failed(&out)),
+        ));
     }
     wait_down(dir, deadline, stop_timeout, status)
 }
@@ -292,11 +293,14 @@ pub(crate) fn query_status(
     if !out.success() {
         return Err(query.failed(&out));
     }
-    Err(Error::supervisor(format!(
-        "cannot understand `{}`: {:?}",
-        command::shown(&query.as_refs()),
-        out.stdout
-    )))
+    Err(Error::supervisor_of(
+        dir,
+        format!(
+            "has a status this tool cannot understand: `{}` printed {:?}",
+            command::shown(&query.as_refs()),
+            out.stdout
+        ),
+    ))
 }
 
 /// Polls `status` until the service has been up (and ready, if

@@ -105,13 +105,15 @@ impl S6 {
                 return Ok(());
             }
             let st = self.status(dir)?;
-            return Err(Error::supervisor(format!(
-                "{} did not stop within {}s ({}): {}",
-                dir.display(),
-                self.stop_timeout.as_secs_f64(),
-                st.text,
-                cmd.failed(&out)
-            )));
+            return Err(Error::supervisor_of(
+                dir,
+                format!(
+                    "did not stop within {}s ({}): {}",
+                    self.stop_timeout.as_secs_f64(),
+                    st.text,
+                    cmd.failed(&out)
+                ),
+            ));
         }
         wait_down(dir, deadline, self.stop_timeout, || self.status(dir))
     }

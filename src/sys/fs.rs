@@ -462,10 +462,10 @@ impl Dir {
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io("cannot read", &path, e))?;
         if bytes.len() as u64 > cap {
-            return Err(Error::bad_input(format!(
-                "{}: larger than {cap} bytes; it is not a file this tool wrote",
-                path.display()
-            )));
+            return Err(Error::damaged(
+                path,
+                format!("larger than {cap} bytes; it is not a file this tool wrote"),
+            ));
         }
         Ok(bytes)
     }
@@ -654,7 +654,12 @@ impl Dir {
     }
 
     /// `renameat(2)`, replacing the destination.
-    pub(crate) fn rename(&self, from: impl AsRef<Path>, to_dir: &Dir, to: impl AsRef<Path>) -> Result<()> {
+    pub(crate) fn rename(
+        &self,
+        from: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<()> {
         rustix::fs::renameat(&self.fd, from.as_ref(), &to_dir.fd, to.as_ref())
             .map_err(|e| Error::create("rename to", to_dir.join(to.as_ref()), io_err(e)))
     }
@@ -812,7 +817,12 @@ pub(crate) fn sync_file(file: &File, path: &Path) -> Result<()> {
 
 /// Copies a small file through memory and returns the BLAKE3 of exactly
 /// the bytes written (at most `len + 1` are read, so growth is noticed).
-pub(crate) fn copy_small(src: &File, dst: &File, len: u64, dst_path: &Path) -> Result<blake3::Hash> {
+pub(crate) fn copy_small(
+    src: &File,
+    dst: &File,
+    len: u64,
+    dst_path: &Path,
+) -> Result<blake3::Hash> {
     use std::io::{Read, Write};
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
     let reader = src;

@@ -97,7 +97,7 @@ impl Trust {
     pub(crate) fn check(&self, path: &Path, found: Found) -> Result<()> {
         let me = rustix::process::geteuid().as_raw();
         self.check_as(me, found)
-            .map_err(|problem| Error::unsafe_env(self.refusal(path, me, &problem)))
+            .map_err(|problem| self.refusal(path, me, &problem))
     }
 
     /// What is wrong with `found` for a process running as uid `me`.
@@ -119,32 +119,26 @@ impl Trust {
         Ok(())
     }
 
-    /// The one message style: what the path is, what was found, the fix.
-    fn refusal(&self, path: &Path, me: u32, problem: &Problem) -> String {
+    /// The one refusal: what the path is, what was found, the fix
+    /// ([`Error::Unsafe`] words them).
+    fn refusal(&self, path: &Path, me: u32, problem: &Problem) -> Error {
         let shown = path.display();
-        let subject = if self.what.is_empty() {
-            format!("`{shown}`")
-        } else {
-            format!("the {} `{shown}`", self.what)
-        };
-        let recreate = "remove it, the tool recreates it";
-        match (problem, self.remedy) {
-            (Problem::NotARegularFile(kind), _) => {
-                format!(
-                    "{subject} is {}, not a regular file; {recreate}",
-                    kind_name(*kind)
-                )
-            }
+        let (found, fix) = match (problem, self.remedy) {
+            (Problem::NotARegularFile(kind), _) => (
+                format!("is {}, not a regular file", kind_name(*kind)),
+                RECREATE.to_string(),
+            ),
             (Problem::Writable(mode), remedy) => {
                 let fix = match remedy {
                     Remedy::Repair => format!("run `chmod go-w {shown}`"),
-                    Remedy::Remove => recreate.to_string(),
+                    Remedy::Remove => RECREATE.to_string(),
                 };
-                format!(
-                    "{subject} is writable by {} (mode {:04o}); {fix}",
+                let found = format!(
+                    "is writable by {} (mode {:04o})",
                     writers(*mode),
                     mode & 0o7777
-                )
+                );
+                (found, fix)
             }
             (Problem::Owner(uid), remedy) => {
                 let (allowed, new_owner) = match self.owner {
@@ -154,21 +148,32 @@ impl Trust {
                 };
                 let fix = match remedy {
                     Remedy::Repair => format!("run `chown {new_owner} {shown}`"),
-                    Remedy::Remove => recreate.to_string(),
+                    Remedy::Remove => RECREATE.to_string(),
                 };
-                format!("{subject} is owned by uid {uid}, not by {allowed}; {fix}")
+                (format!("is owned by uid {uid}, not by {allowed}"), fix)
             }
+        };
+        Error::Unsafe {
+            role: self.what,
+            path: path.to_path_buf(),
+            found,
+            fix,
         }
     }
 }
 
+/// The fix for a file the tool makes itself and can make again.
+const RECREATE: &str = "remove it, the tool recreates it";
+
 /// Refuses (exit 77) `path`, a symlink where a lock file must be: found by
 /// `O_NOFOLLOW` before there is anything to stat.
 pub(crate) fn refuse_symlink(path: &Path) -> Error {
-    Error::unsafe_env(format!(
-        "`{}` is a symlink, not a regular file; remove it, the tool recreates it",
-        path.display()
-    ))
+    Error::Unsafe {
+        role: "",
+        path: path.to_path_buf(),
+        found: "is a symlink, not a regular file".into(),
+        fix: RECREATE.into(),
+    }
 }
 
 /// The mode and owner of a path, from `fstat`/`lstat` or [`std::fs::Metadata`].
@@ -298,8 +303,8 @@ mod tests {
     #[test]
     fn refusals_name_the_path_what_was_found_and_the_fix() {
         let path = Path::new("/srv/state");
-        let said = |t: Trust, p: Problem| t.refusal(path, ME, &p);
-        let said_to_root = |t: Trust, p: Problem| t.refusal(path, 0, &p);
+        let said = |t: Trust, p: Problem| t.refusal(path, ME, &p).to_string();
+        let said_to_root = |t: Trust, p: Problem| t.refusal(path, 0, &p).to_string();
         assert_eq!(
             said(Trust::OWN_DIR, Problem::Writable(DIR | 0o775)),
             "`/srv/state` is writable by group (mode 0775); run `chmod go-w /srv/state`"

@@ -74,7 +74,14 @@ fn sync_removes_links_of_services_no_longer_live() {
 #[test]
 fn sync_without_any_generation_says_to_commit_first() {
     let root = Root::example();
-    let run = root.run(&["--json", "sync"]).code(exit::DATA_ERR).kind("bad_input");
+    let run = root
+        .run(&["--json", "sync"])
+        .code(exit::DATA_ERR)
+        .kind("no_generations");
+    assert_eq!(
+        run.json()["error"]["path"],
+        root.state().display().to_string()
+    );
     assert!(
         run.stderr.contains("svcdir-update commit"),
         "{}",

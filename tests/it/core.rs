@@ -122,10 +122,14 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     // Back to 1, then nothing older is left: exit 65, nothing changes.
     root.run(&["rollback", "1"]).ok();
     let snap = root.snapshot();
-    let run = root.run(&["--json", "rollback"]).code(exit::DATA_ERR).kind("bad_input");
+    let run = root
+        .run(&["--json", "rollback"])
+        .code(exit::DATA_ERR)
+        .kind("nothing_to_roll_back");
+    assert_eq!(run.json()["error"]["generation"], 1, "{}", run.stdout);
     assert!(
-        run.stderr.contains("nothing to roll back to"),
-        "{}",
+        run.stderr.contains("svcdir-update list"),
+        "the refusal must say where the generations are listed:\n{}",
         run.stderr
     );
     assert_eq!(root.snapshot(), snap);
@@ -134,19 +138,18 @@ fn rollback_returns_to_the_previous_generation_and_its_content() {
     let run = root
         .run(&["--json", "rollback", "9"])
         .code(exit::DATA_ERR)
-        .kind("bad_input");
-    assert!(
-        run.stderr.contains("generation 9 does not exist"),
-        "{}",
-        run.stderr
-    );
+        .kind("no_such_generation");
+    assert_eq!(run.json()["error"]["generation"], 9, "{}", run.stdout);
     assert_eq!(root.snapshot(), snap);
 }
 
 #[test]
-fn rollback_before_any_commit_is_bad_input() {
+fn rollback_before_any_commit_says_there_are_no_generations() {
     let root = Root::example();
-    let run = root.run(&["--json", "rollback"]).code(exit::DATA_ERR).kind("bad_input");
+    let run = root
+        .run(&["--json", "rollback"])
+        .code(exit::DATA_ERR)
+        .kind("no_generations");
     assert!(run.stderr.contains("commit"), "{}", run.stderr);
     assert_eq!(root.live_generation(), None);
 }
@@ -486,12 +489,13 @@ fn commit_gives_up_with_75_while_another_process_holds_the_lock() {
     let run = root
         .run(&["--json", "--wait", "0.5", "commit"])
         .code(exit::TEMP_FAIL)
-        .kind("busy");
+        .kind("manager_lock_held");
     assert!(
         run.stderr.contains(&lock.display().to_string()),
         "{}",
         run.stderr
     );
+    assert_eq!(run.json()["error"]["path"], lock.display().to_string());
     assert!(run.stderr.contains("waiting up to 0.5s"), "{}", run.stderr);
     assert_eq!(root.snapshot(), snap);
 

@@ -160,8 +160,12 @@ fn gc_with_a_damaged_rollback_log_removes_nothing() {
     let run = root
         .run(&["--json", "gc", "--keep", "1"])
         .code(exit::DATA_ERR)
-        .kind("bad_input");
+        .kind("damaged");
     assert!(run.stderr.contains("damaged"), "{}", run.stderr);
+    assert_eq!(
+        run.json()["error"]["path"],
+        root.state().join(layout::TXN).display().to_string()
+    );
     assert_eq!(root.snapshot(), before);
     assert_eq!(store_objects(&root), objects);
 }

@@ -35,7 +35,7 @@ fn a_commit_that_cannot_get_the_manager_lock_records_a_pending_commit() {
     let run = root
         .run(&["--json", "--wait", "0", "commit"])
         .code(exit::TEMP_FAIL)
-        .kind("busy");
+        .kind("manager_lock_held");
     assert!(run.stderr.contains("recorded in"), "{}", run.stderr);
     let marker = std::fs::read_to_string(pending(&root)).unwrap();
     let (when, why) = marker.split_once('\n').unwrap();

@@ -70,9 +70,15 @@ fn a_damaged_log_stops_every_writing_command_and_changes_nothing() {
             let run = root
                 .run(&[&["--json"], args].concat())
                 .code(exit::DATA_ERR)
-                .kind("bad_input");
+                .kind("damaged");
+            assert_eq!(
+                run.json()["error"]["path"],
+                log_path.display().to_string(),
+                "{what}, {args:?}"
+            );
             assert!(
-                run.stderr.contains(".txn.yaml is damaged")
+                run.stderr
+                    .contains(".txn.yaml: the transaction log is damaged")
                     && run.stderr.contains("move the file away"),
                 "{what}, {args:?}: the message must say what to do:\n{}",
                 run.stderr
@@ -133,7 +139,7 @@ fn recover_rollback_undoes_a_switched_transaction() {
     let run = root
         .run(&["--json", "recover", "--rollback"])
         .code(exit::DATA_ERR)
-        .kind("bad_input");
+        .kind("no_interrupted_transaction");
     assert!(run.stderr.contains("rollback [GEN]"), "{}", run.stderr);
     assert_eq!(root.snapshot(), before);
 }

@@ -234,6 +234,21 @@ fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
         .code(exit::ROLLED_BACK)
         .kind("rolled_back");
     eprintln!("{family:?} --check-up failure said:\n{}", run.stderr);
+    let error = &run.json()["error"];
+    assert_eq!(
+        (
+            &error["service"],
+            &error["generation"],
+            &error["failed_generation"]
+        ),
+        (
+            &serde_json::json!("web"),
+            &serde_json::json!(1),
+            &serde_json::json!(2)
+        ),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stderr
             .contains(&format!("web did not come up within {secs}s")),
