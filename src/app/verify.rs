@@ -1,7 +1,9 @@
 //! `verify`: check every live store object against its manifest — type,
 //! mode, owner, content hash, link target, no missing or extra entries —
 //! ignoring the runtime entries supervisors create. Any difference is
-//! reported by path and exits 65.
+//! reported by path and exits 65. A kept symlink whose target does not
+//! exist (now) is a note, not a problem: the object still is what was
+//! committed, and the target may be made at boot (docs/design.md#links).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +24,8 @@ pub(crate) struct VerifyReport {
     pub generation: Option<u64>,
     pub objects: usize,
     pub problems: Vec<String>,
+    /// Dangling symlinks in live objects.
+    pub notes: Vec<String>,
 }
 
 pub(crate) fn verify(cfg: &Config) -> Result<Output> {
@@ -33,6 +37,7 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
     };
     let m = generation::load(&state, live)?;
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     for check in [generation::check_complete, generation::check_links] {
         if let Err(e) = check(&state, &m) {
             problems.push(e.to_string());
@@ -42,17 +47,24 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
         if let Err(e) = verify_object(cfg, &state, object, &mut problems) {
             problems.push(e.chain());
         }
+        if let Ok(manifest) = store::load_manifest(&state.store, object) {
+            notes.extend(dangling_links(&state.store.join(object), &manifest.entries));
+        }
     }
     let report = VerifyReport {
         generation: Some(live),
         objects: m.services.len(),
         problems,
+        notes,
     };
     if report.problems.is_empty() {
-        let human = format!(
+        let mut human = format!(
             "generation {live}: {} objects verified, all intact\n",
             report.objects
         );
+        for note in &report.notes {
+            human.push_str(&format!("  note: {note}\n"));
+        }
         return Ok(Output::new(&report, human));
     }
     Err(Error::bad_input(format!(
@@ -99,6 +111,23 @@ pub(crate) fn verify_object(
         compare(e, &st, None, &base, problems);
     }
     Ok(())
+}
+
+/// A note for every symlink of an object whose target does not exist,
+/// asked with one `stat` through the link, as the supervisor would.
+fn dangling_links(base: &std::path::Path, entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Symlink)
+        .filter(|e| std::fs::metadata(base.join(&e.path)).is_err())
+        .map(|e| {
+            format!(
+                "{}: dangling symlink (-> {})",
+                base.join(&e.path).display(),
+                e.target.as_deref().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 fn walk(
