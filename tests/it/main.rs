@@ -21,6 +21,7 @@ mod boot;
 mod concurrency;
 mod core;
 mod crash;
+mod distros;
 mod dpkg;
 mod durability;
 mod gc;
