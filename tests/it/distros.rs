@@ -122,6 +122,8 @@ fn changing_the_shared_run_changes_exactly_the_services_that_use_it() {
         ["agetty-generic", "agetty-tty1", "agetty-tty2"],
         "{plan:#}"
     );
+    let tty1 = &plan["services"].as_array().unwrap()[1];
+    assert_eq!(tty1["reason"], "run (via ../agetty-generic/run) changed");
     root.commit().ok();
     let after = objects(&root);
     for ((name, was), (_, now)) in before.iter().zip(&after) {
