@@ -44,11 +44,8 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
         }
     }
     for object in m.services.values() {
-        if let Err(e) = verify_object(cfg, &state, object, &mut problems) {
+        if let Err(e) = verify_object(cfg, &state, object, &mut problems, &mut notes) {
             problems.push(e.chain());
-        }
-        if let Ok(manifest) = store::load_manifest(&state.store, object) {
-            notes.extend(dangling_links(&state.store.join(object), &manifest.entries));
         }
     }
     let report = VerifyReport {
@@ -75,15 +72,18 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
     )))
 }
 
-/// Compares one object directory with its manifest; appends differences.
+/// Compares one object directory with its manifest; appends differences
+/// to `problems` and dangling symlinks to `notes`.
 pub(crate) fn verify_object(
     cfg: &Config,
     state: &State,
     object: &str,
     problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> Result<()> {
     let manifest = store::load_manifest(&state.store, object)?;
     let base = state.store.join(object);
+    notes.extend(dangling_links(&base, &manifest.entries));
     if layout::object_name(&manifest.service, &tree::digest(&manifest.entries)) != object {
         problems.push(format!(
             "{}: the manifest does not match the object's digest",

@@ -94,8 +94,10 @@ impl Document for ObjectManifest {
                         && e.blake3.is_some()
                         && e.from_link.as_deref().is_none_or(is_link_target)
                 }
-                EntryKind::Symlink => e.target.as_deref().is_some_and(is_link_target),
-                EntryKind::Dir => true,
+                EntryKind::Symlink => {
+                    e.target.as_deref().is_some_and(is_link_target) && e.from_link.is_none()
+                }
+                EntryKind::Dir => e.from_link.is_none(),
             };
             if !ok {
                 return Some(format!("entry {:?} lacks its size, hash or target", e.path));

@@ -61,7 +61,9 @@ pub(super) fn walk_service(
         linked: Vec::new(),
     };
     walker.walk_root(dir)?;
-    if let Some(kind) = s6rc::source_kind(dir, &walker.entries)? {
+    let source_kind =
+        s6rc::source_kind(dir, &walker.entries).map_err(|e| walker.raced(e, "type"))?;
+    if let Some(kind) = source_kind {
         // Its `run` (if any) is not what a supervisor runs: the
         // required-entry messages would send the user the wrong way.
         walker.problem(
@@ -429,6 +431,7 @@ impl Walker<'_> {
         let shown = self.base.join(rel);
         let fix = "point the link at an existing executable, or replace it with the script";
         let refusal = match resolution {
+            // Stored as that file by the caller; nothing to judge.
             Resolution::File { .. } => None,
             Resolution::Loop => {
                 self.problem(
