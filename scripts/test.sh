@@ -28,6 +28,15 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# tests/it/distros.rs runs Debian's own runit-services (made by cpsv from the
+# runit package): fetch the two packages once, from Debian's archive.
+debs=target/distro-debs
+if ! ls "$debs"/runit_*.deb "$debs"/runit-services_*.deb >/dev/null 2>&1; then
+  mkdir -p "$debs"
+  (cd "$debs" && { apt-get download -qq runit runit-services 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq runit runit-services; }; })
+fi
+
 # Every test left out for a missing tool appends a line here (the harness's
 # `left_out_log`, under CARGO_TARGET_TMPDIR); counted at the end, pass or fail.
 left_out="${CARGO_TARGET_DIR:-target}/tmp/left-out-for-missing-tools.txt"

@@ -1,6 +1,6 @@
 //! `verify`: check every live store object against its manifest
 //! ([`crate::engine::verify`]); any difference is reported by path and
-//! exits 65.
+//! exits 65; dangling symlinks are notes, not failures.
 
 use serde::Serialize;
 
@@ -16,6 +16,8 @@ struct VerifyReport {
     generation: Option<u64>,
     objects: usize,
     problems: Vec<String>,
+    /// Dangling symlinks in live objects.
+    notes: Vec<String>,
 }
 
 pub(crate) fn verify(cfg: &Config) -> Result<Output> {
@@ -30,16 +32,21 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
         });
     };
     let m = generation::load(&state, live)?;
+    let found = engine::verify::findings(cfg, &state, &m);
     let report = VerifyReport {
         generation: Some(live),
         objects: m.services.len(),
-        problems: engine::verify::problems(cfg, &state, &m),
+        problems: found.problems,
+        notes: found.notes,
     };
     if report.problems.is_empty() {
-        let human = format!(
+        let mut human = format!(
             "generation {live}: {} objects verified, all intact\n",
             report.objects
         );
+        for note in &report.notes {
+            human.push_str(&format!("  note: {note}\n"));
+        }
         return Ok(Output::new(&report, human));
     }
     Err(Error::StoreDamaged {

@@ -63,6 +63,9 @@ pub(crate) fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
     for note in &stock.notes {
         report::debug(note);
     }
+    for notice in &stock.notices {
+        report::info(notice);
+    }
     for s in stock.services.values() {
         for path in &s.stripped_setid {
             report::info(&format!(

@@ -1,7 +1,9 @@
 //! Verifying store objects against their manifests — type, mode, owner,
 //! content hash, link target, no missing or extra entries — ignoring the
 //! runtime entries supervisors create. This module only reads; it reports
-//! differences by path and never repairs them.
+//! differences by path and never repairs them. A kept symlink whose target
+//! does not exist (now) is a note, not a problem: the object still is what
+//! was committed, and the target may be made at boot (docs/design.md#links).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,32 +17,41 @@ use crate::state::layout;
 use crate::state::store;
 use crate::sys::fs::{Dir, Kind};
 
+/// What verifying a generation found.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    /// Every difference from the manifests: the generation is damaged.
+    pub problems: Vec<String>,
+    /// Dangling symlinks in its objects: worth saying, not a failure.
+    pub notes: Vec<String>,
+}
+
 /// Every difference between generation `m` (its completeness, its scan
 /// directory links, each of its store objects) and its manifests.
-pub(crate) fn problems(cfg: &Config, state: &State, m: &GenerationManifest) -> Vec<String> {
-    let mut problems = Vec::new();
+pub(crate) fn findings(cfg: &Config, state: &State, m: &GenerationManifest) -> Findings {
+    let mut found = Findings::default();
     for check in [generation::check_complete, generation::check_links] {
         if let Err(e) = check(state, m) {
-            problems.push(e.to_string());
+            found.problems.push(e.to_string());
         }
     }
     for object in m.services.values() {
-        if let Err(e) = verify_object(cfg, state, object, &mut problems) {
-            problems.push(e.chain());
+        if let Err(e) = verify_object(cfg, state, object, &mut found) {
+            found.problems.push(e.chain());
         }
     }
-    problems
+    found
 }
 
-/// Compares one object directory with its manifest; appends differences.
-fn verify_object(
-    cfg: &Config,
-    state: &State,
-    object: &str,
-    problems: &mut Vec<String>,
-) -> Result<()> {
+/// Compares one object directory with its manifest; appends differences
+/// and dangling symlinks to `found`.
+fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings) -> Result<()> {
     let manifest = store::load_manifest(&state.store, object)?;
     let base = state.store.join(object);
+    found
+        .notes
+        .extend(dangling_links(&base, &manifest.entries));
+    let problems = &mut found.problems;
     if layout::object_name(&manifest.service, &tree::digest(&manifest.entries)) != object {
         problems.push(format!(
             "{}: the manifest does not match the object's digest",
@@ -56,10 +67,10 @@ fn verify_object(
         .map(|e| (e.path.as_str(), e))
         .collect();
     let root = state.store.open_dir(object)?;
-    let mut found = BTreeSet::new();
-    walk(cfg, &root, "", &want, &mut found, problems, &base)?;
+    let mut seen = BTreeSet::new();
+    walk(cfg, &root, "", &want, &mut seen, problems, &base)?;
     for path in want.keys() {
-        if *path != tree::ROOT && !found.contains(*path) {
+        if *path != tree::ROOT && !seen.contains(*path) {
             problems.push(format!("{}: missing", base.join(path).display()));
         }
     }
@@ -68,6 +79,23 @@ fn verify_object(
         compare(e, &st, None, &base, problems);
     }
     Ok(())
+}
+
+/// A note for every symlink of an object whose target does not exist,
+/// asked with one `stat` through the link, as the supervisor would.
+fn dangling_links(base: &std::path::Path, entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Symlink)
+        .filter(|e| std::fs::metadata(base.join(&e.path)).is_err())
+        .map(|e| {
+            format!(
+                "{}: dangling symlink (-> {})",
+                base.join(&e.path).display(),
+                e.target.as_deref().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 fn walk(

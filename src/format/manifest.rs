@@ -89,12 +89,15 @@ impl Document for ObjectManifest {
                 return Some(format!("entry {:?}: {why}", e.path));
             }
             let ok = match e.kind {
-                EntryKind::File => e.size.is_some() && e.blake3.is_some(),
-                EntryKind::Symlink => e
-                    .target
-                    .as_deref()
-                    .is_some_and(|t| !t.is_empty() && !t.chars().any(char::is_control)),
-                EntryKind::Dir => true,
+                EntryKind::File => {
+                    e.size.is_some()
+                        && e.blake3.is_some()
+                        && e.from_link.as_deref().is_none_or(is_link_target)
+                }
+                EntryKind::Symlink => {
+                    e.target.as_deref().is_some_and(is_link_target) && e.from_link.is_none()
+                }
+                EntryKind::Dir => e.from_link.is_none(),
             };
             if !ok {
                 return Some(format!("entry {:?} lacks its size, hash or target", e.path));
@@ -102,6 +105,12 @@ impl Document for ObjectManifest {
         }
         None
     }
+}
+
+/// A symlink target as stock validation admits it: not empty, no control
+/// character.
+fn is_link_target(target: &str) -> bool {
+    !target.is_empty() && !target.chars().any(char::is_control)
 }
 
 /// 64 lowercase hex digits (a BLAKE3 digest as written by this tool).
@@ -181,6 +190,7 @@ mod tests {
             size: Some(3),
             blake3: Some(blake3::hash(b"run").into()),
             target: None,
+            from_link: None,
         };
         let link = Entry {
             path: "env/link".into(),
@@ -191,6 +201,7 @@ mod tests {
             size: None,
             blake3: None,
             target: Some("/etc/hostname".into()),
+            from_link: None,
         };
         let mut entries = vec![
             Entry {
@@ -202,6 +213,7 @@ mod tests {
                 size: None,
                 blake3: None,
                 target: None,
+                from_link: None,
             },
             run,
             link,

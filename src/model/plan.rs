@@ -38,6 +38,10 @@ impl fmt::Display for Action {
 pub(crate) struct FileChange {
     pub path: String,
     pub change: &'static str,
+    /// The stock symlink the new file was resolved from, if any
+    /// (docs/design.md#links), so a reason can say where a change came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -172,6 +176,8 @@ pub(crate) fn diff_entries(old: &[Entry], new: &[Entry]) -> Vec<FileChange> {
                     "content"
                 } else if a.kind == EntryKind::Symlink && a.target != b.target {
                     "target"
+                } else if a.from_link != b.from_link {
+                    "link"
                 } else if a.mode != b.mode {
                     "mode"
                 } else if (a.uid, a.gid) != (b.uid, b.gid) {
@@ -185,6 +191,7 @@ pub(crate) fn diff_entries(old: &[Entry], new: &[Entry]) -> Vec<FileChange> {
         out.push(FileChange {
             path: path.to_string(),
             change,
+            via: new_map.get(path).and_then(|e| e.from_link.clone()),
         });
     }
     out
@@ -198,9 +205,10 @@ pub(crate) fn describe_files(files: &[FileChange]) -> String {
         1..=3 => {
             let list: Vec<String> = files
                 .iter()
-                .map(|f| match f.change {
-                    "content" => f.path.clone(),
-                    other => format!("{} ({other})", f.path),
+                .map(|f| match (f.change, &f.via) {
+                    ("content", None) => f.path.clone(),
+                    ("content", Some(link)) => format!("{} (via {link})", f.path),
+                    (other, _) => format!("{} ({other})", f.path),
                 })
                 .collect();
             format!("{} changed", list.join(", "))
@@ -213,6 +221,29 @@ pub(crate) fn describe_files(files: &[FileChange]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_file_from_a_link_says_where_it_came_from() {
+        let run = |content: &[u8], from_link: Option<&str>| Entry {
+            path: "run".into(),
+            kind: EntryKind::File,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: Some(content.len() as u64),
+            blake3: Some(blake3::hash(content).into()),
+            target: None,
+            from_link: from_link.map(str::to_string),
+        };
+        let via = Some("../agetty-generic/run");
+        let files = diff_entries(&[run(b"a", via)], &[run(b"b", via)]);
+        assert_eq!(
+            describe_files(&files),
+            "run (via ../agetty-generic/run) changed"
+        );
+        let files = diff_entries(&[run(b"a", None)], &[run(b"a", via)]);
+        assert_eq!(describe_files(&files), "run (link) changed");
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

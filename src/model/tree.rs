@@ -52,6 +52,11 @@ pub(crate) struct Entry {
     /// A symlink's target, verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// For a file that the stock ships as a symlink resolved inside a stock
+    /// tree (`run -> ../agetty-generic/run`): that link's target, verbatim.
+    /// The file holds the target's content; see docs/design.md#links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_link: Option<String>,
 }
 
 impl Entry {
@@ -70,10 +75,16 @@ impl Entry {
             EntryKind::Dir => "",
         };
         // Paths and targets never hold NUL or newline (stock validation
-        // rejects control characters), so this encoding is unambiguous.
+        // rejects control characters), so this encoding is unambiguous. The
+        // link a file came from is added only when there is one, so the
+        // digests of trees without such files stay what they were.
+        let via = match &self.from_link {
+            Some(link) => format!("\0via {link}"),
+            None => String::new(),
+        };
         out.extend_from_slice(
             format!(
-                "{}\0{}\0{:o}\0{}\0{}\0{}\n",
+                "{}\0{}\0{:o}\0{}\0{}\0{}{via}\n",
                 self.path, self.kind, self.mode, self.uid, self.gid, payload
             )
             .as_bytes(),
@@ -190,6 +201,7 @@ mod tests {
             size: Some(content.len() as u64),
             blake3: Some(blake3::hash(content).into()),
             target: None,
+            from_link: None,
         }
     }
 
@@ -202,6 +214,9 @@ mod tests {
         assert_ne!(d, digest(&[file("finish", 0o755, b"a")]));
         assert_eq!(d, digest(&[file("run", 0o755, b"a")]));
         assert_eq!(d.len(), 64);
+        let mut linked = file("run", 0o755, b"a");
+        linked.from_link = Some("../agetty-generic/run".into());
+        assert_ne!(d, digest(&[linked]), "where a file came from is covered");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! [`stage_object`] copies a stock service into `<state>/.tmp-<object>`
 //! fd-relative (no symlink is followed, set-id bits stripped, owner and mode
-//! kept, every file's copy re-hashed against the digest); [`publish_object`]
+//! kept, every file's copy re-hashed against the digest; a file the stock
+//! ships as a link into a stock tree is read where the scan resolved it,
+//! beneath that tree); [`publish_object`]
 //! renames it into place with `RENAME_NOREPLACE`. An existing object is
 //! never rewritten: identical content means the very same directory (inode)
 //! across generations, which is what keeps unchanged services running.
@@ -118,7 +120,14 @@ fn copy_entries(
                 let d = dst.create_dir(base, 0o700)?;
                 dirs.insert(entry.path.clone(), (s, d));
             }
-            EntryKind::File => copy_file(src, dst, entry, stock_path, per_file)?,
+            EntryKind::File => {
+                let from = match entry.from_link {
+                    None => src.open_file(base),
+                    Some(_) => open_linked_file(service, &entry.path),
+                }
+                .map_err(|e| stock::raced(e, &stock_path()))?;
+                copy_file(&from, dst, entry, stock_path, per_file)?;
+            }
             EntryKind::Symlink => {
                 dst.symlink(entry.target.as_deref().unwrap_or_default(), base)?;
                 if !owned_by_us(entry) {
@@ -130,10 +139,20 @@ fn copy_entries(
     Ok(dirs)
 }
 
-/// Copies the file `entry` from `src` to `dst`, checks that what was
+/// Opens the file that the linked entry `path` of `service` was resolved to,
+/// beneath its stock tree (no symlink followed: the scan already did the
+/// following, and a link swapped in since is a race, not a new target).
+fn open_linked_file(service: &StockService, path: &str) -> Result<std::fs::File> {
+    let Some(linked) = service.linked.iter().find(|l| l.entry == path) else {
+        return Err(stock::changed_while_reading(&service.dir().join(path)));
+    };
+    Dir::open_following(&linked.tree)?.open_file(&linked.rel)
+}
+
+/// Copies the file `entry` from `from` to `dst`, checks that what was
 /// written has the scanned hash, then sets its owner and mode.
 fn copy_file(
-    src: &Dir,
+    from: &std::fs::File,
     dst: &Dir,
     entry: &tree::Entry,
     stock_path: impl Fn() -> PathBuf,
@@ -141,12 +160,9 @@ fn copy_file(
 ) -> Result<()> {
     let base = tree::base_of(&entry.path);
     let dst_path = dst.join(base);
-    let from = src
-        .open_file(base)
-        .map_err(|e| stock::raced(e, &stock_path()))?;
     // Mode is set exactly below, after the owner.
     let to = dst.create_private_file(base)?;
-    let hash = copy_and_hash(&from, &to, dst, base, &dst_path, entry.size.unwrap_or(0))?;
+    let hash = copy_and_hash(from, &to, dst, base, &dst_path, entry.size.unwrap_or(0))?;
     if Some(tree::ContentHash::from(hash)) != entry.blake3 {
         return Err(stock::changed_while_reading(&stock_path()));
     }

@@ -4,18 +4,22 @@
 //! [`scan`] opens each configured tree, merges them (a later tree overrides
 //! the same service name in an earlier one), drops disabled services, and
 //! walks every service fd-relative without following symlinks, producing the
-//! canonical [`Entry`] list and digest of each. Every problem found is
+//! canonical [`Entry`] list and digest of each (a symlink to a file beneath a
+//! stock tree is resolved there and recorded as that file). Every problem found is
 //! collected, so `check` can report them all at once. This module only
 //! reads; it never writes to a stock tree or anywhere else.
 //!
 //! The steps live in one module each: `trees` (open the trees, choose a tree
 //! per service), `walker` (walk one service, per-entry checks), `required`
-//! (`run` and `log/run`), `budget` (the entry limit shared by all walks) and
-//! `race` (the stock changed while reading).
+//! (`run` and `log/run`), `links` (where a shipped symlink leads), `s6rc`
+//! (s6-rc source is refused), `budget` (the entry limit shared by all walks)
+//! and `race` (the stock changed while reading).
 
 mod budget;
+mod links;
 mod race;
 mod required;
+mod s6rc;
 pub(crate) mod stat_cache;
 mod trees;
 mod walker;
@@ -49,6 +53,20 @@ pub(crate) struct StockService {
     pub digest: String,
     /// Paths whose set-id bits were stripped.
     pub stripped_setid: Vec<String>,
+    /// The entries that the stock ships as symlinks to files beneath a
+    /// stock tree, and where those files are; the copy reads them there.
+    pub linked: Vec<LinkedFile>,
+}
+
+/// A file entry whose content comes from the file a symlink leads to.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkedFile {
+    /// The entry's path in the service.
+    pub entry: String,
+    /// The stock tree that holds the file.
+    pub tree: PathBuf,
+    /// The file, relative to `tree`; opened beneath it, never following a link.
+    pub rel: PathBuf,
 }
 
 impl StockService {
@@ -69,6 +87,9 @@ pub(crate) struct Stock {
     pub trees: Vec<PathBuf>,
     /// Informational lines: overrides, disabled services.
     pub notes: Vec<String>,
+    /// Lines the operator should see on every commit: links left out of or
+    /// kept as links in a copy (see docs/design.md#links).
+    pub notices: Vec<String>,
     /// The stat cache after this scan (new hashes added, vanished files dropped).
     pub cache: StatCache,
 }
@@ -84,6 +105,7 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
         cfg,
         cache: &cache,
         budget: &budget,
+        roots: &chosen.tree_dirs,
     };
     let walked = walk_services(&context, &chosen);
     let mut cache = cache;
@@ -91,9 +113,11 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
         let WalkedService {
             service,
             problems: mut service_problems,
+            notices: mut service_notices,
             hashed,
         } = result?;
         problems.append(&mut service_problems);
+        stock.notices.append(&mut service_notices);
         for (fp, hash) in hashed {
             cache.insert(fp, hash, scan_start);
         }

@@ -1,7 +1,9 @@
 //! Walking one service directory: fd-relative, never following a symlink,
 //! one [`Entry`] per file, directory and symlink, with the per-entry checks
 //! (names, path length, depth, size, file types, runtime and dpkg entries,
-//! set-id bits) and the entry budget. Reads only; new file hashes are
+//! set-id bits, s6-rc source) and the entry budget. A symlink that leads to
+//! a file beneath a stock tree becomes that file (`src/stock/links.rs`);
+//! one that is run-time state is left out. Reads only; new file hashes are
 //! returned for the stat cache, never written here.
 
 use std::ffi::OsStr;
@@ -12,19 +14,21 @@ use crate::error::{Error, Problem, Result};
 use crate::model::limits::MAX_PATH;
 use crate::model::tree::{self, Entry, EntryKind};
 use crate::stock::stat_cache::{Fingerprint, StatCache};
-use crate::stock::StockService;
 use crate::stock::budget::EntryBudget;
+use crate::stock::links::{self, OutsideTarget, Resolution};
 use crate::stock::race::raced;
-use crate::stock::required;
+use crate::stock::{LinkedFile, StockService, required, s6rc};
 use crate::sys::fs::{Dir, Kind};
 
 /// Suffixes dpkg gives files it is still unpacking.
 const DPKG_IN_FLIGHT: [&str; 2] = [".dpkg-new", ".dpkg-tmp"];
 
-/// One walked service: the service, its problems, and newly hashed files.
+/// One walked service: the service, its problems, its notices (one line
+/// each, naming the path) and newly hashed files.
 pub(super) struct WalkedService {
     pub service: StockService,
     pub problems: Vec<Problem>,
+    pub notices: Vec<String>,
     pub hashed: Vec<(Fingerprint, [u8; 32])>,
 }
 
@@ -33,6 +37,8 @@ pub(super) struct WalkContext<'a> {
     pub cfg: &'a Config,
     pub cache: &'a StatCache,
     pub budget: &'a EntryBudget,
+    /// Every open stock tree, in config order: where links are resolved.
+    pub roots: &'a [Dir],
 }
 
 /// Walks the service `name` of the stock tree `tree`, open as `dir`.
@@ -49,12 +55,26 @@ pub(super) fn walk_service(
         entries: Vec::new(),
         fingerprints: Vec::new(),
         problems: Vec::new(),
+        notices: Vec::new(),
         hashed: Vec::new(),
         stripped: Vec::new(),
+        linked: Vec::new(),
     };
     walker.walk_root(dir)?;
-    for missing in required::missing_entries(&walker.entries) {
-        walker.problem(missing.rel, missing.what, missing.fix);
+    let source_kind =
+        s6rc::source_kind(dir, &walker.entries).map_err(|e| walker.raced(e, "type"))?;
+    if let Some(kind) = source_kind {
+        // Its `run` (if any) is not what a supervisor runs: the
+        // required-entry messages would send the user the wrong way.
+        walker.problem(
+            tree::ROOT,
+            format!("this is s6-rc source (its `type` file says `{kind}`)"),
+            "compile it with s6-rc-compile; svcdir-update manages compiled service directories",
+        );
+    } else {
+        for missing in required::missing_entries(&walker.entries) {
+            walker.problem(missing.rel, missing.what, missing.fix);
+        }
     }
     Ok(walker.finish(name, tree))
 }
@@ -66,8 +86,10 @@ struct Walker<'a> {
     entries: Vec<Entry>,
     fingerprints: Vec<Fingerprint>,
     problems: Vec<Problem>,
+    notices: Vec<String>,
     hashed: Vec<(Fingerprint, [u8; 32])>,
     stripped: Vec<String>,
+    linked: Vec<LinkedFile>,
 }
 
 impl Walker<'_> {
@@ -119,8 +141,10 @@ impl Walker<'_> {
                 fingerprints,
                 digest,
                 stripped_setid: self.stripped,
+                linked: self.linked,
             },
             problems: self.problems,
+            notices: self.notices,
             hashed: self.hashed,
         }
     }
@@ -143,7 +167,7 @@ impl Walker<'_> {
             if !self.context.budget.take() {
                 return Ok(());
             }
-            if self.is_refused_entry(&rel, utf8) {
+            if self.is_left_out(dir, &name, &rel, utf8)? {
                 continue;
             }
             self.visit(dir, &name, rel, depth)?;
@@ -180,16 +204,31 @@ impl Walker<'_> {
         Some(utf8)
     }
 
-    /// Whether `rel` is an entry no stock service may ship (recorded as a
-    /// problem): a supervisor's runtime entry, or a file dpkg is unpacking.
-    fn is_refused_entry(&mut self, rel: &str, utf8: &str) -> bool {
+    /// Whether `rel` stays out of the service's entries: a symlink where a
+    /// supervisor keeps its runtime state (Debian's `supervise ->
+    /// /run/runit/supervise.NAME`: left out with a notice, so each store
+    /// object gets its own), or an entry no stock service may ship
+    /// (recorded as a problem): any other runtime entry, or a file dpkg is
+    /// unpacking.
+    fn is_left_out(&mut self, dir: &Dir, name: &OsStr, rel: &str, utf8: &str) -> Result<bool> {
         if self.context.cfg.runtime_entries.iter().any(|e| e == rel) {
-            self.problem(
-                rel,
-                "ships a runtime entry that only the supervisor may create",
-                "remove it from the stock service (supervisors create it at run time)",
-            );
-            return true;
+            let st = dir.stat(name).map_err(|e| self.raced(e, rel))?;
+            if Kind::of(&st) == Kind::Symlink {
+                let target = dir.read_link(name).map_err(|e| self.raced(e, rel))?;
+                self.notices.push(format!(
+                    "{}: left out: a symlink to run-time state ({}), which the supervisor \
+                     recreates inside each copy",
+                    self.base.join(rel).display(),
+                    target.display()
+                ));
+            } else {
+                self.problem(
+                    rel,
+                    "ships a runtime entry that only the supervisor may create",
+                    "remove it from the stock service (supervisors create it at run time)",
+                );
+            }
+            return Ok(true);
         }
         if DPKG_IN_FLIGHT.iter().any(|s| utf8.ends_with(s)) {
             self.problems.push(Problem {
@@ -198,9 +237,9 @@ impl Walker<'_> {
                 fix: "retry when the package manager is done, or run `dpkg --configure -a`".into(),
                 transient: true,
             });
-            return true;
+            return Ok(true);
         }
-        false
+        Ok(false)
     }
 
     /// Stats the entry `name` of `dir` and records it by its type.
@@ -324,11 +363,155 @@ impl Walker<'_> {
             );
             return Ok(());
         }
-        entry.kind = EntryKind::Symlink;
-        entry.mode = 0o777;
-        entry.target = Some(target);
-        self.push(entry, st);
+        let link = self.base.join(&entry.path);
+        let resolution = links::resolve(self.context.roots, &link, &target)
+            .map_err(|e| self.raced(e, &entry.path))?;
+        match resolution {
+            Resolution::File { root, rel, stat } => {
+                self.visit_linked_file(entry, st, target, root, rel, &stat)
+            }
+            other => {
+                self.judge_kept_link(&entry.path, &target, other);
+                entry.kind = EntryKind::Symlink;
+                entry.mode = 0o777;
+                entry.target = Some(target);
+                self.push(entry, st);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a link that leads to a file beneath a stock tree as that
+    /// file: its content, mode and owner, and the link it came from. The
+    /// fingerprint stays the link's own, which is what the pre-publish
+    /// re-check stats; the copy re-hashes the target.
+    fn visit_linked_file(
+        &mut self,
+        mut entry: Entry,
+        link_st: &rustix::fs::Stat,
+        target: String,
+        root: usize,
+        rel: PathBuf,
+        st: &rustix::fs::Stat,
+    ) -> Result<()> {
+        #[allow(clippy::unnecessary_cast)]
+        let size = st.st_size as u64;
+        let max_file_size = self.context.cfg.limits.max_file_size;
+        if size > max_file_size {
+            self.problem(
+                &entry.path,
+                format!("the file it links to is {size} bytes; the limit is {max_file_size}"),
+                "raise `limits: {max_file_size: N}` if this is intended",
+            );
+            return Ok(());
+        }
+        let roots = self.context.roots;
+        let hash = self.content_hash(&roots[root], rel.as_os_str(), &entry.path, st)?;
+        entry.mode = self.mode_of(&entry.path, st);
+        entry.uid = st.st_uid;
+        entry.gid = st.st_gid;
+        entry.kind = EntryKind::File;
+        entry.size = Some(size);
+        entry.blake3 = Some(tree::ContentHash(hash));
+        entry.from_link = Some(target);
+        self.linked.push(LinkedFile {
+            entry: entry.path.clone(),
+            tree: roots[root].path().to_path_buf(),
+            rel,
+        });
+        self.push(entry, link_st);
         Ok(())
+    }
+
+    /// The problem or notice for a link that stays a link: one the
+    /// supervisor executes must lead to an executable file; a loop is
+    /// always wrong; anything else is kept and said.
+    fn judge_kept_link(&mut self, rel: &str, target: &str, resolution: Resolution) {
+        let executed = links::EXECUTED.contains(&rel);
+        let shown = self.base.join(rel);
+        let fix = "point the link at an existing executable, or replace it with the script";
+        let refusal = match resolution {
+            // Stored as that file by the caller; nothing to judge.
+            Resolution::File { .. } => None,
+            Resolution::Loop => {
+                self.problem(
+                    rel,
+                    format!(
+                        "is a symlink loop: {} links followed from {target:?} without reaching a file",
+                        links::MAX_HOPS
+                    ),
+                    "break the loop: point the link at a file",
+                );
+                None
+            }
+            Resolution::Dangling { path } if executed => Some(format!(
+                "is a symlink to {}, which does not exist",
+                path.display()
+            )),
+            Resolution::Dangling { path } => {
+                self.notices.push(format!(
+                    "{}: dangling symlink: {} does not exist; kept as a link",
+                    shown.display(),
+                    path.display()
+                ));
+                None
+            }
+            Resolution::Unusable { path, why } if executed => Some(format!(
+                "is a symlink to {}, which cannot be used: {why}",
+                path.display()
+            )),
+            Resolution::Dir { path } if executed => Some(format!(
+                "is a symlink to the directory {}; it must lead to an executable file",
+                path.display()
+            )),
+            Resolution::Unusable { path, .. } | Resolution::Dir { path } => {
+                self.notices.push(format!(
+                    "{}: kept as a symlink to {}; what it leads to is not versioned",
+                    shown.display(),
+                    path.display()
+                ));
+                None
+            }
+            Resolution::Outside { path } => self.judge_outside_link(&shown, executed, &path),
+        };
+        if let Some(what) = refusal {
+            self.problem(rel, what, fix);
+        }
+    }
+
+    /// A link out of every stock tree is kept as a link; one the supervisor
+    /// executes must lead to an executable file, and its content is not
+    /// versioned, which the notice says.
+    fn judge_outside_link(&mut self, shown: &Path, executed: bool, path: &Path) -> Option<String> {
+        let state = links::check_outside(path);
+        match (executed, state) {
+            (true, OutsideTarget::Missing) => Some(format!(
+                "is a symlink to {}, which does not exist",
+                path.display()
+            )),
+            (true, OutsideTarget::NotExecutableFile) => Some(format!(
+                "is a symlink to {}, which is not an executable file",
+                path.display()
+            )),
+            (true, OutsideTarget::ExecutableFile) => {
+                self.notices.push(format!(
+                    "{}: kept as a symlink to {}, outside the stock trees: its content is not \
+                     versioned (a change there restarts nothing)",
+                    shown.display(),
+                    path.display()
+                ));
+                None
+            }
+            (false, OutsideTarget::Missing) => {
+                self.notices.push(format!(
+                    "{}: dangling symlink: {} does not exist; kept as a link",
+                    shown.display(),
+                    path.display()
+                ));
+                None
+            }
+            (false, _) => None,
+        }
     }
 }
 
@@ -343,6 +526,7 @@ fn entry_of(rel: String, mode: u32, st: &rustix::fs::Stat) -> Entry {
         size: None,
         blake3: None,
         target: None,
+        from_link: None,
     }
 }
 

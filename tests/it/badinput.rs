@@ -100,15 +100,22 @@ fn run_not_executable() {
     assert!(run.stderr.contains("not executable"), "{}", run.stderr);
 }
 
+/// A linked `run` is resolved (docs/design.md#links), so it must lead to a
+/// file: a link to a directory is refused, and says so.
 #[test]
-fn run_is_a_symlink() {
+fn run_is_a_symlink_to_a_directory() {
     let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
         let dir = root.stock().join("cron");
-        std::fs::rename(dir.join("run"), dir.join("run.real")).unwrap();
-        std::os::unix::fs::symlink("run.real", dir.join("run")).unwrap();
-        show(dir)
+        std::fs::remove_file(dir.join("run")).unwrap();
+        std::fs::create_dir(dir.join("bin")).unwrap();
+        std::os::unix::fs::symlink("bin", dir.join("run")).unwrap();
+        show(dir.join("run"))
     });
-    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a symlink to the directory"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -357,7 +357,7 @@ fn json_output_of_plan_commit_status_list_diff() {
 }
 
 #[test]
-fn store_keeps_symlinks_and_owners_strips_setid_and_splits_hard_links() {
+fn store_keeps_outside_symlinks_and_owners_strips_setid_and_splits_hard_links() {
     let root = Root::example();
     let cron = root.stock().join("cron");
     std::fs::write(cron.join("data"), "payload\n").unwrap();
@@ -376,9 +376,9 @@ fn store_keeps_symlinks_and_owners_strips_setid_and_splits_hard_links() {
     );
 
     let object = object_of(&root, 1, "cron");
+    // Links out of the stock trees stay links (docs/design.md#links).
     for (name, target) in [
         ("abs-link", "/etc/hostname"),
-        ("rel-link", "data"),
         ("dangling", "/nonexistent/target"),
     ] {
         let md = std::fs::symlink_metadata(object.join(name)).unwrap();
@@ -388,6 +388,20 @@ fn store_keeps_symlinks_and_owners_strips_setid_and_splits_hard_links() {
             Path::new(target)
         );
     }
+    // A link into the stock becomes a copy of its target, set-id stripped.
+    let copied = std::fs::symlink_metadata(object.join("rel-link")).unwrap();
+    assert!(copied.file_type().is_file(), "rel-link was not resolved");
+    assert_eq!(
+        std::fs::read(object.join("rel-link")).unwrap(),
+        b"payload\n"
+    );
+    assert_eq!(copied.mode() & 0o7777, 0o755);
+    assert_eq!((copied.uid(), copied.gid()), (1234, 1234));
+    assert!(
+        run.stderr.contains("dangling symlink") && run.stderr.contains("/nonexistent/target"),
+        "{}",
+        run.stderr
+    );
     let data = std::fs::symlink_metadata(object.join("data")).unwrap();
     let again = std::fs::symlink_metadata(object.join("data-again")).unwrap();
     assert_eq!(data.mode() & 0o7777, 0o755, "set-uid must be stripped");

@@ -21,6 +21,7 @@ mod badinput;
 mod bench;
 mod boot;
 mod core;
+mod distros;
 mod dpkg;
 mod durability;
 mod gc;
