@@ -41,7 +41,7 @@ fn verify_object(
 ) -> Result<()> {
     let manifest = store::load_manifest(&state.store, object)?;
     let base = state.store.join(object);
-    if layout::object_name(&manifest.service, &tree::digest(&manifest.entries)) != object {
+    if layout::object_name(&manifest.service, &manifest.computed_digest()) != object {
         problems.push(format!(
             "{}: the manifest does not match the object's digest",
             state
