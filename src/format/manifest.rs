@@ -280,11 +280,28 @@ mod tests {
         Path::new("/state/store/web-x.manifest.yaml")
     }
 
+    /// An object of a service with `restart_on` and a restart marker.
+    fn watched_object() -> ObjectManifest {
+        let mut m = object();
+        m.restart_on = vec![WatchedPath {
+            path: "/usr/sbin/web".into(),
+            digest: "b".repeat(64),
+        }];
+        m.restart = Some(4);
+        m.digest = m.computed_digest();
+        m
+    }
+
     #[test]
     fn samples_parse_back() {
-        for bytes in samples(&object()) {
-            assert_eq!(parse::<ObjectManifest>(&bytes, path()).unwrap(), object());
+        for sample in [object(), watched_object()] {
+            for bytes in samples(&sample) {
+                assert_eq!(parse::<ObjectManifest>(&bytes, path()).unwrap(), sample);
+            }
         }
+        // The identity is part of the digest; without it, the tree digest.
+        assert_eq!(object().computed_digest(), object().digest);
+        assert_ne!(watched_object().digest, object().digest);
         for bytes in samples(&generation()) {
             assert_eq!(
                 parse::<GenerationManifest>(&bytes, path()).unwrap(),
@@ -337,6 +354,17 @@ mod tests {
         let mut m = object();
         m.entries[0].path = "run".into();
         bad_objects.push(m);
+        for (path, digest) in [
+            ("usr/sbin/web", "a".repeat(64)),
+            ("/usr/sbin/web", "x".into()),
+        ] {
+            let mut m = object();
+            m.restart_on = vec![WatchedPath {
+                path: path.into(),
+                digest,
+            }];
+            bad_objects.push(m);
+        }
         for m in bad_objects {
             let bytes = to_bytes(&m, path()).unwrap();
             let err = parse::<ObjectManifest>(&bytes, path()).unwrap_err();

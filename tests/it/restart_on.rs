@@ -112,6 +112,17 @@ fn a_changed_restart_on_file_makes_a_new_object_for_its_service_only() {
         serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     assert_eq!(manifest["restart_on"].as_array().unwrap().len(), 2);
     root.run(&["verify"]).ok();
+    // The recorded digests are part of the object's identity: `verify`
+    // notices one edited by hand.
+    let manifest_path = format!("{}.manifest.yaml", after[2].0.display());
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    let recorded = manifest["restart_on"][0]["digest"].as_str().unwrap();
+    std::fs::write(&manifest_path, text.replace(recorded, &"0".repeat(64))).unwrap();
+    let run = root.run(&["verify"]);
+    assert!(!run.exited(0), "verify passed an edited restart_on digest");
+    assert!(run.stdout.contains("does not match") || run.stderr.contains("does not match"));
+    std::fs::write(&manifest_path, text).unwrap();
+    root.run(&["verify"]).ok();
 
     // A file inside a watched directory counts too.
     write(&config_dir(&root).join("web.conf"), "port 8080\n");
