@@ -155,6 +155,8 @@ fn restart_on_never_follows_a_symlink_out_and_names_a_missing_path() {
     let (kind, run) = root.error_kind(&["commit"]);
     assert_eq!(kind, "stock", "{}", run.stderr);
     assert!(run.exited(65));
+    let (kind, _) = root.error_kind(&["check"]);
+    assert_eq!(kind, "stock", "check does not see the missing path");
     let (_, run) = root.error_kind(&["plan"]);
     let shown = format!("{}{}", run.stdout, run.stderr);
     assert!(
