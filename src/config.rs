@@ -6,12 +6,15 @@
 //! the config file (or to `--root`). This module reads one file and nothing
 //! else; it never creates anything.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::limits::MAX_PATH;
+use crate::model::names::name_problem;
 use crate::sys::trust::{Found, Trust};
 
 /// A config file is a few lines; anything much larger is not one.
@@ -104,6 +107,7 @@ struct RawConfig {
     allow_setid: Option<Vec<String>>,
     legacy_locks: Option<Vec<RawLegacyLock>>,
     limits: Option<Limits>,
+    restart_on: Option<BTreeMap<String, Vec<PathBuf>>>,
 }
 
 /// The resolved configuration.
@@ -126,6 +130,9 @@ pub(crate) struct Config {
     pub allow_setid: Vec<String>,
     pub legacy_locks: Vec<(String, PathBuf)>,
     pub limits: Limits,
+    /// Service → the paths whose content is part of its identity: a change
+    /// there restarts it (docs/design.md#identity).
+    pub restart_on: BTreeMap<String, Vec<PathBuf>>,
 }
 
 /// How the command line chose the configuration.
@@ -232,6 +239,7 @@ impl Config {
                 .map(|l| (l.service, resolver.rel(l.path)))
                 .collect(),
             limits: raw.limits.unwrap_or_default(),
+            restart_on: resolver.restart_on(raw.restart_on)?,
         })
     }
 
@@ -359,6 +367,36 @@ impl<'a> ConfigResolver<'a> {
         Ok(runtime_entries)
     }
 
+    /// `restart_on:`: valid service names, each with a bounded list of
+    /// absolute, plain paths (no `.` or `..`: the path is also what `plan`
+    /// names).
+    fn restart_on(
+        &self,
+        raw: Option<BTreeMap<String, Vec<PathBuf>>>,
+    ) -> Result<BTreeMap<String, Vec<PathBuf>>> {
+        let restart_on = raw.unwrap_or_default();
+        for (service, paths) in &restart_on {
+            if let Some(why) = name_problem(service.as_bytes()) {
+                return Err(self.bad(format!("`restart_on`: {why}")));
+            }
+            if paths.len() > MAX_RESTART_ON_PATHS {
+                return Err(self.bad(format!(
+                    "`restart_on` of {service} lists {} paths; the limit is {MAX_RESTART_ON_PATHS} (name a directory instead)",
+                    paths.len()
+                )));
+            }
+            for path in paths {
+                if let Some(why) = restart_on_path_problem(path) {
+                    return Err(self.bad(format!(
+                        "`restart_on` of {service}: {:?} {why}",
+                        path.display().to_string()
+                    )));
+                }
+            }
+        }
+        Ok(restart_on)
+    }
+
     fn keep_generations(&self, raw: Option<usize>) -> Result<usize> {
         let keep_generations = raw.unwrap_or(5);
         if keep_generations == 0 {
@@ -366,6 +404,31 @@ impl<'a> ConfigResolver<'a> {
         }
         Ok(keep_generations)
     }
+}
+
+/// The most `restart_on` paths one service may list.
+const MAX_RESTART_ON_PATHS: usize = 64;
+
+/// Why `path` cannot be a `restart_on` path, or `None`.
+fn restart_on_path_problem(path: &Path) -> Option<&'static str> {
+    use std::path::Component;
+    let bytes = path.as_os_str().len();
+    if !path.is_absolute() {
+        return Some("must be an absolute path");
+    }
+    if bytes > MAX_PATH || path.components().count() < 2 {
+        return Some("must name a file or directory below `/`, at most 4096 bytes");
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+        || path
+            .to_str()
+            .is_none_or(|p| p.chars().any(char::is_control))
+    {
+        return Some("must be a plain path without `.`, `..` or control characters");
+    }
+    None
 }
 
 /// Refuses (exit 77) a config file or stock tree that a user other than
@@ -433,7 +496,8 @@ mod tests {
         stop_timeout: 4\nruntime_entries: [supervise, log/supervise]\n\
         override_update_locks: false\nallow_setid: [web]\n\
         legacy_locks: [{service: web, path: /run/web.busy}]\n\
-        limits: {max_entries: 10, max_file_size: 100, max_depth: 4}\n";
+        limits: {max_entries: 10, max_file_size: 100, max_depth: 4}\n\
+        restart_on: {web: [/usr/sbin/web, /etc/web]}\n";
 
     fn from(bytes: &[u8]) -> Result<Config> {
         Config::from_bytes(bytes, Path::new("/etc/svcdir-update/config.yaml"), None)
@@ -444,6 +508,30 @@ mod tests {
         let cfg = from(SAMPLE.as_bytes()).unwrap();
         assert_eq!(cfg.limits.max_depth, 4);
         assert_eq!(cfg.legacy_locks.len(), 1);
+        assert_eq!(cfg.restart_on["web"].len(), 2);
+    }
+
+    #[test]
+    fn restart_on_refuses_bad_names_and_paths() {
+        let many = format!(
+            "restart_on: {{web: [{}]}}\n",
+            (0..65)
+                .map(|i| format!("/p{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (bad, named) in [
+            ("restart_on: {web: [usr/sbin/web]}\n", "absolute"),
+            ("restart_on: {web: [/]}\n", "below `/`"),
+            ("restart_on: {web: [/usr/../etc]}\n", "`..`"),
+            ("restart_on: {../web: [/etc]}\n", "service name"),
+            ("restart_on: {web: /etc}\n", "restart_on"),
+            (many.as_str(), "the limit is 64"),
+        ] {
+            let err = from(bad.as_bytes()).unwrap_err();
+            assert_eq!(err.exit_code(), 65, "{bad}: {err}");
+            assert!(err.to_string().contains(named), "{bad}: {err}");
+        }
     }
 
     proptest::proptest! {

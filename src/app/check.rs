@@ -17,7 +17,8 @@ struct CheckReport {
 }
 
 pub(crate) fn check(cfg: &Config) -> Result<Output> {
-    let stock = stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?;
+    let mut stock = stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?;
+    stock::restart_on::digest_restart_on(cfg, &mut stock)?;
     let report = CheckReport {
         trees: stock
             .trees

@@ -23,7 +23,7 @@ struct CommitReport<'a> {
     scandir: &'a ScanSync,
 }
 
-/// `commit [--force] [--check-up SECS]`; `wait` is `--wait`, if given.
+/// `commit [--force] [--check-up SECS] [--restart NAME…]`; `wait` is `--wait`, if given.
 pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) -> Result<Output> {
     if args.check_up.is_some() && cfg.supervisor == Supervisor::None {
         return Err(Error::usage(
@@ -35,6 +35,7 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
         wait: waits.lock,
         locks: waits.locks(args.force),
         check_up: args.check_up,
+        restart: args.restart.clone(),
     };
     let done = commit::commit(cfg, &opts)?;
     let report = CommitReport {

@@ -72,6 +72,7 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
             wait: waits.lock,
             locks: waits.locks(false),
             check_up: None,
+            restart: Vec::new(),
         };
         match commit::commit(cfg, &opts) {
             Ok(done) => {

@@ -112,6 +112,10 @@ pub struct CommitArgs {
     /// previous generation by itself and exit 3
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub check_up: Option<Duration>,
+    /// Restart these services even though nothing of theirs changed: a
+    /// new generation in which only they differ, switched like any commit
+    #[arg(long, value_name = "NAME", num_args = 1..)]
+    pub restart: Vec<String>,
 }
 
 /// The arguments of `rollback`.

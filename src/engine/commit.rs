@@ -37,6 +37,8 @@ pub(crate) struct CommitOptions {
     /// `--check-up SECS`: wait this long after the switch for every started
     /// or restarted service to be up; roll back if one is not.
     pub check_up: Option<Duration>,
+    /// `--restart NAME…`: services to restart even though unchanged.
+    pub restart: Vec<String>,
 }
 
 /// What a commit did.
@@ -90,7 +92,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     // for files this run does not see, so it must survive this run.
     let seen_pending = pending::read(&state.dir)?;
 
-    let prepared = stage::prepare(cfg, Some(&*state))?;
+    let prepared = stage::prepare_restarting(cfg, Some(&*state), &opts.restart)?;
     progress.phase(|| {
         format!(
             "read the stock: {} services; plan: {}",

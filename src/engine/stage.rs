@@ -9,15 +9,15 @@ use std::collections::BTreeMap;
 use super::locked::LockedState;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::format::manifest::GenerationManifest;
+use crate::format::manifest::{GenerationManifest, ObjectManifest};
 use crate::model::plan::{self, Action, Plan};
 use crate::output::progress::Progress;
 use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
-use crate::stock::stat_cache::StatCache;
 use crate::state::store::{self, Durability};
+use crate::stock::stat_cache::StatCache;
 use crate::stock::{self, Stock};
 use crate::sys::failpoint;
 
@@ -39,8 +39,79 @@ impl Prepared {
 }
 
 /// Reads the stock (with the stat cache) and plans against `live`, with the
-/// changed files of every restarted service.
+/// changed files and `restart_on` paths of every restarted service.
 pub(crate) fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
+    prepare_restarting(cfg, state, &[])
+}
+
+/// [`prepare`], and restarts the services named in `restart` (`commit
+/// --restart`) even though nothing of theirs changed: each gets a restart
+/// marker in its identity, hence a new object (docs/design.md#identity).
+/// A name that is not in the stock is a usage error (exit 2).
+pub(crate) fn prepare_restarting(
+    cfg: &Config,
+    state: Option<&State>,
+    restart: &[String],
+) -> Result<Prepared> {
+    let mut stock = scan_stock(cfg, state)?;
+    if let Some(unknown) = restart.iter().find(|n| !stock.services.contains_key(*n)) {
+        return Err(Error::usage(format!(
+            "--restart {unknown}: there is no service {unknown:?} in the stock; `svcdir-update plan -v` lists them"
+        )));
+    }
+    stock::restart_on::digest_restart_on(cfg, &mut stock)?;
+    let live = match state {
+        Some(st) => match st.live()? {
+            Some(n) => Some(generation::load(st, n)?),
+            None => None,
+        },
+        None => None,
+    };
+    let from = live
+        .as_ref()
+        .map(|g| g.services.clone())
+        .unwrap_or_default();
+    let old = changed_manifests(state, &from, &stock);
+    keep_restart_markers(&mut stock, &old);
+    if let (Some(st), false) = (state, restart.is_empty()) {
+        // The generation this commit will stage: unique to this request.
+        let marker = generation::list(st)?.last().copied().unwrap_or(0) + 1;
+        for name in restart {
+            if let Some(service) = stock.services.get_mut(name) {
+                service.identity.restart = Some(marker);
+            }
+        }
+    }
+    let target: BTreeMap<String, String> = stock
+        .services
+        .iter()
+        .map(|(name, s)| (name.clone(), s.object_name()))
+        .collect();
+    let mut plan = plan::make(&from, &target);
+    for change in &mut plan.services {
+        match change.action {
+            Action::Restart if restart.contains(&change.name) => {
+                change.reason = "requested (--restart)".into();
+            }
+            Action::Restart => {
+                let (Some(old), Some(new)) =
+                    (old.get(&change.name), stock.services.get(&change.name))
+                else {
+                    continue;
+                };
+                change.files = plan::diff_entries(&old.entries, &new.entries);
+                change.restart_on = new.identity.changed_paths(&old.identity());
+                change.reason = plan::describe_restart(&change.files, &change.restart_on);
+            }
+            Action::Stop => change.reason = "removed from stock".into(),
+            Action::Start | Action::Keep => {}
+        }
+    }
+    Ok(Prepared { stock, live, plan })
+}
+
+/// Reads the stock with the stat cache, saying what it found at `-v`.
+fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
     let started = std::time::Instant::now();
     let cache = StatCache::load(state.map(|s| &s.cache));
     report::debug(&format!(
@@ -75,42 +146,50 @@ pub(crate) fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
             ));
         }
     }
-    let live = match state {
-        Some(st) => match st.live()? {
-            Some(n) => Some(generation::load(st, n)?),
-            None => None,
-        },
-        None => None,
+    Ok(stock)
+}
+
+/// The manifests of the live objects of services whose stock object
+/// differs (the only ones the plan explains); one that cannot be read only
+/// costs the explanation.
+fn changed_manifests(
+    state: Option<&State>,
+    from: &BTreeMap<String, String>,
+    stock: &Stock,
+) -> BTreeMap<String, ObjectManifest> {
+    let Some(st) = state else {
+        return BTreeMap::new();
     };
-    let from = live
-        .as_ref()
-        .map(|g| g.services.clone())
-        .unwrap_or_default();
-    let target: BTreeMap<String, String> = stock
-        .services
-        .iter()
-        .map(|(name, s)| (name.clone(), s.object_name()))
-        .collect();
-    let mut plan = plan::make(&from, &target);
-    for change in &mut plan.services {
-        match change.action {
-            Action::Restart => {
-                let (Some(st), Some(old)) = (state, &change.from) else {
-                    continue;
-                };
-                let Some(new) = stock.services.get(&change.name) else {
-                    continue;
-                };
-                if let Ok(old_manifest) = store::load_manifest(&st.store, old) {
-                    change.files = plan::diff_entries(&old_manifest.entries, &new.entries);
-                    change.reason = plan::describe_files(&change.files);
-                }
+    from.iter()
+        .filter(|(name, object)| {
+            stock
+                .services
+                .get(*name)
+                .is_some_and(|s| &s.object_name() != *object)
+        })
+        .filter_map(|(name, object)| {
+            let manifest = store::load_manifest(&st.store, object).ok()?;
+            Some((name.clone(), manifest))
+        })
+        .collect()
+}
+
+/// A live object made by `commit --restart` stays live while its files and
+/// `restart_on` content are unchanged: the stock service takes over its
+/// marker, so the next plain commit does not restart it again.
+fn keep_restart_markers(stock: &mut Stock, old: &BTreeMap<String, ObjectManifest>) {
+    for (name, manifest) in old {
+        let Some(service) = stock.services.get_mut(name) else {
+            continue;
+        };
+        if manifest.restart.is_some() && service.identity.restart.is_none() {
+            let mut marked = service.identity.clone();
+            marked.restart = manifest.restart;
+            if marked.object_digest(&service.digest) == manifest.digest {
+                service.identity = marked;
             }
-            Action::Stop => change.reason = "removed from stock".into(),
-            Action::Start | Action::Keep => {}
         }
     }
-    Ok(Prepared { stock, live, plan })
 }
 
 /// A generation newer than `live` with exactly `target`'s services — left

@@ -52,7 +52,7 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
         .notes
         .extend(dangling_links(&base, &manifest.entries));
     let problems = &mut found.problems;
-    if layout::object_name(&manifest.service, &tree::digest(&manifest.entries)) != object {
+    if layout::object_name(&manifest.service, &manifest.computed_digest()) != object {
         problems.push(format!(
             "{}: the manifest does not match the object's digest",
             state

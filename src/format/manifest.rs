@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::yaml_guard::yaml_nesting_problem;
+use crate::model::identity::{Identity, WatchedPath};
 use crate::model::limits::MAX_PATH;
 use crate::model::names::{name_problem, split_object_name};
 use crate::model::tree::{self, Entry, EntryKind};
@@ -24,8 +25,32 @@ use crate::model::tree::{self, Entry, EntryKind};
 #[serde(deny_unknown_fields)]
 pub(crate) struct ObjectManifest {
     pub service: String,
+    /// The object digest: of the entries, and of `restart_on` and
+    /// `restart` when present ([`Identity::object_digest`]).
     pub digest: String,
     pub entries: Vec<Entry>,
+    /// The digests of the service's `restart_on` paths (docs/design.md#identity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_on: Vec<WatchedPath>,
+    /// The generation a `commit --restart` made this object for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<u64>,
+}
+
+impl ObjectManifest {
+    /// What, besides its entries, the object's digest covers.
+    pub(crate) fn identity(&self) -> Identity {
+        Identity {
+            restart_on: self.restart_on.clone(),
+            restart: self.restart,
+        }
+    }
+
+    /// The digest the object must have: recomputed from the entries and
+    /// the identity, never taken from the `digest` field.
+    pub(crate) fn computed_digest(&self) -> String {
+        self.identity().object_digest(&tree::digest(&self.entries))
+    }
 }
 
 /// `generations/<N>/.manifest.yaml`.
@@ -79,6 +104,20 @@ impl Document for ObjectManifest {
         }
         if !is_digest(&self.digest) {
             return Some(format!("{:?} is not a digest", self.digest));
+        }
+        for w in &self.restart_on {
+            if !w.path.starts_with('/')
+                || w.path.len() > MAX_PATH
+                || w.path.chars().any(char::is_control)
+            {
+                return Some(format!(
+                    "restart_on path {:?} is not an absolute path",
+                    w.path
+                ));
+            }
+            if !is_digest(&w.digest) {
+                return Some(format!("restart_on digest {:?} is not a digest", w.digest));
+            }
         }
         match self.entries.first() {
             Some(e) if e.path == tree::ROOT && e.kind == EntryKind::Dir => {}
@@ -223,6 +262,8 @@ mod tests {
             service: "web".into(),
             digest: tree::digest(&entries),
             entries,
+            restart_on: Vec::new(),
+            restart: None,
         }
     }
 
@@ -254,11 +295,28 @@ mod tests {
         Path::new("/state/store/web-x.manifest.yaml")
     }
 
+    /// An object of a service with `restart_on` and a restart marker.
+    fn watched_object() -> ObjectManifest {
+        let mut m = object();
+        m.restart_on = vec![WatchedPath {
+            path: "/usr/sbin/web".into(),
+            digest: "b".repeat(64),
+        }];
+        m.restart = Some(4);
+        m.digest = m.computed_digest();
+        m
+    }
+
     #[test]
     fn samples_parse_back() {
-        for bytes in samples(&object()) {
-            assert_eq!(parse::<ObjectManifest>(&bytes, path()).unwrap(), object());
+        for sample in [object(), watched_object()] {
+            for bytes in samples(&sample) {
+                assert_eq!(parse::<ObjectManifest>(&bytes, path()).unwrap(), sample);
+            }
         }
+        // The identity is part of the digest; without it, the tree digest.
+        assert_eq!(object().computed_digest(), object().digest);
+        assert_ne!(watched_object().digest, object().digest);
         for bytes in samples(&generation()) {
             assert_eq!(
                 parse::<GenerationManifest>(&bytes, path()).unwrap(),
@@ -311,6 +369,17 @@ mod tests {
         let mut m = object();
         m.entries[0].path = "run".into();
         bad_objects.push(m);
+        for (path, digest) in [
+            ("usr/sbin/web", "a".repeat(64)),
+            ("/usr/sbin/web", "x".into()),
+        ] {
+            let mut m = object();
+            m.restart_on = vec![WatchedPath {
+                path: path.into(),
+                digest,
+            }];
+            bad_objects.push(m);
+        }
         for m in bad_objects {
             let bytes = to_bytes(&m, path()).unwrap();
             let err = parse::<ObjectManifest>(&bytes, path()).unwrap_err();

@@ -55,6 +55,9 @@ pub(crate) struct ServiceChange {
     pub reason: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileChange>,
+    /// The `restart_on` paths whose content changed (docs/design.md#identity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restart_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -133,6 +136,7 @@ pub(crate) fn make(from: &BTreeMap<String, String>, to: &BTreeMap<String, String
                 to: new.cloned(),
                 reason: reason.to_string(),
                 files: Vec::new(),
+                restart_on: Vec::new(),
             }
         })
         .collect();
@@ -217,6 +221,25 @@ pub(crate) fn describe_files(files: &[FileChange]) -> String {
     }
 }
 
+/// Why a service restarts, from its changed files and changed `restart_on`
+/// paths: "run changed", "/usr/sbin/nginx changed (restart_on)", or both
+/// joined by "; ".
+pub(crate) fn describe_restart(files: &[FileChange], restart_on: &[String]) -> String {
+    let watched = match restart_on.len() {
+        0 => None,
+        1..=3 => Some(format!("{} changed (restart_on)", restart_on.join(", "))),
+        n => Some(format!("{n} restart_on paths changed")),
+    };
+    match (files.is_empty(), watched) {
+        (true, Some(watched)) => watched,
+        (false, Some(watched)) => format!("{}; {watched}", describe_files(files)),
+        (false, None) => describe_files(files),
+        // Only the identity changed: a path left `restart_on`, or an
+        // earlier `--restart` marker was dropped.
+        (true, None) => "restart_on changed".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +312,26 @@ mod tests {
                 "not in generation 1"
             ]
         );
+    }
+
+    #[test]
+    fn restart_reasons_name_files_and_restart_on_paths() {
+        let run = [FileChange {
+            path: "run".into(),
+            change: "content",
+            via: None,
+        }];
+        let nginx = ["/usr/sbin/nginx".to_string()];
+        assert_eq!(describe_restart(&run, &[]), "run changed");
+        assert_eq!(
+            describe_restart(&[], &nginx),
+            "/usr/sbin/nginx changed (restart_on)"
+        );
+        assert_eq!(
+            describe_restart(&run, &nginx),
+            "run changed; /usr/sbin/nginx changed (restart_on)"
+        );
+        assert_eq!(describe_restart(&[], &[]), "restart_on changed");
     }
 
     proptest! {

@@ -235,8 +235,10 @@ fn stage_manifest(
 ) -> Result<()> {
     let manifest = ObjectManifest {
         service: service.name.clone(),
-        digest: service.digest.clone(),
+        digest: service.object_digest(),
         entries: service.entries.clone(),
+        restart_on: service.identity.restart_on.clone(),
+        restart: service.identity.restart,
     };
     let manifest_tmp = layout::tmp_name(&layout::object_manifest_name(object));
     let bytes = manifest::to_bytes(&manifest, &staging.join(&manifest_tmp))?;

@@ -19,6 +19,7 @@ mod budget;
 mod links;
 mod race;
 mod required;
+pub(crate) mod restart_on;
 mod s6rc;
 pub(crate) mod stat_cache;
 mod trees;
@@ -31,6 +32,7 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::error::{Error, Problem, Problems, Result};
+use crate::model::identity::Identity;
 use crate::model::tree::Entry;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 
@@ -50,7 +52,11 @@ pub(crate) struct StockService {
     pub entries: Vec<Entry>,
     /// `fingerprints[i]` is what `lstat` said of `entries[i]` when scanned.
     pub fingerprints: Vec<Fingerprint>,
+    /// The digest of `entries` alone.
     pub digest: String,
+    /// What else the object's identity covers: `restart_on` digests and a
+    /// `commit --restart` marker, filled in by the engine when it plans.
+    pub identity: Identity,
     /// Paths whose set-id bits were stripped.
     pub stripped_setid: Vec<String>,
     /// The entries that the stock ships as symlinks to files beneath a
@@ -74,8 +80,13 @@ impl StockService {
         self.tree.join(&self.name)
     }
 
+    /// The store object's digest (docs/design.md#identity).
+    pub(crate) fn object_digest(&self) -> String {
+        self.identity.object_digest(&self.digest)
+    }
+
     pub(crate) fn object_name(&self) -> String {
-        crate::model::names::object_name(&self.name, &self.digest)
+        crate::model::names::object_name(&self.name, &self.object_digest())
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::{Error, Problem, Result};
+use crate::model::identity::Identity;
 use crate::model::limits::MAX_PATH;
 use crate::model::tree::{self, Entry, EntryKind};
 use crate::stock::stat_cache::{Fingerprint, StatCache};
@@ -140,6 +141,7 @@ impl Walker<'_> {
                 entries,
                 fingerprints,
                 digest,
+                identity: Identity::default(),
                 stripped_setid: self.stripped,
                 linked: self.linked,
             },

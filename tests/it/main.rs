@@ -33,6 +33,7 @@ mod locks;
 mod pending;
 mod pipes;
 mod recovery;
+mod restart_on;
 mod stock_busy;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
