@@ -78,6 +78,8 @@ fn main() {
         report.push_str(&row);
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // Only when empty: BENCH_DIR may be a directory that holds more.
+    let _ = std::fs::remove_dir(&base);
     println!("\n{report}");
     if let Ok(out) = std::env::var("BENCH_OUT") {
         std::fs::write(&out, &report).expect("write BENCH_OUT");

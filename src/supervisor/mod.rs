@@ -7,6 +7,8 @@
 //! the new one. Commands are run with an argv (never a shell string, see
 //! [`command`]) and a failure names the command and its stderr. Adapters
 //! never touch `live`, the scan directory's links or the rollback log.
+//! A transaction stops its old instances side by side ([`stop_all`], at
+//! most [`MAX_PARALLEL_STOPS`] at once), so adapters are `Sync`.
 //!
 //! "Up" for the health gate means *up and staying up*: the supervisor
 //! reports the service up (and ready, when it has `notification-fd`) with
