@@ -43,7 +43,7 @@ const POLL: Duration = Duration::from_millis(20);
 /// cost about one stop, not their sum. The bound keeps a commit restarting
 /// hundreds of services from running hundreds of threads, each spawning a
 /// status command every [`POLL`], on a small machine.
-pub(crate) const MAX_PARALLEL_STOPS: usize = 16;
+const MAX_PARALLEL_STOPS: usize = 16;
 
 /// One look at a supervised service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -295,7 +295,7 @@ pub(crate) fn stop_all(adapter: &dyn Adapter, instances: &[OldInstance]) -> Resu
 /// Calls `work` on every item, on at most `limit` threads at once (this
 /// one among them); the results come back in the order of `items`. When no
 /// other thread can be started, this one does all the work.
-pub(crate) fn for_each_bounded<T: Sync, R: Send>(
+fn for_each_bounded<T: Sync, R: Send>(
     items: &[T],
     limit: usize,
     work: impl Fn(&T) -> R + Sync,
