@@ -15,15 +15,15 @@ use std::time::SystemTime;
 use super::locked::LockedState;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::sys::process::ProcessSignature;
 use crate::locks::update::{self, LockPolicy};
 use crate::model::plan::{Action, Plan};
 use crate::output::report;
 use crate::state::State;
 use crate::state::scandir::{self, ScanSync};
 use crate::state::txn_log::{self, Phase, TxnKind, TxnLog, TxnService};
-use crate::supervisor;
+use crate::supervisor::{self, OldInstance};
 use crate::sys::failpoint;
+use crate::sys::process::ProcessSignature;
 
 /// A planned switch from the live generation to `to`.
 pub(crate) struct Switch<'a> {
@@ -127,28 +127,27 @@ fn after_switch(generation: u64, what: &str, err: Error) -> Error {
 
 fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> {
     let sup = supervisor::for_config(cfg);
-    let to_stop: Vec<TxnService> = log
+    let old: Vec<OldInstance> = log
         .services
         .iter()
         .filter(|s| matches!(s.action, Action::Restart | Action::Stop))
-        .cloned()
+        .filter_map(|s| {
+            Some(OldInstance {
+                name: s.name.clone(),
+                object: state.store.join(s.from.as_ref()?),
+            })
+        })
         .collect();
-    if !to_stop.is_empty() {
+    if !old.is_empty() {
         log.phase = Phase::Stopping;
+        // Recorded *before* any stop begins, so a crash in the middle still
+        // restarts them on recovery; and only those running or meant to
+        // run, so an undo never starts a service an administrator took down.
+        log.stopped.extend(supervisor::wanted(sup.as_ref(), &old)?);
         txn_log::write(&state.dir, log)?;
-        for s in &to_stop {
-            let Some(object) = &s.from else { continue };
-            let dir = state.store.join(object);
-            // Recorded *before* the stop, so a crash in the middle still
-            // restarts it on recovery; and only if it was running or meant
-            // to, so an undo never starts a service an administrator took
-            // down.
-            if sup.status(&dir)?.wanted() {
-                log.stopped.push(s.name.clone());
-                txn_log::write(&state.dir, log)?;
-            }
-            sup.stop(&s.name, &dir)?;
-        }
+        // Side by side, each with its own deadline: a failure names every
+        // service that did not stop, and nothing is switched.
+        supervisor::stop_all(sup.as_ref(), &old)?;
     }
     failpoint::hit("txn.after-stop")?;
     log.phase = Phase::Switching;

@@ -46,3 +46,10 @@ pub(crate) fn debug(msg: &str) {
         super::write_stderr(&format!("svcdir-update: {msg}\n"));
     }
 }
+
+/// Detail for `-vv`: every supervisor command run, one line per poll.
+pub(crate) fn trace(msg: &str) {
+    if verbosity() >= 2 {
+        super::write_stderr(&format!("svcdir-update: {msg}\n"));
+    }
+}

@@ -52,7 +52,7 @@ pub(crate) fn run(argv: &[&OsStr]) -> Result<Finished> {
     let Some((prog, args)) = argv.split_first() else {
         return Err(Error::supervisor("internal: empty command line"));
     };
-    report::debug(&format!("running `{}`", shown(argv)));
+    report::trace(&format!("running `{}`", shown(argv)));
     let out = Command::new(prog)
         .args(args)
         .stdin(Stdio::null())

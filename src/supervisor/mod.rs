@@ -7,6 +7,8 @@
 //! the new one. Commands are run with an argv (never a shell string, see
 //! [`command`]) and a failure names the command and its stderr. Adapters
 //! never touch `live`, the scan directory's links or the rollback log.
+//! A transaction stops its old instances side by side ([`stop_all`], at
+//! most [`MAX_PARALLEL_STOPS`] at once), so adapters are `Sync`.
 //!
 //! "Up" for the health gate means *up and staying up*: the supervisor
 //! reports the service up (and ready, when it has `notification-fd`) with
@@ -20,7 +22,8 @@ pub(crate) mod daemontools;
 pub(crate) mod runit;
 pub(crate) mod s6;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Supervisor};
@@ -33,6 +36,14 @@ pub(crate) const MIN_UPTIME: Duration = Duration::from_secs(1);
 
 /// How often state is polled while waiting.
 const POLL: Duration = Duration::from_millis(20);
+
+/// How many old instances are stopped at once. A stop mostly waits (for a
+/// `finish` script, a graceful shutdown, a supervisor's one-second pause),
+/// so running stops side by side makes a commit that restarts many services
+/// cost about one stop, not their sum. The bound keeps a commit restarting
+/// hundreds of services from running hundreds of threads, each spawning a
+/// status command every [`POLL`], on a small machine.
+const MAX_PARALLEL_STOPS: usize = 16;
 
 /// One look at a supervised service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,7 +79,8 @@ impl ServiceStatus {
     }
 }
 
-pub(crate) trait Adapter {
+/// `Sync`: [`stop_all`] stops several services at once with one adapter.
+pub(crate) trait Adapter: Sync {
     /// Stops the instance running from `object` (a store object directory)
     /// and its logger, and waits, up to the stop timeout, until both are
     /// down and want to stay down. A service that is not supervised is
@@ -222,6 +234,103 @@ pub(crate) fn stop_instances(
     Ok(())
 }
 
+/// An old instance a transaction stops: the service's name and the store
+/// object it runs from.
+pub(crate) struct OldInstance {
+    pub name: String,
+    pub object: PathBuf,
+}
+
+/// The names of the `instances` that run or are meant to run (see
+/// [`ServiceStatus::wanted`]), asked [`MAX_PARALLEL_STOPS`] at a time.
+pub(crate) fn wanted(adapter: &dyn Adapter, instances: &[OldInstance]) -> Result<Vec<String>> {
+    let statuses = for_each_bounded(instances, MAX_PARALLEL_STOPS, |old| {
+        adapter.status(&old.object)
+    });
+    let mut wanted = Vec::new();
+    for (old, status) in instances.iter().zip(statuses) {
+        if status?.wanted() {
+            wanted.push(old.name.clone());
+        }
+    }
+    Ok(wanted)
+}
+
+/// Stops every one of `instances` (each service, then its logger), at most
+/// [`MAX_PARALLEL_STOPS`] at once, each with its own deadline of the stop
+/// timeout (it starts when that service's stop does). Every stop runs to its
+/// end even when another fails, so that the error names every service that
+/// did not stop. With `-v`, one line per service says when its stop began
+/// and how long it took.
+pub(crate) fn stop_all(adapter: &dyn Adapter, instances: &[OldInstance]) -> Result<()> {
+    let phase = Instant::now();
+    let outcomes = for_each_bounded(instances, MAX_PARALLEL_STOPS, |old| {
+        let began = phase.elapsed();
+        let outcome = adapter.stop(&old.name, &old.object);
+        report::debug(&format!(
+            "{}: stop began at +{:.3}s, {} after {:.3}s",
+            old.name,
+            began.as_secs_f64(),
+            if outcome.is_ok() { "done" } else { "failed" },
+            phase.elapsed().saturating_sub(began).as_secs_f64()
+        ));
+        outcome
+    });
+    let mut names = Vec::new();
+    let mut reasons = Vec::new();
+    for (old, outcome) in instances.iter().zip(outcomes) {
+        if let Err(err) = outcome {
+            names.push(old.name.as_str());
+            reasons.push(format!("{}: {}", old.name, err.chain()));
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err(Error::supervisor(format!(
+        "{} did not stop: {}",
+        names.join(", "),
+        reasons.join("; ")
+    )))
+}
+
+/// Calls `work` on every item, on at most `limit` threads at once (this
+/// one among them); the results come back in the order of `items`. When no
+/// other thread can be started, this one does all the work.
+fn for_each_bounded<T: Sync, R: Send>(
+    items: &[T],
+    limit: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(index) else {
+                return done;
+            };
+            done.push((index, work(item)));
+        }
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..limit.min(items.len()))
+            .map_while(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
+            .collect();
+        let mut done = worker();
+        for helper in helpers {
+            match helper.join() {
+                Ok(part) => done.extend(part),
+                // A bug in `work`: let it surface as it would without threads.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 /// Starts again every instance directory of `object` (logger first) that
 /// the family's `supervised` says has a supervisor, with its "up" command.
 pub(crate) fn restart_instances(
@@ -250,7 +359,7 @@ pub(crate) fn send_down_and_wait(
     status: impl FnMut() -> Result<ServiceStatus>,
 ) -> Result<()> {
     if !supervised(dir)? {
-        report::debug(&format!("{}: not supervised, already down", dir.display()));
+        report::trace(&format!("{}: not supervised, already down", dir.display()));
         return Ok(());
     }
     let out = down.run()?;
@@ -439,6 +548,86 @@ mod tests {
         })
         .unwrap();
         assert!(got.is_err(), "{got:?} after {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn bounded_work_overlaps_up_to_the_limit_and_keeps_the_order() {
+        use std::sync::atomic::AtomicUsize;
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let items: Vec<usize> = (0..40).collect();
+        let got = for_each_bounded(&items, 4, |&n| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            // Stay busy until four ran at once (or give up): without
+            // overlap the maximum stays 1.
+            let deadline = Deadline::after(Duration::from_secs(5));
+            while most.load(Ordering::SeqCst) < 4 && !deadline.passed() {
+                deadline.pause();
+            }
+            running.fetch_sub(1, Ordering::SeqCst);
+            n * 2
+        });
+        assert_eq!(got, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            4,
+            "at most and at least 4 at once"
+        );
+        assert_eq!(for_each_bounded(&[] as &[u8], 4, |_| 1), Vec::<i32>::new());
+    }
+
+    /// Stops fail for names starting with "stuck".
+    struct Stubborn;
+
+    impl Adapter for Stubborn {
+        fn stop(&self, name: &str, object: &Path) -> Result<()> {
+            if name.starts_with("stuck") {
+                return Err(Error::supervisor(format!("{} hangs", object.display())));
+            }
+            Ok(())
+        }
+        fn restart(&self, _: &str, _: &Path) -> Result<()> {
+            Ok(())
+        }
+        fn notify(&self, _: &Path) -> Result<()> {
+            Ok(())
+        }
+        fn status(&self, dir: &Path) -> Result<ServiceStatus> {
+            Ok(ServiceStatus {
+                supervised: true,
+                want_up: !dir.ends_with("down"),
+                ..ServiceStatus::default()
+            })
+        }
+        fn wait_up(&self, _: &str, _: &Path, _: Duration) -> Result<Result<(), String>> {
+            Ok(Ok(()))
+        }
+    }
+
+    fn old(name: &str, object: &str) -> OldInstance {
+        OldInstance {
+            name: name.into(),
+            object: PathBuf::from(object),
+        }
+    }
+
+    #[test]
+    fn a_failed_stop_names_every_service_that_did_not_stop() {
+        let instances = [
+            old("stuck-a", "/s/1"),
+            old("fine", "/s/2"),
+            old("stuck-b", "/s/3"),
+        ];
+        let err = stop_all(&Stubborn, &instances).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::TEMP_FAIL);
+        assert_eq!(
+            err.to_string(),
+            "stuck-a, stuck-b did not stop: stuck-a: /s/1 hangs; stuck-b: /s/3 hangs"
+        );
+        stop_all(&Stubborn, &instances[1..2]).unwrap();
+        let wanted = wanted(&Stubborn, &[old("up", "/s/up"), old("off", "/s/down")]).unwrap();
+        assert_eq!(wanted, ["up"]);
     }
 
     #[test]

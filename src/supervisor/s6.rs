@@ -88,7 +88,7 @@ pub(crate) fn parse_status(line: &str) -> Option<ServiceStatus> {
 impl S6 {
     fn stop_one(&self, dir: &Path, deadline: Deadline) -> Result<()> {
         if !supervised(dir)? {
-            report::debug(&format!("{}: not supervised, already down", dir.display()));
+            report::trace(&format!("{}: not supervised, already down", dir.display()));
             return Ok(());
         }
         let cmd = Argv::new("s6-svc")

@@ -843,3 +843,236 @@ fn daemontools_commit_says_when_no_svscan_runs() {
             .any(|(p, t)| *p == pid && t == "v2")
     });
 }
+
+/// How long a [`add_graceful_service`] takes to shut down after its TERM.
+const GRACE_SECS: f64 = 0.5;
+
+/// A service that logs "PID TAG" to `<root>/out/NAME.log` (for [`runs`])
+/// and, to `<root>/out/NAME.times`, "start TAG T" when it starts and
+/// "term TAG T" / "exit TAG T" around a graceful shutdown of
+/// [`GRACE_SECS`] on SIGTERM (T: seconds since the epoch).
+fn add_graceful_service(root: &Root, name: &str, tag: &str) {
+    let out = root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let times = format!("{}/{name}.times", out.display());
+    root.write_stock(
+        &format!("{name}/run"),
+        &format!(
+            "#!/bin/sh\n\
+             echo \"$$ {tag}\" >> {out}/{name}.log\n\
+             echo \"start {tag} $(date +%s.%N)\" >> {times}\n\
+             sleep 100000 &\n\
+             trap 'echo \"term {tag} $(date +%s.%N)\" >> {times}; kill $!; sleep {GRACE_SECS}; \
+             echo \"exit {tag} $(date +%s.%N)\" >> {times}; exit 0' TERM\n\
+             wait\n",
+            out = out.display()
+        ),
+        0o755,
+    );
+}
+
+/// The time `name` logged for `event` ("start", "term", "exit") of `tag`.
+fn event_time(root: &Root, name: &str, event: &str, tag: &str) -> Option<f64> {
+    let path = root.path().join("out").join(format!("{name}.times"));
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == event && words.next()? == tag).then_some(())?;
+        words.next()?.parse().ok()
+    })
+}
+
+/// The most of `spans` (start, end) that cover one instant.
+fn most_at_once(spans: &[(f64, f64)]) -> usize {
+    spans
+        .iter()
+        .map(|&(at, _)| spans.iter().filter(|&&(s, e)| s <= at && at < e).count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// A commit restarting 20 services stops them side by side, at most 16 at
+/// once (`MAX_PARALLEL_STOPS` in src/supervisor/mod.rs), never two
+/// instances of one service at a time, and leaves the unchanged ones alone.
+fn twenty_restarts_stop_side_by_side(family: Family) {
+    let names: Vec<String> = (0..20).map(|i| format!("svc{i:02}")).collect();
+    let root = Root::empty();
+    configure(&root, family);
+    for name in &names {
+        add_graceful_service(&root, name, "v1");
+    }
+    add_logging_service(&root, "keep", "v1");
+    root.commit().ok();
+    let scanner = Scanner::start(&root, family);
+    for name in &names {
+        scanner.wait_pid(name);
+    }
+    let keep = scanner.wait_pid("keep");
+
+    for name in &names {
+        add_graceful_service(&root, name, "v2");
+    }
+    let run = root.run(&["-v", "commit"]).ok();
+    // -v: one line per service stop, not one per poll.
+    for name in &names {
+        let prefix = format!("svcdir-update: {name}: stop began at +");
+        let lines = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .count();
+        assert_eq!(lines, 1, "{name}'s stop lines in:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("running `"), "{}", run.stderr);
+
+    let mut spans = Vec::new();
+    for name in &names {
+        wait_until(&format!("{name} v2 up"), REACT, || {
+            event_time(&root, name, "start", "v2").is_some()
+        });
+        let term = event_time(&root, name, "term", "v1").unwrap();
+        let exit = event_time(&root, name, "exit", "v1").unwrap();
+        let started = event_time(&root, name, "start", "v2").unwrap();
+        assert!(
+            exit < started,
+            "{name}: v2 started at {started} before v1 exited at {exit}"
+        );
+        let tags: Vec<String> = runs(&root, name).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(tags, ["v1", "v2"], "{name} ran once per version");
+        spans.push((term, exit));
+    }
+    let first = spans.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+    let last = spans.iter().map(|s| s.0).fold(0.0, f64::max);
+    let at_once = most_at_once(&spans);
+    eprintln!(
+        "{family:?}: 20 TERMs within {:.3}s; at most {at_once} services shutting down at once",
+        last - first
+    );
+    // One by one, the last TERM would come at least 19 graceful shutdowns
+    // after the first.
+    assert!(
+        last - first < 5.0 * GRACE_SECS,
+        "TERMs spread over {:.3}s",
+        last - first
+    );
+    assert!((2..=16).contains(&at_once), "{at_once} at once: {spans:?}");
+    assert_eq!(
+        scanner.service_pid("keep"),
+        Some(keep),
+        "keep was restarted"
+    );
+    assert_eq!(runs(&root, "keep").len(), 1);
+}
+
+#[test]
+fn s6_stops_twenty_services_side_by_side() {
+    if !Family::S6.require() {
+        return;
+    }
+    twenty_restarts_stop_side_by_side(Family::S6);
+}
+
+#[test]
+fn runit_stops_twenty_services_side_by_side() {
+    if !Family::Runit.require() {
+        return;
+    }
+    twenty_restarts_stop_side_by_side(Family::Runit);
+}
+
+#[test]
+fn daemontools_stops_twenty_services_side_by_side() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    twenty_restarts_stop_side_by_side(Family::Daemontools);
+}
+
+/// A service that logs "PID TAG" and then ignores SIGTERM: it never stops.
+fn add_stuck_service(root: &Root, name: &str, tag: &str) {
+    let out = root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    root.write_stock(
+        &format!("{name}/run"),
+        &format!(
+            "#!/bin/sh\necho \"$$ {tag}\" >> {}/{name}.log\ntrap '' TERM\nexec sleep 100000\n",
+            out.display()
+        ),
+        0o755,
+    );
+}
+
+/// Two services that ignore SIGTERM fail the commit (exit 75) naming both;
+/// nothing is switched, and the service that did stop runs again.
+fn services_that_do_not_stop_fail_the_commit(family: Family) {
+    let root = Root::empty();
+    root.config(&format!(
+        "supervisor: {}\nstop_timeout: 1\n",
+        family.config_name()
+    ));
+    add_stuck_service(&root, "stuck-a", "v1");
+    add_stuck_service(&root, "stuck-b", "v1");
+    add_logging_service(&root, "web", "v1");
+    add_logging_service(&root, "db", "v1");
+    root.commit().ok();
+    let scanner = Scanner::start(&root, family);
+    let pids: Vec<u32> = ["stuck-a", "stuck-b", "web", "db"]
+        .iter()
+        .map(|n| scanner.wait_pid(n))
+        .collect();
+
+    add_stuck_service(&root, "stuck-a", "v2");
+    add_stuck_service(&root, "stuck-b", "v2");
+    add_logging_service(&root, "web", "v2");
+    let run = root
+        .run(&["--json", "commit"])
+        .code(exit::TEMP_FAIL)
+        .kind("supervisor");
+    assert!(
+        run.stderr.contains("stuck-a, stuck-b did not stop"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("web did not stop"), "{}", run.stderr);
+    assert_eq!(root.live_generation(), Some(1), "nothing was switched");
+    assert!(!root.state().join(".txn.yaml").exists());
+    let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
+    assert!(history.trim_end().ends_with("undone"), "{history}");
+    // web was stopped and is started again, from the old object.
+    let mut web = 0;
+    wait_until("web v1 up again", REACT, || {
+        web = scanner.service_pid("web").unwrap_or(0);
+        web != 0 && web != pids[2]
+    });
+    let web_runs = runs(&root, "web");
+    assert_eq!(web_runs.len(), 2, "{web_runs:?}");
+    assert!(web_runs.iter().all(|(_, t)| t == "v1"), "{web_runs:?}");
+    // The stuck ones never went down, and db was not touched.
+    assert_eq!(scanner.service_pid("stuck-a"), Some(pids[0]));
+    assert_eq!(scanner.service_pid("stuck-b"), Some(pids[1]));
+    assert_eq!(scanner.service_pid("db"), Some(pids[3]));
+}
+
+#[test]
+fn s6_services_that_do_not_stop_fail_the_commit() {
+    if !Family::S6.require() {
+        return;
+    }
+    services_that_do_not_stop_fail_the_commit(Family::S6);
+}
+
+#[test]
+fn runit_services_that_do_not_stop_fail_the_commit() {
+    if !Family::Runit.require() {
+        return;
+    }
+    services_that_do_not_stop_fail_the_commit(Family::Runit);
+}
+
+#[test]
+fn daemontools_services_that_do_not_stop_fail_the_commit() {
+    if !Family::Daemontools.require() {
+        return;
+    }
+    services_that_do_not_stop_fail_the_commit(Family::Daemontools);
+}
