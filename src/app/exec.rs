@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use super::Output;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::state::generation;
+use crate::locks::pin;
 use crate::locks::wait::{self, Attempt};
 use crate::model::names;
-use crate::locks::pin;
 use crate::state::State;
+use crate::state::generation;
 
 /// The environment variable that tells the program which object it runs from.
 pub(crate) const OBJECT_ENV: &str = "SVCDIR_UPDATE_OBJECT";

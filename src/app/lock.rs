@@ -17,13 +17,13 @@ use serde::Serialize;
 use super::Output;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::sys::fs;
 use crate::locks::holders::{self, LockMode};
 use crate::locks::lock_dir::try_lock_naming_holders;
+use crate::locks::update;
 use crate::locks::wait;
 use crate::model::names;
 use crate::output::report;
-use crate::locks::update;
+use crate::sys::fs;
 
 #[derive(Debug, Serialize)]
 struct LockReport {

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-
 use crate::config::Config;
 use crate::engine::commit::Committed;
 use crate::locks::update::LockPolicy;

@@ -13,13 +13,13 @@ use crate::format::manifest::GenerationManifest;
 use crate::locks::holders::{self, LockHolder};
 use crate::locks::manager;
 use crate::locks::pin;
-use crate::sys::process::{Liveness, ProcessSignature};
 use crate::locks::update;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
 use crate::state::pending;
 use crate::state::txn_log;
+use crate::sys::process::{Liveness, ProcessSignature};
 
 #[derive(Debug, Serialize)]
 struct Interrupted {

@@ -48,9 +48,7 @@ pub(crate) fn findings(cfg: &Config, state: &State, m: &GenerationManifest) -> F
 fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings) -> Result<()> {
     let manifest = store::load_manifest(&state.store, object)?;
     let base = state.store.join(object);
-    found
-        .notes
-        .extend(dangling_links(&base, &manifest.entries));
+    found.notes.extend(dangling_links(&base, &manifest.entries));
     let problems = &mut found.problems;
     if layout::object_name(&manifest.service, &manifest.computed_digest()) != object {
         problems.push(format!(

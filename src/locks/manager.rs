@@ -14,10 +14,10 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::locks::holders::LockMode;
 use crate::locks::lock_dir::{holders_of_file, try_lock_file};
-use crate::sys::process::{Liveness, ProcessSignature};
 use crate::locks::wait::{self, Attempt};
 use crate::state::layout;
 use crate::sys::fs::{self, Dir};
+use crate::sys::process::{Liveness, ProcessSignature};
 use crate::sys::trust::Trust;
 
 #[derive(Debug)]

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::sys::fs::Dir;
-use crate::state::layout;
 use crate::format::manifest::{self, GenerationManifest};
 use crate::state::documents;
+use crate::state::layout;
 use crate::state::{State, parse_generation_number};
+use crate::sys::fs::Dir;
 
 /// Published generation numbers, ascending.
 pub(crate) fn list(state: &State) -> Result<Vec<u64>> {

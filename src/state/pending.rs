@@ -14,8 +14,8 @@
 use std::io::{Read, Write};
 
 use crate::error::{Error, Result};
-use crate::sys::fs::{self, Dir};
 use crate::state::layout;
+use crate::sys::fs::{self, Dir};
 
 /// What the marker held when a run started (`None`: no marker).
 pub(crate) type Seen = Option<Vec<u8>>;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::sys::fs::Dir;
 use crate::output::report;
+use crate::sys::fs::Dir;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct ScanSync {
@@ -103,7 +103,12 @@ pub(crate) fn sync(scandir: &Dir, live: &Path, services: &BTreeSet<String>) -> R
 /// Applies a transaction's changes only: links for `added`, removal of our
 /// links for `removed`. Costs what changed, not what exists (the full
 /// [`sync`] runs at boot, from `svcdir-update sync`, and on a no-op commit).
-pub(crate) fn apply(scandir: &Dir, live: &Path, added: &[&str], removed: &[&str]) -> Result<ScanSync> {
+pub(crate) fn apply(
+    scandir: &Dir,
+    live: &Path,
+    added: &[&str],
+    removed: &[&str],
+) -> Result<ScanSync> {
     let mut out = ScanSync::default();
     for name in removed {
         let ours = scandir

@@ -12,9 +12,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sys::fs::Dir;
-use crate::state::layout;
 use crate::model::plan::Action;
+use crate::state::layout;
+use crate::sys::fs::Dir;
 use crate::sys::process::ProcessSignature;
 
 const CHECKSUM_PREFIX: &str = "checksum: ";

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use crate::error::{Error, Problem, Problems, Result};
 use crate::model::tree;
-use crate::stock::stat_cache::Fingerprint;
 use crate::stock::StockService;
+use crate::stock::stat_cache::Fingerprint;
 use crate::sys::fs::Dir;
 
 /// Re-reads the fingerprints of `service` and fails with exit 75 if any

@@ -14,10 +14,10 @@ use crate::error::{Error, Problem, Result};
 use crate::model::identity::Identity;
 use crate::model::limits::MAX_PATH;
 use crate::model::tree::{self, Entry, EntryKind};
-use crate::stock::stat_cache::{Fingerprint, StatCache};
 use crate::stock::budget::EntryBudget;
 use crate::stock::links::{self, OutsideTarget, Resolution};
 use crate::stock::race::raced;
+use crate::stock::stat_cache::{Fingerprint, StatCache};
 use crate::stock::{LinkedFile, StockService, required, s6rc};
 use crate::sys::fs::{Dir, Kind};
 

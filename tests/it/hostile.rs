@@ -4,11 +4,11 @@
 //! it got, and proves that nothing outside was read or written and that
 //! `live` did not change.
 
-use svcdir_update::error::exit;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use svcdir_update::error::exit;
 
 use crate::harness::*;
 
@@ -297,7 +297,10 @@ fn assert_refused_77(
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     let before = root.snapshot();
     let named = spoil(&root, &canary);
-    let run = root.run(&["--json", "commit"]).code(exit::NO_PERM).kind("unsafe");
+    let run = root
+        .run(&["--json", "commit"])
+        .code(exit::NO_PERM)
+        .kind("unsafe");
     assert!(
         run.stderr.contains(&named.display().to_string()),
         "the refusal does not name {}:\n{}",
@@ -574,7 +577,10 @@ fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'stat
     root.commit().ok();
     let before = root.snapshot();
     let (named, words) = breaks(root);
-    let run = root.run(&["--json", "commit"]).code(exit::DATA_ERR).kind("stock");
+    let run = root
+        .run(&["--json", "commit"])
+        .code(exit::DATA_ERR)
+        .kind("stock");
     for shown in [named.display().to_string().as_str(), words] {
         assert!(
             run.stderr.contains(shown),
@@ -776,7 +782,10 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
         }
     }
     root.config("limits: {max_entries: 999999}\n");
-    let run = root.run(&["--json", "commit"]).code(exit::DATA_ERR).kind("stock");
+    let run = root
+        .run(&["--json", "commit"])
+        .code(exit::DATA_ERR)
+        .kind("stock");
     assert!(
         run.stderr.contains("more than 999999 entries"),
         "{}",
@@ -858,7 +867,10 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
     root.commit().ok();
     write_noise(&root.stock().join("web/env/BIG"), 2 << 20);
     let before = root.snapshot();
-    let run = root.run(&["--json", "commit"]).code(exit::IO_ERR).kind("create");
+    let run = root
+        .run(&["--json", "commit"])
+        .code(exit::IO_ERR)
+        .kind("create");
     assert!(
         run.stderr.contains("No space left on device"),
         "{}",
@@ -904,7 +916,10 @@ fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
     let before = root.snapshot();
     let guard = Mutable(root.state());
     sh("chattr", &["+i", root.state().to_str().unwrap()]);
-    let run = root.run(&["--json", "commit"]).code(exit::CANT_CREATE).kind("create");
+    let run = root
+        .run(&["--json", "commit"])
+        .code(exit::CANT_CREATE)
+        .kind("create");
     assert!(
         run.stderr.contains("Operation not permitted"),
         "{}",

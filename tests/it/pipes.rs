@@ -4,8 +4,8 @@
 //! commit whose warning is due while stderr is closed still finishes its
 //! transaction.
 
-use svcdir_update::error::exit;
 use std::process::Stdio;
+use svcdir_update::error::exit;
 
 use crate::harness::*;
 
@@ -66,7 +66,11 @@ fn every_command_ends_normally_when_stdout_is_closed() {
     }
     // Failures keep their codes: the error document is lost, not the code.
     assert_quiet_end(&root, &["--json", "--bogus"], exit::USAGE);
-    assert_quiet_end(&root, &["--json", "lock", "bad name", "--", "true"], exit::USAGE);
+    assert_quiet_end(
+        &root,
+        &["--json", "lock", "bad name", "--", "true"],
+        exit::USAGE,
+    );
     assert_quiet_end(&root, &["--json", "rollback", "99"], exit::DATA_ERR);
     // `lock` passes on its command's status with stdout closed too.
     assert_quiet_end(&root, &["lock", "web", "--", "false"], 1);
