@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::model::limits::MAX_PATH;
+use crate::model::limits::MAX_WAIT_SECS;
 use crate::model::names::name_problem;
 use crate::sys::trust::{Found, Trust};
 
@@ -343,6 +344,12 @@ impl<'a> ConfigResolver<'a> {
 
     fn seconds(&self, key: &str, v: Option<f64>, default: f64) -> Result<Duration> {
         let v = v.unwrap_or(default);
+        if !(0.0..=MAX_WAIT_SECS).contains(&v) {
+            // NaN and the infinities fail here too.
+            return Err(self.bad(format!(
+                "`{key}: {v}` must be a number of seconds from 0 to {MAX_WAIT_SECS} (a week)"
+            )));
+        }
         Duration::try_from_secs_f64(v)
             .map_err(|_| self.bad(format!("`{key}: {v}` must be a number of seconds ≥ 0")))
     }

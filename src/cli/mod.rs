@@ -192,10 +192,8 @@ pub struct ManArgs {
     pub list: bool,
 }
 
-/// The longest `--wait` or `--check-up` taken, in seconds (a week): a
-/// longer wait is a retry loop's job, and a far bigger one would overflow
-/// the deadline computed from it.
-const MAX_SECS: f64 = 7.0 * 24.0 * 3600.0;
+/// The longest `--wait` or `--check-up` taken (a week).
+const MAX_SECS: f64 = crate::model::limits::MAX_WAIT_SECS;
 
 /// Parses the SECS of `--wait` and `--check-up`: a finite number of
 /// seconds from 0 to [`MAX_SECS`], fractions allowed (`0.5`).

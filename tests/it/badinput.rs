@@ -330,6 +330,37 @@ fn config_with_a_wrong_type() {
     });
 }
 
+/// A wait too long to add to a clock (`1e19` seconds) is a clear error,
+/// in the config (65) as on the command line (2), never a panic.
+#[test]
+fn waits_beyond_a_week_are_refused() {
+    for key in ["lock_wait", "update_lock_wait", "stop_timeout"] {
+        let run = assert_rejected(exit::DATA_ERR, "config", |root| {
+            root.config(&format!("{key}: 1e19\n"));
+            show(root.path().join("config.yaml"))
+        });
+        assert!(run.stderr.contains(key), "{}", run.stderr);
+        assert!(run.stderr.contains("a week"), "{}", run.stderr);
+    }
+    let root = Root::example();
+    root.commit().ok();
+    let before = root.snapshot();
+    for args in [
+        &["--wait", "1e19", "commit"][..],
+        &["commit", "--check-up", "1e19"][..],
+        &["--wait", "NaN", "gc"][..],
+    ] {
+        let run = root.run(args).code(exit::USAGE);
+        assert!(
+            run.stderr.contains("a week") || run.stderr.contains("seconds"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+    assert_eq!(root.snapshot(), before);
+}
+
 #[test]
 fn check_lists_every_problem_at_once() {
     let root = Root::example();
