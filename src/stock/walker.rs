@@ -94,6 +94,24 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
+    /// The size of the file `st` describes if it is within `limits:
+    /// max_file_size`; else `None` and a problem at `rel` whose text starts
+    /// with `what` (the file itself, or what a link leads to).
+    fn size_within_limit(&mut self, rel: &str, st: &rustix::fs::Stat, what: &str) -> Option<u64> {
+        #[allow(clippy::unnecessary_cast)]
+        let size = st.st_size as u64;
+        let max_file_size = self.context.cfg.limits.max_file_size;
+        if size <= max_file_size {
+            return Some(size);
+        }
+        self.problem(
+            rel,
+            format!("{what} {size} bytes; the limit is {max_file_size}"),
+            "raise `limits: {max_file_size: N}` if this is intended",
+        );
+        None
+    }
+
     fn problem(&mut self, rel: &str, what: impl Into<String>, fix: impl Into<String>) {
         self.problems.push(Problem {
             path: if rel == tree::ROOT {
@@ -297,17 +315,9 @@ impl Walker<'_> {
         mut entry: Entry,
         st: &rustix::fs::Stat,
     ) -> Result<()> {
-        #[allow(clippy::unnecessary_cast)]
-        let size = st.st_size as u64;
-        let max_file_size = self.context.cfg.limits.max_file_size;
-        if size > max_file_size {
-            self.problem(
-                &entry.path,
-                format!("the file is {size} bytes; the limit is {max_file_size}"),
-                "raise `limits: {max_file_size: N}` if this is intended",
-            );
+        let Some(size) = self.size_within_limit(&entry.path, st, "the file is") else {
             return Ok(());
-        }
+        };
         let hash = self.content_hash(dir, name, &entry.path, st)?;
         entry.kind = EntryKind::File;
         entry.size = Some(size);
@@ -396,17 +406,9 @@ impl Walker<'_> {
         rel: PathBuf,
         st: &rustix::fs::Stat,
     ) -> Result<()> {
-        #[allow(clippy::unnecessary_cast)]
-        let size = st.st_size as u64;
-        let max_file_size = self.context.cfg.limits.max_file_size;
-        if size > max_file_size {
-            self.problem(
-                &entry.path,
-                format!("the file it links to is {size} bytes; the limit is {max_file_size}"),
-                "raise `limits: {max_file_size: N}` if this is intended",
-            );
+        let Some(size) = self.size_within_limit(&entry.path, st, "the file it links to is") else {
             return Ok(());
-        }
+        };
         let roots = self.context.roots;
         let hash = self.content_hash(&roots[root], rel.as_os_str(), &entry.path, st)?;
         entry.mode = self.mode_of(&entry.path, st);
