@@ -148,13 +148,16 @@ fn add_named_dir(state: &State, object: &str) -> Result<()> {
     state.dir.sync()
 }
 
-/// `object`'s entry `path` is not what its manifest says.
+/// `object`'s entry `path` is missing, not what its manifest says, or
+/// cannot be hard-linked (another owner's file, with
+/// `fs.protected_hardlinks`, when not run as root).
 fn unreadable(state: &State, object: &str, path: &str) -> Error {
     Error::damaged(
         state.store.join(object).join(path),
         format!(
-            "does not match the manifest of {object}, so the object cannot be migrated; \
-             run `svcdir-update verify`"
+            "cannot be linked into the named directory of {object} (missing, not what the \
+             manifest says, or another owner's file); run the migration as root, or \
+             `svcdir-update verify` with 0.1"
         ),
     )
 }
