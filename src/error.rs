@@ -175,6 +175,17 @@ pub enum Error {
         state: PathBuf,
     },
 
+    /// The state directory is in another on-disk format than this version
+    /// writes (docs/design.md#state-format): an older one to migrate, or a
+    /// newer one.
+    #[error("{}: {what}", state.display())]
+    StateFormat {
+        /// The state directory.
+        state: PathBuf,
+        /// Which format, and what to do.
+        what: String,
+    },
+
     /// There are generations, but `live` points at none of them yet.
     #[error("no generation is live yet; run `svcdir-update commit` first")]
     NoLiveGeneration {
@@ -413,6 +424,7 @@ impl Error {
             Error::Config { .. }
             | Error::Stock { .. }
             | Error::NoGenerations { .. }
+            | Error::StateFormat { .. }
             | Error::NoLiveGeneration { .. }
             | Error::NoSuchGeneration { .. }
             | Error::NothingToRollBack { .. }
@@ -511,6 +523,7 @@ impl Error {
             Error::Stock { .. } => "stock",
             Error::StockBusy { .. } => "stock_busy",
             Error::NoGenerations { .. } => "no_generations",
+            Error::StateFormat { .. } => "state_format",
             Error::NoLiveGeneration { .. } => "no_live_generation",
             Error::NoSuchGeneration { .. } => "no_such_generation",
             Error::NothingToRollBack { .. } => "nothing_to_roll_back",
@@ -544,6 +557,7 @@ impl Error {
             | Error::Damaged { path, .. }
             | Error::Unsafe { path, .. }
             | Error::NoGenerations { state: path }
+            | Error::StateFormat { state: path, .. }
             | Error::NoLiveGeneration { state: path }
             | Error::NoUpdateLock { lock: path, .. }
             | Error::ManagerLockHeld { lock: path, .. }
@@ -684,6 +698,14 @@ mod tests {
                 Error::NoLiveGeneration { state: "/s".into() },
                 65,
                 "no_live_generation",
+            ),
+            (
+                Error::StateFormat {
+                    state: "/s".into(),
+                    what: "x".into(),
+                },
+                65,
+                "state_format",
             ),
             (
                 Error::NoSuchGeneration { generation: 9 },
@@ -841,6 +863,7 @@ mod tests {
             Error::AfterSwitch { .. } => 23,
             Error::RolledBack { .. } => 24,
             Error::Supervisor { .. } => 25,
+            Error::StateFormat { .. } => 26,
         }
     }
 
@@ -850,7 +873,7 @@ mod tests {
         let mut seen: Vec<usize> = cases.iter().map(|(e, _, _)| variant_index(e)).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=25).collect::<Vec<_>>(), "a variant has no case");
+        assert_eq!(seen, (0..=26).collect::<Vec<_>>(), "a variant has no case");
         for (err, code, _) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");
             assert_eq!(err.is_deferral(), code == exit::TEMP_FAIL, "{err:?}");
@@ -885,6 +908,7 @@ mod tests {
                 "config",
                 "no_generations",
                 "no_live_generation",
+                "state_format",
                 "no_update_lock",
                 "damaged",
                 "manager_lock_held",

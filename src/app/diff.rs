@@ -22,7 +22,7 @@ struct DiffReport<'a> {
 
 /// `diff`: stock vs live; `diff A`: A vs live; `diff A B`: A vs B.
 pub(crate) fn diff(cfg: &Config, args: &DiffArgs) -> Result<Output> {
-    let state = State::open(cfg)?;
+    let state = State::open_current(cfg)?;
     let (from_name, to_name, plan) = match (args.a, args.b) {
         (None, _) => {
             let prepared = stage::prepare(cfg, state.as_ref())?;

@@ -21,6 +21,7 @@ use crate::locks::wait::{self, Attempt};
 use crate::model::names;
 use crate::state::State;
 use crate::state::generation;
+use crate::state::layout;
 
 /// The environment variable that tells the program which object it runs from.
 pub(crate) const OBJECT_ENV: &str = "SVCDIR_UPDATE_OBJECT";
@@ -50,7 +51,7 @@ pub(crate) fn exec(
             program.display()
         )));
     }
-    let Some(state) = State::open(cfg)? else {
+    let Some(state) = State::open_current(cfg)? else {
         return Err(Error::NoGenerations {
             state: cfg.state.clone(),
         });
@@ -86,10 +87,14 @@ pub(crate) fn exec(
                 })
             },
         )?;
-        if state.store.try_open_dir(object)?.is_none() {
+        if state
+            .store
+            .try_open_dir(layout::object_service_dir(object))?
+            .is_none()
+        {
             continue; // collected between resolving and pinning: resolve again
         }
-        let dir = state.store.join(object);
+        let dir = state.object_path(object);
         let path = dir.join(program);
         // Only returns on failure; on success the program inherits `pin_file`.
         let err = std::process::Command::new(&path)

@@ -19,7 +19,7 @@ struct ListRow {
 }
 
 pub(crate) fn list(cfg: &Config) -> Result<Output> {
-    let Some(state) = State::open(cfg)? else {
+    let Some(state) = State::open_current(cfg)? else {
         return Ok(Output::new(
             &Vec::<ListRow>::new(),
             "no generations yet\n".into(),

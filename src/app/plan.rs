@@ -21,7 +21,7 @@ struct PlanReport<'a> {
 
 pub(crate) fn plan(cfg: &Config) -> Result<Output> {
     stock::check_trees_exist(cfg)?;
-    let state = State::open(cfg)?;
+    let state = State::open_current(cfg)?;
     let prepared = stage::prepare(cfg, state.as_ref())?;
     let live = prepared.live.as_ref().map(|g| g.generation);
     let report = PlanReport {

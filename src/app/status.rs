@@ -127,7 +127,7 @@ fn human_size(bytes: u64) -> String {
 }
 
 pub(crate) fn status(cfg: &Config) -> Result<Output> {
-    let Some(state) = State::open(cfg)? else {
+    let Some(state) = State::open_current(cfg)? else {
         return not_initialized(cfg);
     };
     let live = state.live()?;

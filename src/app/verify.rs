@@ -21,7 +21,7 @@ struct VerifyReport {
 }
 
 pub(crate) fn verify(cfg: &Config) -> Result<Output> {
-    let Some(state) = State::open(cfg)? else {
+    let Some(state) = State::open_current(cfg)? else {
         return Err(Error::NoGenerations {
             state: cfg.state.clone(),
         });

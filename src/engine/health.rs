@@ -38,7 +38,7 @@ pub(crate) fn check_up(
             continue;
         }
         let Some(object) = &s.to else { continue };
-        let dir = state.store.join(object);
+        let dir = state.object_path(object);
         if dir.join("down").exists() {
             report::debug(&format!(
                 "{}: has a `down` file, not expected up; not checked",

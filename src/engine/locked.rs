@@ -11,6 +11,7 @@
 use std::ops::Deref;
 use std::time::Duration;
 
+use super::migrate;
 use super::recover::{self, Recovery};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -85,6 +86,9 @@ impl LockedState {
             update::locks_dir(cfg)?;
         }
         let interrupted = txn_log::read(&state.dir)?;
+        // A state 0.1 wrote is migrated first, so that recovery and the
+        // command see one layout (docs/design.md#state-format).
+        migrate::to_current(cfg, &state, interrupted.as_ref())?;
         // Recovery runs under the lock, so it gets the locked state too;
         // what it did is recorded before anyone else sees the value.
         let mut locked = LockedState {

@@ -134,7 +134,7 @@ fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> 
         .filter_map(|s| {
             Some(OldInstance {
                 name: s.name.clone(),
-                object: state.store.join(s.from.as_ref()?),
+                object: state.object_path(s.from.as_ref()?),
             })
         })
         .collect();
@@ -197,7 +197,7 @@ pub(crate) fn undo(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<()
         else {
             continue;
         };
-        sup.restart(name, &state.store.join(object))?;
+        sup.restart(name, &state.object_path(object))?;
     }
     txn_log::append_history(&state.dir, &log.id, &history_line(log, "undone"))?;
     txn_log::remove(&state.dir)

@@ -47,7 +47,7 @@ pub(crate) fn findings(cfg: &Config, state: &State, m: &GenerationManifest) -> F
 /// and dangling symlinks to `found`.
 fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings) -> Result<()> {
     let manifest = store::load_manifest(&state.store, object)?;
-    let base = state.store.join(object);
+    let base = state.object_path(object);
     found.notes.extend(dangling_links(&base, &manifest.entries));
     let problems = &mut found.problems;
     if layout::object_name(&manifest.service, &manifest.computed_digest()) != object {
@@ -64,7 +64,8 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
         .iter()
         .map(|e| (e.path.as_str(), e))
         .collect();
-    let root = state.store.open_dir(object)?;
+    check_outer_dir(state, object, &manifest.service, problems)?;
+    let root = state.store.open_dir(layout::object_service_dir(object))?;
     let mut seen = BTreeSet::new();
     walk(cfg, &root, "", &want, &mut seen, problems, &base)?;
     for path in want.keys() {
@@ -75,6 +76,26 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
     if let Some(e) = want.get(tree::ROOT) {
         let st = root.self_stat()?;
         compare(e, &st, None, &base, problems);
+    }
+    Ok(())
+}
+
+/// The outer directory `<object>/` holds the service directory and nothing
+/// else (docs/design.md#on-disk-layout).
+fn check_outer_dir(
+    state: &State,
+    object: &str,
+    service: &str,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let outer = state.store.open_dir(object)?;
+    for name in outer.names()? {
+        if name.to_str() != Some(service) {
+            problems.push(format!(
+                "{}: not in the manifest (added by hand?)",
+                outer.join(&name).display()
+            ));
+        }
     }
     Ok(())
 }

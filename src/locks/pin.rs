@@ -89,7 +89,10 @@ pub(crate) fn held(cfg: &Config) -> Result<Vec<PinStatus>> {
         .held()?
         .into_iter()
         .map(|(object, _pin, holders)| PinStatus {
-            path: cfg.state.join(layout::STORE).join(&object),
+            path: cfg
+                .state
+                .join(layout::STORE)
+                .join(layout::object_service_dir(&object)),
             object,
             holders,
         })

@@ -87,7 +87,10 @@ pub(crate) fn check_switchable(
             .try_read_link(name)?
             .is_some_and(|l| l.to_str() == Some(layout::generation_link_target(object).as_str()));
         if !link_ok
-            || state.store.try_stat(object)?.is_none()
+            || state
+                .store
+                .try_stat(layout::object_service_dir(object))?
+                .is_none()
             || state
                 .store
                 .try_stat(layout::object_manifest_name(object))?

@@ -12,6 +12,14 @@ pub(crate) const TXN: &str = ".txn.yaml";
 /// One line per finished transaction.
 pub(crate) const HISTORY: &str = "history.log";
 pub(crate) const STORE: &str = "store";
+/// The state format marker: the number of the on-disk format, one line.
+/// Absent in a state 0.1 wrote (docs/design.md#state-format).
+pub(crate) const FORMAT: &str = "format";
+/// The format this version writes: store objects hold their service
+/// directory under the service's name (`<object>/<service>/`).
+pub(crate) const CURRENT_FORMAT: u32 = 2;
+/// The format of 0.1: the service directory is the object itself.
+pub(crate) const UNNAMED_OBJECTS_FORMAT: u32 = 1;
 pub(crate) const GENERATIONS: &str = "generations";
 pub(crate) const CACHE: &str = "cache";
 /// The prefix of every staging name; recovery sweeps them.
@@ -38,9 +46,24 @@ pub(crate) fn object_manifest_name(object: &str) -> String {
     format!("{object}{OBJECT_MANIFEST_SUFFIX}")
 }
 
-/// The target of a generation's per-service symlink.
+/// The directory a supervisor runs a service in, relative to the store:
+/// `<object>/<service>`. Services learn their own name from `$PWD`
+/// (Debian's `invoke-run` does `NAME=${PWD##*/}`, its shared `svlogd/run`
+/// reads the parent's name, Void's `agetty-generic/run` does
+/// `tty=${PWD##*-}`), so the last component must be the name, not the
+/// digest (docs/design.md#on-disk-layout). A name that is not an object
+/// name (never written by us) stays as it is.
+pub(crate) fn object_service_dir(object: &str) -> String {
+    match split_object_name(object) {
+        Some((service, _)) => format!("{object}/{service}"),
+        None => object.to_string(),
+    }
+}
+
+/// The target of a generation's per-service symlink: the object's named
+/// service directory.
 pub(crate) fn generation_link_target(object: &str) -> String {
-    format!("../../{STORE}/{object}")
+    format!("../../{STORE}/{}", object_service_dir(object))
 }
 
 /// The staging name of an object or generation.

@@ -62,12 +62,16 @@ impl State {
         let store = dir.ensure_dir(layout::STORE, 0o755)?;
         let generations = dir.ensure_dir(layout::GENERATIONS, 0o755)?;
         let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
-        State::checked(State {
+        let state = State::checked(State {
             dir,
             store,
             generations,
             cache,
-        })
+        })?;
+        if state.format()? == layout::CURRENT_FORMAT {
+            state.write_format_marker()?;
+        }
+        Ok(state)
     }
 
     /// Opens an existing layout; `None` when `init` never ran.
@@ -93,6 +97,16 @@ impl State {
         .map(Some)
     }
 
+    /// Like [`State::open`], for commands that only read: a state in
+    /// another format is refused with what to run ([`State::require_current_format`]).
+    pub(crate) fn open_current(cfg: &Config) -> Result<Option<State>> {
+        let state = State::open(cfg)?;
+        if let Some(state) = &state {
+            state.require_current_format()?;
+        }
+        Ok(state)
+    }
+
     /// The subdirectories are held to the same rule as `<state>`: one
     /// another user could write would let them plant a store object or a
     /// generation that the next switch makes live.
@@ -105,6 +119,80 @@ impl State {
 
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The absolute path of `object`'s service directory, where its
+    /// supervisor runs it: `<state>/store/<object>/<service>`.
+    pub(crate) fn object_path(&self, object: &str) -> PathBuf {
+        self.store.join(layout::object_service_dir(object))
+    }
+
+    /// The on-disk format of this state: the marker's number; without a
+    /// marker, [`layout::UNNAMED_OBJECTS_FORMAT`] when 0.1 left objects or
+    /// generations, else the current format (a state nothing was written to).
+    pub(crate) fn format(&self) -> Result<u32> {
+        if self.dir.try_stat(layout::FORMAT)?.is_some() {
+            let bytes = self.dir.read_capped(layout::FORMAT, 64)?;
+            let text = String::from_utf8_lossy(&bytes);
+            return text.trim().parse().map_err(|_| {
+                Error::damaged(
+                    self.dir.join(layout::FORMAT),
+                    format!("holds {text:?}, not a format number"),
+                )
+            });
+        }
+        let written = |dir: &Dir| -> Result<bool> {
+            Ok(dir
+                .names()?
+                .iter()
+                .any(|n| !n.as_encoded_bytes().starts_with(b".")))
+        };
+        if written(&self.store)? || written(&self.generations)? {
+            Ok(layout::UNNAMED_OBJECTS_FORMAT)
+        } else {
+            Ok(layout::CURRENT_FORMAT)
+        }
+    }
+
+    /// Records that this state is in the current format (atomic, durable;
+    /// a no-op when the marker already says so).
+    pub(crate) fn write_format_marker(&self) -> Result<()> {
+        if self.dir.try_stat(layout::FORMAT)?.is_some() {
+            return Ok(());
+        }
+        let line = format!("{}\n", layout::CURRENT_FORMAT);
+        self.dir
+            .write_atomic(layout::FORMAT, line.as_bytes(), 0o644)
+    }
+
+    /// For commands that only read: the state must be in the current
+    /// format. An older one is migrated by the next writing command only,
+    /// under the manager lock (src/engine/migrate.rs).
+    pub(crate) fn require_current_format(&self) -> Result<()> {
+        match self.format()? {
+            layout::CURRENT_FORMAT => Ok(()),
+            found => Err(self.format_error(found)),
+        }
+    }
+
+    /// The error for a state in format `found`, which is not the current one.
+    pub(crate) fn format_error(&self, found: u32) -> Error {
+        let what = if found < layout::CURRENT_FORMAT {
+            format!(
+                "written by svcdir-update 0.1 (state format {found}); run `svcdir-update commit` \
+                 (or `sync`) to migrate it to format {}",
+                layout::CURRENT_FORMAT
+            )
+        } else {
+            format!(
+                "has state format {found}, newer than this svcdir-update understands ({})",
+                layout::CURRENT_FORMAT
+            )
+        };
+        Error::StateFormat {
+            state: self.path().to_path_buf(),
+            what,
+        }
     }
 
     /// The absolute path `<state>/live`, which scan directory links point through.

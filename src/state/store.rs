@@ -1,7 +1,8 @@
 //! The content-addressed store: immutable copies of service directories,
-//! named `<service>-<digest>`, each with a manifest beside it.
+//! each in `<service>-<digest>/<service>/` (the inner name is what the
+//! service sees as `$PWD`), with a manifest beside the outer directory.
 //!
-//! [`stage_object`] copies a stock service into `<state>/.tmp-<object>`
+//! [`stage_object`] copies a stock service into `<state>/.tmp-<object>/<service>`
 //! fd-relative (no symlink is followed, set-id bits stripped, owner and mode
 //! kept, every file's copy re-hashed against the digest; a file the stock
 //! ships as a link into a stock tree is read where the scan resolved it,
@@ -65,7 +66,7 @@ pub(crate) fn load_manifest(store: &Dir, object: &str) -> Result<ObjectManifest>
     documents::load(store, &layout::object_manifest_name(object))
 }
 
-/// Copies `service` into `<staging>/.tmp-<object>` and writes its manifest
+/// Copies `service` into `<staging>/.tmp-<object>/<service>` and writes its manifest
 /// as `<staging>/.tmp-<object>.manifest.yaml`; `staging` is the state
 /// directory, so that recovery sweeps one small directory, not the store.
 /// Nothing is reachable yet.
@@ -80,11 +81,17 @@ pub(crate) fn stage_object(
     let src_root = Dir::open_following(&service.tree)?
         .open_dir(&service.name)
         .map_err(|e| stock::raced(e, &service.dir()))?;
-    let dst_root = staging.create_dir(&tmp, 0o700)?;
+    // The outer directory carries the object's name (its identity); the
+    // copy inside it carries the service's name, for `$PWD`.
+    let outer = staging.create_dir(&tmp, 0o755)?;
+    let dst_root = outer.create_dir(&service.name, 0o700)?;
     let per_file = durability == Durability::PerFile;
     let dirs = copy_entries(service, src_root, dst_root, per_file)?;
     set_dir_owners_and_modes(service, &dirs, per_file)?;
     drop(dirs);
+    if per_file {
+        outer.sync()?;
+    }
     stage_manifest(staging, service, &object, per_file)?;
     // The fingerprint re-check: the stock must not have moved under us.
     stock::recheck(service)?;
@@ -261,8 +268,8 @@ fn owned_by_us(entry: &tree::Entry) -> bool {
         && entry.gid == rustix::process::getegid().as_raw()
 }
 
-/// Renames a staged object and its manifest from `staging` into the
-/// store. The manifest goes first: an object is never reachable without its
+/// Renames a staged object (the outer directory, at once) and its
+/// manifest from `staging` into the store. The manifest goes first: an object is never reachable without its
 /// manifest. The caller fsyncs both directories once after publishing all
 /// objects.
 pub(crate) fn publish_object(staging: &Dir, store: &Dir, object: &str) -> Result<PathBuf> {
@@ -273,5 +280,5 @@ pub(crate) fn publish_object(staging: &Dir, store: &Dir, object: &str) -> Result
         // content by construction, so keep the existing inode.
         staging.remove_if_exists(layout::tmp_name(object))?;
     }
-    Ok(store.join(object))
+    Ok(store.join(layout::object_service_dir(object)))
 }

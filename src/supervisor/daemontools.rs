@@ -39,6 +39,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::output::report;
+use crate::state::layout;
 use crate::sys::fs::Dir;
 
 /// How often svscan looks for new scan directory entries (fixed in its
@@ -145,7 +146,9 @@ impl Daemontools {
             if name.as_encoded_bytes().starts_with(b".") {
                 continue;
             }
-            let object = self.store.join(&name);
+            let object = self
+                .store
+                .join(layout::object_service_dir(&name.to_string_lossy()));
             let Ok(meta) = std::fs::symlink_metadata(&object) else {
                 continue;
             };

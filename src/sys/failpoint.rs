@@ -12,6 +12,11 @@ use crate::error::Result;
 
 /// Every failpoint, in the order a transaction meets them.
 pub(crate) const ALL: &[&str] = &[
+    "migrate.after-named-copy",
+    "migrate.after-relink-generations",
+    "migrate.after-stop",
+    "migrate.after-relink-live",
+    "migrate.after-strip-object",
     "recover.start",
     "recover.after-undo",
     "recover.after-sweep",

@@ -144,7 +144,12 @@ fn cell(s: Scenario, point: &str, next: Next) -> bool {
     ignore = "needs --features failpoints (scripts/test.sh)"
 )]
 fn every_failpoint_of_every_command_recovers_to_old_or_new() {
-    let points = failpoints();
+    // The migration's own points are on no path of a current state; each
+    // is hit and checked by pwd::a_migration_killed_at_any_step_….
+    let points: Vec<String> = failpoints()
+        .into_iter()
+        .filter(|p| !p.starts_with("migrate."))
+        .collect();
     let scenarios = [
         Scenario::Commit,
         Scenario::Rollback,

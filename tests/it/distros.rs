@@ -28,10 +28,7 @@ fn void_root() -> Root {
 /// The store object `name` is live as, and its manifest.
 fn object_and_manifest(root: &Root, name: &str) -> (PathBuf, serde_json::Value) {
     let object = std::fs::canonicalize(root.live().join(name)).unwrap();
-    let manifest = object.with_file_name(format!(
-        "{}.manifest.yaml",
-        object.file_name().unwrap().to_str().unwrap()
-    ));
+    let manifest = manifest_of_dir(&object);
     let text = std::fs::read(&manifest).unwrap();
     (object, serde_json::from_slice(&text).unwrap())
 }

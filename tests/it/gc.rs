@@ -114,7 +114,7 @@ fn gc_keeps_an_object_a_running_process_uses_until_it_exits() {
             .find(|o| o.starts_with("web-"))
             .unwrap();
         assert!(!objects_of(&root, 2).contains(&web1));
-        let dir = root.state().join(layout::STORE).join(&web1);
+        let dir = root.object_dir(&web1);
         let mut sleep = Command::new("sleep");
         sleep.arg("1000");
         match how {

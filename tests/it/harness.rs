@@ -299,6 +299,14 @@ impl Root {
     pub fn live(&self) -> PathBuf {
         self.state().join(layout::LIVE)
     }
+    /// The service directory of store object `<name>-<digest>`, where its
+    /// supervisor runs it: `store/<name>-<digest>/<name>`.
+    pub fn object_dir(&self, object: &str) -> PathBuf {
+        self.state()
+            .join(layout::STORE)
+            .join(object)
+            .join(service_of_object(object))
+    }
 
     /// Writes `<root>/config.yaml`.
     pub fn config(&self, yaml: &str) {
@@ -407,6 +415,33 @@ impl Root {
 }
 
 /// Lines of `<state>/history.log` (0 when absent): one per transaction.
+/// The service name part of a store object name `<name>-<digest>`.
+pub fn service_of_object(object: &str) -> &str {
+    object.rsplit_once('-').unwrap().0
+}
+
+/// What a generation's link for `object` says: its service directory,
+/// `../../store/<name>-<digest>/<name>`.
+pub fn generation_link_target(object: &str) -> PathBuf {
+    Path::new("../../")
+        .join(layout::STORE)
+        .join(object)
+        .join(service_of_object(object))
+}
+
+/// The store object name of a service directory or a link to it
+/// (`…/store/<object>/<name>`).
+pub fn object_of_dir(dir: &Path) -> String {
+    let outer = dir.parent().unwrap().file_name().unwrap();
+    outer.to_str().unwrap().to_string()
+}
+
+/// The manifest beside the object whose service directory is `dir`.
+pub fn manifest_of_dir(dir: &Path) -> PathBuf {
+    let outer = dir.parent().unwrap();
+    outer.with_file_name(format!("{}.manifest.yaml", object_of_dir(dir)))
+}
+
 pub fn history_len(state: &Path) -> usize {
     std::fs::read_to_string(state.join(layout::HISTORY))
         .unwrap_or_default()

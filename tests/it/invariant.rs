@@ -256,7 +256,7 @@ pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
         for (name, object) in &services {
             assert_eq!(
                 std::fs::read_link(dir.join(name)).unwrap(),
-                Path::new(&format!("../../store/{object}")),
+                generation_link_target(object),
                 "generation {n}: {name}"
             );
             assert!(
@@ -305,7 +305,7 @@ pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
         assert_eq!(std::fs::read_link(&link).unwrap(), root.live().join(name));
         assert_eq!(
             std::fs::canonicalize(&link).unwrap(),
-            std::fs::canonicalize(store.join(object)).unwrap()
+            std::fs::canonicalize(root.object_dir(object)).unwrap()
         );
         check_object(root, object, &link);
     }

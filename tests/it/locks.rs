@@ -342,12 +342,7 @@ fn pinned_web(root: &Root, out: &Path) {
 }
 
 fn web_object(root: &Root) -> String {
-    std::fs::read_link(root.state().join("live/web"))
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+    object_of_dir(&std::fs::read_link(root.state().join("live/web")).unwrap())
 }
 
 #[test]
@@ -357,7 +352,7 @@ fn exec_runs_from_the_object_and_gc_keeps_it_until_the_program_exits() {
     pinned_web(&root, &out);
     root.commit().ok();
     let first = web_object(&root);
-    let object_dir = root.state().join(layout::STORE).join(&first);
+    let object_dir = root.object_dir(&first);
 
     let mut program = KillOnDrop(root.command(&["exec", "web"]).spawn().unwrap());
     let pid = program.0.id();

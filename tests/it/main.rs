@@ -32,6 +32,7 @@ mod json_errors;
 mod locks;
 mod pending;
 mod pipes;
+mod pwd;
 mod recovery;
 mod restart_on;
 mod stock_busy;

@@ -107,14 +107,14 @@ fn a_changed_restart_on_file_makes_a_new_object_for_its_service_only() {
         relative_paths(&root.stock().join("web")),
         "web's object holds more than its stock"
     );
-    let manifest = format!("{}.manifest.yaml", after[2].0.display());
+    let manifest = manifest_of_dir(&after[2].0);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     assert_eq!(manifest["restart_on"].as_array().unwrap().len(), 2);
     root.run(&["verify"]).ok();
     // The recorded digests are part of the object's identity: `verify`
     // notices one edited by hand.
-    let manifest_path = format!("{}.manifest.yaml", after[2].0.display());
+    let manifest_path = manifest_of_dir(&after[2].0);
     let text = std::fs::read_to_string(&manifest_path).unwrap();
     let recorded = manifest["restart_on"][0]["digest"].as_str().unwrap();
     std::fs::write(&manifest_path, text.replace(recorded, &"0".repeat(64))).unwrap();

@@ -3,6 +3,7 @@
 //! Every test runs once with s6-svscan, once with runsvdir and once with
 //! daemontools' svscan.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -1075,4 +1076,137 @@ fn daemontools_services_that_do_not_stop_fail_the_commit() {
         return;
     }
     services_that_do_not_stop_fail_the_commit(Family::Daemontools);
+}
+
+/// The `$PWD` `name`'s `run` (or, with `log`, its `log/run`) wrote.
+fn said_pwd(root: &Root, file: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.path().join("out").join(file)).ok()?;
+    text.strip_suffix('\n').map(str::to_string)
+}
+
+/// Adds `web`, whose `run` and `log/run` each write their `$PWD` (whole,
+/// by rename) before they exec a sleep.
+fn add_pwd_service(root: &Root) {
+    let out = root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    for (rel, file) in [("web/run", "web.pwd"), ("web/log/run", "web-log.pwd")] {
+        let to = out.join(file);
+        root.write_stock(
+            rel,
+            &format!(
+                "#!/bin/sh\necho \"$PWD\" > {to}.tmp && mv {to}.tmp {to}\nexec sleep 100000\n",
+                to = to.display()
+            ),
+            0o755,
+        );
+    }
+}
+
+fn pwd_ends_in_the_service_name(family: Family) {
+    let root = Root::empty();
+    configure(&root, family);
+    add_pwd_service(&root);
+    add_logging_service(&root, "db", "v1");
+    root.commit().ok();
+    let scanner = Scanner::start(&root, family);
+    let web_pid = scanner.wait_pid("web");
+    wait_until("web and its logger said their $PWD", REACT, || {
+        said_pwd(&root, "web.pwd").is_some() && said_pwd(&root, "web-log.pwd").is_some()
+    });
+    let object = live_object(&root, "web");
+    let pwd = said_pwd(&root, "web.pwd").unwrap();
+    assert!(pwd.ends_with("/web"), "{pwd}");
+    assert_eq!(Path::new(&pwd), object);
+    let log_pwd = said_pwd(&root, "web-log.pwd").unwrap();
+    assert!(log_pwd.ends_with("/web/log"), "{log_pwd}");
+    // An unchanged service keeps its pid and its directory's inode.
+    let inode = root.inode(&object);
+    add_logging_service(&root, "db", "v2");
+    root.commit().ok();
+    wait_until("db v2 up", REACT, || {
+        runs(&root, "db").iter().any(|(_, t)| t == "v2")
+    });
+    assert_eq!(scanner.service_pid("web"), Some(web_pid));
+    assert_eq!(live_object(&root, "web"), object);
+    assert_eq!(root.inode(&live_object(&root, "web")), inode);
+}
+
+#[test]
+fn s6_pwd_ends_in_the_service_name() {
+    if !Family::S6.require() {
+        return;
+    }
+    pwd_ends_in_the_service_name(Family::S6);
+}
+
+#[test]
+fn runit_pwd_ends_in_the_service_name() {
+    if !Family::Runit.require() {
+        return;
+    }
+    pwd_ends_in_the_service_name(Family::Runit);
+}
+
+/// A state 0.1 wrote, its services running from the 0.1 paths: the
+/// migration moves each to its named directory (one restart, never two
+/// instances at once), and they keep running.
+fn migration_moves_running_services_to_named_dirs(family: Family) {
+    let root = Root::empty();
+    configure(&root, family);
+    add_pwd_service(&root);
+    add_logging_service(&root, "db", "v1");
+    root.commit().ok();
+    crate::pwd::make_format_1(&root);
+    let scanner = Scanner::start(&root, family);
+    let db_before = scanner.wait_pid("db");
+    let web_before = scanner.wait_pid("web");
+    let old_web = live_object(&root, "web");
+    wait_until("web said its 0.1 $PWD", REACT, || {
+        said_pwd(&root, "web.pwd").is_some_and(|p| Path::new(&p) == old_web)
+    });
+
+    root.commit().ok();
+    assert_eq!(
+        std::fs::read_to_string(root.state().join("format")).unwrap(),
+        "2\n"
+    );
+    let new_web = live_object(&root, "web");
+    assert!(new_web.ends_with("web"), "{}", new_web.display());
+    wait_until("web runs from its named directory", REACT, || {
+        said_pwd(&root, "web.pwd").is_some_and(|p| Path::new(&p) == new_web)
+            && said_pwd(&root, "web-log.pwd").is_some_and(|p| p.ends_with("/web/log"))
+    });
+    let db_after = scanner.wait_pid("db");
+    assert_ne!(db_after, db_before);
+    assert!(
+        !alive(db_before),
+        "db's 0.1 instance {db_before} still runs"
+    );
+    assert!(
+        !alive(web_before),
+        "web's 0.1 instance {web_before} still runs"
+    );
+    let db_runs = runs(&root, "db");
+    assert_eq!(
+        db_runs.len(),
+        2,
+        "db ran other than once per layout: {db_runs:?}"
+    );
+    root.run(&["verify"]).ok();
+}
+
+#[test]
+fn s6_migration_moves_running_services_to_named_dirs() {
+    if !Family::S6.require() {
+        return;
+    }
+    migration_moves_running_services_to_named_dirs(Family::S6);
+}
+
+#[test]
+fn runit_migration_moves_running_services_to_named_dirs() {
+    if !Family::Runit.require() {
+        return;
+    }
+    migration_moves_running_services_to_named_dirs(Family::Runit);
 }
