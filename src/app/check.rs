@@ -17,7 +17,9 @@ struct CheckReport {
 }
 
 pub(crate) fn check(cfg: &Config) -> Result<Output> {
-    let mut stock = stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?;
+    // `check` lists every problem and exits 65 (or 75), held back or not.
+    let mut stock =
+        stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?.all_or_nothing()?;
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
     let report = CheckReport {
         trees: stock

@@ -26,16 +26,28 @@ pub(crate) struct Prepared {
     pub stock: Stock,
     pub live: Option<GenerationManifest>,
     pub plan: Plan,
+    /// The live objects of held-back services, which the new generation
+    /// keeps (docs/design.md#held-back).
+    pub kept: BTreeMap<String, String>,
 }
 
 impl Prepared {
     pub(crate) fn target(&self) -> BTreeMap<String, String> {
-        self.stock
+        target_of(&self.stock, &self.kept)
+    }
+}
+
+/// The services of the new generation: the stock's, and the live version
+/// of every held-back service.
+fn target_of(stock: &Stock, kept: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut target = kept.clone();
+    target.extend(
+        stock
             .services
             .iter()
-            .map(|(name, s)| (name.clone(), s.object_name()))
-            .collect()
-    }
+            .map(|(name, s)| (name.clone(), s.object_name())),
+    );
+    target
 }
 
 /// Reads the stock (with the stat cache) and plans against `live`, with the
@@ -82,12 +94,12 @@ pub(crate) fn prepare_restarting(
             }
         }
     }
-    let target: BTreeMap<String, String> = stock
-        .services
+    let kept: BTreeMap<String, String> = stock
+        .held_back
         .iter()
-        .map(|(name, s)| (name.clone(), s.object_name()))
+        .filter_map(|h| Some((h.service.clone(), from.get(&h.service)?.clone())))
         .collect();
-    let mut plan = plan::make(&from, &target);
+    let mut plan = plan::make(&from, &target_of(&stock, &kept));
     for change in &mut plan.services {
         match change.action {
             Action::Restart if restart.contains(&change.name) => {
@@ -104,10 +116,18 @@ pub(crate) fn prepare_restarting(
                 change.reason = plan::describe_restart(&change.files, &change.restart_on);
             }
             Action::Stop => change.reason = "removed from stock".into(),
+            Action::Keep if kept.contains_key(&change.name) => {
+                change.reason = "held back: its live version stays".into();
+            }
             Action::Start | Action::Keep => {}
         }
     }
-    Ok(Prepared { stock, live, plan })
+    Ok(Prepared {
+        stock,
+        live,
+        plan,
+        kept,
+    })
 }
 
 /// Reads the stock with the stat cache, saying what it found at `-v`.
@@ -120,7 +140,10 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
         started.elapsed().as_secs_f64() * 1e3
     ));
     let started = std::time::Instant::now();
-    let stock = stock::scan(cfg, cache)?;
+    let mut stock = stock::scan(cfg, cache)?;
+    if cfg.strict {
+        stock = stock.all_or_nothing()?;
+    }
     report::debug(&format!(
         "stock: {} services, {} entries scanned in {:.1} ms",
         stock.services.len(),
@@ -136,6 +159,9 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
     }
     for notice in &stock.notices {
         report::info(notice);
+    }
+    for held in &stock.held_back {
+        report::warn(&held.describe());
     }
     for s in stock.services.values() {
         for path in &s.stripped_setid {
