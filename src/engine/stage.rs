@@ -66,11 +66,7 @@ pub(crate) fn prepare_restarting(
     restart: &[String],
 ) -> Result<Prepared> {
     let mut stock = scan_stock(cfg, state)?;
-    if let Some(unknown) = restart.iter().find(|n| !stock.services.contains_key(*n)) {
-        return Err(Error::usage(format!(
-            "--restart {unknown}: there is no service {unknown:?} in the stock; `svcdir-update plan -v` lists them"
-        )));
-    }
+    check_restart_names(&stock, restart)?;
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
     let live = match state {
         Some(st) => match st.live()? {
@@ -128,6 +124,27 @@ pub(crate) fn prepare_restarting(
         plan,
         kept,
     })
+}
+
+/// Every name of `commit --restart` must be a valid stock service: one
+/// that is not in the stock, or is held back, is a usage error (exit 2).
+fn check_restart_names(stock: &Stock, restart: &[String]) -> Result<()> {
+    if let Some(held) = stock
+        .held_back
+        .iter()
+        .find(|h| restart.contains(&h.service))
+    {
+        return Err(Error::usage(format!(
+            "--restart {0}: {0} is held back for its problems in the stock (named above); fix them first",
+            held.service
+        )));
+    }
+    if let Some(unknown) = restart.iter().find(|n| !stock.services.contains_key(*n)) {
+        return Err(Error::usage(format!(
+            "--restart {unknown}: there is no service {unknown:?} in the stock; `svcdir-update plan -v` lists them"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the stock with the stat cache, saying what it found at `-v`.

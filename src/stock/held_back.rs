@@ -108,3 +108,52 @@ impl ProblemsByService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(path: &str, transient: bool) -> Problem {
+        Problem {
+            path: path.into(),
+            what: "what".into(),
+            fix: "fix".into(),
+            transient,
+        }
+    }
+
+    #[test]
+    fn a_service_is_transient_only_when_every_problem_is() {
+        let busy = [problem("/s/web/run.dpkg-new", true)];
+        assert!(HeldBack::of("web", &busy).transient);
+        let mixed = [busy[0].clone(), problem("/s/web/fifo", false)];
+        assert!(!HeldBack::of("web", &mixed).transient);
+    }
+
+    #[test]
+    fn problems_per_service_are_bounded() {
+        let many: Vec<Problem> = (0..100)
+            .map(|i| problem(&format!("/s/web/{i}"), false))
+            .collect();
+        assert_eq!(HeldBack::of("web", &many).problems.len(), MAX_PROBLEMS_EACH);
+    }
+
+    #[test]
+    fn all_or_nothing_is_busy_only_when_every_problem_is_transient() {
+        let mut problems = ProblemsByService::default();
+        assert!(ProblemsByService::default().into_error().is_none());
+        problems
+            .services
+            .insert("web".into(), vec![problem("/s/web/run.dpkg-new", true)]);
+        let busy = ProblemsByService {
+            global: vec![],
+            services: problems.services.clone(),
+        };
+        assert!(matches!(busy.into_error(), Some(Error::StockBusy { .. })));
+        problems.global.push(problem("/s", false));
+        match problems.into_error() {
+            Some(Error::Stock { problems }) => assert_eq!(problems.0.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -92,9 +92,20 @@ fn a_new_broken_service_is_not_added() {
     root.write_stock("broken/run", "#!/bin/sh\n", 0o644);
     let run = root.run(&["commit"]).ok();
     assert!(run.stderr.contains("broken: held back"), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("held back (live version kept, problems on stderr): broken"),
+        "{}",
+        run.stdout
+    );
     assert!(root.live().join("fresh/run").is_file());
     assert!(!root.live().join("broken").exists());
     assert!(!root.scandir().join("broken").exists());
+    // A held-back service cannot be restarted: a usage error, nothing done.
+    let run = root
+        .run(&["commit", "--restart", "broken"])
+        .code(exit::USAGE);
+    assert!(run.stderr.contains("held back"), "{}", run.stderr);
 }
 
 #[test]
