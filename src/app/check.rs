@@ -17,10 +17,10 @@ struct CheckReport {
 }
 
 pub(crate) fn check(cfg: &Config) -> Result<Output> {
-    // `check` lists every problem and exits 65 (or 75), held back or not.
-    let mut stock =
-        stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?.all_or_nothing()?;
+    let mut stock = stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?;
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
+    // `check` lists every problem and exits 65 (or 75), held back or not.
+    let stock = stock.all_or_nothing()?;
     let report = CheckReport {
         trees: stock
             .trees

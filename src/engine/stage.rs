@@ -66,8 +66,9 @@ pub(crate) fn prepare_restarting(
     restart: &[String],
 ) -> Result<Prepared> {
     let mut stock = scan_stock(cfg, state)?;
-    check_restart_names(&stock, restart)?;
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
+    let mut stock = settle_held_back(cfg, stock)?;
+    check_restart_names(&stock, restart)?;
     let live = match state {
         Some(st) => match st.live()? {
             Some(n) => Some(generation::load(st, n)?),
@@ -126,6 +127,18 @@ pub(crate) fn prepare_restarting(
     })
 }
 
+/// All or nothing with `strict` (every problem, exit 65 or 75); else each
+/// held-back service is named, with its problems, on stderr.
+fn settle_held_back(cfg: &Config, stock: Stock) -> Result<Stock> {
+    if cfg.strict {
+        return stock.all_or_nothing();
+    }
+    for held in &stock.held_back {
+        report::warn(&held.describe());
+    }
+    Ok(stock)
+}
+
 /// Every name of `commit --restart` must be a valid stock service: one
 /// that is not in the stock, or is held back, is a usage error (exit 2).
 fn check_restart_names(stock: &Stock, restart: &[String]) -> Result<()> {
@@ -157,10 +170,7 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
         started.elapsed().as_secs_f64() * 1e3
     ));
     let started = std::time::Instant::now();
-    let mut stock = stock::scan(cfg, cache)?;
-    if cfg.strict {
-        stock = stock.all_or_nothing()?;
-    }
+    let stock = stock::scan(cfg, cache)?;
     report::debug(&format!(
         "stock: {} services, {} entries scanned in {:.1} ms",
         stock.services.len(),
@@ -176,9 +186,6 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
     }
     for notice in &stock.notices {
         report::info(notice);
-    }
-    for held in &stock.held_back {
-        report::warn(&held.describe());
     }
     for s in stock.services.values() {
         for path in &s.stripped_setid {

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Problem, Result};
 use crate::model::identity::Identity;
 use crate::model::tree::Entry;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
@@ -115,6 +115,18 @@ pub(crate) struct Stock {
 }
 
 impl Stock {
+    /// Holds back the service `name` for `problems` found after the scan
+    /// (its `restart_on` paths): it leaves `services` for `held_back`.
+    pub(crate) fn hold_back(&mut self, name: &str, problems: Vec<Problem>) {
+        self.services.remove(name);
+        self.problems
+            .services
+            .entry(name.to_string())
+            .or_default()
+            .extend(problems);
+        self.held_back = self.problems.held_back();
+    }
+
     /// The stock only when no service is held back; else the error with
     /// every problem (`check`, `--strict`, `strict: true`).
     pub(crate) fn all_or_nothing(mut self) -> Result<Stock> {
