@@ -109,6 +109,7 @@ struct RawConfig {
     legacy_locks: Option<Vec<RawLegacyLock>>,
     limits: Option<Limits>,
     restart_on: Option<BTreeMap<String, Vec<PathBuf>>>,
+    strict: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -134,6 +135,10 @@ pub(crate) struct Config {
     /// Service → the paths whose content is part of its identity: a change
     /// there restarts it (docs/design.md#identity).
     pub restart_on: BTreeMap<String, Vec<PathBuf>>,
+    /// All or nothing: a stock problem in any service stops the whole
+    /// commit (`--strict`); else that service is held back
+    /// (docs/design.md#held-back).
+    pub strict: bool,
 }
 
 /// How the command line chose the configuration.
@@ -241,6 +246,7 @@ impl Config {
                 .collect(),
             limits: raw.limits.unwrap_or_default(),
             restart_on: resolver.restart_on(raw.restart_on)?,
+            strict: raw.strict.unwrap_or(false),
         })
     }
 

@@ -58,7 +58,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Man(args) => app::man::man(args),
         Command::Init => app::init::init(&config()?),
         Command::Check => app::check::check(&config()?),
-        Command::Plan => app::plan::plan(&config()?),
+        Command::Plan(args) => app::plan::plan(&config()?, args),
         Command::Commit(args) => app::commit::commit(&config()?, args, cli.wait),
         Command::Rollback(args) => app::rollback::rollback(&config()?, args, cli.wait),
         Command::Status => app::status::status(&config()?),

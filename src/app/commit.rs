@@ -12,6 +12,7 @@ use crate::engine::commit::{self, CommitOptions};
 use crate::error::{Error, Result};
 use crate::model::plan;
 use crate::state::scandir::ScanSync;
+use crate::stock::held_back::HeldBack;
 
 #[derive(Debug, Serialize)]
 struct CommitReport<'a> {
@@ -21,6 +22,8 @@ struct CommitReport<'a> {
     counts: plan::Counts,
     services: &'a [plan::ServiceChange],
     scandir: &'a ScanSync,
+    /// Stock services left out for their problems (docs/json.md#commit).
+    held_back: &'a [HeldBack],
 }
 
 /// `commit [--force] [--check-up SECS] [--restart NAME…]`; `wait` is `--wait`, if given.
@@ -30,6 +33,10 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
             "--check-up needs a supervisor to ask; set `supervisor: s6`, `runit` or `daemontools` in the config",
         ));
     }
+    let cfg = &Config {
+        strict: cfg.strict || args.strict,
+        ..cfg.clone()
+    };
     let waits = Waits::new(cfg, wait);
     let opts = CommitOptions {
         wait: waits.lock,
@@ -45,6 +52,7 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
         counts: done.plan.counts(),
         services: &done.plan.services,
         scandir: &done.scandir,
+        held_back: &done.held_back,
     };
     Ok(Output::new(&report, commit_summary(&done)))
 }

@@ -126,8 +126,10 @@ pub(crate) fn plan_table(plan: &Plan) -> String {
 pub(crate) fn commit_summary(done: &Committed) -> String {
     if done.up_to_date {
         return format!(
-            "up to date: generation {} matches the stock ({} services)\n",
-            done.generation, done.services
+            "up to date: generation {} matches the stock ({} services)\n{}",
+            done.generation,
+            done.services,
+            held_back_line(done)
         );
     }
     let mut human = format!(
@@ -136,5 +138,19 @@ pub(crate) fn commit_summary(done: &Committed) -> String {
         done.plan.counts()
     );
     human.push_str(&plan_table(&done.plan));
+    human.push_str(&held_back_line(done));
     human
+}
+
+/// The services a commit held back, by name (their problems went to
+/// stderr); empty when none.
+fn held_back_line(done: &Committed) -> String {
+    if done.held_back.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = done.held_back.iter().map(|h| h.service.as_str()).collect();
+    format!(
+        "held back (live version kept, problems on stderr): {}\n",
+        names.join(", ")
+    )
 }

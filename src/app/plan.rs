@@ -4,12 +4,14 @@
 use serde::Serialize;
 
 use super::{Output, plan_table};
+use crate::cli::PlanArgs;
 use crate::config::Config;
 use crate::engine::stage;
 use crate::error::Result;
 use crate::model::plan;
 use crate::state::State;
 use crate::stock;
+use crate::stock::held_back::HeldBack;
 
 #[derive(Debug, Serialize)]
 struct PlanReport<'a> {
@@ -17,9 +19,15 @@ struct PlanReport<'a> {
     up_to_date: bool,
     counts: plan::Counts,
     services: &'a [plan::ServiceChange],
+    /// Stock services `commit` would leave out (docs/json.md#plan).
+    held_back: &'a [HeldBack],
 }
 
-pub(crate) fn plan(cfg: &Config) -> Result<Output> {
+pub(crate) fn plan(cfg: &Config, args: &PlanArgs) -> Result<Output> {
+    let cfg = &Config {
+        strict: cfg.strict || args.strict,
+        ..cfg.clone()
+    };
     stock::check_trees_exist(cfg)?;
     let state = State::open_current(cfg)?;
     let prepared = stage::prepare(cfg, state.as_ref())?;
@@ -29,6 +37,7 @@ pub(crate) fn plan(cfg: &Config) -> Result<Output> {
         up_to_date: prepared.plan.is_noop() && live.is_some(),
         counts: prepared.plan.counts(),
         services: &prepared.plan.services,
+        held_back: &prepared.stock.held_back,
     };
     let mut human = match live {
         Some(n) if report.up_to_date => format!("up to date: generation {n} matches the stock\n"),
@@ -36,5 +45,8 @@ pub(crate) fn plan(cfg: &Config) -> Result<Output> {
         None => format!("no generation yet -> generation 1: {}\n", report.counts),
     };
     human.push_str(&plan_table(&prepared.plan));
+    for held in report.held_back {
+        human.push_str(&format!("{}\n", held.describe()));
+    }
     Ok(Output::new(&report, human))
 }

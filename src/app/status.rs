@@ -16,9 +16,11 @@ use crate::locks::pin;
 use crate::locks::update;
 use crate::state::State;
 use crate::state::generation;
+use crate::state::held_back;
 use crate::state::layout;
 use crate::state::pending;
 use crate::state::txn_log;
+use crate::stock::held_back::HeldBack;
 use crate::sys::process::{Liveness, ProcessSignature};
 
 #[derive(Debug, Serialize)]
@@ -67,6 +69,9 @@ struct StatusReport {
     /// A commit deferred with exit 75 that the next `commit` or `sync`
     /// applies: the marker's text.
     pending: Option<String>,
+    /// Stock services the last commit held back, and why, until a commit
+    /// takes them (docs/json.md#status).
+    held_back: Vec<HeldBack>,
     /// Disk use of the store, and what `gc` would free now.
     store: Option<StoreUse>,
 }
@@ -155,6 +160,9 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
     ));
     render_transaction(&report, &mut h);
     render_pending(&report, &mut h);
+    for held in &report.held_back {
+        h.push_str(&format!("held back:    {}\n", held.describe()));
+    }
     if let Some(s) = &report.store {
         h.push_str(&format!(
             "store:        {} objects, {}; gc would free {} generation(s), {} object(s), {}\n",
@@ -186,6 +194,7 @@ fn not_initialized(cfg: &Config) -> Result<Output> {
         update_locks: update::held(cfg)?,
         pins: vec![],
         pending: None,
+        held_back: vec![],
         store: None,
     };
     let human = format!(
@@ -251,6 +260,7 @@ fn gather(
         pins: pin::held(cfg)?,
         pending: pending::read(&state.dir)?
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
+        held_back: held_back::load(&state.dir),
         store,
     })
 }

@@ -62,7 +62,7 @@ pub enum Command {
     /// Validate the stock trees and list every problem
     Check,
     /// Show what `commit` would do, and why
-    Plan,
+    Plan(PlanArgs),
     /// Stage the stock as a new generation and switch to it
     Commit(CommitArgs),
     /// Switch back to an earlier generation [default: the previous one]
@@ -100,6 +100,15 @@ pub enum Command {
     Failpoints,
 }
 
+/// The arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// All or nothing, as `commit --strict` would: any stock problem is an
+    /// error (exit 65) instead of holding back that service
+    #[arg(long)]
+    pub strict: bool,
+}
+
 /// The arguments of `commit`.
 #[derive(Debug, Args)]
 pub struct CommitArgs {
@@ -116,6 +125,12 @@ pub struct CommitArgs {
     /// new generation in which only they differ, switched like any commit
     #[arg(long, value_name = "NAME", num_args = 1..)]
     pub restart: Vec<String>,
+    /// All or nothing: any stock problem stops the whole commit with exit
+    /// 65 (75 if only files being written) and changes nothing [default:
+    /// `strict` in the config, false: a service with problems is held back
+    /// and the rest commits]
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// The arguments of `rollback`.

@@ -21,11 +21,13 @@ use crate::output::progress::Progress;
 use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
+use crate::state::held_back;
 use crate::state::layout;
 use crate::state::pending;
 use crate::state::scandir::ScanSync;
 use crate::state::txn_log::TxnKind;
 use crate::stock;
+use crate::stock::held_back::HeldBack;
 use crate::sys::failpoint;
 
 #[derive(Debug, Clone, Default)]
@@ -56,6 +58,9 @@ pub(crate) struct Committed {
     pub scandir: ScanSync,
     /// How many services `generation` has.
     pub services: usize,
+    /// The stock services left out for their problems (their live version
+    /// stays); recorded for `status`.
+    pub held_back: Vec<HeldBack>,
 }
 
 /// Commits the stock; a run deferred with exit 75 records a pending commit
@@ -110,6 +115,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         let scandir = repair::repair_scandir(cfg, &state, live)?;
         let (generation, services) = (live.generation, live.services.len());
         pending::clear_if_unchanged(&state.dir, &seen_pending)?;
+        record_held_back(&state, &prepared.stock.held_back)?;
         return Ok(Committed {
             generation,
             previous,
@@ -117,12 +123,14 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
             plan: prepared.plan,
             scandir,
             services,
+            held_back: prepared.stock.held_back,
         });
     }
     let generation = stage_or_reuse(&state, &prepared, &progress)?;
     let scandir = switch_to(cfg, &state, &prepared, generation, opts, &progress)?;
     // The stock this run read is live: a deferral recorded before it is done.
     pending::clear_if_unchanged(&state.dir, &seen_pending)?;
+    record_held_back(&state, &prepared.stock.held_back)?;
     if let Some(timeout) = opts.check_up {
         gate(
             cfg,
@@ -138,10 +146,33 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         generation,
         previous,
         up_to_date: false,
-        services: prepared.stock.services.len(),
+        services: prepared.target().len(),
+        held_back: prepared.stock.held_back,
         plan: prepared.plan,
         scandir,
     })
+}
+
+/// Records what this commit held back for `status`; a service still being
+/// written (`*.dpkg-new`) also records a pending commit, so that `sync` or
+/// the next commit takes it once the package manager is done.
+fn record_held_back(state: &State, held: &[HeldBack]) -> Result<()> {
+    held_back::save(&state.dir, held)?;
+    let busy: Vec<&str> = held
+        .iter()
+        .filter(|h| h.transient)
+        .map(|h| h.service.as_str())
+        .collect();
+    if !busy.is_empty() {
+        let reason = format!("held back while being written: {}", busy.join(", "));
+        pending::record(&state.dir, &reason)?;
+        report::info(&format!(
+            "{} held back while being written; recorded in {} for the next `commit` or `sync`",
+            busy.join(", "),
+            state.dir.join(layout::PENDING).display()
+        ));
+    }
+    Ok(())
 }
 
 /// The generation to switch to: one an earlier attempt left staged with

@@ -26,16 +26,28 @@ pub(crate) struct Prepared {
     pub stock: Stock,
     pub live: Option<GenerationManifest>,
     pub plan: Plan,
+    /// The live objects of held-back services, which the new generation
+    /// keeps (docs/design.md#held-back).
+    pub kept: BTreeMap<String, String>,
 }
 
 impl Prepared {
     pub(crate) fn target(&self) -> BTreeMap<String, String> {
-        self.stock
+        target_of(&self.stock, &self.kept)
+    }
+}
+
+/// The services of the new generation: the stock's, and the live version
+/// of every held-back service.
+fn target_of(stock: &Stock, kept: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut target = kept.clone();
+    target.extend(
+        stock
             .services
             .iter()
-            .map(|(name, s)| (name.clone(), s.object_name()))
-            .collect()
-    }
+            .map(|(name, s)| (name.clone(), s.object_name())),
+    );
+    target
 }
 
 /// Reads the stock (with the stat cache) and plans against `live`, with the
@@ -54,12 +66,9 @@ pub(crate) fn prepare_restarting(
     restart: &[String],
 ) -> Result<Prepared> {
     let mut stock = scan_stock(cfg, state)?;
-    if let Some(unknown) = restart.iter().find(|n| !stock.services.contains_key(*n)) {
-        return Err(Error::usage(format!(
-            "--restart {unknown}: there is no service {unknown:?} in the stock; `svcdir-update plan -v` lists them"
-        )));
-    }
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
+    let mut stock = settle_held_back(cfg, stock)?;
+    check_restart_names(&stock, restart)?;
     let live = match state {
         Some(st) => match st.live()? {
             Some(n) => Some(generation::load(st, n)?),
@@ -82,12 +91,12 @@ pub(crate) fn prepare_restarting(
             }
         }
     }
-    let target: BTreeMap<String, String> = stock
-        .services
+    let kept: BTreeMap<String, String> = stock
+        .held_back
         .iter()
-        .map(|(name, s)| (name.clone(), s.object_name()))
+        .filter_map(|h| Some((h.service.clone(), from.get(&h.service)?.clone())))
         .collect();
-    let mut plan = plan::make(&from, &target);
+    let mut plan = plan::make(&from, &target_of(&stock, &kept));
     for change in &mut plan.services {
         match change.action {
             Action::Restart if restart.contains(&change.name) => {
@@ -104,10 +113,51 @@ pub(crate) fn prepare_restarting(
                 change.reason = plan::describe_restart(&change.files, &change.restart_on);
             }
             Action::Stop => change.reason = "removed from stock".into(),
+            Action::Keep if kept.contains_key(&change.name) => {
+                change.reason = "held back: its live version stays".into();
+            }
             Action::Start | Action::Keep => {}
         }
     }
-    Ok(Prepared { stock, live, plan })
+    Ok(Prepared {
+        stock,
+        live,
+        plan,
+        kept,
+    })
+}
+
+/// All or nothing with `strict` (every problem, exit 65 or 75); else each
+/// held-back service is named, with its problems, on stderr.
+fn settle_held_back(cfg: &Config, stock: Stock) -> Result<Stock> {
+    if cfg.strict {
+        return stock.all_or_nothing();
+    }
+    for held in &stock.held_back {
+        report::warn(&held.describe());
+    }
+    Ok(stock)
+}
+
+/// Every name of `commit --restart` must be a valid stock service: one
+/// that is not in the stock, or is held back, is a usage error (exit 2).
+fn check_restart_names(stock: &Stock, restart: &[String]) -> Result<()> {
+    if let Some(held) = stock
+        .held_back
+        .iter()
+        .find(|h| restart.contains(&h.service))
+    {
+        return Err(Error::usage(format!(
+            "--restart {0}: {0} is held back for its problems in the stock (named above); fix them first",
+            held.service
+        )));
+    }
+    if let Some(unknown) = restart.iter().find(|n| !stock.services.contains_key(*n)) {
+        return Err(Error::usage(format!(
+            "--restart {unknown}: there is no service {unknown:?} in the stock; `svcdir-update plan -v` lists them"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the stock with the stat cache, saying what it found at `-v`.

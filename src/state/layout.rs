@@ -36,6 +36,8 @@ pub(crate) const PINS: &str = "pins";
 pub(crate) const PIN_SUFFIX: &str = ".pin";
 /// A commit deferred by an update lock, to be applied by the next run.
 pub(crate) const PENDING: &str = "pending";
+/// The services the last commit held back, and why (JSON; for `status`).
+pub(crate) const HELD_BACK: &str = "held-back.json";
 
 /// Store object names (`<service>-<digest>`) are pure naming rules, so the
 /// manifest parser can check them too; they are spelled in `model::names`.

@@ -8,6 +8,7 @@
 
 pub(crate) mod documents;
 pub(crate) mod generation;
+pub(crate) mod held_back;
 pub(crate) mod layout;
 pub(crate) mod pending;
 pub(crate) mod scandir;

@@ -6,7 +6,9 @@
 //! walks every service fd-relative without following symlinks, producing the
 //! canonical [`Entry`] list and digest of each (a symlink to a file beneath a
 //! stock tree is resolved there and recorded as that file). Every problem found is
-//! collected, so `check` can report them all at once. This module only
+//! collected, so `check` can report them all at once; a service with
+//! problems is held back (`held_back`) and the rest stay usable, unless the
+//! caller asks for all or nothing ([`Stock::all_or_nothing`]). This module only
 //! reads; it never writes to a stock tree or anywhere else.
 //!
 //! The steps live in one module each: `trees` (open the trees, choose a tree
@@ -16,6 +18,7 @@
 //! and `race` (the stock changed while reading).
 
 mod budget;
+pub(crate) mod held_back;
 mod links;
 mod race;
 mod required;
@@ -31,12 +34,13 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::error::{Error, Problem, Problems, Result};
+use crate::error::{Problem, Result};
 use crate::model::identity::Identity;
 use crate::model::tree::Entry;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 
 use budget::EntryBudget;
+use held_back::{HeldBack, ProblemsByService};
 pub(crate) use race::{changed_while_reading, raced, recheck};
 use trees::ChosenServices;
 pub(crate) use trees::check_trees_exist;
@@ -103,13 +107,48 @@ pub(crate) struct Stock {
     pub notices: Vec<String>,
     /// The stat cache after this scan (new hashes added, vanished files dropped).
     pub cache: StatCache,
+    /// The services left out because of their problems, in name order;
+    /// none of them is in `services`.
+    pub held_back: Vec<HeldBack>,
+    /// The problems behind `held_back`, for [`Stock::all_or_nothing`].
+    problems: ProblemsByService,
 }
 
-/// Reads and validates all stock trees.
+impl Stock {
+    /// Holds back the service `name` for `problems` found after the scan
+    /// (its `restart_on` paths): it leaves `services` for `held_back`.
+    pub(crate) fn hold_back(&mut self, name: &str, problems: Vec<Problem>) {
+        self.services.remove(name);
+        self.problems
+            .services
+            .entry(name.to_string())
+            .or_default()
+            .extend(problems);
+        self.held_back = self.problems.held_back();
+    }
+
+    /// The stock only when no service is held back; else the error with
+    /// every problem (`check`, `--strict`, `strict: true`).
+    pub(crate) fn all_or_nothing(mut self) -> Result<Stock> {
+        match std::mem::take(&mut self.problems).into_error() {
+            Some(err) => Err(err),
+            None => Ok(self),
+        }
+    }
+}
+
+/// Reads and validates all stock trees. A service with problems is held
+/// back; a problem that names no service (a missing tree, the entry
+/// budget) fails the scan with every problem found.
 pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
-    let mut problems = Vec::new();
+    let mut problems = ProblemsByService::default();
     let mut stock = Stock::default();
-    let chosen = trees::choose_services(cfg, &mut stock, &mut problems)?;
+    let chosen = trees::choose_services(cfg, &mut stock, &mut problems.global)?;
+    for (name, problem) in &chosen.refused {
+        problems
+            .services
+            .insert(name.clone(), vec![problem.clone()]);
+    }
     let budget = EntryBudget::new(cfg.limits.max_entries);
     let scan_start = now_seconds();
     let context = WalkContext {
@@ -123,18 +162,21 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
     for result in walked {
         let WalkedService {
             service,
-            problems: mut service_problems,
+            problems: service_problems,
             notices: mut service_notices,
             hashed,
         } = result?;
-        problems.append(&mut service_problems);
         stock.notices.append(&mut service_notices);
         for (fp, hash) in hashed {
             cache.insert(fp, hash, scan_start);
         }
-        stock.services.insert(service.name.clone(), service);
+        if service_problems.is_empty() {
+            stock.services.insert(service.name.clone(), service);
+        } else {
+            problems.services.insert(service.name, service_problems);
+        }
     }
-    problems.extend(budget.exceeded_problem(cfg));
+    problems.global.extend(budget.exceeded_problem(cfg));
     stock.cache = cache;
     verdict(stock, problems)
 }
@@ -153,21 +195,17 @@ fn walk_services(context: &WalkContext<'_>, chosen: &ChosenServices) -> Vec<Resu
         .collect()
 }
 
-/// The stock when nothing is wrong; else every problem sorted by path,
-/// exit 75 when all are transient (a package manager at work), else 65.
-fn verdict(stock: Stock, mut problems: Vec<Problem>) -> Result<Stock> {
-    if problems.is_empty() {
+/// The stock with its held-back services; every problem as one error when
+/// one of them names no single service.
+fn verdict(mut stock: Stock, problems: ProblemsByService) -> Result<Stock> {
+    if problems.global.is_empty() {
+        stock.held_back = problems.held_back();
+        stock.problems = problems;
         return Ok(stock);
     }
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
-    if problems.iter().all(|p| p.transient) {
-        Err(Error::StockBusy {
-            problems: Problems(problems),
-        })
-    } else {
-        Err(Error::Stock {
-            problems: Problems(problems),
-        })
+    match problems.into_error() {
+        Some(err) => Err(err),
+        None => Ok(stock),
     }
 }
 

@@ -6,12 +6,13 @@
 //! from the stat cache when their fingerprint is unchanged. Reads only:
 //! nothing under these paths is copied anywhere, only a digest is kept.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::error::{Error, Problem, Problems, Result};
+use crate::error::{Error, Problem, Result};
 use crate::model::identity::WatchedPath;
 use crate::stock::Stock;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
@@ -22,12 +23,13 @@ use crate::sys::fs::{Dir, Kind};
 const MAX_ENTRIES: usize = 100_000;
 
 /// Fills in the `restart_on` digests of every stock service the config
-/// names; a path that is missing or too large is a problem of that service
-/// (exit 65), all of them reported at once. Services not in the stock are
-/// skipped: disabling a service must not need a config edit here.
+/// names; a path that is missing or too large is a problem of that service,
+/// which is held back with all of them (exit 65 with `--strict` and in
+/// `check`). Services not in the stock are skipped: disabling a service
+/// must not need a config edit here.
 pub(crate) fn digest_restart_on(cfg: &Config, stock: &mut Stock) -> Result<()> {
     let scan_start = super::now_seconds();
-    let mut problems = Vec::new();
+    let mut problems: BTreeMap<String, Vec<Problem>> = BTreeMap::new();
     for (name, paths) in &cfg.restart_on {
         let Some(service) = stock.services.get_mut(name) else {
             continue;
@@ -48,7 +50,7 @@ pub(crate) fn digest_restart_on(cfg: &Config, stock: &mut Stock) -> Result<()> {
                     path: path.display().to_string(),
                     digest,
                 }),
-                Err(what) => problems.push(Problem {
+                Err(what) => problems.entry(name.clone()).or_default().push(Problem {
                     path: path.clone(),
                     what: format!("`restart_on` path of {name} {what}"),
                     fix: format!(
@@ -60,13 +62,10 @@ pub(crate) fn digest_restart_on(cfg: &Config, stock: &mut Stock) -> Result<()> {
         }
         service.identity.restart_on = watched;
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Stock {
-            problems: Problems(problems),
-        })
+    for (name, service_problems) in problems {
+        stock.hold_back(&name, service_problems);
     }
+    Ok(())
 }
 
 /// One `restart_on` path being digested.

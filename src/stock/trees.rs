@@ -1,7 +1,12 @@
 //! Opening the configured stock trees and choosing, for every service name,
 //! the tree it comes from: a later tree overrides the same name in an
-//! earlier one, and `disabled:` drops names. Lists and stats only; the
-//! services themselves are walked by `src/stock/walker.rs`.
+//! earlier one, and `disabled:` drops names — both before any top-level
+//! entry is judged, so an overridden or disabled bad entry is no problem.
+//! A bad top-level entry (bad name, file, symlink) is held back as that
+//! name alone; a symlink to a service directory of the same tree is an
+//! alias, supervised once under its target's name (docs/faq.md#aliases).
+//! Lists and stats only; the services themselves are walked by
+//! `src/stock/walker.rs`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -21,6 +26,17 @@ pub(super) struct ChosenServices {
     pub tree_dirs: Vec<Dir>,
     /// Service name → (index into `tree_dirs`, tree path).
     pub services: BTreeMap<String, (usize, PathBuf)>,
+    /// Top-level entries that cannot be a service, by name: held back.
+    pub refused: BTreeMap<String, Problem>,
+}
+
+/// What a top-level entry of a stock tree is.
+enum TopLevel {
+    Service,
+    /// A symlink to the service directory of this name in the same tree.
+    Alias(String),
+    /// Not a service: (what, fix).
+    Refused(String, &'static str),
 }
 
 /// Checks that every required stock tree exists, without reading further.
@@ -69,11 +85,24 @@ pub(super) fn choose_services(
         };
         stock.trees.push(tree.path.clone());
         let index = chosen.tree_dirs.len();
-        for name in service_names(&dir, &tree.path, problems)? {
-            let overridden = chosen
-                .services
-                .insert(name.clone(), (index, tree.path.clone()));
-            if let Some((_, prev)) = overridden {
+        for (name, entry) in top_level_entries(&dir, &tree.path, &mut stock.notices)? {
+            // The tree an earlier entry of this name came from.
+            let earlier_refused = chosen.refused.remove(&name);
+            let earlier_service = chosen.services.remove(&name);
+            let overridden = earlier_service
+                .map(|(_, tree)| tree)
+                .or_else(|| earlier_refused.and_then(|p| p.path.parent().map(Path::to_path_buf)));
+            match entry {
+                Ok(()) => {
+                    chosen
+                        .services
+                        .insert(name.clone(), (index, tree.path.clone()));
+                }
+                Err(problem) => {
+                    chosen.refused.insert(name.clone(), problem);
+                }
+            }
+            if let Some(prev) = overridden {
                 stock.notes.push(format!(
                     "{name}: {} overrides {}",
                     tree.path.display(),
@@ -83,7 +112,7 @@ pub(super) fn choose_services(
         }
         chosen.tree_dirs.push(dir);
     }
-    drop_disabled(cfg, &mut chosen.services, &mut stock.notes);
+    drop_disabled(cfg, &mut chosen, &mut stock.notes);
     Ok(chosen)
 }
 
@@ -105,55 +134,85 @@ fn open_tree(cfg: &Config, tree: &StockTree, problems: &mut Vec<Problem>) -> Res
     Ok(Some(dir))
 }
 
-/// The names of the service directories in a tree, in listing order; a bad
-/// name, a symlink or a file is a problem, not a service.
-fn service_names(dir: &Dir, tree: &Path, problems: &mut Vec<Problem>) -> Result<Vec<String>> {
-    let mut names = Vec::new();
+/// The top-level entries of a tree, in listing order: a service name, or
+/// the problem that keeps the entry from being one. An alias is no entry:
+/// it is said in `notices`.
+fn top_level_entries(
+    dir: &Dir,
+    tree: &Path,
+    notices: &mut Vec<String>,
+) -> Result<Vec<(String, std::result::Result<(), Problem>)>> {
+    let mut entries = Vec::new();
     for name in dir.names()? {
         let path = tree.join(&name);
-        match service_dir_problem(dir, &name, &path)? {
-            Some((what, fix)) => problems.push(Problem {
-                path,
-                what,
-                fix: fix.into(),
-                transient: false,
-            }),
-            None => names.push(name.to_string_lossy().into_owned()),
+        let shown = name.to_string_lossy().into_owned();
+        match classify(dir, &name, &path)? {
+            TopLevel::Service => entries.push((shown, Ok(()))),
+            TopLevel::Alias(target) => notices.push(format!(
+                "{}: an alias of {target} (a symlink in the same stock tree): {target} is \
+                 supervised once; the alias is not added",
+                path.display()
+            )),
+            TopLevel::Refused(what, fix) => entries.push((
+                shown,
+                Err(Problem {
+                    path,
+                    what,
+                    fix: fix.into(),
+                    transient: false,
+                }),
+            )),
         }
     }
-    Ok(names)
+    Ok(entries)
 }
 
-/// Why the entry `name` of a stock tree cannot be a service: (what, fix).
-fn service_dir_problem(
-    dir: &Dir,
-    name: &OsStr,
-    path: &Path,
-) -> Result<Option<(String, &'static str)>> {
+/// What the entry `name` of a stock tree is.
+fn classify(dir: &Dir, name: &OsStr, path: &Path) -> Result<TopLevel> {
     if let Some(why) = name_problem(name.as_encoded_bytes()) {
-        return Ok(Some((why, "rename the service directory")));
+        return Ok(TopLevel::Refused(why, "rename the service directory"));
     }
     let st = dir.stat(name).map_err(|e| raced(e, path))?;
     Ok(match Kind::of(&st) {
-        Kind::Dir => None,
-        Kind::Symlink => Some((
-            "is a symlink; a stock service must be a real directory".into(),
-            "replace the link with a copy of the directory",
-        )),
-        _ => Some((
+        Kind::Dir => TopLevel::Service,
+        Kind::Symlink => match alias_target(dir, name, path)? {
+            Some(target) => TopLevel::Alias(target),
+            None => TopLevel::Refused(
+                "is a symlink, and not to a service directory of the same stock tree; a \
+                 stock service must be a real directory"
+                    .into(),
+                "replace the link with a copy of the directory",
+            ),
+        },
+        _ => TopLevel::Refused(
             "is not a directory; a stock tree holds only service directories".into(),
             "move the file out of the stock tree",
-        )),
+        ),
     })
 }
 
-fn drop_disabled(
-    cfg: &Config,
-    services: &mut BTreeMap<String, (usize, PathBuf)>,
-    notes: &mut Vec<String>,
-) {
+/// The service a top-level symlink names when it is an alias: its target
+/// is a plain name (`seatd` or `./seatd`) of a real directory, with a valid
+/// service name, in the same tree.
+fn alias_target(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<String>> {
+    let target = dir.read_link(name).map_err(|e| raced(e, path))?;
+    let Some(target) = target.to_str() else {
+        return Ok(None);
+    };
+    let target = target.strip_prefix("./").unwrap_or(target);
+    if target.contains('/') || name_problem(target.as_bytes()).is_some() {
+        return Ok(None);
+    }
+    let is_dir = dir
+        .try_stat(target)?
+        .is_some_and(|st| Kind::of(&st) == Kind::Dir);
+    Ok(is_dir.then(|| target.to_string()))
+}
+
+fn drop_disabled(cfg: &Config, chosen: &mut ChosenServices, notes: &mut Vec<String>) {
     for name in &cfg.disabled {
-        if services.remove(name).is_some() {
+        let refused = chosen.refused.remove(name).is_some();
+        if chosen.services.remove(name).is_some() || refused {
             notes.push(format!("{name}: disabled by config"));
         } else {
             notes.push(format!(

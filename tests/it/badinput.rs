@@ -12,26 +12,52 @@ use std::process::Command;
 use crate::harness::*;
 
 /// Commits the example, breaks it with `breaks` (which returns the path the
-/// message must name), then proves that `check`, `plan` and `commit` all
-/// refuse with `code` and the error `kind` (docs/json.md#errors) and that
-/// nothing the tool manages changed.
+/// message must name), then proves that `check`, `plan --strict` and
+/// `commit --strict` all refuse with `code` and the error `kind`
+/// (docs/json.md#errors) and that nothing the tool manages changed; then
+/// that a default `commit` holds the broken service back instead
+/// ([`assert_held_back_by_default`]).
 #[track_caller]
 fn assert_rejected(code: u8, kind: &str, breaks: impl FnOnce(&Root) -> String) -> Run {
+    let (root, named, run) = assert_rejected_strictly(code, kind, breaks);
+    assert_held_back_by_default(&root, &named);
+    run
+}
+
+/// [`assert_rejected`] for a problem that names no single service (a
+/// missing stock tree): the default commit refuses it the same way.
+#[track_caller]
+fn assert_rejected_always(code: u8, kind: &str, breaks: impl FnOnce(&Root) -> String) -> Run {
+    let (root, named, run) = assert_rejected_strictly(code, kind, breaks);
+    let before = root.snapshot();
+    let (found, default_run) = root.error_kind(&["commit"]);
+    default_run.code(code);
+    assert_eq!(found, kind);
+    assert_eq!(root.snapshot(), before, "{named}");
+    run
+}
+
+#[track_caller]
+fn assert_rejected_strictly(
+    code: u8,
+    kind: &str,
+    breaks: impl FnOnce(&Root) -> String,
+) -> (Root, String, Run) {
     let root = Root::example();
     root.commit().ok();
     let before = root.snapshot();
     let named = breaks(&root);
-    for cmd in ["check", "plan"] {
-        let (found, run) = root.error_kind(&[cmd]);
+    for cmd in [&["check"][..], &["plan", "--strict"]] {
+        let (found, run) = root.error_kind(cmd);
         let run = run.code(code);
-        assert_eq!(found, kind, "`{cmd}`: {}", run.stdout);
+        assert_eq!(found, kind, "`{cmd:?}`: {}", run.stdout);
         assert!(
             run.stderr.contains(&named),
-            "`{cmd}` does not name {named}:\n{}",
+            "`{cmd:?}` does not name {named}:\n{}",
             run.stderr
         );
     }
-    let (found, run) = root.error_kind(&["commit"]);
+    let (found, run) = root.error_kind(&["commit", "--strict"]);
     let run = run.code(code);
     assert_eq!(found, kind, "commit: {}", run.stdout);
     assert!(
@@ -45,7 +71,51 @@ fn assert_rejected(code: u8, kind: &str, breaks: impl FnOnce(&Root) -> String) -
         "a rejected commit changed the state"
     );
     assert_eq!(root.live_generation(), Some(1));
-    run
+    (root, named, run)
+}
+
+/// Without `--strict`, `plan` and `commit` exit 0, name the broken path on
+/// stderr and in the JSON `held_back` list, and the scan directory and the
+/// live services stay as they were (nothing else changed in the stock).
+#[track_caller]
+fn assert_held_back_by_default(root: &Root, named: &str) {
+    let scandir_before = scandir_links(root);
+    let plan = root.run(&["--json", "plan"]).ok();
+    assert!(plan.stderr.contains(named), "{}", plan.stderr);
+    assert!(names_path(&plan.json(), named), "{}", plan.stdout);
+    let run = root.run(&["--json", "commit"]).ok();
+    assert!(run.stderr.contains(named), "{}", run.stderr);
+    assert!(run.stderr.contains("held back"), "{}", run.stderr);
+    assert!(names_path(&run.json(), named), "{}", run.stdout);
+    assert_eq!(root.live_generation(), Some(1), "{}", run.stderr);
+    assert_eq!(scandir_links(root), scandir_before);
+}
+
+/// Whether a `held_back` list of `plan` or `commit` JSON names `path`.
+fn names_path(doc: &serde_json::Value, path: &str) -> bool {
+    doc["held_back"].as_array().unwrap().iter().any(|held| {
+        held["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"].as_str().unwrap().contains(path))
+    })
+}
+
+/// The scan directory's entries and where each leads.
+fn scandir_links(root: &Root) -> Vec<(String, Option<PathBuf>)> {
+    let mut links: Vec<_> = std::fs::read_dir(root.scandir())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_link(e.path()).ok(),
+            )
+        })
+        .collect();
+    links.sort();
+    links
 }
 
 fn show(p: PathBuf) -> String {
@@ -281,7 +351,7 @@ fn dpkg_files_in_flight_are_transient() {
 
 #[test]
 fn missing_stock_directory() {
-    let run = assert_rejected(exit::DATA_ERR, "stock", |root| {
+    let run = assert_rejected_always(exit::DATA_ERR, "stock", |root| {
         std::fs::remove_dir_all(root.stock()).unwrap();
         show(root.stock())
     });
@@ -310,7 +380,7 @@ fn missing_optional_stock_tree_is_fine() {
 
 #[test]
 fn config_with_an_unknown_key() {
-    let run = assert_rejected(exit::DATA_ERR, "config", |root| {
+    let run = assert_rejected_always(exit::DATA_ERR, "config", |root| {
         root.config("supervizor: s6\n");
         show(root.path().join("config.yaml"))
     });
@@ -319,12 +389,12 @@ fn config_with_an_unknown_key() {
 
 #[test]
 fn config_with_a_wrong_type() {
-    let run = assert_rejected(exit::DATA_ERR, "config", |root| {
+    let run = assert_rejected_always(exit::DATA_ERR, "config", |root| {
         root.config("keep_generations: many\n");
         show(root.path().join("config.yaml"))
     });
     assert!(run.stderr.contains("keep_generations"), "{}", run.stderr);
-    assert_rejected(exit::DATA_ERR, "config", |root| {
+    assert_rejected_always(exit::DATA_ERR, "config", |root| {
         root.config("stock: 7\n");
         show(root.path().join("config.yaml"))
     });
@@ -335,7 +405,7 @@ fn config_with_a_wrong_type() {
 #[test]
 fn waits_beyond_a_week_are_refused() {
     for key in ["lock_wait", "update_lock_wait", "stop_timeout"] {
-        let run = assert_rejected(exit::DATA_ERR, "config", |root| {
+        let run = assert_rejected_always(exit::DATA_ERR, "config", |root| {
             root.config(&format!("{key}: 1e19\n"));
             show(root.path().join("config.yaml"))
         });
@@ -407,8 +477,23 @@ fn check_lists_every_problem_at_once() {
     assert_eq!(kind, "stock");
     let problems = run.json()["error"]["problems"].as_array().unwrap().len();
     assert_eq!(problems, 5, "{}", run.stdout);
-    root.commit().code(exit::DATA_ERR);
+    root.run(&["commit", "--strict"]).code(exit::DATA_ERR);
     assert_eq!(root.snapshot(), before);
+    // By default the three broken services and the bad name are held back
+    // (all five problems named) and nothing is switched.
+    let run = root.run(&["--json", "commit"]).ok();
+    let held = run.json()["held_back"].as_array().unwrap().clone();
+    let names: Vec<&str> = held
+        .iter()
+        .map(|h| h["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [".hidden", "cron", "db", "web"], "{}", run.stdout);
+    let problems: usize = held
+        .iter()
+        .map(|h| h["problems"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(problems, 5, "{}", run.stdout);
+    assert_eq!(root.live_generation(), Some(1));
 }
 
 #[test]

@@ -134,15 +134,16 @@ fn changing_the_shared_run_changes_exactly_the_services_that_use_it() {
     assert_file_with(&tty2, "run", &shared);
 }
 
-/// Breaks the committed Void root with `breaks`; expects exit 65 naming
-/// `says`, and `live` unchanged.
+/// Breaks the committed Void root with `breaks`; expects `commit --strict`
+/// to exit 65 naming `says`, and `live` unchanged; then a default commit
+/// to hold the broken service back, naming `says`, with `live` unchanged.
 #[track_caller]
 fn assert_refused(breaks: impl FnOnce(&Path), says: &str) -> Run {
     let root = void_root();
     root.commit().ok();
     let before = root.snapshot();
     breaks(&root.stock());
-    let (kind, run) = root.error_kind(&["commit"]);
+    let (kind, run) = root.error_kind(&["commit", "--strict"]);
     let run = run.code(65);
     assert_eq!(kind, "stock", "{}", run.stdout);
     assert!(run.stderr.contains(says), "{says:?} in:\n{}", run.stderr);
@@ -152,6 +153,10 @@ fn assert_refused(breaks: impl FnOnce(&Path), says: &str) -> Run {
         "a refused commit changed the state"
     );
     assert_eq!(root.live_generation(), Some(1));
+    let held = root.run(&["commit"]).ok();
+    assert!(held.stderr.contains("held back"), "{}", held.stderr);
+    assert!(held.stderr.contains(says), "{says:?} in:\n{}", held.stderr);
+    assert_eq!(root.live_generation(), Some(1), "{}", held.stderr);
     run
 }
 

@@ -76,6 +76,13 @@ impl DpkgRoot {
         DpkgRoot { tmp, debs }
     }
 
+    /// Adds `strict: true` to the config: all or nothing.
+    fn strict(&self) {
+        let mut config = std::fs::read_to_string(self.config()).unwrap();
+        config.push_str("strict: true\n");
+        std::fs::write(self.config(), config).unwrap();
+    }
+
     fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }
@@ -416,11 +423,12 @@ fn dpkg_reports_a_broken_service_and_the_fixed_package_commits() {
         return;
     }
     let r = DpkgRoot::new();
+    r.strict();
     r.dpkg_ok(&["-i", s(&r.debs.trigger), s(&r.debs.hello_1)]);
 
-    // A package whose service is bad input: the commit exits 65, the
-    // trigger fails, dpkg says so — not a silent success — and the live
-    // generation keeps running the last good version.
+    // With `strict: true`, a package whose service is bad input: the
+    // commit exits 65, the trigger fails, dpkg says so — not a silent
+    // success — and the live generation keeps running the last good version.
     let before = r.history_lines();
     let (code, out) = r.dpkg(&["-i", s(&r.debs.hello_broken)]);
     assert_ne!(code, 0, "{out}");
@@ -450,4 +458,40 @@ fn dpkg_reports_a_broken_service_and_the_fixed_package_commits() {
     let (code, audit) = r.dpkg(&["--audit"]);
     assert_eq!(code, 0, "{audit}");
     assert!(!audit.contains("svcdir-update-trigger"), "{audit}");
+}
+
+/// The default for a package manager: one broken package never blocks
+/// another. dpkg installs a broken example-hello 3.0 and a fine
+/// example-world in one run: world goes live, hello keeps its live 1.0 and
+/// is named (path and fix) in dpkg's output, and dpkg exits 0 — the commit
+/// held hello back and committed the rest, once.
+#[test]
+fn dpkg_one_broken_package_does_not_block_another() {
+    if !have_dpkg() {
+        return;
+    }
+    let r = DpkgRoot::new();
+    r.dpkg_ok(&["-i", s(&r.debs.trigger), s(&r.debs.hello_1)]);
+    let (commits, out) = r.dpkg_ok(&["-i", s(&r.debs.hello_broken), s(&r.debs.world)]);
+    assert_eq!(commits, 1, "{out}");
+    r.assert_services(&["hello", "world"], &out);
+    assert!(r.live_run("hello").contains("example-hello 1.0"), "{out}");
+    let hello = r.root().join(STOCK).join("hello");
+    assert!(out.contains("hello: held back"), "{out}");
+    assert!(out.contains(s(&hello)), "{out}");
+    assert!(
+        out.contains("`run` is not executable (chmod +x run)"),
+        "{out}"
+    );
+    assert!(!r.pending().exists(), "bad input is not a deferral");
+    // `status` keeps naming it until it is fixed.
+    let status = r.tool(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("held back:    hello"), "{status}");
+    let (commits, out) = r.dpkg_ok(&["-i", s(&r.debs.hello_2)]);
+    assert_eq!(commits, 1, "{out}");
+    assert!(r.live_run("hello").contains("example-hello 2.0"), "{out}");
+    let status = r.tool(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(!status.contains("held back"), "{status}");
 }

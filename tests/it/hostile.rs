@@ -578,7 +578,7 @@ fn assert_refused_65(root: &Root, breaks: impl FnOnce(&Root) -> (PathBuf, &'stat
     let before = root.snapshot();
     let (named, words) = breaks(root);
     let run = root
-        .run(&["--json", "commit"])
+        .run(&["--json", "commit", "--strict"])
         .code(exit::DATA_ERR)
         .kind("stock");
     for shown in [named.display().to_string().as_str(), words] {
@@ -693,7 +693,7 @@ fn two_gib_file_is_refused_by_size_without_reading_it() {
         .unwrap()
         .set_len(2 << 30)
         .unwrap();
-    let (run, rss) = run_measuring_rss(&root, &["commit"]);
+    let (run, rss) = run_measuring_rss(&root, &["commit", "--strict"]);
     assert_eq!(run.code, i32::from(exit::DATA_ERR), "{}", run.stderr);
     assert!(
         run.stderr.contains(&big.display().to_string()),
@@ -783,7 +783,7 @@ fn one_million_entries_commit_and_a_lower_limit_refuses() {
     }
     root.config("limits: {max_entries: 999999}\n");
     let run = root
-        .run(&["--json", "commit"])
+        .run(&["--json", "commit", "--strict"])
         .code(exit::DATA_ERR)
         .kind("stock");
     assert!(

@@ -278,10 +278,15 @@ fn json_documents_keep_their_shape() {
     snap("recover", &["recover"]);
     // A deferred commit: recorded as pending, shown by status, applied by sync.
     root.write_stock("db/run.dpkg-new", "#!/bin/sh\n", 0o755);
-    root.commit().code(exit::TEMP_FAIL);
+    root.run(&["commit", "--strict"]).code(exit::TEMP_FAIL);
     snap("status_pending", &["status"]);
     std::fs::remove_file(root.stock().join("db/run.dpkg-new")).unwrap();
     snap("sync_pending", &["sync"]);
+    // A broken service, held back by default (docs/json.md#commit).
+    root.write_stock("web/run", "#!/bin/sh\n", 0o644);
+    snap("plan_held_back", &["plan"]);
+    snap("commit_held_back", &["commit"]);
+    snap("status_held_back", &["status"]);
     snap("gc", &["gc", "--keep", "1"]);
 }
 

@@ -25,7 +25,7 @@ fn bad_stock_is_kind_stock_with_every_problem() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let (kind, run) = root.error_kind(&["commit"]);
+    let (kind, run) = root.error_kind(&["commit", "--strict"]);
     assert_eq!((kind.as_str(), run.code), ("stock", 65));
     let problems = run.json()["error"]["problems"].as_array().unwrap().clone();
     assert_eq!(problems.len(), 2, "{}", run.stdout);
@@ -39,7 +39,7 @@ fn a_stock_in_flight_is_kind_stock_busy() {
     let root = Root::example();
     root.commit().ok();
     std::fs::write(root.stock().join("web/run.dpkg-new"), "#!/bin/sh\n").unwrap();
-    let (kind, run) = root.error_kind(&["commit"]);
+    let (kind, run) = root.error_kind(&["commit", "--strict"]);
     assert_eq!((kind.as_str(), run.code), ("stock_busy", 75));
     let problem = &run.json()["error"]["problems"][0];
     assert_eq!(problem["transient"], true, "{}", run.stdout);

@@ -26,6 +26,7 @@ mod dpkg;
 mod durability;
 mod gc;
 mod guide;
+mod held_back;
 mod hostile;
 mod interface;
 mod json_errors;

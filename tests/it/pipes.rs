@@ -124,7 +124,7 @@ fn an_error_with_stdout_and_stderr_closed_keeps_its_code() {
     let root = Root::example();
     root.commit().ok();
     std::fs::remove_file(root.stock().join("cron/run")).unwrap();
-    let mut cmd = root.command(&["--json", "commit"]);
+    let mut cmd = root.command(&["--json", "commit", "--strict"]);
     cmd.stdout(closed_pipe()).stderr(closed_pipe());
     let run = Run::from(cmd.output().unwrap()).code(exit::DATA_ERR);
     assert_eq!(run.stderr, "");

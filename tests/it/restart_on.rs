@@ -152,12 +152,12 @@ fn restart_on_never_follows_a_symlink_out_and_names_a_missing_path() {
     // A missing path is a problem of that service, naming path and fix.
     std::fs::remove_file(daemon(&root)).unwrap();
     let snapshot = root.snapshot();
-    let (kind, run) = root.error_kind(&["commit"]);
+    let (kind, run) = root.error_kind(&["commit", "--strict"]);
     assert_eq!(kind, "stock", "{}", run.stderr);
     assert!(run.exited(65));
     let (kind, _) = root.error_kind(&["check"]);
     assert_eq!(kind, "stock", "check does not see the missing path");
-    let (_, run) = root.error_kind(&["plan"]);
+    let (_, run) = root.error_kind(&["plan", "--strict"]);
     let shown = format!("{}{}", run.stdout, run.stderr);
     assert!(
         shown.contains(&daemon(&root).display().to_string())
@@ -166,6 +166,16 @@ fn restart_on_never_follows_a_symlink_out_and_names_a_missing_path() {
         "{shown}"
     );
     assert_eq!(root.snapshot(), snapshot, "a failed commit changed state");
+    // By default the service is held back: its live version stays.
+    let before = objects(&root);
+    let run = root.run(&["--json", "commit"]).ok();
+    let held = run.json()["held_back"].to_string();
+    assert!(
+        held.contains(&daemon(&root).display().to_string()) && held.contains("restart_on"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(objects(&root), before);
 }
 
 #[test]

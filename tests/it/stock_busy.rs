@@ -30,16 +30,24 @@ fn dpkg_in_flight_files_defer_naming_the_file_and_suggesting_dpkg_configure() {
         let before = root.snapshot();
         let stored = published(&root);
         root.write_stock(rel, "#!/bin/sh\n", 0o755);
-        for cmd in ["check", "plan", "commit"] {
+        for cmd in [
+            &["check"][..],
+            &["plan", "--strict"],
+            &["commit", "--strict"],
+        ] {
             let run = root
-                .run(&["--json", cmd])
+                .run(&[&["--json"][..], cmd].concat())
                 .code(exit::TEMP_FAIL)
                 .kind("stock_busy");
             let named = root.stock().join(rel).display().to_string();
-            assert!(run.stderr.contains(&named), "{cmd} {rel}:\n{}", run.stderr);
+            assert!(
+                run.stderr.contains(&named),
+                "{cmd:?} {rel}:\n{}",
+                run.stderr
+            );
             assert!(
                 run.stderr.contains("dpkg --configure -a"),
-                "{cmd} {rel}:\n{}",
+                "{cmd:?} {rel}:\n{}",
                 run.stderr
             );
         }
