@@ -17,6 +17,8 @@ command -v s6-svscan >/dev/null 2>&1 || need+=(s6)
 command -v runsvdir >/dev/null 2>&1 || need+=(runit)
 command -v svscan >/dev/null 2>&1 || need+=(daemontools)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# The daemon of Debian's runit-services `haveged` (tests/it/distros.rs).
+command -v haveged >/dev/null 2>&1 || need+=(haveged)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v man >/dev/null 2>&1 || need+=(man-db)

@@ -428,4 +428,231 @@ mod supervisors {
         let log = std::fs::read_to_string(root.path().join("runit.log")).unwrap_or_default();
         assert!(!log.contains("unable to lock"), "{log}");
     }
+
+    /// The value of `var` in the environment `pid` was exec'd with.
+    fn environ_var(pid: u32, var: &str) -> Option<String> {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let prefix = format!("{var}=");
+        environ
+            .split(|&b| b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix(&prefix).map(str::to_owned))
+    }
+
+    /// Waits until `name`'s service process is `comm` (the exec chain
+    /// from `run` has ended in the daemon) and returns its pid.
+    #[track_caller]
+    fn wait_for_daemon(scanner: &Scanner, name: &str, comm_is: &str) -> u32 {
+        let mut pid = 0;
+        wait_until(&format!("{name} running {comm_is}"), REACT, || {
+            pid = scanner.service_pid(name).unwrap_or(0);
+            pid != 0 && comm(pid).as_deref() == Some(comm_is)
+        });
+        pid
+    }
+
+    fn write_executable(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+
+    /// Debian's runit-services `haveged` (its `run` is
+    /// `#!/usr/bin/env /lib/runit/invoke-run`) installed by `cpsv`, its
+    /// `log/run` the svlogd script, beside one service of ours, `web`.
+    fn debian_haveged_root(debian: &Path) -> Root {
+        let root = Root::empty();
+        root.config("supervisor: runit\nstop_timeout: 10\ndisabled: [svlogd]\n");
+        copy_tree(&debian.join("etc/sv/svlogd"), &root.stock().join("svlogd"));
+        let out = Command::new("sh")
+            .arg(debian.join("usr/bin/cpsv"))
+            .args(["a", "haveged"])
+            .env("CPSV_DEST", root.stock())
+            .env("CPSV_SOURCE", debian.join("usr/share/runit/sv"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cpsv: {out:?}");
+        let stock = root.stock();
+        let svlogd_run = stock.join("svlogd/run");
+        relink(stock.join("haveged/log/run"), svlogd_run.to_str().unwrap());
+        // svlogd/run's own knob, `./conf` (sourced after it derived
+        // SERVICE from the parent directory): log into this root, not
+        // /var/log/runit, as root, since the test root is private to root.
+        std::fs::write(
+            stock.join("haveged/log/conf"),
+            format!(
+                "LOGDIR={}/runit-log/$SERVICE\nLOGUSER=root\n",
+                root.path().display()
+            ),
+        )
+        .unwrap();
+        add_logging_service(&root, "web", "v1");
+        root
+    }
+
+    /// Starts runsvdir as a booted Debian system would run it: in a
+    /// private mount namespace where /usr/sbin/policy-rc.d (in containers,
+    /// Docker's `exit 101`, which makes invoke-run refuse every start) is
+    /// a policy that allows, and with `CPSV_DEST` naming the stock tree, so
+    /// `sv_wtime checkbin` reads the service's `.meta/bin` there.
+    fn start_debian_runsvdir(root: &Root) -> Scanner {
+        let allow = root.path().join("policy-rc.d");
+        write_executable(&allow, "#!/bin/sh\nexit 0\n");
+        let script = "if [ -e /usr/sbin/policy-rc.d ]; then \
+                      mount --bind \"$0\" /usr/sbin/policy-rc.d || exit 1; fi; exec \"$@\"";
+        Scanner::start_wrapped(
+            root,
+            Family::Runit,
+            &[
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                script,
+                allow.to_str().unwrap(),
+            ],
+            &[("CPSV_DEST", root.stock().display().to_string())],
+        )
+    }
+
+    #[test]
+    fn debian_invoke_run_service_sees_its_name_and_an_upgrade_restarts_only_it() {
+        if !Family::Runit.require()
+            || !require_tool("haveged", "haveged")
+            || !require_tool("unshare", "util-linux")
+        {
+            return;
+        }
+        let Some(debian) = debian_runit() else {
+            return;
+        };
+        let root = debian_haveged_root(debian.path());
+        let stock = root.stock();
+        let run = std::fs::read_to_string(stock.join("haveged/run")).unwrap();
+        assert!(
+            run.starts_with("#!/usr/bin/env /lib/runit/invoke-run\n"),
+            "{run}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(stock.join("haveged/.meta/bin")).unwrap(),
+            "/usr/sbin/haveged",
+            "what checkbin checks"
+        );
+        root.commit().ok();
+        let scanner = start_debian_runsvdir(&root);
+        let v1 = wait_for_daemon(&scanner, "haveged", "haveged");
+        let web = scanner.wait_pid("web");
+        let cwd = std::fs::read_link(format!("/proc/{v1}/cwd")).unwrap();
+        assert_eq!(cwd, live_object(&root, "haveged"));
+        assert!(cwd.ends_with("haveged"), "{}", cwd.display());
+        assert_eq!(environ_var(v1, "NAME").as_deref(), Some("haveged"));
+        let logs = root.path().join("runit-log");
+        wait_until("svlogd writes haveged's log", REACT, || {
+            logs.join("haveged/current").is_file()
+        });
+        let made: Vec<_> = std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(made, ["haveged"], "the log directory svlogd/run chose");
+
+        // A runit-services upgrade writes haveged's run anew.
+        std::fs::write(stock.join("haveged/run"), format!("{run}# upgraded\n")).unwrap();
+        root.commit().ok();
+        let mut v2 = 0;
+        wait_until("the upgraded haveged up", REACT, || {
+            v2 = scanner.service_pid("haveged").unwrap_or(0);
+            v2 != 0 && v2 != v1 && comm(v2).as_deref() == Some("haveged")
+        });
+        assert!(!alive(v1), "the old haveged was stopped");
+        let cwd = std::fs::read_link(format!("/proc/{v2}/cwd")).unwrap();
+        assert_eq!(cwd, live_object(&root, "haveged"));
+        assert_eq!(environ_var(v2, "NAME").as_deref(), Some("haveged"));
+        assert_eq!(scanner.service_pid("web"), Some(web), "web kept its pid");
+        assert_eq!(runs(&root, "web").len(), 1, "web started once");
+    }
+
+    /// Stubs first on PATH for the getty Void's agetty-generic/run execs
+    /// (through the real `chpst`): each records its argv in
+    /// `<root>/out/getty.<pid>`, then becomes a long sleep (same pid).
+    fn getty_stubs(root: &Root) -> String {
+        let stubs = root.path().join("stubs");
+        let out = root.path().join("out");
+        std::fs::create_dir_all(&stubs).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        let stub = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}/getty.$$\nexec sleep 100000\n",
+            out.display()
+        );
+        for name in ["getty", "agetty"] {
+            write_executable(&stubs.join(name), &stub);
+        }
+        format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap())
+    }
+
+    /// The argv the getty stub running as `pid` was given.
+    fn getty_args(root: &Root, pid: u32) -> Vec<String> {
+        std::fs::read_to_string(root.path().join(format!("out/getty.{pid}")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until `name` runs the getty stub and it has written its argv.
+    #[track_caller]
+    fn wait_for_getty(root: &Root, scanner: &Scanner, name: &str, not: u32) -> (u32, Vec<String>) {
+        let mut found = (0, Vec::new());
+        wait_until(&format!("{name}'s getty"), REACT, || {
+            let pid = scanner.service_pid(name).unwrap_or(0);
+            found = (pid, getty_args(root, pid));
+            pid != not && !found.1.is_empty()
+        });
+        found
+    }
+
+    #[test]
+    fn void_agetty_services_get_their_tty_and_a_new_generic_run_restarts_both() {
+        if !Family::Runit.require() {
+            return;
+        }
+        let root = Root::empty();
+        // As on Void, the template agetty-generic is not a running service.
+        root.config("supervisor: runit\nstop_timeout: 10\ndisabled: [agetty-generic]\n");
+        copy_tree(&void_fixture(), &root.stock());
+        add_logging_service(&root, "web", "v1");
+        root.commit().ok();
+        let path = getty_stubs(&root);
+        let scanner = Scanner::start_wrapped(&root, Family::Runit, &[], &[("PATH", path)]);
+        let (tty1, args1) = wait_for_getty(&root, &scanner, "agetty-tty1", 0);
+        let (tty2, args2) = wait_for_getty(&root, &scanner, "agetty-tty2", 0);
+        let web = scanner.wait_pid("web");
+        // agetty-tty1/conf adds --noclear for tty1 when util-linux's agetty
+        // is installed (it is on every Debian system: util-linux is essential).
+        assert_eq!(args1, ["--noclear", "tty1", "38400", "linux"]);
+        assert_eq!(args2, ["tty2", "38400", "linux"]);
+        for (name, pid) in [("agetty-tty1", tty1), ("agetty-tty2", tty2)] {
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+            assert_eq!(cwd, live_object(&root, name));
+            assert!(cwd.ends_with(name), "{}", cwd.display());
+        }
+        assert_eq!(scanner.service_pid("agetty-generic"), None, "disabled");
+
+        let generic = root.stock().join("agetty-generic/run");
+        let mut shared = std::fs::read(&generic).unwrap();
+        shared.extend_from_slice(b"# a new release\n");
+        std::fs::write(&generic, &shared).unwrap();
+        root.commit().ok();
+        let (new1, again1) = wait_for_getty(&root, &scanner, "agetty-tty1", tty1);
+        let (new2, again2) = wait_for_getty(&root, &scanner, "agetty-tty2", tty2);
+        assert!(!alive(tty1) && !alive(tty2), "the old gettys were stopped");
+        assert_ne!((new1, new2), (tty1, tty2));
+        assert_eq!(again1, args1);
+        assert_eq!(again2, args2);
+        assert_eq!(scanner.service_pid("web"), Some(web), "web kept its pid");
+        assert_eq!(runs(&root, "web").len(), 1, "web started once");
+    }
 }

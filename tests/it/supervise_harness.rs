@@ -93,8 +93,29 @@ impl Scanner {
     /// Starts the family's scanner on `root`'s scan directory (which must
     /// exist: commit or `init` first).
     pub fn start(root: &Root, family: Family) -> Scanner {
+        Scanner::start_wrapped(root, family, &[], &[])
+    }
+
+    /// Starts the scanner as [`Scanner::start`] does, but as the last
+    /// arguments of `wrapper` (a program that ends by exec'ing them, so the
+    /// pid stays the scanner's), with `envs` added to its environment.
+    pub fn start_wrapped(
+        root: &Root,
+        family: Family,
+        wrapper: &[&str],
+        envs: &[(&str, String)],
+    ) -> Scanner {
         let log = File::create(root.path().join(format!("{}.log", family.config_name()))).unwrap();
-        let mut cmd = Command::new(family.scanner().0);
+        let program = family.scanner().0;
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        };
+        cmd.envs(envs.iter().map(|(k, v)| (k, v)));
         cmd.arg(root.scandir())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
