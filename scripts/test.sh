@@ -53,10 +53,12 @@ report_left_out() {
 }
 trap report_left_out EXIT
 
-# The real-supervisor tests (slow::supervisors) wait on s6, runit and daemontools with
-# deadlines; they run in a pass of their own so the CPU-heavy crash and
-# concurrency tests do not starve them on a 2-core machine; one at a time, so
-# no two scanners compete. The inner loop while developing is
+# Every test that drives a real s6, runit or daemontools sits in a module
+# named `supervisors` (slow::supervisors, distros::supervisors,
+# restart_on::supervisors): they wait with deadlines, so they run
+# in a pass of their own, where the CPU-heavy crash and concurrency tests
+# cannot starve them on a 2-core machine; one at a time, so no two scanners
+# compete. The inner loop while developing is
 # `cargo test --features failpoints -- --skip slow::` (README.md#development).
-cargo test --features failpoints "$@" -- --skip slow::supervisors::
-cargo test --features failpoints --test it "$@" -- slow::supervisors:: --test-threads=1
+cargo test --features failpoints "$@" -- --skip supervisors::
+cargo test --features failpoints --test it "$@" -- supervisors:: --test-threads=1
