@@ -25,6 +25,9 @@
 // The 80-line limit is for src/; a scenario test reads best as one story.
 #![allow(clippy::too_many_lines)]
 
+mod common;
+use common::binary;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -59,20 +62,6 @@ fn main() {
     if let Ok(out) = std::env::var("BENCH_OUT") {
         std::fs::write(&out, &report).expect("write BENCH_OUT");
     }
-}
-
-/// The release binary, built by cargo bench's profile beside this bench.
-fn binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "svcdir-update"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release/svcdir-update")
 }
 
 fn machine_line() -> String {

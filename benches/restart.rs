@@ -23,6 +23,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 #![allow(unreachable_pub, missing_docs)]
 
+mod common;
+use common::binary;
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -161,20 +164,6 @@ fn installed(program: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// The release binary, built by cargo bench's profile beside this bench.
-fn binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "svcdir-update"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release/svcdir-update")
 }
 
 fn machine_line() -> String {
