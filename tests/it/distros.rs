@@ -296,18 +296,60 @@ fn debian_runit() -> Option<tempfile::TempDir> {
 /// Debian system whose /etc/sv is the stock tree; svlogd (from the runit
 /// package) sits beside them, disabled, as the shared log script.
 fn debian_root(debian: &Path) -> Root {
+    debian_root_with(debian, &["cron", "anacron", "chrony"])
+}
+
+/// [`debian_root`] with `cpsv a SERVICES…`.
+fn debian_root_with(debian: &Path, services: &[&str]) -> Root {
     let root = Root::empty();
     root.config("disabled: [svlogd]\n");
     copy_tree(&debian.join("etc/sv/svlogd"), &root.stock().join("svlogd"));
     let out = Command::new("sh")
         .arg(debian.join("usr/bin/cpsv"))
-        .args(["a", "cron", "anacron", "chrony"])
+        .arg("a")
+        .args(services)
         .env("CPSV_DEST", root.stock())
         .env("CPSV_SOURCE", debian.join("usr/share/runit/sv"))
         .output()
         .unwrap();
     assert!(out.status.success(), "cpsv: {out:?}");
     root
+}
+
+/// Every service Debian's runit-services ships, installed by its own
+/// `cpsv` as on a Debian system: all commit, none is held back, and their
+/// `supervise` links are left out.
+#[test]
+fn debian_every_runit_services_service_commits() {
+    let Some(debian) = debian_runit() else {
+        return;
+    };
+    let shipped: Vec<String> = std::fs::read_dir(debian.path().join("usr/share/runit/sv"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(shipped.len() >= 20, "runit-services ships {shipped:?}");
+    let names: Vec<&str> = shipped.iter().map(String::as_str).collect();
+    let root = debian_root_with(debian.path(), &names);
+    let run = root.run(&["--json", "commit"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let held = doc["held_back"]
+        .as_array()
+        .expect("commit --json lists held_back");
+    assert!(held.is_empty(), "held back: {held:#?}");
+    for name in &shipped {
+        let live = root.live().join(name);
+        assert!(live.join("run").exists(), "{name} is not live");
+        assert!(
+            std::fs::symlink_metadata(live.join("supervise")).is_err(),
+            "{name}/supervise was copied"
+        );
+    }
+    assert!(
+        run.stderr.contains("/supervise: left out"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
