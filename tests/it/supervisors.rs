@@ -1007,8 +1007,11 @@ fn add_stuck_service(root: &Root, name: &str, tag: &str) {
 /// nothing is switched, and the service that did stop runs again.
 fn services_that_do_not_stop_fail_the_commit(family: Family) {
     let root = Root::empty();
+    // Long enough for a service that does stop: daemontools' supervise
+    // sleeps a second after each start and reads no command meanwhile, so
+    // a stop sent just after the start can take that second on its own.
     root.config(&format!(
-        "supervisor: {}\nstop_timeout: 1\n",
+        "supervisor: {}\nstop_timeout: 3\n",
         family.config_name()
     ));
     add_stuck_service(&root, "stuck-a", "v1");
