@@ -26,7 +26,7 @@
 #![allow(clippy::too_many_lines)]
 
 mod common;
-use common::binary;
+use common::{binary, cpu_model};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -65,14 +65,7 @@ fn main() {
 }
 
 fn machine_line() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model();
     let fs = Command::new("stat")
         .args(["-f", "-c", "%T", "/var/tmp"])
         .output()

@@ -24,7 +24,7 @@
 #![allow(unreachable_pub, missing_docs)]
 
 mod common;
-use common::binary;
+use common::{binary, cpu_model};
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -167,14 +167,7 @@ fn installed(program: &str) -> bool {
 }
 
 fn machine_line() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?");
     format!(

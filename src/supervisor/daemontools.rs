@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use super::command::Argv;
 use super::{
-    Adapter, Deadline, ServiceStatus, instance_dirs, query_status, restart_instances,
-    send_down_and_wait, stop_instances, wait_stable_up,
+    Adapter, ServiceStatus, instance_dirs, query_status, restart_instances, send_down_and_wait,
+    stop_instances, wait_stable_up,
 };
 use crate::error::Result;
 use crate::output::report;
@@ -231,15 +231,14 @@ impl Adapter for Daemontools {
         dir: &Path,
         timeout: Duration,
     ) -> Result<std::result::Result<(), String>> {
-        let deadline = Deadline::after(timeout);
-        if !super::wait_supervised(deadline, || supervised(dir))? {
-            return Ok(Err(format!(
-                "no supervise started for it within {}s (is svscan running? it looks for new \
-                 services only every {}s)",
-                timeout.as_secs_f64(),
-                RESCAN.as_secs()
-            )));
-        }
+        let hint = format!(
+            "is svscan running? it looks for new services only every {}s",
+            RESCAN.as_secs()
+        );
+        let deadline = match super::wait_started(timeout, || supervised(dir), "supervise", &hint)? {
+            Ok(deadline) => deadline,
+            Err(why) => return Ok(Err(why)),
+        };
         wait_stable_up(deadline, false, || self.status(dir))
     }
 }
@@ -247,6 +246,7 @@ impl Adapter for Daemontools {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::Deadline;
 
     #[test]
     fn parses_svstat() {

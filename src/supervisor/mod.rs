@@ -177,6 +177,26 @@ impl Deadline {
 }
 
 /// Polls `supervised` until it holds or the deadline passes.
+/// Waits until `supervised` says a supervisor runs the service, up to
+/// `timeout`; the deadline left for the rest of the wait, or why not:
+/// "no WHO started for it within Ns (HINT)", the same words for every
+/// adapter, with the scanner's own hint.
+pub(crate) fn wait_started(
+    timeout: Duration,
+    supervised: impl FnMut() -> Result<bool>,
+    who: &str,
+    hint: &str,
+) -> Result<std::result::Result<Deadline, String>> {
+    let deadline = Deadline::after(timeout);
+    if wait_supervised(deadline, supervised)? {
+        return Ok(Ok(deadline));
+    }
+    Ok(Err(format!(
+        "no {who} started for it within {}s ({hint})",
+        timeout.as_secs_f64()
+    )))
+}
+
 pub(crate) fn wait_supervised(
     deadline: Deadline,
     mut supervised: impl FnMut() -> Result<bool>,

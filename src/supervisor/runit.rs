@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use super::command::Argv;
 use super::{
-    Adapter, Deadline, ServiceStatus, query_status, restart_instances, send_down_and_wait,
-    stop_instances, wait_stable_up,
+    Adapter, ServiceStatus, query_status, restart_instances, send_down_and_wait, stop_instances,
+    wait_stable_up,
 };
 use crate::error::Result;
 use crate::output::report;
@@ -109,14 +109,12 @@ impl Adapter for Runit {
         dir: &Path,
         timeout: Duration,
     ) -> Result<std::result::Result<(), String>> {
-        let deadline = Deadline::after(timeout);
-        if !super::wait_supervised(deadline, || supervised(dir))? {
-            return Ok(Err(format!(
-                "no runsv started for it within {}s (is runsvdir running? it rescans about \
-                 once a second, after the scan directory's mtime changed)",
-                timeout.as_secs_f64()
-            )));
-        }
+        let hint = "is runsvdir running? it rescans about once a second, after the scan \
+                    directory's mtime changed";
+        let deadline = match super::wait_started(timeout, || supervised(dir), "runsv", hint)? {
+            Ok(deadline) => deadline,
+            Err(why) => return Ok(Err(why)),
+        };
         let out = Argv::new("sv")
             .arg("-w")
             .arg(deadline.left_secs_ceil().to_string())

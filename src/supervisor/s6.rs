@@ -158,13 +158,12 @@ impl Adapter for S6 {
         dir: &Path,
         timeout: Duration,
     ) -> Result<std::result::Result<(), String>> {
-        let deadline = Deadline::after(timeout);
-        if !super::wait_supervised(deadline, || supervised(dir))? {
-            return Ok(Err(format!(
-                "no s6-supervise started for it within {}s (is s6-svscan running?)",
-                timeout.as_secs_f64()
-            )));
-        }
+        let hint = "is s6-svscan running?";
+        let deadline = match super::wait_started(timeout, || supervised(dir), "s6-supervise", hint)?
+        {
+            Ok(deadline) => deadline,
+            Err(why) => return Ok(Err(why)),
+        };
         let need_ready = dir.join("notification-fd").is_file();
         let out = Argv::new("s6-svwait")
             .arg(if need_ready { "-U" } else { "-u" })
