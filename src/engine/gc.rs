@@ -3,15 +3,17 @@
 //!
 //! Kept: the live generation, the N newest, those named by an interrupted
 //! transaction; every object a kept generation references; every object a
-//! running process uses (cwd, executable, open file or mapping under it,
-//! read from /proc); and every object pinned by `exec` (its pin cannot be
+//! running process uses (cwd, root, executable, open file or mapping under
+//! it, read from /proc, matched by `(st_dev, st_ino)`: see
+//! docs/security.md#gc-and-a-state-path-through-a-symlink); and every object pinned by `exec` (its pin cannot be
 //! locked exclusively). An object is removed only while gc holds its pin
 //! exclusively, so a launch cannot slip in. Deletion is crash-safe: a
 //! generation or object is first renamed to a `.tmp-*` name (so it vanishes
 //! at once), then removed; recovery sweeps what a crash leaves. Marking
 //! only reads (so `status` can estimate); removal needs the manager lock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,7 +78,7 @@ pub(crate) fn mark(
         removed_generations: all.iter().filter(|n| !kept.contains(n)).copied().collect(),
         ..GcReport::default()
     };
-    let users = paths_in_use();
+    let users = dirs_in_use();
     let pins = pin::try_pins_dir(cfg)?;
     let names = state.store.names()?;
     for name in &names {
@@ -98,14 +100,13 @@ pub(crate) fn mark(
         if referenced.contains(name) {
             continue;
         }
-        let dir = state.store.join(name);
         if let Some(pins) = &pins {
             if pin::is_pinned(pins, name)? {
                 report.pinned.push(name.to_string());
                 continue;
             }
         }
-        if users.iter().any(|p| p.starts_with(&dir)) {
+        if is_in_use(&users, state.store.try_stat(name)?.as_ref()) {
             report.in_use.push(name.to_string());
         } else {
             report.removed_objects.push(name.to_string());
@@ -192,10 +193,12 @@ fn wait_for_pins(cfg: &Config, report: &mut GcReport, wait: Duration) -> Result<
         }
         report.pinned = still;
         if !freed.is_empty() {
-            let users = paths_in_use();
+            let users = dirs_in_use();
+            let store = cfg.state.join(layout::STORE);
             for object in freed {
-                let dir = cfg.state.join(layout::STORE).join(&object);
-                if users.iter().any(|p| p.starts_with(&dir)) {
+                let st = std::fs::symlink_metadata(store.join(&object)).ok();
+                let id = st.map(|m| (m.dev(), m.ino()));
+                if id.is_some_and(|id| users.contains(&id)) {
                     report.in_use.push(object);
                 } else {
                     report.removed_objects.push(object);
@@ -217,31 +220,64 @@ fn wait_for_pins(cfg: &Config, report: &mut GcReport, wait: Duration) -> Result<
     )
 }
 
-/// Every path a running process has as cwd, executable, open file or mapping.
-fn paths_in_use() -> Vec<PathBuf> {
-    let mut out = Vec::new();
+/// Whether the object directory `st` describes is, or holds, something a
+/// running process uses (`users`, from [`dirs_in_use`]). A vanished object
+/// is in use by nobody.
+fn is_in_use(users: &HashSet<(u64, u64)>, st: Option<&rustix::fs::Stat>) -> bool {
+    #[allow(clippy::unnecessary_cast)]
+    st.is_some_and(|st| users.contains(&(st.st_dev as u64, st.st_ino as u64)))
+}
+
+/// The `(st_dev, st_ino)` of every directory a running process uses or
+/// works beneath: its cwd and root themselves (stat through `/proc`, which
+/// reaches them even when their path is not ours to resolve), and every
+/// directory above a path it has as cwd, root, executable, open file or
+/// mapping. An object is in use when its own identity is in this set: a
+/// comparison of path strings misses a state path reached through a
+/// symlink or a bind mount (docs/security.md#gc-and-a-state-path-through-a-symlink).
+fn dirs_in_use() -> HashSet<(u64, u64)> {
+    let mut ids = HashSet::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let id_of = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
     let Ok(procs) = procfs::process::all_processes() else {
-        return out;
+        return ids;
     };
     for p in procs.flatten() {
-        if let Ok(cwd) = p.cwd() {
-            out.push(cwd);
+        for link in ["cwd", "root"] {
+            ids.extend(id_of(
+                &Path::new("/proc").join(p.pid.to_string()).join(link),
+            ));
         }
-        if let Ok(exe) = p.exe() {
-            out.push(exe);
-        }
-        if let Ok(fds) = p.fd() {
-            for fd in fds.flatten() {
-                if let procfs::process::FDTarget::Path(path) = fd.target {
-                    out.push(path);
+        for path in paths_of(&p) {
+            // Each directory is stat'ed once, however many paths lie below it.
+            for dir in path.ancestors() {
+                if !seen.insert(dir.to_path_buf()) {
+                    break;
                 }
+                ids.extend(id_of(dir));
             }
         }
-        if let Ok(maps) = p.maps() {
-            for m in maps {
-                if let procfs::process::MMapPath::Path(path) = m.pathname {
-                    out.push(path);
-                }
+    }
+    ids
+}
+
+/// Every path process `p` has as cwd, root, executable, open file or mapping.
+fn paths_of(p: &procfs::process::Process) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    out.extend(p.cwd().ok());
+    out.extend(p.root().ok());
+    out.extend(p.exe().ok());
+    if let Ok(fds) = p.fd() {
+        for fd in fds.flatten() {
+            if let procfs::process::FDTarget::Path(path) = fd.target {
+                out.push(path);
+            }
+        }
+    }
+    if let Ok(maps) = p.maps() {
+        for m in maps {
+            if let procfs::process::MMapPath::Path(path) = m.pathname {
+                out.push(path);
             }
         }
     }

@@ -169,3 +169,53 @@ fn gc_with_a_damaged_rollback_log_removes_nothing() {
     assert_eq!(root.snapshot(), before);
     assert_eq!(store_objects(&root), objects);
 }
+
+/// The state directory reached through a symlink (`state:` names a path
+/// with a linked component, as when /var/lib is a link to another disk):
+/// /proc reports a process's cwd by its real path, so gc must compare
+/// identities, not path strings (docs/security.md#gc-and-a-state-path-through-a-symlink).
+#[test]
+fn gc_keeps_an_object_in_use_when_the_state_path_goes_through_a_symlink() {
+    let root = Root::example();
+    let real = root.path().join("disk");
+    // The state directory itself exists; the link is a component above it.
+    std::fs::create_dir_all(real.join("state")).unwrap();
+    std::os::unix::fs::symlink(&real, root.path().join("link")).unwrap();
+    root.config("state: link/state\n");
+    for i in 1..=2 {
+        root.write_stock(
+            "web/run",
+            &format!("#!/bin/sh\n# version {i}\nexec sleep 1000\n"),
+            0o755,
+        );
+        root.commit().ok();
+    }
+    let store = real.join("state").join(layout::STORE);
+    let web1 = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("web-") && !n.ends_with(".manifest.yaml"))
+        .find(|n| {
+            let g2 = std::fs::read_link(real.join("state/generations/2/web")).unwrap();
+            !g2.to_str().unwrap().contains(n.as_str())
+        })
+        .expect("the object of web's first version");
+    let dir = store.join(&web1).join("web");
+    // The real path, as a service started from the scan directory has it.
+    let child = KillOnDrop(
+        Command::new("sleep")
+            .arg("1000")
+            .current_dir(std::fs::canonicalize(&dir).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let json = root.run(&["--json", "gc", "--keep", "1"]).ok().json();
+    assert_eq!(json["removed_generations"], serde_json::json!([1]));
+    assert_eq!(json["in_use"], serde_json::json!([web1]));
+    assert!(dir.join("run").is_file(), "gc removed an object in use");
+    drop(child);
+    let json = root.run(&["--json", "gc", "--keep", "1"]).ok().json();
+    assert_eq!(json["removed_objects"], serde_json::json!([web1]));
+    assert!(!dir.exists(), "unused object not collected");
+}
