@@ -139,6 +139,10 @@ pub(crate) struct Config {
     /// commit (`--strict`); else that service is held back
     /// (docs/design.md#held-back).
     pub strict: bool,
+    /// Read every file instead of trusting the stat cache (`commit
+    /// --rehash`, `plan --rehash`); not a config-file key
+    /// (docs/security.md#a-stale-stat-cache).
+    pub rehash: bool,
 }
 
 /// How the command line chose the configuration.
@@ -247,6 +251,7 @@ impl Config {
             limits: raw.limits.unwrap_or_default(),
             restart_on: resolver.restart_on(raw.restart_on)?,
             strict: raw.strict.unwrap_or(false),
+            rehash: false,
         })
     }
 

@@ -35,6 +35,7 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
     }
     let cfg = &Config {
         strict: cfg.strict || args.strict,
+        rehash: args.rehash,
         ..cfg.clone()
     };
     let waits = Waits::new(cfg, wait);

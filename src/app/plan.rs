@@ -26,6 +26,7 @@ struct PlanReport<'a> {
 pub(crate) fn plan(cfg: &Config, args: &PlanArgs) -> Result<Output> {
     let cfg = &Config {
         strict: cfg.strict || args.strict,
+        rehash: args.rehash,
         ..cfg.clone()
     };
     stock::check_trees_exist(cfg)?;

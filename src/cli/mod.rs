@@ -107,6 +107,10 @@ pub struct PlanArgs {
     /// error (exit 65) instead of holding back that service
     #[arg(long)]
     pub strict: bool,
+    /// Read every stock file instead of trusting the stat cache (a file
+    /// changed behind unchanged timestamps, e.g. through a shared mapping)
+    #[arg(long)]
+    pub rehash: bool,
 }
 
 /// The arguments of `commit`.
@@ -131,6 +135,11 @@ pub struct CommitArgs {
     /// and the rest commits]
     #[arg(long)]
     pub strict: bool,
+    /// Read every stock file instead of trusting the stat cache, and
+    /// replace the cache with what was read (a file changed behind
+    /// unchanged timestamps, e.g. through a shared mapping)
+    #[arg(long)]
+    pub rehash: bool,
 }
 
 /// The arguments of `rollback`.

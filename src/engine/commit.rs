@@ -97,7 +97,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     // for files this run does not see, so it must survive this run.
     let seen_pending = pending::read(&state.dir)?;
 
-    let prepared = stage::prepare_restarting(cfg, Some(&*state), &opts.restart)?;
+    let mut prepared = stage::prepare_restarting(cfg, Some(&*state), &opts.restart)?;
     progress.phase(|| {
         format!(
             "read the stock: {} services; plan: {}",
@@ -126,7 +126,13 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
             held_back: prepared.stock.held_back,
         });
     }
-    let generation = stage_or_reuse(&state, &prepared, &progress)?;
+    let generation = match stage_or_reuse(&state, &prepared, &progress) {
+        Err(err @ Error::StockBusy { .. }) if !cfg.rehash => {
+            prepared = reread_stale_files(cfg, &state, opts, prepared, err)?;
+            stage_or_reuse(&state, &prepared, &progress)?
+        }
+        other => other?,
+    };
     let scandir = switch_to(cfg, &state, &prepared, generation, opts, &progress)?;
     // The stock this run read is live: a deferral recorded before it is done.
     pending::clear_if_unchanged(&state.dir, &seen_pending)?;
@@ -151,6 +157,47 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         plan: prepared.plan,
         scandir,
     })
+}
+
+/// A copy found a file whose content is not the scanned hash (`err`, exit
+/// 75). If the stat cache gave that hash for a file whose timestamps did
+/// not move (written through a shared mapping), the cache lied, not the
+/// stock: drop those records, save the cache, and read the stock again
+/// (docs/security.md#a-stale-stat-cache). Else a writer is at work: `err`.
+fn reread_stale_files(
+    cfg: &Config,
+    state: &LockedState,
+    opts: &CommitOptions,
+    mut prepared: Prepared,
+    err: Error,
+) -> Result<Prepared> {
+    let stale = stage::stale_cache_records(state, &prepared)?;
+    if stale.is_empty() {
+        return Err(err);
+    }
+    report::warn(&format!(
+        "the stat cache was stale for {} file(s) whose content changed behind unchanged \
+         timestamps (written through a shared mapping?); their records are dropped and \
+         the stock is read again",
+        stale.len()
+    ));
+    prepared.stock.cache.forget(&stale);
+    let again = match prepared.stock.cache.save(&state.cache) {
+        Ok(()) => stage::prepare_restarting(cfg, Some(&**state), &opts.restart)?,
+        Err(e) => {
+            // The stale records are still on disk: read every file.
+            report::debug(&format!("stat cache not saved: {}", e.chain()));
+            let cfg = Config {
+                rehash: true,
+                ..cfg.clone()
+            };
+            stage::prepare_restarting(&cfg, Some(&**state), &opts.restart)?
+        }
+    };
+    if let Err(e) = again.stock.cache.save(&state.cache) {
+        report::debug(&format!("stat cache not saved: {}", e.chain()));
+    }
+    Ok(again)
 }
 
 /// Records what this commit held back for `status`; a service still being

@@ -17,8 +17,8 @@ use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
 use crate::state::store::{self, Durability};
-use crate::stock::stat_cache::StatCache;
-use crate::stock::{self, Stock};
+use crate::stock::stat_cache::{Fingerprint, StatCache};
+use crate::stock::{self, Stock, StockService};
 use crate::sys::failpoint;
 
 /// The stock, the live generation and the plan between them.
@@ -163,7 +163,13 @@ fn check_restart_names(stock: &Stock, restart: &[String]) -> Result<()> {
 /// Reads the stock with the stat cache, saying what it found at `-v`.
 fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
     let started = std::time::Instant::now();
-    let cache = StatCache::load(state.map(|s| &s.cache));
+    // `--rehash`: an empty cache that replaces the file when saved, so a
+    // record that lies is gone for good (docs/security.md#a-stale-stat-cache).
+    let cache = if cfg.rehash {
+        StatCache::rebuilt()
+    } else {
+        StatCache::load(state.map(|s| &s.cache))
+    };
     report::debug(&format!(
         "stat cache: {} entries loaded in {:.1} ms",
         cache.len(),
@@ -268,16 +274,11 @@ pub(crate) fn reusable_generation(
     }
 }
 
-/// Stages missing store objects, makes them durable, publishes them and a
-/// new generation. Nothing is reachable from `live` yet.
-pub(crate) fn stage_generation(
-    state: &LockedState,
-    prepared: &Prepared,
-    target: BTreeMap<String, String>,
-    progress: &Progress,
-) -> Result<u64> {
+/// The stock services whose store object is not published yet: the ones
+/// a commit copies.
+fn missing_services<'a>(state: &State, prepared: &'a Prepared) -> Result<Vec<&'a StockService>> {
     let published = store::published(&state.store)?;
-    let missing: Vec<_> = prepared
+    Ok(prepared
         .stock
         .services
         .values()
@@ -287,7 +288,29 @@ pub(crate) fn stage_generation(
             !(published.contains(&object)
                 && published.contains(&layout::object_manifest_name(&object)))
         })
-        .collect();
+        .collect())
+}
+
+/// After a copy found a file's content differing from the scanned hash:
+/// the stat-cache keys of the files to be copied whose content changed
+/// behind unchanged timestamps (docs/security.md#a-stale-stat-cache). Empty
+/// when the stock is simply being written.
+pub(crate) fn stale_cache_records(state: &State, prepared: &Prepared) -> Result<Vec<Fingerprint>> {
+    Ok(missing_services(state, prepared)?
+        .into_iter()
+        .flat_map(stock::stale_hashes)
+        .collect())
+}
+
+/// Stages missing store objects, makes them durable, publishes them and a
+/// new generation. Nothing is reachable from `live` yet.
+pub(crate) fn stage_generation(
+    state: &LockedState,
+    prepared: &Prepared,
+    target: BTreeMap<String, String>,
+    progress: &Progress,
+) -> Result<u64> {
+    let missing = missing_services(state, prepared)?;
     let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
     let durability = Durability::for_entries(new_entries);
     report::debug(&format!(

@@ -41,7 +41,7 @@ use crate::stock::stat_cache::{Fingerprint, StatCache};
 
 use budget::EntryBudget;
 use held_back::{HeldBack, ProblemsByService};
-pub(crate) use race::{changed_while_reading, raced, recheck};
+pub(crate) use race::{changed_while_reading, raced, recheck, stale_hashes};
 use trees::ChosenServices;
 pub(crate) use trees::check_trees_exist;
 use walker::{WalkContext, WalkedService};

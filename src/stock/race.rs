@@ -1,11 +1,13 @@
 //! "The stock changed while reading" (exit 75): recognising an entry that
-//! vanished or changed type under the scanner, and re-checking a scanned
-//! service's fingerprints before its store object is published. Reads only.
+//! vanished or changed type under the scanner, re-checking a scanned
+//! service's fingerprints before its store object is published, and telling
+//! a file whose content changed behind unchanged timestamps (a stale stat
+//! cache record) from a writer still at work. Reads only.
 
 use std::path::Path;
 
 use crate::error::{Error, Problem, Problems, Result};
-use crate::model::tree;
+use crate::model::tree::{self, EntryKind};
 use crate::stock::StockService;
 use crate::stock::stat_cache::Fingerprint;
 use crate::sys::fs::Dir;
@@ -32,6 +34,47 @@ pub(crate) fn recheck(service: &StockService) -> Result<()> {
     }
     // An added or removed entry changes its directory's mtime, checked above.
     Ok(())
+}
+
+/// The stat-cache keys of the files of `service` whose content no longer
+/// has the scanned hash although `lstat` still says exactly what the scan
+/// saw: written without a timestamp change (through a shared mapping), so
+/// the cache's record, not the stock, is wrong
+/// (docs/security.md#a-stale-stat-cache). A file that visibly changed, or
+/// cannot be read, is not listed: that is a writer at work.
+pub(crate) fn stale_hashes(service: &StockService) -> Vec<Fingerprint> {
+    let Ok(dir) = Dir::open_following(&service.tree).and_then(|root| root.open_dir(&service.name))
+    else {
+        return Vec::new();
+    };
+    let mut stale = Vec::new();
+    for (entry, fp) in service.entries.iter().zip(&service.fingerprints) {
+        let (Some(want), EntryKind::File) = (entry.blake3, entry.kind) else {
+            continue;
+        };
+        // A linked file is cached under its target's fingerprint.
+        let opened = match service.linked.iter().find(|l| l.entry == entry.path) {
+            Some(linked) => Dir::open_following(&linked.tree).ok().and_then(|root| {
+                Some((
+                    root.stat(&linked.rel).ok()?,
+                    root.open_file(&linked.rel).ok()?,
+                ))
+            }),
+            None => match dir.stat(&entry.path) {
+                Ok(st) if Fingerprint::of(&st) == *fp => {
+                    dir.open_file(&entry.path).ok().map(|file| (st, file))
+                }
+                _ => None,
+            },
+        };
+        let Some((st, file)) = opened else { continue };
+        let mut hasher = blake3::Hasher::new();
+        if hasher.update_reader(&file).is_ok() && tree::ContentHash::from(hasher.finalize()) != want
+        {
+            stale.push(Fingerprint::of(&st));
+        }
+    }
+    stale
 }
 
 /// Turns the error of an entry that vanished or changed type since it was

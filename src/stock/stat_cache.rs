@@ -51,6 +51,9 @@ pub(crate) struct StatCache {
     seen: Vec<AtomicU64>,
     /// Hashes computed in this run, to be merged in on save.
     added: Vec<(Fingerprint, [u8; 32])>,
+    /// Started empty on purpose (`--rehash`): saved even with nothing
+    /// added, so that the file on disk is replaced.
+    rebuilt: bool,
 }
 
 fn decode_record(r: &[u8]) -> (Fingerprint, [u8; 32]) {
@@ -126,7 +129,46 @@ impl StatCache {
             seen: (0..count.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             records,
             added: Vec::new(),
+            rebuilt: false,
         })
+    }
+
+    /// An empty cache that replaces the one on disk when saved (`--rehash`):
+    /// every file is read, and no old record survives.
+    pub(crate) fn rebuilt() -> StatCache {
+        StatCache {
+            rebuilt: true,
+            ..StatCache::default()
+        }
+    }
+
+    /// Drops the records of `stale` files (a fresh hash disagreed with the
+    /// cached one): the next save leaves them out, so the next scan reads
+    /// those files again (docs/security.md#a-stale-stat-cache).
+    pub(crate) fn forget(&mut self, stale: &[Fingerprint]) {
+        for fp in stale {
+            if let Some(i) = self.index_of(fp.dev, fp.ino) {
+                self.seen[i / 64].fetch_and(!(1 << (i % 64)), Ordering::Relaxed);
+            }
+            self.added
+                .retain(|(a, _)| (a.dev, a.ino) != (fp.dev, fp.ino));
+        }
+        self.rebuilt = true;
+    }
+
+    /// The index of the record for `(dev, ino)`, if any.
+    fn index_of(&self, dev: u64, ino: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.count());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let rec = &self.records[mid * RECORD..(mid + 1) * RECORD];
+            match key_of(rec).cmp(&(dev, ino)) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 
     fn count(&self) -> usize {
@@ -136,24 +178,13 @@ impl StatCache {
     /// The cached hash of a file, if its fingerprint is unchanged. Safe to
     /// call from many threads at once.
     pub(crate) fn lookup(&self, fp: &Fingerprint) -> Option<[u8; 32]> {
-        let (mut lo, mut hi) = (0, self.count());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let rec = &self.records[mid * RECORD..(mid + 1) * RECORD];
-            match key_of(rec).cmp(&(fp.dev, fp.ino)) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    let (cached, hash) = decode_record(rec);
-                    if cached != *fp {
-                        return None;
-                    }
-                    self.seen[mid / 64].fetch_or(1 << (mid % 64), Ordering::Relaxed);
-                    return Some(hash);
-                }
-            }
+        let i = self.index_of(fp.dev, fp.ino)?;
+        let (cached, hash) = decode_record(&self.records[i * RECORD..(i + 1) * RECORD]);
+        if cached != *fp {
+            return None;
         }
-        None
+        self.seen[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
+        Some(hash)
     }
 
     /// Records a freshly computed hash, unless the file changed too recently
@@ -172,7 +203,7 @@ impl StatCache {
     /// Records not looked up in this run belong to files that vanished or
     /// changed; they are dropped on save, so the cache tracks the stock.
     fn dirty(&self) -> bool {
-        !self.added.is_empty() || (0..self.count()).any(|i| !self.is_seen(i))
+        self.rebuilt || !self.added.is_empty() || (0..self.count()).any(|i| !self.is_seen(i))
     }
 
     /// Streams the cache: the seen records merged with the added ones, in

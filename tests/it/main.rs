@@ -36,6 +36,7 @@ mod pipes;
 mod pwd;
 mod recovery;
 mod restart_on;
+mod stat_cache;
 mod stock_busy;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
