@@ -58,6 +58,9 @@ pub(crate) struct Limits {
     pub max_file_size: u64,
     /// Directory depth below a service directory.
     pub max_depth: usize,
+    /// Bytes one commit may copy into the store: the logical sizes of the
+    /// files of every new store object (docs/security.md#sparse-files).
+    pub max_stage_bytes: u64,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             max_entries: 2_000_000,
             max_file_size: 1 << 30,
             max_depth: 32,
+            max_stage_bytes: 4 << 30,
         }
     }
 }

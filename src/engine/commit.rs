@@ -126,10 +126,10 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
             held_back: prepared.stock.held_back,
         });
     }
-    let generation = match stage_or_reuse(&state, &prepared, &progress) {
+    let generation = match stage_or_reuse(cfg, &state, &prepared, &progress) {
         Err(err @ Error::StockBusy { .. }) if !cfg.rehash => {
             prepared = reread_stale_files(cfg, &state, opts, prepared, err)?;
-            stage_or_reuse(&state, &prepared, &progress)?
+            stage_or_reuse(cfg, &state, &prepared, &progress)?
         }
         other => other?,
     };
@@ -224,7 +224,12 @@ fn record_held_back(state: &State, held: &[HeldBack]) -> Result<()> {
 
 /// The generation to switch to: one an earlier attempt left staged with
 /// exactly the stock's services, or a newly staged one.
-fn stage_or_reuse(state: &LockedState, prepared: &Prepared, progress: &Progress) -> Result<u64> {
+fn stage_or_reuse(
+    cfg: &Config,
+    state: &LockedState,
+    prepared: &Prepared,
+    progress: &Progress,
+) -> Result<u64> {
     let target = prepared.target();
     let started = Instant::now();
     let generation = match stage::reusable_generation(state, prepared.live.as_ref(), &target)? {
@@ -232,7 +237,7 @@ fn stage_or_reuse(state: &LockedState, prepared: &Prepared, progress: &Progress)
             report::debug(&format!("reusing staged generation {n}"));
             n
         }
-        None => stage::stage_generation(state, prepared, target, progress)?,
+        None => stage::stage_generation(cfg, state, prepared, target, progress)?,
     };
     report::debug(&format!(
         "generation {generation} staged in {:.1} ms",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::locked::LockedState;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Problems, Result};
 use crate::format::manifest::{GenerationManifest, ObjectManifest};
 use crate::model::plan::{self, Action, Plan};
 use crate::output::progress::Progress;
@@ -291,6 +291,39 @@ fn missing_services<'a>(state: &State, prepared: &'a Prepared) -> Result<Vec<&'a
         .collect())
 }
 
+/// Refuses, before anything is written, a commit whose new store objects
+/// hold more than `limits: max_stage_bytes` bytes of files (logical sizes:
+/// a sparse file's holes count, though they are copied as holes), naming
+/// the largest file (docs/security.md#sparse-files). Exit 65.
+fn check_stage_bytes(cfg: &Config, missing: &[&StockService]) -> Result<()> {
+    let limit = cfg.limits.max_stage_bytes;
+    let files = || {
+        missing
+            .iter()
+            .flat_map(|s| s.entries.iter().map(move |e| (*s, e)))
+            .filter_map(|(s, e)| Some((s, e, e.size?)))
+    };
+    let total = files().fold(0u64, |sum, (_, _, size)| sum.saturating_add(size));
+    if total <= limit {
+        return Ok(());
+    }
+    let Some((service, entry, size)) = files().max_by_key(|(_, _, size)| *size) else {
+        return Ok(());
+    };
+    Err(Error::Stock {
+        problems: Problems(vec![Problem {
+            path: service.dir().join(&entry.path),
+            what: format!(
+                "this commit would copy {total} bytes into the store ({size} of them this \
+                 file's, of service {}); the limit is {limit}",
+                service.name
+            ),
+            fix: "raise `limits: {max_stage_bytes: N}` in the config if this is intended".into(),
+            transient: false,
+        }]),
+    })
+}
+
 /// After a copy found a file's content differing from the scanned hash:
 /// the stat-cache keys of the files to be copied whose content changed
 /// behind unchanged timestamps (docs/security.md#a-stale-stat-cache). Empty
@@ -305,12 +338,14 @@ pub(crate) fn stale_cache_records(state: &State, prepared: &Prepared) -> Result<
 /// Stages missing store objects, makes them durable, publishes them and a
 /// new generation. Nothing is reachable from `live` yet.
 pub(crate) fn stage_generation(
+    cfg: &Config,
     state: &LockedState,
     prepared: &Prepared,
     target: BTreeMap<String, String>,
     progress: &Progress,
 ) -> Result<u64> {
     let missing = missing_services(state, prepared)?;
+    check_stage_bytes(cfg, &missing)?;
     let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
     let durability = Durability::for_entries(new_entries);
     report::debug(&format!(

@@ -22,7 +22,8 @@ use crate::stock::{self, StockService};
 use crate::sys::fs::{self, Dir};
 
 /// Files up to this size are copied through memory and hashed on the way;
-/// larger ones with `copy_file_range` (reflinks where supported), then re-read.
+/// larger ones extent by extent, holes kept as holes
+/// ([`fs::copy_preserving_holes`]), then re-read.
 const IN_MEMORY_COPY: u64 = 1 << 20;
 
 /// How new files are made durable before they become reachable.
@@ -203,7 +204,7 @@ fn copy_and_hash(
     if size <= IN_MEMORY_COPY {
         return fs::copy_small(from, to, size, dst_path);
     }
-    fs::copy_contents(from, to, size, dst_path)?;
+    fs::copy_preserving_holes(from, to, size, dst_path)?;
     let check = dst.open_file(base)?;
     let mut hasher = blake3::Hasher::new();
     hasher

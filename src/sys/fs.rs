@@ -837,30 +837,86 @@ pub(crate) fn copy_small(
     Ok(blake3::hash(&buf))
 }
 
-/// Copies all of `src` into `dst` (both at offset 0), with
-/// `copy_file_range` (reflinks or in-kernel copy) and a plain read/write
-/// fallback where the file system does not support it.
-pub(crate) fn copy_contents(src: &File, dst: &File, len: u64, dst_path: &Path) -> Result<()> {
-    let mut left = len;
-    while left > 0 {
-        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
-        match rustix::fs::copy_file_range(src, None, dst, None, chunk) {
-            Ok(0) => break, // file shrank: the caller's digest check catches it
-            Ok(n) => left = left.saturating_sub(n as u64),
-            Err(
-                rustix::io::Errno::XDEV
-                | rustix::io::Errno::NOSYS
-                | rustix::io::Errno::OPNOTSUPP
-                | rustix::io::Errno::INVAL,
-            ) if left == len => {
-                let mut reader = src;
-                let mut writer = dst;
-                std::io::copy(&mut reader, &mut writer)
-                    .map_err(|e| Error::create("write", dst_path, e))?;
-                return Ok(());
+/// Copies the first `len` bytes of `src` into the new, empty `dst`,
+/// keeping holes as holes: only the data extents that `SEEK_DATA` and
+/// `SEEK_HOLE` report are copied (with `copy_file_range`: reflinks or an
+/// in-kernel copy, else read/write), then `dst` is extended to `len`, so a
+/// hole reads as zeros in both and takes no disk in either
+/// (docs/security.md#sparse-files). A file system without `SEEK_DATA`
+/// reports the whole file as data. A file that shrank meanwhile is copied
+/// as far as it goes: the caller's hash check catches it.
+pub(crate) fn copy_preserving_holes(
+    src: &File,
+    dst: &File,
+    len: u64,
+    dst_path: &Path,
+) -> Result<()> {
+    use rustix::fs::SeekFrom;
+    let read_err = |e| Error::io("cannot read the source of", dst_path, io_err(e));
+    let mut pos = 0;
+    while pos < len {
+        let start = match rustix::fs::seek(src, SeekFrom::Data(pos)) {
+            Ok(at) => at,
+            // Nothing but a hole from `pos` on.
+            Err(Errno::NXIO) => break,
+            Err(Errno::INVAL | Errno::OPNOTSUPP) => pos,
+            Err(e) => return Err(read_err(e)),
+        };
+        if start >= len {
+            break;
+        }
+        let end = match rustix::fs::seek(src, SeekFrom::Hole(start)) {
+            // Data always ends before a hole; anything else is taken as
+            // data to the end, which is never wrong, only slower.
+            Ok(at) if at > start => at.min(len),
+            Ok(_) | Err(Errno::INVAL | Errno::OPNOTSUPP | Errno::NXIO) => len,
+            Err(e) => return Err(read_err(e)),
+        };
+        copy_range(src, dst, start, end, dst_path)?;
+        pos = end;
+    }
+    rustix::fs::ftruncate(dst, len).map_err(|e| Error::create("write", dst_path, io_err(e)))
+}
+
+/// Copies bytes `start..end` of `src` to the same offsets of `dst`.
+fn copy_range(src: &File, dst: &File, start: u64, end: u64, dst_path: &Path) -> Result<()> {
+    let (mut from, mut to) = (start, start);
+    while from < end {
+        let chunk = usize::try_from((end - from).min(1 << 30)).unwrap_or(1 << 30);
+        match rustix::fs::copy_file_range(src, Some(&mut from), dst, Some(&mut to), chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(Errno::XDEV | Errno::NOSYS | Errno::OPNOTSUPP | Errno::INVAL) => {
+                return copy_range_by_reading(src, dst, from, end, dst_path);
             }
             Err(e) => return Err(Error::create("write", dst_path, io_err(e))),
         }
+    }
+    Ok(())
+}
+
+/// [`copy_range`] through a buffer, where `copy_file_range` is missing.
+fn copy_range_by_reading(
+    src: &File,
+    dst: &File,
+    start: u64,
+    end: u64,
+    dst_path: &Path,
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = start;
+    while at < end {
+        let want = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = src
+            .read_at(&mut buf[..want], at)
+            .map_err(|e| Error::io("cannot read the source of", dst_path, e))?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all_at(&buf[..n], at)
+            .map_err(|e| Error::create("write", dst_path, e))?;
+        at += n as u64;
     }
     Ok(())
 }

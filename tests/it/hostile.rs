@@ -1066,3 +1066,77 @@ fn trust_refusals_name_the_path_what_was_found_and_the_fix() {
         run.stderr
     );
 }
+
+/// A 1000 MiB sparse file with a few real bytes takes a few KiB in the
+/// stock; its copy in the store takes no more (holes copied as holes),
+/// holds the same bytes, and `verify` finds the content the digest says
+/// (docs/security.md#sparse-files).
+#[test]
+fn a_sparse_file_is_copied_with_its_holes() {
+    if !require_tool("cmp", "diffutils") {
+        return;
+    }
+    let root = Root::example();
+    let big = root.stock().join("web/env/sparse");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(1000 << 20).unwrap();
+    for at in [0, 500 << 20, (1000 << 20) - 4] {
+        std::os::unix::fs::FileExt::write_all_at(&file, b"data", at).unwrap();
+    }
+    drop(file);
+    let blocks = |p: &std::path::Path| std::fs::metadata(p).unwrap().blocks() * 512;
+    assert!(blocks(&big) < 1 << 20, "the stock file is not sparse here");
+    root.commit().ok();
+    let copy = root.live().join("web/env/sparse");
+    assert_eq!(std::fs::metadata(&copy).unwrap().len(), 1000 << 20);
+    let used = blocks(&copy);
+    eprintln!(
+        "1000 MiB sparse file: {} bytes on disk in the stock, {used} in the store",
+        blocks(&big)
+    );
+    assert!(used < 1 << 20, "the copy takes {used} bytes on disk");
+    let same = std::process::Command::new("cmp")
+        .arg(&big)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(same.success(), "the copy differs from the stock file");
+    root.run(&["verify"]).ok();
+}
+
+/// `limits: {max_stage_bytes: N}`: a commit whose new objects would hold
+/// more bytes is refused before anything is written (exit 65), naming the
+/// largest file, its service and the key; at the limit it commits.
+#[test]
+fn a_commit_over_the_staged_bytes_limit_is_refused_naming_the_file_and_the_key() {
+    let root = Root::example();
+    root.commit().ok();
+    let before = root.snapshot();
+    let big = root.stock().join("web/env/big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    root.config("limits: {max_stage_bytes: 209715200}\n");
+    let (kind, run) = root.error_kind(&["commit"]);
+    assert_eq!(run.code, i32::from(exit::DATA_ERR), "{}", run.stderr);
+    assert_eq!(kind, "stock");
+    for needle in [
+        big.display().to_string(),
+        "of service web".into(),
+        "the limit is 209715200".into(),
+        "max_stage_bytes".into(),
+    ] {
+        assert!(run.stderr.contains(&needle), "{needle}: {}", run.stderr);
+    }
+    assert!(root.snapshot() == before, "live or a generation changed");
+    let leftovers: Vec<_> = std::fs::read_dir(root.state())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    root.config("limits: {max_stage_bytes: 1073741824}\n");
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(2));
+}
