@@ -15,7 +15,7 @@ use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
 use crate::state::store;
-use crate::sys::fs::{Dir, Kind};
+use crate::sys::fs::{DirChain, Kind};
 
 /// What verifying a generation found.
 #[derive(Debug, Default)]
@@ -67,7 +67,10 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
     check_outer_dir(state, object, &manifest.service, problems)?;
     let root = state.store.open_dir(layout::object_service_dir(object))?;
     let mut seen = BTreeSet::new();
-    walk(cfg, &root, "", &want, &mut seen, problems, &base)?;
+    // A bounded number of directories open, however deep or wide the
+    // object (docs/security.md#bounded-file-descriptors).
+    let mut chain = DirChain::new(&root);
+    walk(cfg, &mut chain, "", &want, &mut seen, problems, &base)?;
     for path in want.keys() {
         if *path != tree::ROOT && !seen.contains(*path) {
             problems.push(format!("{}: missing", base.join(path).display()));
@@ -119,18 +122,20 @@ fn dangling_links(base: &std::path::Path, entries: &[Entry]) -> Vec<String> {
 
 fn walk(
     cfg: &Config,
-    dir: &Dir,
+    chain: &mut DirChain<'_>,
     prefix: &str,
     want: &BTreeMap<&str, &Entry>,
     found: &mut BTreeSet<String>,
     problems: &mut Vec<String>,
     base: &std::path::Path,
 ) -> Result<()> {
-    for name in dir.names()? {
+    let at = std::path::Path::new(prefix.trim_end_matches('/'));
+    for name in chain.get(at)?.names()? {
         let rel = format!("{prefix}{}", name.to_string_lossy());
         if cfg.runtime_entries.contains(&rel) {
             continue;
         }
+        let dir = chain.get(at)?;
         let st = dir.stat(&name)?;
         let Some(entry) = want.get(rel.as_str()) else {
             problems.push(format!(
@@ -155,15 +160,7 @@ fn walk(
         };
         compare(entry, &st, content, &base.join(&rel), problems);
         if entry.kind == EntryKind::Dir && Kind::of(&st) == Kind::Dir {
-            walk(
-                cfg,
-                &dir.open_dir(&name)?,
-                &format!("{rel}/"),
-                want,
-                found,
-                problems,
-                base,
-            )?;
+            walk(cfg, chain, &format!("{rel}/"), want, found, problems, base)?;
         }
     }
     Ok(())

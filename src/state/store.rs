@@ -11,15 +11,14 @@
 //! never rewritten: identical content means the very same directory (inode)
 //! across generations, which is what keeps unchanged services running.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::manifest::{self, ObjectManifest};
 use crate::model::tree::{self, EntryKind};
 use crate::state::{documents, layout};
 use crate::stock::{self, StockService};
-use crate::sys::fs::{self, Dir};
+use crate::sys::fs::{self, Dir, DirChain};
 
 /// Files up to this size are copied through memory and hashed on the way;
 /// larger ones extent by extent, holes kept as holes
@@ -87,9 +86,14 @@ pub(crate) fn stage_object(
     let outer = staging.create_dir(&tmp, 0o755)?;
     let dst_root = outer.create_dir(&service.name, 0o700)?;
     let per_file = durability == Durability::PerFile;
-    let dirs = copy_entries(service, src_root, dst_root, per_file)?;
-    set_dir_owners_and_modes(service, &dirs, per_file)?;
-    drop(dirs);
+    // A bounded number of directories open on each side, however deep or
+    // wide the service (docs/security.md#bounded-file-descriptors).
+    let mut src = DirChain::new(&src_root);
+    let mut dst = DirChain::new(&dst_root);
+    copy_entries(service, &mut src, &mut dst, per_file)?;
+    drop(src);
+    set_dir_owners_and_modes(service, &mut dst, per_file)?;
+    drop(dst);
     if per_file {
         outer.sync()?;
     }
@@ -99,38 +103,30 @@ pub(crate) fn stage_object(
     Ok(())
 }
 
-/// Open (source, destination) pairs of every directory, by entry path.
-type DirPairs = HashMap<String, (Dir, Dir)>;
-
-/// Creates every entry of `service` below `dst_root`: directories (mode
-/// and owner set later), files (copied, re-hashed, owner and mode set) and
-/// symlinks.
+/// Creates every entry of `service` below the destination root:
+/// directories (mode and owner set later), files (copied, re-hashed, owner
+/// and mode set) and symlinks. Entries come parent first, so each
+/// directory is created before what it holds.
 fn copy_entries(
     service: &StockService,
-    src_root: Dir,
-    dst_root: Dir,
+    src_dirs: &mut DirChain<'_>,
+    dst_dirs: &mut DirChain<'_>,
     per_file: bool,
-) -> Result<DirPairs> {
-    let mut dirs = DirPairs::new();
-    dirs.insert(tree::ROOT.to_string(), (src_root, dst_root));
+) -> Result<()> {
     for entry in service.entries.iter().skip(1) {
         let base = tree::base_of(&entry.path);
         // Built only for an error: a path per entry is not free.
         let stock_path = || service.dir().join(&entry.path);
-        let Some((src, dst)) = dirs.get(tree::parent_of(&entry.path)) else {
-            return Err(stock::changed_while_reading(&stock_path()));
-        };
+        let parent = Path::new(parent_path(&entry.path));
+        let dst = dst_dirs.get(parent)?;
         match entry.kind {
             EntryKind::Dir => {
-                let s = src
-                    .open_dir(base)
-                    .map_err(|e| stock::raced(e, &stock_path()))?;
-                let d = dst.create_dir(base, 0o700)?;
-                dirs.insert(entry.path.clone(), (s, d));
+                let made = dst.create_dir(base, 0o700)?;
+                dst_dirs.adopt(Path::new(&entry.path), made);
             }
             EntryKind::File => {
                 let from = match entry.from_link {
-                    None => src.open_file(base),
+                    None => src_dirs.get(parent).and_then(|src| src.open_file(base)),
                     Some(_) => open_linked_file(service, &entry.path),
                 }
                 .map_err(|e| stock::raced(e, &stock_path()))?;
@@ -144,7 +140,13 @@ fn copy_entries(
             }
         }
     }
-    Ok(dirs)
+    Ok(())
+}
+
+/// The parent of an entry path as a path below the service (`""` for the
+/// service directory itself).
+fn parent_path(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(p, _)| p)
 }
 
 /// Opens the file that the linked entry `path` of `service` was resolved to,
@@ -213,16 +215,23 @@ fn copy_and_hash(
     Ok(hasher.finalize())
 }
 
-/// Directory owners and modes last, deepest first, so a read-only
-/// directory does not block its own population.
-fn set_dir_owners_and_modes(service: &StockService, dirs: &DirPairs, per_file: bool) -> Result<()> {
-    let mut paths: Vec<&String> = dirs.keys().collect();
-    paths.sort_by(|a, b| tree::compare_paths(b, a));
-    for path in paths {
-        let Some(entry) = service.entries.iter().find(|e| &e.path == path) else {
+/// Directory owners and modes last, deepest first (the entries in reverse),
+/// so a read-only directory does not block its own population.
+fn set_dir_owners_and_modes(
+    service: &StockService,
+    dst_dirs: &mut DirChain<'_>,
+    per_file: bool,
+) -> Result<()> {
+    for entry in service.entries.iter().rev() {
+        if entry.kind != EntryKind::Dir {
             continue;
+        }
+        let rel = if entry.path == tree::ROOT {
+            ""
+        } else {
+            &entry.path
         };
-        let (_, dst) = &dirs[path];
+        let dst = dst_dirs.get(Path::new(rel))?;
         if !owned_by_us(entry) {
             dst.set_owner(entry.uid, entry.gid)?;
         }

@@ -16,7 +16,7 @@ use crate::error::{Error, Problem, Result};
 use crate::model::identity::WatchedPath;
 use crate::stock::Stock;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
-use crate::sys::fs::{Dir, Kind};
+use crate::sys::fs::{Dir, DirChain, Kind};
 
 /// The most entries one `restart_on` path may hold: it names a binary or a
 /// config directory, not a file system.
@@ -96,16 +96,27 @@ impl PathWalk<'_> {
         if parent_dir.try_stat(base)?.is_none() {
             return Ok(Err("does not exist".into()));
         }
-        self.add(&parent_dir, base, b".", 0)?;
+        // A bounded number of directories open, however deep or wide the
+        // path (docs/security.md#bounded-file-descriptors).
+        let mut chain = DirChain::new(&parent_dir);
+        self.add(&mut chain, Path::new(""), base, b".", 0)?;
         match self.too_large {
             Some(why) => Ok(Err(why)),
             None => Ok(Ok(self.hasher.finalize().to_hex().to_string())),
         }
     }
 
-    /// Hashes the entry `name` of `dir` (`rel` below the path) and, for a
-    /// directory, everything below it in name order.
-    fn add(&mut self, dir: &Dir, name: &OsStr, rel: &[u8], depth: usize) -> Result<()> {
+    /// Hashes the entry `name` of the directory `at` below the chain's root
+    /// (`rel` below the path) and, for a directory, everything below it in
+    /// name order.
+    fn add(
+        &mut self,
+        chain: &mut DirChain<'_>,
+        at: &Path,
+        name: &OsStr,
+        rel: &[u8],
+        depth: usize,
+    ) -> Result<()> {
         if self.too_large.is_some() {
             return Ok(());
         }
@@ -117,6 +128,7 @@ impl PathWalk<'_> {
             ));
             return Ok(());
         }
+        let dir = chain.get(at)?;
         let st = dir.stat(name)?;
         let kind = Kind::of(&st);
         self.hasher.update(&(rel.len() as u64).to_le_bytes());
@@ -137,15 +149,15 @@ impl PathWalk<'_> {
                 self.hasher.update(target);
             }
             Kind::Dir => {
-                let child = dir.open_dir(name)?;
-                for entry in child.names()? {
+                let child = at.join(name);
+                for entry in chain.get(&child)?.names()? {
                     let mut child_rel = if rel == b"." {
                         Vec::new()
                     } else {
                         [rel, b"/"].concat()
                     };
                     child_rel.extend_from_slice(entry.as_bytes());
-                    self.add(&child, &entry, &child_rel, depth + 1)?;
+                    self.add(chain, &child, &entry, &child_rel, depth + 1)?;
                 }
             }
             // A device, FIFO or socket counts by its metadata alone.

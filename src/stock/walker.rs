@@ -19,7 +19,7 @@ use crate::stock::links::{self, OutsideTarget, Resolution};
 use crate::stock::race::raced;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 use crate::stock::{LinkedFile, StockService, required, s6rc};
-use crate::sys::fs::{Dir, Kind};
+use crate::sys::fs::{Dir, DirChain, Kind};
 
 /// Suffixes dpkg gives files it is still unpacking.
 const DPKG_IN_FLIGHT: [&str; 2] = [".dpkg-new", ".dpkg-tmp"];
@@ -173,12 +173,18 @@ impl Walker<'_> {
         let st = dir.self_stat()?;
         let mode = self.mode_of(tree::ROOT, &st);
         self.push(entry_of(tree::ROOT.into(), mode, &st), &st);
-        self.walk(dir, "", 1)
+        // A bounded number of directories open, however deep or wide the
+        // service (docs/security.md#bounded-file-descriptors).
+        let mut chain = DirChain::new(dir);
+        self.walk(&mut chain, "", 1)
     }
 
-    /// Walks the directory `dir` at `prefix` (`""` or ending in `/`).
-    fn walk(&mut self, dir: &Dir, prefix: &str, depth: usize) -> Result<()> {
-        for name in dir.names()? {
+    /// Walks the directory at `prefix` (`""` or ending in `/`) below the
+    /// chain's root.
+    fn walk(&mut self, chain: &mut DirChain<'_>, prefix: &str, depth: usize) -> Result<()> {
+        let at = Path::new(prefix.trim_end_matches('/'));
+        let names = chain.get(at).map_err(|e| self.raced(e, prefix))?.names()?;
+        for name in names {
             let rel = format!("{prefix}{}", name.to_string_lossy());
             let Some(utf8) = self.check_name(&name, &rel) else {
                 continue;
@@ -187,10 +193,11 @@ impl Walker<'_> {
             if !self.context.budget.take() {
                 return Ok(());
             }
+            let dir = chain.get(at).map_err(|e| self.raced(e, prefix))?;
             if self.is_left_out(dir, &name, &rel, utf8)? {
                 continue;
             }
-            self.visit(dir, &name, rel, depth)?;
+            self.visit(chain, at, &name, rel, depth)?;
         }
         Ok(())
     }
@@ -262,13 +269,21 @@ impl Walker<'_> {
         Ok(false)
     }
 
-    /// Stats the entry `name` of `dir` and records it by its type.
-    fn visit(&mut self, dir: &Dir, name: &OsStr, rel: String, depth: usize) -> Result<()> {
+    /// Stats the entry `name` of the directory `at` and records it by its type.
+    fn visit(
+        &mut self,
+        chain: &mut DirChain<'_>,
+        at: &Path,
+        name: &OsStr,
+        rel: String,
+        depth: usize,
+    ) -> Result<()> {
+        let dir = chain.get(at).map_err(|e| self.raced(e, &rel))?;
         let st = dir.stat(name).map_err(|e| self.raced(e, &rel))?;
         let mode = self.mode_of(&rel, &st);
         let entry = entry_of(rel, mode, &st);
         match Kind::of(&st) {
-            Kind::Dir => self.visit_dir(dir, name, entry, &st, depth),
+            Kind::Dir => self.visit_dir(chain, entry, &st, depth),
             Kind::File => self.visit_file(dir, name, entry, &st),
             Kind::Symlink => self.visit_symlink(dir, name, entry, &st),
             Kind::Other(t) => {
@@ -287,8 +302,7 @@ impl Walker<'_> {
 
     fn visit_dir(
         &mut self,
-        dir: &Dir,
-        name: &OsStr,
+        chain: &mut DirChain<'_>,
         entry: Entry,
         st: &rustix::fs::Stat,
         depth: usize,
@@ -304,8 +318,8 @@ impl Walker<'_> {
         }
         let rel = entry.path.clone();
         self.push(entry, st);
-        let child = dir.open_dir(name).map_err(|e| self.raced(e, &rel))?;
-        self.walk(&child, &format!("{rel}/"), depth + 1)
+        // The chain opens it from its parent, without following a link.
+        self.walk(chain, &format!("{rel}/"), depth + 1)
     }
 
     fn visit_file(

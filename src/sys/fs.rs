@@ -63,6 +63,9 @@ pub(crate) fn open_beneath(
                     break;
                 }
                 Err(Errno::AGAIN) => continue,
+                // Longer than PATH_MAX (a reopen deep in a tree, see
+                // [`DirChain`]): one component at a time has no such limit.
+                Err(Errno::NAMETOOLONG) => break,
                 other => {
                     OPENAT2.store(1, Ordering::Relaxed);
                     return other;
@@ -393,13 +396,28 @@ impl Dir {
             return Ok(0);
         };
         let mut total = 0;
-        if seen.insert((st.st_dev, st.st_ino)) {
-            total += u64::try_from(st.st_blocks).unwrap_or(0) * 512;
-        }
+        let mut count = |st: &Stat| {
+            if seen.insert((st.st_dev, st.st_ino)) {
+                total += u64::try_from(st.st_blocks).unwrap_or(0) * 512;
+            }
+        };
+        count(&st);
         if Kind::of(&st) == Kind::Dir {
-            let child = self.open_dir(name)?;
-            for entry in child.names()? {
-                total += child.disk_usage(&entry, seen)?;
+            // Depth first with a bounded number of directories open
+            // (docs/security.md#bounded-file-descriptors).
+            let mut chain = DirChain::new(self);
+            let mut dirs = vec![name.to_path_buf()];
+            while let Some(rel) = dirs.pop() {
+                let dir = chain.get(&rel)?;
+                for entry in dir.names()? {
+                    let Some(st) = dir.try_stat(&entry)? else {
+                        continue;
+                    };
+                    count(&st);
+                    if Kind::of(&st) == Kind::Dir {
+                        dirs.push(rel.join(entry));
+                    }
+                }
             }
         }
         Ok(total)
@@ -696,22 +714,33 @@ impl Dir {
         let Some(st) = self.try_stat(name)? else {
             return Ok(());
         };
-        if Kind::of(&st) == Kind::Dir {
-            let child = self.open_dir(name)?;
-            for entry in child.names()? {
-                child.remove_if_exists(&entry)?;
+        if Kind::of(&st) != Kind::Dir {
+            return unlink_at(self, name, AtFlags::empty());
+        }
+        // Depth first with a bounded number of directories open
+        // (docs/security.md#bounded-file-descriptors): a directory is
+        // emptied (its subdirectories queued), then removed once they are.
+        let mut chain = DirChain::new(self);
+        let mut todo = vec![(name.to_path_buf(), false)];
+        while let Some((rel, emptied)) = todo.pop() {
+            if emptied {
+                let parent = rel.parent().unwrap_or(Path::new(""));
+                let base = rel.file_name().map_or(rel.as_path(), Path::new);
+                // A store object's directories may be read-only for owner.
+                unlink_at(chain.get(parent)?, base, AtFlags::REMOVEDIR)?;
+                continue;
             }
-            // A store object's directories may be read-only for owner.
-            match rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
-                Err(e) => Err(Error::io("cannot remove", self.join(name), io_err(e))),
-            }
-        } else {
-            match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
-                Err(e) => Err(Error::io("cannot remove", self.join(name), io_err(e))),
+            todo.push((rel.clone(), true));
+            let dir = chain.get(&rel)?;
+            for entry in dir.names()? {
+                match dir.try_stat(&entry)? {
+                    Some(st) if Kind::of(&st) == Kind::Dir => todo.push((rel.join(entry), false)),
+                    Some(_) => unlink_at(dir, &entry, AtFlags::empty())?,
+                    None => {}
+                }
             }
         }
+        Ok(())
     }
 
     pub(crate) fn set_mode(&self, mode: u32) -> Result<()> {
@@ -772,6 +801,179 @@ impl Dir {
             .map_err(|e| Error::io("cannot statfs", &self.path, io_err(e)))?;
         #[allow(clippy::unnecessary_cast)]
         Ok(st.f_type as i64)
+    }
+}
+
+/// `unlinkat` of `name` in `dir`; missing is fine.
+fn unlink_at(dir: &Dir, name: impl AsRef<Path>, flags: AtFlags) -> Result<()> {
+    let name = name.as_ref();
+    match rustix::fs::unlinkat(&dir.fd, name, flags) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", dir.join(name), io_err(e))),
+    }
+}
+
+/// How many levels below its root a [`DirChain`] keeps open while a walk is
+/// deeper: a service directory is rarely more than three deep, so walks of
+/// ordinary trees never reopen anything (docs/security.md#bounded-file-descriptors).
+pub(crate) const HELD_LEVELS: usize = 4;
+
+/// The directories along the path a walk is at, below an open `root`: at
+/// most [`HELD_LEVELS`] + 1 descriptors, whatever the depth or width of the
+/// tree. A walk asks for the directory it needs by its path below the root
+/// ([`DirChain::get`]); the chain opens it from the deepest open ancestor,
+/// one component at a time, never following a symlink. A directory deeper
+/// than the held levels gives its descriptor back while the walk is below
+/// it and is reopened (by its path beneath the deepest held one) when the
+/// walk returns; a reopen must find the very same directory
+/// (`st_dev`, `st_ino`), else the tree changed under the walk, which
+/// [`is_race`] recognises.
+pub(crate) struct DirChain<'r> {
+    root: &'r Dir,
+    /// One frame per level from the root down: `frames[i]` is `i + 1` deep.
+    frames: Vec<Frame>,
+}
+
+/// One directory of a [`DirChain`].
+struct Frame {
+    /// Its path below the chain's root.
+    rel: PathBuf,
+    /// Open, or given back (then `id` says what a reopen must find).
+    dir: Option<Dir>,
+    id: (u64, u64),
+}
+
+impl<'r> DirChain<'r> {
+    pub(crate) fn new(root: &'r Dir) -> DirChain<'r> {
+        DirChain {
+            root,
+            frames: Vec::new(),
+        }
+    }
+
+    /// The directory `rel` below the root (the root itself for `""` or
+    /// `.`), open. Opening it may close directories not on its path.
+    pub(crate) fn get(&mut self, rel: &Path) -> Result<&Dir> {
+        if rel.as_os_str().is_empty() || rel == Path::new(".") {
+            return Ok(self.root);
+        }
+        let at_top = self
+            .frames
+            .last()
+            .is_some_and(|f| f.dir.is_some() && f.rel == rel);
+        if !at_top {
+            self.move_to(rel)?;
+        }
+        match self.frames.last().and_then(|f| f.dir.as_ref()) {
+            Some(dir) => Ok(dir),
+            None => Err(Error::io(
+                "cannot open directory",
+                self.root.join(rel),
+                io::Error::other(Replaced),
+            )),
+        }
+    }
+
+    /// Takes `dir`, just created as `rel` by the caller, as the chain's
+    /// deepest directory when its parent is (saves reopening it for its
+    /// entries); else drops it.
+    pub(crate) fn adopt(&mut self, rel: &Path, dir: Dir) {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let parent_is_top = match self.frames.last() {
+            Some(f) => f.dir.is_some() && f.rel == parent,
+            None => parent.as_os_str().is_empty(),
+        };
+        if parent_is_top {
+            self.push(rel.to_path_buf(), dir);
+        }
+    }
+
+    /// Makes the chain end at `rel`, open: drops the frames off its path,
+    /// reopens the deepest one left if it was given back, opens the rest.
+    fn move_to(&mut self, rel: &Path) -> Result<()> {
+        while self.frames.last().is_some_and(|f| !rel.starts_with(&f.rel)) {
+            self.frames.pop();
+        }
+        let mut parts = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(p) => parts.push(p),
+                Component::CurDir => {}
+                _ => {
+                    return Err(Error::io(
+                        "cannot open directory",
+                        self.root.join(rel),
+                        io_err(Errno::XDEV),
+                    ));
+                }
+            }
+        }
+        self.reopen_top()?;
+        for part in parts.iter().skip(self.frames.len()) {
+            let (parent, parent_rel) = match self.frames.last() {
+                Some(Frame {
+                    dir: Some(d), rel, ..
+                }) => (d, rel.as_path()),
+                _ => (self.root, Path::new("")),
+            };
+            let child_rel = parent_rel.join(part);
+            let child = parent.open_dir(part)?;
+            self.push(child_rel, child);
+        }
+        Ok(())
+    }
+
+    /// Pushes an open directory one level below the deepest frame, giving
+    /// back the descriptor of that frame if it is deeper than the held levels.
+    fn push(&mut self, rel: PathBuf, dir: Dir) {
+        let n = self.frames.len();
+        if n > HELD_LEVELS {
+            if let Some(top) = self.frames.last_mut() {
+                // Its identity, for the reopen; without one it is kept open
+                // rather than reopened unchecked.
+                if let Some(dir) = &top.dir {
+                    if let Ok(id) = file_identity(&dir.fd) {
+                        top.id = id;
+                        top.dir = None;
+                    }
+                }
+            }
+        }
+        self.frames.push(Frame {
+            rel,
+            dir: Some(dir),
+            id: (0, 0),
+        });
+    }
+
+    /// Reopens the deepest frame if it gave its descriptor back, beneath the
+    /// deepest open frame (or the root), and checks it is the same directory.
+    fn reopen_top(&mut self) -> Result<()> {
+        let Some(k) = self.frames.len().checked_sub(1) else {
+            return Ok(());
+        };
+        if self.frames[k].dir.is_some() {
+            return Ok(());
+        }
+        let base = self.frames[..k].iter().rev().find_map(|f| {
+            let dir = f.dir.as_ref()?;
+            Some((dir, f.rel.as_path()))
+        });
+        let (base, base_rel) = base.unwrap_or((self.root, Path::new("")));
+        let below = self.frames[k]
+            .rel
+            .strip_prefix(base_rel)
+            .unwrap_or(&self.frames[k].rel);
+        let dir = base.open_dir(below)?;
+        if file_identity(&dir.fd).ok() != Some(self.frames[k].id) {
+            return Err(Error::io(
+                "cannot open directory",
+                dir.path(),
+                io::Error::other(Replaced),
+            ));
+        }
+        self.frames[k].dir = Some(dir);
+        Ok(())
     }
 }
 
@@ -994,6 +1196,75 @@ mod tests {
                 assert_eq!(got.err(), Some(errno), "{which} opened {bad}");
             }
         }
+    }
+
+    /// However deep the walk, at most `HELD_LEVELS + 1` directories are
+    /// open; a directory given back and replaced meanwhile is not reopened
+    /// silently: the walk sees a race (exit 75 for the stock).
+    #[test]
+    fn a_dir_chain_holds_few_descriptors_and_notices_a_swapped_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep: PathBuf = (0..40).map(|i| format!("d{i}")).collect();
+        std::fs::create_dir_all(tmp.path().join(&deep)).unwrap();
+        std::fs::create_dir_all(tmp.path().join("d0/side")).unwrap();
+        let root = Dir::open(tmp.path()).unwrap();
+        let mut chain = DirChain::new(&root);
+        let open = |c: &DirChain<'_>| c.frames.iter().filter(|f| f.dir.is_some()).count();
+        assert_eq!(chain.get(&deep).unwrap().path(), tmp.path().join(&deep));
+        assert_eq!(chain.frames.len(), 40);
+        assert_eq!(open(&chain), HELD_LEVELS + 1);
+        // Back up to a level that gave its descriptor back, across to a
+        // sibling, and down again: still the same directories, still few.
+        let mid: PathBuf = (0..20).map(|i| format!("d{i}")).collect();
+        assert!(
+            chain
+                .get(&mid)
+                .unwrap()
+                .names()
+                .unwrap()
+                .contains(&"d20".into())
+        );
+        assert_eq!(open(&chain), HELD_LEVELS + 1);
+        assert_eq!(
+            chain
+                .get(Path::new("d0/side"))
+                .unwrap()
+                .names()
+                .unwrap()
+                .len(),
+            0
+        );
+        chain.get(&deep).unwrap();
+        assert_eq!(open(&chain), HELD_LEVELS + 1);
+        // d10 is replaced while the chain is below it.
+        let d10: PathBuf = (0..11).map(|i| format!("d{i}")).collect();
+        std::fs::rename(tmp.path().join(&d10), tmp.path().join("moved")).unwrap();
+        std::fs::create_dir(tmp.path().join(&d10)).unwrap();
+        let err = chain.get(&d10).map(|_| ()).unwrap_err();
+        assert!(is_race(&err), "{err}");
+        // A path that climbs out is refused.
+        assert!(chain.get(Path::new("d0/../..")).is_err());
+    }
+
+    #[test]
+    fn removing_and_measuring_a_deep_tree_work_beneath_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep: PathBuf = (0..50).map(|i| format!("d{i}")).collect();
+        std::fs::create_dir_all(tmp.path().join("t").join(&deep)).unwrap();
+        std::fs::write(tmp.path().join("t").join(&deep).join("f"), "x").unwrap();
+        std::fs::write(tmp.path().join("outside"), "keep").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), tmp.path().join("t/d0/link"))
+            .unwrap();
+        let root = Dir::open(tmp.path()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        assert!(root.disk_usage("t", &mut seen).unwrap() > 0);
+        assert_eq!(seen.len(), 53, "51 directories, a file and a link");
+        root.remove_if_exists("t").unwrap();
+        assert!(!tmp.path().join("t").exists());
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("outside")).unwrap(),
+            "keep"
+        );
     }
 
     #[test]

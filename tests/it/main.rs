@@ -21,6 +21,7 @@ mod badinput;
 mod bench;
 mod boot;
 mod core;
+mod descriptors;
 mod distros;
 mod dpkg;
 mod durability;
@@ -47,6 +48,7 @@ mod stock_busy;
 mod slow {
     pub mod concurrency;
     pub mod crash;
+    pub mod descriptors_slow;
     pub mod random_kill;
     pub mod supervisors;
 }
