@@ -766,6 +766,24 @@ impl Dir {
         rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
     }
 
+    /// Whether this directory has a default ACL (`system.posix_acl_default`),
+    /// which everything created in it inherits. A file system without ACLs
+    /// has none.
+    pub(crate) fn has_default_acl(&self) -> Result<bool> {
+        // Only whether it exists matters: a value too long for the buffer
+        // (ERANGE) is one.
+        let mut head = [0u8; 4];
+        match rustix::fs::fgetxattr(&self.fd, "system.posix_acl_default", &mut head[..]) {
+            Ok(_) | Err(Errno::RANGE) => Ok(true),
+            Err(Errno::NODATA | Errno::NOTSUP) => Ok(false),
+            Err(e) => Err(Error::io(
+                "cannot read the default ACL of",
+                &self.path,
+                io_err(e),
+            )),
+        }
+    }
+
     /// The file-system magic of this directory (`statfs.f_type`).
     pub(crate) fn statfs_type(&self) -> Result<i64> {
         let st = rustix::fs::fstatfs(&self.fd)
