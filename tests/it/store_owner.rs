@@ -118,3 +118,41 @@ fn default_acl_on_the_state_is_refused_with_77() {
         );
     }
 }
+
+#[test]
+fn exec_resolves_the_program_beneath_the_object_and_refuses_links_out() {
+    let root = Root::example();
+    let web = root.stock().join("web");
+    std::os::unix::fs::symlink("/usr/bin", web.join("bin")).unwrap();
+    std::os::unix::fs::symlink("../..", web.join("up")).unwrap();
+    root.write_stock(
+        "web/tools/hello",
+        "#!/bin/sh\necho \"hello from $(pwd)\"\n",
+        0o755,
+    );
+    std::os::unix::fs::symlink("tools", web.join("alias")).unwrap();
+    root.commit().ok();
+    // Before: `bin/id` ran /usr/bin/id, which is not pinned with the object.
+    for (program, link) in [
+        ("bin/id", "bin -> /usr/bin"),
+        ("up/usr/bin/id", "up -> ../.."),
+    ] {
+        let run = root
+            .run(&["--json", "exec", "web", program])
+            .code(exit::NO_PERM)
+            .kind("unsafe");
+        assert!(
+            run.stderr.contains("leads out of the store object") && run.stderr.contains(link),
+            "{program}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stdout.contains("uid="),
+            "{program} ran: {}",
+            run.stdout
+        );
+    }
+    // A link inside the object is followed there.
+    let run = root.run(&["exec", "web", "alias/hello"]).ok();
+    assert!(run.stdout.contains("hello from"), "{}", run.stdout);
+}
