@@ -45,7 +45,7 @@ pub(crate) struct Trust {
     owner: Owner,
     refuse_group_or_other_write: bool,
     /// A set-gid directory gives what is created in it its group, not
-    /// ours (docs/security.md#set-gid-and-default-acls-on-the-state-are-refused).
+    /// ours (docs/security.md#a-set-gid-state-directory-is-refused).
     refuse_setgid: bool,
     regular_file: bool,
     remedy: Remedy,
@@ -197,7 +197,7 @@ pub(crate) fn refuse_symlink(path: &Path) -> Error {
 /// Refuses (exit 77) `path`, a directory of ours that carries a default
 /// ACL: every file and directory created in it inherits the ACL's named
 /// users and groups, so they could read or write store objects whatever
-/// mode the tool sets (docs/security.md#set-gid-and-default-acls-on-the-state-are-refused).
+/// mode the tool sets (docs/security.md#a-default-acl-on-the-state-is-refused).
 pub(crate) fn refuse_default_acl(path: &Path) -> Error {
     Error::Unsafe {
         role: "",

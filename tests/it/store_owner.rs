@@ -3,7 +3,7 @@
 //! set-gid or default-ACL state refused, `verify` naming every planted
 //! entry, and `exec` keeping to the store object.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use svcdir_update::error::exit;
@@ -155,4 +155,192 @@ fn exec_resolves_the_program_beneath_the_object_and_refuses_links_out() {
     // A link inside the object is followed there.
     let run = root.run(&["exec", "web", "alias/hello"]).ok();
     assert!(run.stdout.contains("hello from"), "{}", run.stdout);
+}
+
+/// Every path of the object of `service` in generation `live`.
+fn object_paths(root: &Root, service: &str) -> Vec<PathBuf> {
+    let object = std::fs::canonicalize(root.live().join(service)).unwrap();
+    walkdir::WalkDir::new(object.parent().unwrap())
+        .into_iter()
+        .map(|e| e.unwrap().path().to_path_buf())
+        .collect()
+}
+
+/// Runs `script` (sh) as nobody; its exit status and stderr.
+fn as_nobody(script: &str) -> (bool, String) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(script)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `web` of the example, every entry of it owned by nobody and writable by
+/// its group, as a package might ship a service that runs as a user.
+fn foreign_owned_web(root: &Root) {
+    for path in walkdir::WalkDir::new(root.stock().join("web")) {
+        let path = path.unwrap().path().to_path_buf();
+        std::os::unix::fs::lchown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        if !path.is_symlink() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            chmod(&path, mode | 0o020);
+        }
+    }
+}
+
+#[test]
+fn published_objects_cannot_be_changed_by_the_stocks_owner() {
+    let root = Root::example();
+    foreign_owned_web(&root);
+    let run = root.commit().ok();
+    assert!(
+        run.stderr.contains("foreign_owners"),
+        "the commit says the stock's owners are not kept: {}",
+        run.stderr
+    );
+    for path in object_paths(&root, "web") {
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!((md.uid(), md.gid()), (0, 0), "{}", path.display());
+        if !md.is_symlink() {
+            assert_eq!(
+                md.mode() & 0o022,
+                0,
+                "{} is writable by others",
+                path.display()
+            );
+        }
+    }
+    let web = std::fs::canonicalize(root.live().join("web")).unwrap();
+    let manifest = std::fs::read_to_string(manifest_of_dir(&web)).unwrap();
+    assert!(
+        manifest.contains("65534"),
+        "the manifest records the stock's owner"
+    );
+    // Before: nobody appended to the live `run`, added entries and could
+    // plant `supervise`.
+    let w = web.display();
+    for attempt in [
+        format!("echo evil >> {w}/run"),
+        format!("echo evil > {w}/env/VERSION"),
+        format!("touch {w}/new"),
+        format!("touch {w}/env/new"),
+        format!("chmod 0777 {w}/run"),
+        format!("ln -s /elsewhere {w}/supervise"),
+        format!("mkdir {w}/log/supervise"),
+        format!("mv {w}/env/VERSION {w}/env/OLD"),
+        format!("mv {w} {w}.moved"),
+    ] {
+        let (ok, stderr) = as_nobody(&attempt);
+        assert!(
+            !ok && (stderr.contains("Permission denied")
+                || stderr.contains("Operation not permitted")),
+            "as nobody, `{attempt}` was not refused with EACCES/EPERM: {stderr}"
+        );
+    }
+    root.run(&["verify"]).ok();
+    let plan = root.run(&["plan"]).ok();
+    assert!(plan.stdout.contains("up to date"), "{}", plan.stdout);
+}
+
+#[test]
+fn verify_names_every_planted_changed_or_missing_entry_links_included() {
+    let root = Root::example();
+    root.commit().ok();
+    let web = std::fs::canonicalize(root.live().join("web")).unwrap();
+    // What root (or anyone who once could) might plant: before, verify
+    // skipped `supervise` whatever it was.
+    std::os::unix::fs::symlink("/elsewhere", web.join("supervise")).unwrap();
+    std::os::unix::fs::symlink("/x", web.join("log/event")).unwrap();
+    std::os::unix::fs::symlink("/y", web.join("env/extra")).unwrap();
+    std::fs::create_dir(web.join("event")).unwrap();
+    std::os::unix::fs::chown(web.join("event"), Some(NOBODY), None).unwrap();
+    std::fs::remove_file(web.join("finish")).unwrap();
+    chmod(&web.join("run"), 0o775);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
+    for (path, said) in [
+        ("supervise", "(a symlink -> /elsewhere)"),
+        ("log/event", "(a symlink -> /x)"),
+        ("env/extra", "not in the manifest"),
+        ("event", "owned by uid 65534"),
+        ("finish", "missing"),
+        ("run", "mode 0775, expected 0755"),
+    ] {
+        let line = format!("{}: ", web.join(path).display());
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains(&line) && l.contains(said)),
+            "verify does not say `{said}` of {path}:\n{}",
+            run.stderr
+        );
+    }
+    // What the supervisor makes itself is fine.
+    for path in ["supervise", "log/event", "env/extra", "event"] {
+        let path = web.join(path);
+        if path.is_symlink() {
+            std::fs::remove_file(&path).unwrap();
+        } else {
+            std::fs::remove_dir(&path).unwrap();
+        }
+    }
+    std::fs::create_dir(web.join("supervise")).unwrap();
+    std::fs::create_dir(web.join("log/event")).unwrap();
+    std::fs::write(web.join("finish"), "#!/bin/sh\n").unwrap();
+    chmod(&web.join("run"), 0o755);
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
+    let named: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(&web.display().to_string()))
+        .collect();
+    assert!(
+        !named.is_empty() && named.iter().all(|l| l.contains("/web/finish: ")),
+        "only the rewritten finish is left: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("finish: content changed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn foreign_owners_keeps_the_stocks_owners_and_says_so() {
+    let root = Root::example();
+    foreign_owned_web(&root);
+    root.commit().ok();
+    let stored = std::fs::canonicalize(root.live().join("web")).unwrap();
+    root.config("foreign_owners: [web]\n");
+    let plan = root.run(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("re-staged with the stock's owners"),
+        "{}",
+        plan.stdout
+    );
+    let run = root.commit().ok();
+    assert!(
+        run.stderr
+            .contains("keeps the stock's owners (`foreign_owners`)"),
+        "{}",
+        run.stderr
+    );
+    let kept = std::fs::canonicalize(root.live().join("web")).unwrap();
+    assert_ne!(kept, stored, "a new object");
+    let md = std::fs::metadata(kept.join("run")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (NOBODY, NOBODY));
+    root.run(&["verify"]).ok();
+    // The weaker choice: nobody can change its live `run` again.
+    let (ok, stderr) = as_nobody(&format!("echo ok >> {}/run", kept.display()));
+    assert!(ok, "{stderr}");
 }
