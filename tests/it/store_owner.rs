@@ -344,3 +344,94 @@ fn foreign_owners_keeps_the_stocks_owners_and_says_so() {
     let (ok, stderr) = as_nobody(&format!("echo ok >> {}/run", kept.display()));
     assert!(ok, "{stderr}");
 }
+
+/// The tree digest of a manifest's entries (src/model/tree.rs `digest`):
+/// the name an object had before owners were part of its identity.
+fn tree_digest(manifest: &serde_json::Value) -> String {
+    let mut text = b"svcdir-update tree v1\n".to_vec();
+    for e in manifest["entries"].as_array().unwrap() {
+        let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+        let mode = u32::from_str_radix(&s("mode"), 8).unwrap();
+        let payload = match s("type").as_str() {
+            "file" => s("blake3"),
+            "symlink" => s("target"),
+            _ => String::new(),
+        };
+        assert!(e.get("from_link").is_none());
+        text.extend(
+            format!(
+                "{}\0{}\0{mode:o}\0{}\0{}\0{payload}\n",
+                s("path"),
+                s("type"),
+                e["uid"],
+                e["gid"]
+            )
+            .as_bytes(),
+        );
+    }
+    blake3::hash(&text).to_hex().to_string()
+}
+
+/// Turns the live `web` object (committed with `foreign_owners: [web]`, so
+/// its files carry the stock's owners) into what an older version made: no
+/// owners marker, named by its tree digest, linked from generation 1.
+fn make_legacy_web(root: &Root) -> PathBuf {
+    let store = root.state().join("store");
+    let dir = std::fs::canonicalize(root.live().join("web")).unwrap();
+    let object = object_of_dir(&dir);
+    let manifest_path = manifest_of_dir(&dir);
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest["owners"], "stock");
+    manifest.as_object_mut().unwrap().remove("owners");
+    let legacy = format!("web-{}", tree_digest(&manifest));
+    manifest["digest"] = tree_digest(&manifest).into();
+    std::fs::remove_file(&manifest_path).unwrap();
+    std::fs::write(
+        store.join(format!("{legacy}.manifest.yaml")),
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    std::fs::rename(store.join(&object), store.join(&legacy)).unwrap();
+    let generation = root.state().join("generations/1");
+    let gen_manifest = generation.join(".manifest.yaml");
+    let text = std::fs::read_to_string(&gen_manifest).unwrap();
+    std::fs::write(&gen_manifest, text.replace(&object, &legacy)).unwrap();
+    std::fs::remove_file(generation.join("web")).unwrap();
+    std::os::unix::fs::symlink(format!("../../store/{legacy}/web"), generation.join("web"))
+        .unwrap();
+    store.join(legacy).join("web")
+}
+
+#[test]
+fn objects_an_older_version_left_foreign_owned_are_flagged_then_re_staged() {
+    let root = Root::example();
+    foreign_owned_web(&root);
+    root.config("foreign_owners: [web]\n");
+    root.commit().ok();
+    let legacy = make_legacy_web(&root);
+    std::fs::remove_file(root.path().join("config.yaml")).unwrap();
+    let run = root.run(&["verify"]).code(exit::DATA_ERR);
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: 7 entries are owned or writable by users other than uid 0",
+            legacy.display()
+        )) && run.stderr.contains("re-stages the object owned by uid 0"),
+        "{}",
+        run.stderr
+    );
+    let plan = root.run(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("re-staged owned by the state owner"),
+        "{}",
+        plan.stdout
+    );
+    root.commit().ok();
+    let web = std::fs::canonicalize(root.live().join("web")).unwrap();
+    assert_ne!(web, legacy, "a new object");
+    for path in object_paths(&root, "web") {
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!((md.uid(), md.gid()), (0, 0), "{}", path.display());
+    }
+    root.run(&["verify"]).ok();
+}
