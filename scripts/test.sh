@@ -23,6 +23,8 @@ command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 [ -x /usr/bin/time ] || need+=(time)
+# setfacl: the default-ACL refusal (tests/it/hostile.rs).
+command -v setfacl >/dev/null 2>&1 || need+=(acl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

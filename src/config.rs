@@ -110,6 +110,7 @@ struct RawConfig {
     runtime_entries: Option<Vec<String>>,
     override_update_locks: Option<bool>,
     allow_setid: Option<Vec<String>>,
+    foreign_owners: Option<Vec<String>>,
     legacy_locks: Option<Vec<RawLegacyLock>>,
     limits: Option<Limits>,
     restart_on: Option<BTreeMap<String, Vec<PathBuf>>>,
@@ -134,6 +135,9 @@ pub(crate) struct Config {
     pub runtime_entries: Vec<String>,
     pub override_update_locks: bool,
     pub allow_setid: Vec<String>,
+    /// Services whose store objects keep the stock's owners and modes, so
+    /// those owners can change them (weaker; docs/security.md#published-objects-belong-to-the-state-owner).
+    pub foreign_owners: Vec<String>,
     pub legacy_locks: Vec<(String, PathBuf)>,
     pub limits: Limits,
     /// Service → the paths whose content is part of its identity: a change
@@ -246,6 +250,7 @@ impl Config {
             runtime_entries,
             override_update_locks: raw.override_update_locks.unwrap_or(false),
             allow_setid: raw.allow_setid.unwrap_or_default(),
+            foreign_owners: resolver.service_names("foreign_owners", raw.foreign_owners)?,
             legacy_locks: raw
                 .legacy_locks
                 .unwrap_or_default()
@@ -419,6 +424,17 @@ impl<'a> ConfigResolver<'a> {
         Ok(restart_on)
     }
 
+    /// A list of service names (`key`), each a valid name.
+    fn service_names(&self, key: &str, raw: Option<Vec<String>>) -> Result<Vec<String>> {
+        let names = raw.unwrap_or_default();
+        for name in &names {
+            if let Some(why) = name_problem(name.as_bytes()) {
+                return Err(self.bad(format!("`{key}` item {name:?}: {why}")));
+            }
+        }
+        Ok(names)
+    }
+
     fn keep_generations(&self, raw: Option<usize>) -> Result<usize> {
         let keep_generations = raw.unwrap_or(5);
         if keep_generations == 0 {
@@ -516,7 +532,7 @@ mod tests {
         state: /var/lib/x\nruntime: /run/x\nscandir: /run/service\nsupervisor: s6\n\
         disabled: [a, b]\nkeep_generations: 3\nlock_wait: 2.5\nupdate_lock_wait: 1\n\
         stop_timeout: 4\nruntime_entries: [supervise, log/supervise]\n\
-        override_update_locks: false\nallow_setid: [web]\n\
+        override_update_locks: false\nallow_setid: [web]\nforeign_owners: [db]\n\
         legacy_locks: [{service: web, path: /run/web.busy}]\n\
         limits: {max_entries: 10, max_file_size: 100, max_depth: 4}\n\
         restart_on: {web: [/usr/sbin/web, /etc/web]}\n";

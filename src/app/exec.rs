@@ -22,6 +22,7 @@ use crate::model::names;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
+use crate::sys::fs::Beneath;
 
 /// The environment variable that tells the program which object it runs from.
 pub(crate) const OBJECT_ENV: &str = "SVCDIR_UPDATE_OBJECT";
@@ -96,8 +97,10 @@ pub(crate) fn exec(
         }
         let dir = state.object_path(object);
         let path = dir.join(program);
+        let resolved = dir.join(program_beneath(&state, object, program, &path)?);
         // Only returns on failure; on success the program inherits `pin_file`.
-        let err = std::process::Command::new(&path)
+        let err = std::process::Command::new(&resolved)
+            .arg0(&path)
             .args(args)
             .current_dir(&dir)
             .env(OBJECT_ENV, &dir)
@@ -108,4 +111,31 @@ pub(crate) fn exec(
     Err(Error::LiveObjectChanging {
         service: name.to_string(),
     })
+}
+
+/// `program` inside the service directory of `object` with its symlinks
+/// resolved there, so that what runs is pinned with the object; a link
+/// that leaves the object (`bin -> /usr/bin`) is refused, exit 77
+/// (docs/security.md#exec-runs-only-what-the-store-object-holds).
+fn program_beneath(
+    state: &State,
+    object: &str,
+    program: &Path,
+    shown: &Path,
+) -> Result<std::path::PathBuf> {
+    let dir = state.store.open_dir(layout::object_service_dir(object))?;
+    match dir.resolve_beneath(program)? {
+        Beneath::Inside(resolved) => Ok(resolved),
+        Beneath::Leaves { link, target } => Err(Error::Unsafe {
+            role: "program",
+            path: shown.to_path_buf(),
+            found: format!(
+                "leads out of the store object ({} -> {}), so it would not be pinned",
+                link.display(),
+                target.display()
+            ),
+            fix: "name a program inside the service directory, or run the outside one directly"
+                .into(),
+        }),
+    }
 }

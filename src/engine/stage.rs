@@ -10,6 +10,7 @@ use super::locked::LockedState;
 use crate::config::Config;
 use crate::error::{Error, Problem, Problems, Result};
 use crate::format::manifest::{GenerationManifest, ObjectManifest};
+use crate::model::owners::Owners;
 use crate::model::plan::{self, Action, Plan};
 use crate::output::progress::Progress;
 use crate::output::report;
@@ -111,6 +112,18 @@ pub(crate) fn prepare_restarting(
                 change.files = plan::diff_entries(&old.entries, &new.entries);
                 change.restart_on = new.identity.changed_paths(&old.identity());
                 change.reason = plan::describe_restart(&change.files, &change.restart_on);
+                if change.files.is_empty()
+                    && change.restart_on.is_empty()
+                    && old.owners != new.identity.owners
+                {
+                    // An object of an older version, owned as the stock is
+                    // (docs/security.md#published-objects-belong-to-the-state-owner).
+                    change.reason = match new.identity.owners {
+                        Some(Owners::Stock) => "re-staged with the stock's owners (foreign_owners)",
+                        _ => "re-staged owned by the state owner",
+                    }
+                    .into();
+                }
             }
             Action::Stop => change.reason = "removed from stock".into(),
             Action::Keep if kept.contains_key(&change.name) => {

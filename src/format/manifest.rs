@@ -18,6 +18,7 @@ use crate::format::yaml_guard::yaml_nesting_problem;
 use crate::model::identity::{Identity, WatchedPath};
 use crate::model::limits::MAX_PATH;
 use crate::model::names::{name_problem, split_object_name};
+use crate::model::owners::Owners;
 use crate::model::tree::{self, Entry, EntryKind};
 
 /// `store/<name>-<digest>.manifest.yaml`.
@@ -35,6 +36,11 @@ pub(crate) struct ObjectManifest {
     /// The generation a `commit --restart` made this object for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<u64>,
+    /// Whose owners the stored entries carry when not the stock's
+    /// (docs/security.md#published-objects-belong-to-the-state-owner);
+    /// the entries always record the stock's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<Owners>,
 }
 
 impl ObjectManifest {
@@ -43,6 +49,7 @@ impl ObjectManifest {
         Identity {
             restart_on: self.restart_on.clone(),
             restart: self.restart,
+            owners: self.owners,
         }
     }
 
@@ -264,6 +271,7 @@ mod tests {
             entries,
             restart_on: Vec::new(),
             restart: None,
+            owners: None,
         }
     }
 
@@ -295,9 +303,11 @@ mod tests {
         Path::new("/state/store/web-x.manifest.yaml")
     }
 
-    /// An object of a service with `restart_on` and a restart marker.
+    /// An object of a service with `restart_on`, a restart marker and
+    /// foreign owners re-owned by the store.
     fn watched_object() -> ObjectManifest {
         let mut m = object();
+        m.owners = Some(Owners::Store);
         m.restart_on = vec![WatchedPath {
             path: "/usr/sbin/web".into(),
             digest: "b".repeat(64),

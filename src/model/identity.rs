@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::owners::Owners;
+
 /// One `restart_on` path and the digest of what it held when the object
 /// was made. Only the digest is recorded; nothing under the path is copied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +27,9 @@ pub(crate) struct Identity {
     pub restart_on: Vec<WatchedPath>,
     /// The generation a `commit --restart` asked for this object in.
     pub restart: Option<u64>,
+    /// Whose owners the stored entries carry, when that differs from the
+    /// stock's (docs/security.md#published-objects-belong-to-the-state-owner).
+    pub owners: Option<Owners>,
 }
 
 impl Identity {
@@ -34,7 +39,7 @@ impl Identity {
     /// before `restart_on` existed keep their names, and services without it
     /// never change object because of it.
     pub(crate) fn object_digest(&self, tree_digest: &str) -> String {
-        if self.restart_on.is_empty() && self.restart.is_none() {
+        if self.restart_on.is_empty() && self.restart.is_none() && self.owners.is_none() {
             return tree_digest.to_string();
         }
         let mut hasher = blake3::Hasher::new();
@@ -49,6 +54,15 @@ impl Identity {
         if let Some(marker) = self.restart {
             hasher.update(b"restart");
             hasher.update(&marker.to_le_bytes());
+        }
+        match self.owners {
+            None => {}
+            Some(Owners::Store) => {
+                hasher.update(b"owners store");
+            }
+            Some(Owners::Stock) => {
+                hasher.update(b"owners stock");
+            }
         }
         hasher.finalize().to_hex().to_string()
     }
@@ -82,19 +96,31 @@ mod tests {
         let nginx = Identity {
             restart_on: vec![watched("/usr/sbin/nginx", '1')],
             restart: None,
+            owners: None,
         };
         let upgraded = Identity {
             restart_on: vec![watched("/usr/sbin/nginx", '2')],
             restart: None,
+            owners: None,
         };
         let marked = Identity {
             restart: Some(3),
             ..nginx.clone()
         };
+        let store_owned = Identity {
+            owners: Some(Owners::Store),
+            ..Identity::default()
+        };
+        let stock_owned = Identity {
+            owners: Some(Owners::Stock),
+            ..Identity::default()
+        };
         let digests = [
             nginx.object_digest(&tree),
             upgraded.object_digest(&tree),
             marked.object_digest(&tree),
+            store_owned.object_digest(&tree),
+            stock_owned.object_digest(&tree),
             tree.clone(),
         ];
         let distinct: std::collections::BTreeSet<&String> = digests.iter().collect();

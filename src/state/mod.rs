@@ -248,10 +248,14 @@ pub(crate) fn parse_generation_number(s: &str) -> Option<u64> {
 }
 
 /// Refuses a directory another user could write (the trust policy of
-/// [`Trust::OWN_DIR`]), or that lives on a file system where flock/rename
+/// [`Trust::OWN_DIR`]), one whose default ACL would hand what we create in
+/// it to others, or that lives on a file system where flock/rename
 /// are unreliable.
 pub(crate) fn check_safe_dir(dir: &Dir) -> Result<()> {
     Trust::OWN_DIR.check(dir.path(), (&dir.self_stat()?).into())?;
+    if dir.has_default_acl()? {
+        return Err(crate::sys::trust::refuse_default_acl(dir.path()));
+    }
     if let Some(name) = unreliable_fs(dir.statfs_type()?) {
         return Err(Error::Unsafe {
             role: "state directory",

@@ -3,8 +3,9 @@
 //! service sees as `$PWD`), with a manifest beside the outer directory.
 //!
 //! [`stage_object`] copies a stock service into `<state>/.tmp-<object>/<service>`
-//! fd-relative (no symlink is followed, set-id bits stripped, owner and mode
-//! kept, every file's copy re-hashed against the digest; a file the stock
+//! fd-relative (no symlink is followed, set-id bits stripped, owned by the
+//! state owner and writable by no one else unless the service keeps the
+//! stock's owners and modes, every file's copy re-hashed against the digest; a file the stock
 //! ships as a link into a stock tree is read where the scan resolved it,
 //! beneath that tree); [`publish_object`]
 //! renames it into place with `RENAME_NOREPLACE`. An existing object is
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::manifest::{self, ObjectManifest};
+use crate::model::owners::Stored;
 use crate::model::tree::{self, EntryKind};
 use crate::state::{documents, layout};
 use crate::stock::{self, StockService};
@@ -130,13 +132,19 @@ fn copy_entries(
                     Some(_) => open_linked_file(service, &entry.path),
                 }
                 .map_err(|e| stock::raced(e, &stock_path()))?;
-                copy_file(&from, dst, entry, stock_path, per_file)?;
+                copy_file(
+                    &from,
+                    dst,
+                    entry,
+                    stored(service, entry),
+                    stock_path,
+                    per_file,
+                )?;
             }
             EntryKind::Symlink => {
                 dst.symlink(entry.target.as_deref().unwrap_or_default(), base)?;
-                if !owned_by_us(entry) {
-                    dst.set_owner_at(base, entry.uid, entry.gid)?;
-                }
+                let stored = stored(service, entry);
+                dst.set_owner_at(base, stored.uid, stored.gid)?;
             }
         }
     }
@@ -160,11 +168,12 @@ fn open_linked_file(service: &StockService, path: &str) -> Result<std::fs::File>
 }
 
 /// Copies the file `entry` from `from` to `dst`, checks that what was
-/// written has the scanned hash, then sets its owner and mode.
+/// written has the scanned hash, then sets its owner and mode (`stored`).
 fn copy_file(
     from: &std::fs::File,
     dst: &Dir,
     entry: &tree::Entry,
+    stored: Stored,
     stock_path: impl Fn() -> PathBuf,
     per_file: bool,
 ) -> Result<()> {
@@ -176,16 +185,16 @@ fn copy_file(
     if Some(tree::ContentHash::from(hash)) != entry.blake3 {
         return Err(stock::changed_while_reading(&stock_path()));
     }
-    if !owned_by_us(entry) {
-        fs::set_owner_fd(
-            std::os::fd::AsFd::as_fd(&to),
-            entry.uid,
-            entry.gid,
-            &dst_path,
-        )?;
-    }
+    // Always explicitly: a file gets its directory's group on some file
+    // systems and mounts, whatever our egid.
+    fs::set_owner_fd(
+        std::os::fd::AsFd::as_fd(&to),
+        stored.uid,
+        stored.gid,
+        &dst_path,
+    )?;
     // After chown, which clears set-id bits.
-    fs::set_mode_fd(std::os::fd::AsFd::as_fd(&to), entry.mode, &dst_path)?;
+    fs::set_mode_fd(std::os::fd::AsFd::as_fd(&to), stored.mode, &dst_path)?;
     if per_file {
         fs::sync_file(&to, &dst_path)?;
     }
@@ -232,10 +241,9 @@ fn set_dir_owners_and_modes(
             &entry.path
         };
         let dst = dst_dirs.get(Path::new(rel))?;
-        if !owned_by_us(entry) {
-            dst.set_owner(entry.uid, entry.gid)?;
-        }
-        dst.set_mode(entry.mode)?;
+        let stored = stored(service, entry);
+        dst.set_owner(stored.uid, stored.gid)?;
+        dst.set_mode(stored.mode)?;
         if per_file {
             dst.sync()?;
         }
@@ -256,6 +264,7 @@ fn stage_manifest(
         entries: service.entries.clone(),
         restart_on: service.identity.restart_on.clone(),
         restart: service.identity.restart,
+        owners: service.identity.owners,
     };
     let manifest_tmp = layout::tmp_name(&layout::object_manifest_name(object));
     let bytes = manifest::to_bytes(&manifest, &staging.join(&manifest_tmp))?;
@@ -269,13 +278,11 @@ fn stage_manifest(
     Ok(())
 }
 
-/// Whether a new file already has `entry`'s owner: we create it, and the
-/// staging directories are never set-gid (their mode is set exactly), so it
-/// belongs to our euid and egid. Skips a chown per file in the common case
-/// of root-owned stock.
-fn owned_by_us(entry: &tree::Entry) -> bool {
-    entry.uid == rustix::process::geteuid().as_raw()
-        && entry.gid == rustix::process::getegid().as_raw()
+/// The owner, group and mode `entry` of `service` gets in the store: the
+/// state owner's unless the service keeps the stock's
+/// (docs/security.md#published-objects-belong-to-the-state-owner).
+fn stored(service: &StockService, entry: &tree::Entry) -> Stored {
+    stock::store_owner().stored(entry, service.identity.owners)
 }
 
 /// Renames a staged object (the outer directory, at once) and its

@@ -36,6 +36,7 @@ use rayon::prelude::*;
 use crate::config::Config;
 use crate::error::{Problem, Result};
 use crate::model::identity::Identity;
+use crate::model::owners::{Owners, StoreOwner};
 use crate::model::tree::Entry;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 
@@ -171,6 +172,8 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
             cache.insert(fp, hash, scan_start);
         }
         if service_problems.is_empty() {
+            let mut service = service;
+            decide_owners(cfg, &mut service, &mut stock.notices);
             stock.services.insert(service.name.clone(), service);
         } else {
             problems.services.insert(service.name, service_problems);
@@ -179,6 +182,44 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
     problems.global.extend(budget.exceeded_problem(cfg));
     stock.cache = cache;
     verdict(stock, problems)
+}
+
+/// Who publishes the store: the effective user and group of this process
+/// (the state directory's owner, [`crate::sys::trust::Trust::OWN_DIR`]).
+pub(crate) fn store_owner() -> StoreOwner {
+    StoreOwner {
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+    }
+}
+
+/// Sets whose owners `service`'s object carries, with a notice when the
+/// stock's owners are not kept, or are kept on request
+/// (docs/security.md#published-objects-belong-to-the-state-owner).
+fn decide_owners(cfg: &Config, service: &mut StockService, notices: &mut Vec<String>) {
+    let me = store_owner();
+    let listed = cfg.foreign_owners.iter().any(|s| s == &service.name);
+    service.identity.owners = me.owners_for(&service.entries, listed);
+    let others = service
+        .entries
+        .iter()
+        .filter(|e| !me.already_stored(e))
+        .count();
+    match service.identity.owners {
+        None => {}
+        Some(Owners::Store) => notices.push(format!(
+            "{}: {others} entries owned or writable by others in the stock are stored owned by \
+             uid {} and not writable by others (list it in `foreign_owners` if it must write them)",
+            service.dir().display(),
+            me.uid
+        )),
+        Some(Owners::Stock) => notices.push(format!(
+            "{}: keeps the stock's owners (`foreign_owners`): {others} of its live entries can be \
+             changed by users other than uid {}",
+            service.dir().display(),
+            me.uid
+        )),
+    }
 }
 
 /// Walks every chosen service in parallel; the results keep name order.

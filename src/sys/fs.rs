@@ -178,6 +178,19 @@ fn parent_beneath<'a>(
     }
 }
 
+/// The most symlinks [`Dir::resolve_beneath`] follows, as the kernel's
+/// `MAXSYMLINKS`.
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Where [`Dir::resolve_beneath`] found a path to lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Beneath {
+    /// The path, relative to the directory, with no symlink in it.
+    Inside(PathBuf),
+    /// `link` (relative to the directory) leads to `target`, outside it.
+    Leaves { link: PathBuf, target: PathBuf },
+}
+
 /// The kind of a directory entry, from `lstat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -421,6 +434,61 @@ impl Dir {
             }
         }
         Ok(total)
+    }
+
+    /// Where `path` (plain components only) leads beneath this directory
+    /// when symlinks are followed the way `execve` would follow them, one
+    /// `lstat` per component: the same file named without any symlink
+    /// ([`Beneath::Inside`]), or the first link that leaves the directory —
+    /// absolute, or with more `..` than it is deep ([`Beneath::Leaves`]).
+    /// A missing component ends the walk: the rest is kept as written.
+    pub(crate) fn resolve_beneath(&self, path: &Path) -> Result<Beneath> {
+        let mut todo: std::collections::VecDeque<PathBuf> =
+            path.iter().map(PathBuf::from).collect();
+        let mut done = PathBuf::new();
+        let mut hops = 0;
+        // The last link followed: a `..` that climbs out came from it.
+        let mut followed = (PathBuf::new(), PathBuf::new());
+        while let Some(part) = todo.pop_front() {
+            match part.to_str() {
+                Some(".") => continue,
+                Some("..") => {
+                    if !done.pop() {
+                        let (link, target) = followed;
+                        return Ok(Beneath::Leaves { link, target });
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let next = done.join(&part);
+            let Some(st) = self.try_stat(&next)? else {
+                done = next;
+                done.extend(todo);
+                return Ok(Beneath::Inside(done));
+            };
+            if Kind::of(&st) != Kind::Symlink {
+                done = next;
+                continue;
+            }
+            hops += 1;
+            if hops > MAX_SYMLINK_HOPS {
+                return Err(Error::io(
+                    "cannot resolve",
+                    self.join(path),
+                    io_err(Errno::LOOP),
+                ));
+            }
+            let target = self.read_link(&next)?;
+            if target.is_absolute() {
+                return Ok(Beneath::Leaves { link: next, target });
+            }
+            for (i, c) in target.iter().enumerate() {
+                todo.insert(i, PathBuf::from(c));
+            }
+            followed = (next, target);
+        }
+        Ok(Beneath::Inside(done))
     }
 
     /// `fstat` of this directory itself.
@@ -793,6 +861,24 @@ impl Dir {
     /// syncfs(2) of the whole file system that holds this directory.
     pub(crate) fn sync_fs(&self) -> Result<()> {
         rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
+    }
+
+    /// Whether this directory has a default ACL (`system.posix_acl_default`),
+    /// which everything created in it inherits. A file system without ACLs
+    /// has none.
+    pub(crate) fn has_default_acl(&self) -> Result<bool> {
+        // Only whether it exists matters: a value too long for the buffer
+        // (ERANGE) is one.
+        let mut head = [0u8; 4];
+        match rustix::fs::fgetxattr(&self.fd, "system.posix_acl_default", &mut head[..]) {
+            Ok(_) | Err(Errno::RANGE) => Ok(true),
+            Err(Errno::NODATA | Errno::NOTSUP) => Ok(false),
+            Err(e) => Err(Error::io(
+                "cannot read the default ACL of",
+                &self.path,
+                io_err(e),
+            )),
+        }
     }
 
     /// The file-system magic of this directory (`statfs.f_type`).
@@ -1283,5 +1369,43 @@ mod tests {
         assert!(dir.read_link("hop/link").is_err());
         assert!(dir.try_stat("hop/link").is_err());
         assert!(is_race(&dir.stat("hop/link").unwrap_err()));
+    }
+
+    #[test]
+    fn resolve_beneath_follows_links_inside_and_names_the_one_that_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        std::fs::create_dir_all(base.join("obj/tools")).unwrap();
+        std::fs::write(base.join("obj/tools/hello"), "").unwrap();
+        let link = |target: &str, name: &str| {
+            std::os::unix::fs::symlink(target, base.join("obj").join(name)).unwrap();
+        };
+        link("tools", "alias");
+        link("../tools/hello", "tools/again");
+        link("/usr/bin", "bin");
+        link("..", "up");
+        link("loop", "loop");
+        let dir = Dir::open(&base.join("obj")).unwrap();
+        let resolve = |p: &str| dir.resolve_beneath(Path::new(p)).unwrap();
+        let inside = |p: &str| Beneath::Inside(PathBuf::from(p));
+        assert_eq!(resolve("tools/hello"), inside("tools/hello"));
+        assert_eq!(resolve("alias/hello"), inside("tools/hello"));
+        assert_eq!(resolve("alias/again"), inside("tools/hello"));
+        assert_eq!(resolve("alias/missing/x"), inside("tools/missing/x"));
+        assert_eq!(
+            resolve("bin/id"),
+            Beneath::Leaves {
+                link: "bin".into(),
+                target: "/usr/bin".into()
+            }
+        );
+        assert_eq!(
+            resolve("up/obj/tools/hello"),
+            Beneath::Leaves {
+                link: "up".into(),
+                target: "..".into()
+            }
+        );
+        assert!(dir.resolve_beneath(Path::new("loop")).is_err());
     }
 }

@@ -44,6 +44,9 @@ pub(crate) struct Trust {
     what: &'static str,
     owner: Owner,
     refuse_group_or_other_write: bool,
+    /// A set-gid directory gives what is created in it its group, not
+    /// ours (docs/security.md#a-set-gid-state-directory-is-refused).
+    refuse_setgid: bool,
     regular_file: bool,
     remedy: Remedy,
 }
@@ -55,6 +58,7 @@ impl Trust {
         what: "",
         owner: Owner::Me,
         refuse_group_or_other_write: true,
+        refuse_setgid: true,
         regular_file: false,
         remedy: Remedy::Repair,
     };
@@ -65,6 +69,7 @@ impl Trust {
         what: "",
         owner: Owner::Me,
         refuse_group_or_other_write: false,
+        refuse_setgid: false,
         regular_file: true,
         remedy: Remedy::Remove,
     };
@@ -75,6 +80,7 @@ impl Trust {
         what: "",
         owner: Owner::MeOrRoot,
         refuse_group_or_other_write: false,
+        refuse_setgid: false,
         regular_file: true,
         remedy: Remedy::Remove,
     };
@@ -87,6 +93,7 @@ impl Trust {
             what,
             owner: Owner::MeOrRoot,
             refuse_group_or_other_write: true,
+            refuse_setgid: false,
             regular_file: false,
             remedy: Remedy::Repair,
         }
@@ -108,6 +115,9 @@ impl Trust {
         }
         if self.refuse_group_or_other_write && found.mode & 0o022 != 0 {
             return Err(Problem::Writable(found.mode));
+        }
+        if self.refuse_setgid && found.mode & 0o2000 != 0 {
+            return Err(Problem::SetGid(found.mode));
         }
         let owner_ok = match self.owner {
             Owner::Me => found.uid == me,
@@ -140,6 +150,14 @@ impl Trust {
                 );
                 (found, fix)
             }
+            (Problem::SetGid(mode), _) => (
+                format!(
+                    "is set-gid (mode {:04o}): what svcdir-update creates in it would get \
+                     the directory's group instead of its own",
+                    mode & 0o7777
+                ),
+                format!("run `chmod g-s {shown}`"),
+            ),
             (Problem::Owner(uid), remedy) => {
                 let (allowed, new_owner) = match self.owner {
                     Owner::Me => (format!("uid {me}, who runs this"), me.to_string()),
@@ -173,6 +191,21 @@ pub(crate) fn refuse_symlink(path: &Path) -> Error {
         path: path.to_path_buf(),
         found: "is a symlink, not a regular file".into(),
         fix: RECREATE.into(),
+    }
+}
+
+/// Refuses (exit 77) `path`, a directory of ours that carries a default
+/// ACL: every file and directory created in it inherits the ACL's named
+/// users and groups, so they could read or write store objects whatever
+/// mode the tool sets (docs/security.md#a-default-acl-on-the-state-is-refused).
+pub(crate) fn refuse_default_acl(path: &Path) -> Error {
+    Error::Unsafe {
+        role: "",
+        path: path.to_path_buf(),
+        found: "has a default ACL, which would give its named users and groups access to \
+                everything svcdir-update creates there"
+            .into(),
+        fix: format!("run `setfacl -k {}`", path.display()),
     }
 }
 
@@ -214,6 +247,8 @@ enum Problem {
     Writable(u32),
     /// Owned by someone not allowed; the uid found.
     Owner(u32),
+    /// A set-gid directory; the mode found.
+    SetGid(u32),
 }
 
 /// "group", "others" or "group and others", from the write bits of `mode`.
@@ -255,6 +290,10 @@ mod tests {
         assert_eq!(verdict(t, DIR | 0o755, ME), Ok(()));
         assert_eq!(verdict(t, DIR | 0o700, ME), Ok(()));
         assert_eq!(verdict(t, DIR | 0o1755, ME), Ok(()));
+        assert_eq!(
+            verdict(t, DIR | 0o2755, ME),
+            Err(Problem::SetGid(DIR | 0o2755))
+        );
         assert_eq!(
             verdict(t, DIR | 0o775, ME),
             Err(Problem::Writable(DIR | 0o775))
@@ -313,6 +352,11 @@ mod tests {
             said(Trust::input("stock tree"), Problem::Writable(DIR | 0o777)),
             "the stock tree `/srv/state` is writable by group and others (mode 0777); \
              run `chmod go-w /srv/state`"
+        );
+        assert_eq!(
+            said(Trust::OWN_DIR, Problem::SetGid(DIR | 0o2755)),
+            "`/srv/state` is set-gid (mode 2755): what svcdir-update creates in it would get \
+             the directory's group instead of its own; run `chmod g-s /srv/state`"
         );
         assert_eq!(
             said(Trust::OWN_DIR, Problem::Owner(65534)),

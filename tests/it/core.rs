@@ -396,7 +396,9 @@ fn store_keeps_outside_symlinks_and_owners_strips_setid_and_splits_hard_links() 
         b"payload\n"
     );
     assert_eq!(copied.mode() & 0o7777, 0o755);
-    assert_eq!((copied.uid(), copied.gid()), (1234, 1234));
+    // Owned by the state owner, not the stock's uid 1234
+    // (docs/security.md#published-objects-belong-to-the-state-owner).
+    assert_eq!((copied.uid(), copied.gid()), (0, 0));
     assert!(
         run.stderr.contains("dangling symlink") && run.stderr.contains("/nonexistent/target"),
         "{}",
@@ -405,8 +407,10 @@ fn store_keeps_outside_symlinks_and_owners_strips_setid_and_splits_hard_links() 
     let data = std::fs::symlink_metadata(object.join("data")).unwrap();
     let again = std::fs::symlink_metadata(object.join("data-again")).unwrap();
     assert_eq!(data.mode() & 0o7777, 0o755, "set-uid must be stripped");
-    assert_eq!((data.uid(), data.gid()), (1234, 1234), "owner must be kept");
-    assert_eq!((again.uid(), again.gid()), (1234, 1234));
+    assert_eq!((data.uid(), data.gid()), (0, 0), "the state owner's");
+    assert_eq!((again.uid(), again.gid()), (0, 0));
+    let manifest = std::fs::read_to_string(manifest_of_dir(&object)).unwrap();
+    assert!(manifest.contains("1234"), "the stock's owner is recorded");
     assert_ne!(
         data.ino(),
         again.ino(),

@@ -39,6 +39,7 @@ mod recovery;
 mod restart_on;
 mod stat_cache;
 mod stock_busy;
+mod store_owner;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
 /// (README.md#development): random kills, the crash matrix, the CPU-heavy
