@@ -274,18 +274,17 @@ pub enum Error {
         problems: Vec<String>,
     },
 
-    /// Another svcdir-update holds the manager lock: nothing was switched,
-    /// retry later.
-    #[error(
-        "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
-        lock.display(),
-        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
-    )]
+    /// Another svcdir-update — or, when `foreign`, some other program —
+    /// holds the manager lock: nothing was switched, retry later.
+    #[error("{}", manager_lock_held(lock, holder.as_deref(), *foreign))]
     ManagerLockHeld {
         /// The manager lock file.
         lock: PathBuf,
-        /// Who holds it, when its record could be read.
+        /// Who holds it, from `/proc` or the record in the lock file.
         holder: Option<String>,
+        /// The holders found in `/proc` are none of them svcdir-update
+        /// (docs/security.md#the-manager-lock-is-private-to-the-state-owner).
+        foreign: bool,
     },
 
     /// Services' update locks are held: nothing was stopped or switched,
@@ -319,14 +318,17 @@ pub enum Error {
         holders: String,
     },
 
-    /// `exec`: `gc` holds the pin of the service's object.
+    /// `exec`: the pin of the service's object is held exclusively (by
+    /// `svcdir-update gc`, or whoever `/proc` names).
     #[error(
-        "{} is held by `svcdir-update gc`; retry, or wait longer with --wait SECS",
+        "{} is held exclusively by {holders}; retry, or wait longer with --wait SECS",
         pin.display()
     )]
     PinHeld {
         /// The pin file.
         pin: PathBuf,
+        /// Who holds it, from `/proc`.
+        holders: String,
     },
 
     /// `exec`: the service's live object changed on every try to pin it.
@@ -387,6 +389,23 @@ pub enum Error {
         /// What the supervisor said or did not do.
         what: String,
     },
+}
+
+/// The message of [`Error::ManagerLockHeld`]: a foreign holder is named as
+/// such, with what to do about it.
+fn manager_lock_held(lock: &Path, holder: Option<&str>, foreign: bool) -> String {
+    let lock = lock.display();
+    match (holder, foreign) {
+        (Some(holder), true) => format!(
+            "{lock} is held by {holder}, which is not svcdir-update; nothing was changed. Stop \
+             that process: the lock file is private to the state owner (mode 0600), so no \
+             other user can take it again"
+        ),
+        (holder, _) => format!(
+            "another svcdir-update holds {lock}{}; retry later, or wait longer with --wait SECS",
+            holder.map(|h| format!(" ({h})")).unwrap_or_default()
+        ),
+    }
 }
 
 /// How an [`Error::Unsafe`] names its path: "the state directory `/x`" or "`/x`".
@@ -562,7 +581,7 @@ impl Error {
             | Error::NoUpdateLock { lock: path, .. }
             | Error::ManagerLockHeld { lock: path, .. }
             | Error::UpdateInProgress { lock: path, .. }
-            | Error::PinHeld { pin: path } => Some(path),
+            | Error::PinHeld { pin: path, .. } => Some(path),
             Error::Supervisor { service, .. } => service.as_deref(),
             Error::AfterSwitch { source, .. } => source.as_deref().and_then(Error::path),
             _ => None,
@@ -622,6 +641,7 @@ impl Error {
             Error::UpdateInProgress {
                 service, holders, ..
             } => json!({"service": service, "holders": [holders]}),
+            Error::PinHeld { holders, .. } => json!({"holders": [holders]}),
             Error::ManagerLockHeld { holder, .. } => {
                 json!({"holders": holder.iter().collect::<Vec<_>>()})
             }
@@ -760,6 +780,7 @@ mod tests {
                 Error::ManagerLockHeld {
                     lock: "/l".into(),
                     holder: None,
+                    foreign: false,
                 },
                 75,
                 "manager_lock_held",
@@ -782,7 +803,14 @@ mod tests {
                 75,
                 "update_in_progress",
             ),
-            (Error::PinHeld { pin: "/p".into() }, 75, "pin_held"),
+            (
+                Error::PinHeld {
+                    pin: "/p".into(),
+                    holders: "pid 1".into(),
+                },
+                75,
+                "pin_held",
+            ),
             (
                 Error::LiveObjectChanging {
                     service: "web".into(),

@@ -30,6 +30,7 @@ mod held_back;
 mod hostile;
 mod interface;
 mod json_errors;
+mod lock_access;
 mod locks;
 mod pending;
 mod pipes;
