@@ -68,7 +68,15 @@ pub(crate) struct Committed {
 pub(crate) fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     let result = commit_now(cfg, opts);
     if let Err(err) = &result {
-        if err.is_deferral() {
+        // A commit a signal undid is as pending as a deferred one.
+        let undone = matches!(
+            err,
+            Error::Interrupted {
+                switched: false,
+                ..
+            }
+        );
+        if err.is_deferral() || undone {
             record_pending(cfg, err);
         }
     }

@@ -37,6 +37,7 @@ mod pipes;
 mod pwd;
 mod recovery;
 mod restart_on;
+mod signals;
 mod stock_busy;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
