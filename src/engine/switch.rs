@@ -217,6 +217,7 @@ pub(crate) fn finish(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<
     };
     // Lock files for new services; `sync` and no-op commits make the rest.
     update::ensure_files(cfg, with(Action::Start))?;
+    update::apply_groups(cfg)?;
     let sync = scandir::apply(
         &scandir,
         &state.live_path(),

@@ -200,8 +200,9 @@ fn update_lock(root: &Root, service: &str) -> PathBuf {
 }
 
 /// `update_lock_group: {web: nogroup}` makes web's update lock 0640, group
-/// `nogroup`: a user in the group can flock it (and so defer web's
-/// updates), a user outside cannot even open it. Other services keep 0644.
+/// `nogroup`, from the next commit on (even one that leaves web alone): a
+/// user in the group can flock it (and so defer web's updates), a user
+/// outside cannot even open it. Other services keep 0644.
 #[test]
 fn update_lock_group_restricts_a_lock_to_its_group() {
     // The premise: nobody's group is nogroup (65534), and users (100) is
@@ -209,9 +210,14 @@ fn update_lock_group_restricts_a_lock_to_its_group() {
     let id = Command::new("id").args(["-g", "nobody"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), "65534");
     let root = Root::example();
-    root.config("update_lock_group: {web: nogroup}\n");
     root.commit().ok();
     let web = update_lock(&root, "web");
+    assert_eq!(mode(&web), 0o644);
+    // A commit that changes only db applies the new key to web's lock.
+    root.config("update_lock_group: {web: nogroup}\n");
+    root.write_stock("db/extra", "x\n", 0o644);
+    root.commit().ok();
+    assert_eq!(root.live_generation(), Some(2));
     let md = std::fs::metadata(&web).unwrap();
     assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o640, 0, NOBODY));
     assert_eq!(mode(&update_lock(&root, "db")), 0o644);
