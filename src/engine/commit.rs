@@ -279,10 +279,14 @@ fn gate(
             locks,
         },
     )
-    .map_err(|e| Error::AfterSwitch {
-        generation,
-        what: format!("{failed}, and rolling back to generation {previous} failed"),
-        source: Some(Box::new(e)),
+    .map_err(|e| match e {
+        // The rollback was completed before a signal ended the run.
+        Error::Interrupted { switched: true, .. } => e,
+        e => Error::AfterSwitch {
+            generation,
+            what: format!("{failed}, and rolling back to generation {previous} failed"),
+            source: Some(Box::new(e)),
+        },
     })?;
     Err(Error::RolledBack {
         not_up: failed,

@@ -4,6 +4,47 @@
 //! the run exits 130 saying which. With real supervisors, in a module
 //! named `supervisors` so scripts/test.sh runs it in the serial pass.
 
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+
+use crate::harness::*;
+
+/// Outside a transaction a signal keeps its default action: SIGTERM while
+/// the commit reads the stock (held there by a stop failpoint) ends it at
+/// once, by the signal, with `live` and the state as they were.
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
+fn sigterm_before_the_transaction_keeps_its_default_action() {
+    let root = Root::example();
+    root.commit().ok();
+    root.write_stock("web/env/VERSION", "2.0\n", 0o644);
+    let mut cmd = root.command(&["commit"]);
+    cmd.failpoint("commit.after-scan=stop")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut commit = KillOnDrop(cmd.spawn().unwrap());
+    let pid = commit.0.id();
+    wait_until("the commit stopped after the scan", REACT_LOCAL, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|t| t[t.rfind(')')? + 2..].chars().next())
+            == Some('T')
+    });
+    let target = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(target, rustix::process::Signal::TERM).unwrap();
+    rustix::process::kill_process(target, rustix::process::Signal::CONT).unwrap();
+    let status = commit.0.wait().unwrap();
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    assert_eq!(root.live_generation(), Some(1));
+    assert!(!root.state().join(layout::TXN).exists());
+}
+
+/// How long a test without a supervisor waits for the binary to get somewhere.
+const REACT_LOCAL: std::time::Duration = std::time::Duration::from_secs(20);
+
 mod supervisors {
     use std::os::unix::process::ExitStatusExt;
     use std::path::Path;
