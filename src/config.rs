@@ -115,6 +115,7 @@ struct RawConfig {
     limits: Option<Limits>,
     restart_on: Option<BTreeMap<String, Vec<PathBuf>>>,
     strict: Option<bool>,
+    update_lock_group: Option<BTreeMap<String, String>>,
 }
 
 /// The resolved configuration.
@@ -151,6 +152,17 @@ pub(crate) struct Config {
     /// --rehash`, `plan --rehash`); not a config-file key
     /// (docs/security.md#a-stale-stat-cache).
     pub rehash: bool,
+    /// Service → the group its update lock is restricted to: the file is
+    /// 0640, owned by that group (docs/update-locks.md#restricting-a-lock-to-a-group).
+    pub update_lock_group: BTreeMap<String, LockGroup>,
+}
+
+/// A group named by `update_lock_group`, resolved when the config is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LockGroup {
+    /// The name as configured.
+    pub name: String,
+    pub gid: u32,
 }
 
 /// How the command line chose the configuration.
@@ -261,6 +273,7 @@ impl Config {
             restart_on: resolver.restart_on(raw.restart_on)?,
             strict: raw.strict.unwrap_or(false),
             rehash: false,
+            update_lock_group: resolver.update_lock_group(raw.update_lock_group)?,
         })
     }
 
@@ -435,6 +448,36 @@ impl<'a> ConfigResolver<'a> {
         Ok(names)
     }
 
+    /// `update_lock_group:`: valid service names, each with a group that
+    /// exists (looked up through NSS, like `chgrp`).
+    fn update_lock_group(
+        &self,
+        raw: Option<BTreeMap<String, String>>,
+    ) -> Result<BTreeMap<String, LockGroup>> {
+        let mut groups = BTreeMap::new();
+        for (service, name) in raw.unwrap_or_default() {
+            if let Some(why) = name_problem(service.as_bytes()) {
+                return Err(self.bad(format!("`update_lock_group`: {why}")));
+            }
+            let found = nix::unistd::Group::from_name(&name).map_err(|e| {
+                self.bad(format!(
+                    "`update_lock_group` of {service}: cannot look up group {:?}: {e}",
+                    crate::sys::process::escaped(&name)
+                ))
+            })?;
+            let Some(group) = found else {
+                return Err(self.bad(format!(
+                    "`update_lock_group` of {service}: there is no group {:?}; create it \
+                     (`groupadd`) or name an existing one",
+                    crate::sys::process::escaped(&name)
+                )));
+            };
+            let gid = group.gid.as_raw();
+            groups.insert(service, LockGroup { name, gid });
+        }
+        Ok(groups)
+    }
+
     fn keep_generations(&self, raw: Option<usize>) -> Result<usize> {
         let keep_generations = raw.unwrap_or(5);
         if keep_generations == 0 {
@@ -565,6 +608,30 @@ mod tests {
             ("restart_on: {../web: [/etc]}\n", "service name"),
             ("restart_on: {web: /etc}\n", "restart_on"),
             (many.as_str(), "the limit is 64"),
+        ] {
+            let err = from(bad.as_bytes()).unwrap_err();
+            assert_eq!(err.exit_code(), 65, "{bad}: {err}");
+            assert!(err.to_string().contains(named), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn update_lock_group_names_an_existing_group_or_is_a_clear_error() {
+        let cfg = from(b"update_lock_group: {web: root}\n").unwrap();
+        assert_eq!(
+            cfg.update_lock_group["web"],
+            LockGroup {
+                name: "root".into(),
+                gid: 0
+            }
+        );
+        for (bad, named) in [
+            (
+                "update_lock_group: {web: no-such-group-here}\n",
+                "`update_lock_group` of web: there is no group \"no-such-group-here\"",
+            ),
+            ("update_lock_group: {../web: root}\n", "`update_lock_group`"),
+            ("update_lock_group: {web: [root]}\n", "update_lock_group"),
         ] {
             let err = from(bad.as_bytes()).unwrap_err();
             assert_eq!(err.exit_code(), 65, "{bad}: {err}");

@@ -31,6 +31,10 @@ pub mod exit {
     pub const TEMP_FAIL: u8 = 75;
     /// An unsafe environment: ownership, modes, file system (`EX_NOPERM`).
     pub const NO_PERM: u8 = 77;
+    /// SIGTERM, SIGINT or SIGHUP arrived during a transaction, which was
+    /// undone (before the switch) or completed (after it) first; the
+    /// message says which (128 + SIGINT, as shells report an interrupt).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// One problem found in a stock tree; `check` reports all of them at once.
@@ -274,18 +278,17 @@ pub enum Error {
         problems: Vec<String>,
     },
 
-    /// Another svcdir-update holds the manager lock: nothing was switched,
-    /// retry later.
-    #[error(
-        "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
-        lock.display(),
-        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
-    )]
+    /// Another svcdir-update — or, when `foreign`, some other program —
+    /// holds the manager lock: nothing was switched, retry later.
+    #[error("{}", manager_lock_held(lock, holder.as_deref(), *foreign))]
     ManagerLockHeld {
         /// The manager lock file.
         lock: PathBuf,
-        /// Who holds it, when its record could be read.
+        /// Who holds it, from `/proc` or the record in the lock file.
         holder: Option<String>,
+        /// The holders found in `/proc` are none of them svcdir-update
+        /// (docs/security.md#the-manager-lock-is-private-to-the-state-owner).
+        foreign: bool,
     },
 
     /// Services' update locks are held: nothing was stopped or switched,
@@ -319,14 +322,17 @@ pub enum Error {
         holders: String,
     },
 
-    /// `exec`: `gc` holds the pin of the service's object.
+    /// `exec`: the pin of the service's object is held exclusively (by
+    /// `svcdir-update gc`, or whoever `/proc` names).
     #[error(
-        "{} is held by `svcdir-update gc`; retry, or wait longer with --wait SECS",
+        "{} is held exclusively by {holders}; retry, or wait longer with --wait SECS",
         pin.display()
     )]
     PinHeld {
         /// The pin file.
         pin: PathBuf,
+        /// Who holds it, from `/proc`.
+        holders: String,
     },
 
     /// `exec`: the service's live object changed on every try to pin it.
@@ -378,6 +384,20 @@ pub enum Error {
         live: u64,
     },
 
+    /// A termination signal arrived during a transaction: it was undone
+    /// (before the switch) or completed (after it) before exiting.
+    #[error("{}", interrupted(signal, *generation, *switched, *undo_failed))]
+    Interrupted {
+        /// The signal's name (`SIGTERM`).
+        signal: &'static str,
+        /// The generation live now, if any.
+        generation: Option<u64>,
+        /// The transaction had switched `live` and was completed.
+        switched: bool,
+        /// Before the switch: starting the stopped services again failed.
+        undo_failed: bool,
+    },
+
     /// A supervisor command failed or a service did not stop in time; when
     /// this happens before the switch, nothing was switched (retry later).
     #[error("{}{what}", service.as_ref().map(|s| format!("{} ", s.display())).unwrap_or_default())]
@@ -387,6 +407,47 @@ pub enum Error {
         /// What the supervisor said or did not do.
         what: String,
     },
+}
+
+/// The message of [`Error::ManagerLockHeld`]: a foreign holder is named as
+/// such, with what to do about it.
+fn manager_lock_held(lock: &Path, holder: Option<&str>, foreign: bool) -> String {
+    let lock = lock.display();
+    match (holder, foreign) {
+        (Some(holder), true) => format!(
+            "{lock} is held by {holder}, which is not svcdir-update; nothing was changed. Stop \
+             that process: the lock file is private to the state owner (mode 0600), so no \
+             other user can take it again"
+        ),
+        (holder, _) => format!(
+            "another svcdir-update holds {lock}{}; retry later, or wait longer with --wait SECS",
+            holder.map(|h| format!(" ({h})")).unwrap_or_default()
+        ),
+    }
+}
+
+/// The message of [`Error::Interrupted`]: what the transaction did with
+/// the signal.
+fn interrupted(signal: &str, generation: Option<u64>, switched: bool, undo_failed: bool) -> String {
+    let live = generation.map_or_else(
+        || "no generation is live".to_string(),
+        |g| format!("generation {g} is live"),
+    );
+    match (switched, undo_failed) {
+        (true, _) => format!(
+            "{signal} received during the transaction; it had switched, so it was completed \
+             first: {live} and the scan directory is synced"
+        ),
+        (false, false) => format!(
+            "{signal} received during the transaction; it was undone before the switch: the \
+             services it stopped run again, {live} as before, nothing was switched. Run the \
+             command again to retry"
+        ),
+        (false, true) => format!(
+            "{signal} received during the transaction; it was stopped before the switch, but \
+             starting the stopped services again failed ({live}); run `svcdir-update recover`"
+        ),
+    }
 }
 
 /// How an [`Error::Unsafe`] names its path: "the state directory `/x`" or "`/x`".
@@ -421,6 +482,7 @@ impl Error {
             Error::Usage { .. } => exit::USAGE,
             Error::AfterSwitch { .. } => exit::AFTER_SWITCH,
             Error::RolledBack { .. } => exit::ROLLED_BACK,
+            Error::Interrupted { .. } => exit::INTERRUPTED,
             Error::Config { .. }
             | Error::Stock { .. }
             | Error::NoGenerations { .. }
@@ -542,6 +604,7 @@ impl Error {
             Error::Usage { .. } => "usage",
             Error::AfterSwitch { .. } => "after_switch",
             Error::RolledBack { .. } => "rolled_back",
+            Error::Interrupted { .. } => "interrupted",
             Error::Supervisor { .. } => "supervisor",
         }
     }
@@ -562,7 +625,7 @@ impl Error {
             | Error::NoUpdateLock { lock: path, .. }
             | Error::ManagerLockHeld { lock: path, .. }
             | Error::UpdateInProgress { lock: path, .. }
-            | Error::PinHeld { pin: path } => Some(path),
+            | Error::PinHeld { pin: path, .. } => Some(path),
             Error::Supervisor { service, .. } => service.as_deref(),
             Error::AfterSwitch { source, .. } => source.as_deref().and_then(Error::path),
             _ => None,
@@ -622,6 +685,7 @@ impl Error {
             Error::UpdateInProgress {
                 service, holders, ..
             } => json!({"service": service, "holders": [holders]}),
+            Error::PinHeld { holders, .. } => json!({"holders": [holders]}),
             Error::ManagerLockHeld { holder, .. } => {
                 json!({"holders": holder.iter().collect::<Vec<_>>()})
             }
@@ -629,6 +693,12 @@ impl Error {
                 services, holders, ..
             } => json!({"services": services, "holders": holders}),
             Error::Unsafe { found, fix, .. } => json!({"found": found, "fix": fix}),
+            Error::Interrupted {
+                signal,
+                generation,
+                switched,
+                ..
+            } => json!({"signal": signal, "generation": generation, "switched": switched}),
             _ => return None,
         };
         match fields {
@@ -760,6 +830,7 @@ mod tests {
                 Error::ManagerLockHeld {
                     lock: "/l".into(),
                     holder: None,
+                    foreign: false,
                 },
                 75,
                 "manager_lock_held",
@@ -782,7 +853,14 @@ mod tests {
                 75,
                 "update_in_progress",
             ),
-            (Error::PinHeld { pin: "/p".into() }, 75, "pin_held"),
+            (
+                Error::PinHeld {
+                    pin: "/p".into(),
+                    holders: "pid 1".into(),
+                },
+                75,
+                "pin_held",
+            ),
             (
                 Error::LiveObjectChanging {
                     service: "web".into(),
@@ -825,6 +903,16 @@ mod tests {
             ),
             (Error::supervisor("x"), 75, "supervisor"),
             (
+                Error::Interrupted {
+                    signal: "SIGTERM",
+                    generation: Some(1),
+                    switched: false,
+                    undo_failed: false,
+                },
+                130,
+                "interrupted",
+            ),
+            (
                 Error::supervisor_of(Path::new("/scan/web"), "x"),
                 75,
                 "supervisor",
@@ -864,6 +952,7 @@ mod tests {
             Error::RolledBack { .. } => 24,
             Error::Supervisor { .. } => 25,
             Error::StateFormat { .. } => 26,
+            Error::Interrupted { .. } => 27,
         }
     }
 
@@ -873,7 +962,7 @@ mod tests {
         let mut seen: Vec<usize> = cases.iter().map(|(e, _, _)| variant_index(e)).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=26).collect::<Vec<_>>(), "a variant has no case");
+        assert_eq!(seen, (0..=27).collect::<Vec<_>>(), "a variant has no case");
         for (err, code, _) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");
             assert_eq!(err.is_deferral(), code == exit::TEMP_FAIL, "{err:?}");

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::Output;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::locks::holders;
 use crate::locks::pin;
 use crate::locks::wait::{self, Attempt};
 use crate::model::names;
@@ -73,18 +74,27 @@ pub(crate) fn exec(
         // Pin first, then check the object is still there: `gc` removes an
         // object only while it holds the pin exclusively.
         let pin_path = pins.path(object);
+        // Holders are named from `/proc`: `gc`, or whoever else it is.
         let pin_file = wait::acquire(
             deadline.saturating_duration_since(Instant::now()),
-            |_| {
+            |names| {
                 Ok(match pin::try_pin_inheritable(&pins, object)? {
                     Some(f) => Attempt::Taken(f),
-                    None => Attempt::Busy(()),
+                    None if names.0 => Attempt::Busy(pins.holders(object)?),
+                    None => Attempt::Busy(Vec::new()),
                 })
             },
-            |()| format!("{} held by `svcdir-update gc`", pin_path.display()),
-            |()| {
+            |holders| {
+                format!(
+                    "{} held by {}",
+                    pin_path.display(),
+                    holders::describe(holders)
+                )
+            },
+            |holders| {
                 Err(Error::PinHeld {
                     pin: pin_path.clone(),
+                    holders: holders::describe(&holders),
                 })
             },
         )?;

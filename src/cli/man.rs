@@ -44,6 +44,9 @@ Busy or deferred: the manager lock or an update lock is held, or the stock is be
 .TP
 \fB77\fR
 Unsafe permissions or file system (group/world-writable state, NFS).
+.TP
+\fB130\fR
+Interrupted: SIGTERM, SIGINT or SIGHUP arrived during a transaction, which was undone (before the switch) or completed (after it) first; the message says which.
 .SH FILES
 .TP
 \fI/etc/svcdir-update/config.yaml\fR

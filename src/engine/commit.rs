@@ -68,7 +68,15 @@ pub(crate) struct Committed {
 pub(crate) fn commit(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     let result = commit_now(cfg, opts);
     if let Err(err) = &result {
-        if err.is_deferral() {
+        // A commit a signal undid is as pending as a deferred one.
+        let undone = matches!(
+            err,
+            Error::Interrupted {
+                switched: false,
+                ..
+            }
+        );
+        if err.is_deferral() || undone {
             record_pending(cfg, err);
         }
     }
@@ -323,10 +331,14 @@ fn gate(
             locks,
         },
     )
-    .map_err(|e| Error::AfterSwitch {
-        generation,
-        what: format!("{failed}, and rolling back to generation {previous} failed"),
-        source: Some(Box::new(e)),
+    .map_err(|e| match e {
+        // The rollback was completed before a signal ended the run.
+        Error::Interrupted { switched: true, .. } => e,
+        e => Error::AfterSwitch {
+            generation,
+            what: format!("{failed}, and rolling back to generation {previous} failed"),
+            source: Some(Box::new(e)),
+        },
     })?;
     Err(Error::RolledBack {
         not_up: failed,

@@ -9,6 +9,10 @@
 //! for us. Before the switch, any failure undoes what was done (restarts
 //! stopped instances) and leaves `live` untouched; after it, the log stays
 //! until the scan directory and history are done, so `recover` can finish.
+//! From the rollback log on, SIGTERM, SIGINT and SIGHUP are deferred
+//! ([`signals::Deferred`]): at the next step boundary before the switch the
+//! transaction is undone, after it completed, and then it exits 130
+//! (docs/security.md#a-signal-during-a-transaction-finishes-or-undoes-it).
 
 use std::time::SystemTime;
 
@@ -24,6 +28,7 @@ use crate::state::txn_log::{self, Phase, TxnKind, TxnLog, TxnService};
 use crate::supervisor::{self, OldInstance};
 use crate::sys::failpoint;
 use crate::sys::process::ProcessSignature;
+use crate::sys::signals::{self, Deferred};
 
 /// A planned switch from the live generation to `to`.
 pub(crate) struct Switch<'a> {
@@ -55,6 +60,8 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
         TxnKind::Rollback | TxnKind::AutoRollback => String::new(),
     };
     let locks = update::acquire_all(cfg, &to_stop, switch.locks, &deferred)?;
+    // From here a signal no longer cuts the transaction between two steps.
+    let signals = signals::Deferred::begin()?;
     let mut log = TxnLog {
         id: new_id(),
         kind: switch.kind,
@@ -78,20 +85,29 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
     txn_log::write(&state.dir, &log)?;
     failpoint::hit("txn.after-write")?;
 
-    let switched = stop_and_switch(cfg, state, &mut log);
+    let switched = stop_and_switch(cfg, state, &mut log, &signals);
     // Old instances are stopped and `live` is switched (or the attempt
     // failed): release before any instance starts.
     drop(locks);
     if let Err(err) = switched {
         // Still before the switch (or the rename failed): put things back.
         if state.live().ok().flatten() != Some(log.to) {
-            if let Err(undo_err) = undo(cfg, state, &log) {
+            let undone = undo(cfg, state, &log);
+            if let Err(undo_err) = &undone {
                 report::warn(&format!(
                     "undoing the failed transaction also failed: {}; run `svcdir-update recover`",
                     undo_err.chain()
                 ));
             }
-            return Err(err);
+            return Err(match signals.received() {
+                Some(signal) => Error::Interrupted {
+                    signal,
+                    generation: log.from,
+                    switched: false,
+                    undo_failed: undone.is_err(),
+                },
+                None => err,
+            });
         }
         return Err(after_switch(
             log.to,
@@ -99,8 +115,31 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
             err,
         ));
     }
-    finish(cfg, state, &log)
-        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))
+    let sync = finish(cfg, state, &log)
+        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))?;
+    match signals.received() {
+        Some(signal) => Err(Error::Interrupted {
+            signal,
+            generation: Some(log.to),
+            switched: true,
+            undo_failed: false,
+        }),
+        None => Ok(sync),
+    }
+}
+
+/// A step boundary before the switch: a deferred signal received so far
+/// fails the transaction, which [`run`] then undoes.
+fn check_signals(signals: &Deferred, log: &TxnLog) -> Result<()> {
+    match signals.received() {
+        Some(signal) => Err(Error::Interrupted {
+            signal,
+            generation: log.from,
+            switched: false,
+            undo_failed: false,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A transaction id: time, pid and nanoseconds, so that two transactions
@@ -125,7 +164,13 @@ fn after_switch(generation: u64, what: &str, err: Error) -> Error {
     }
 }
 
-fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> {
+fn stop_and_switch(
+    cfg: &Config,
+    state: &State,
+    log: &mut TxnLog,
+    signals: &Deferred,
+) -> Result<()> {
+    check_signals(signals, log)?;
     let sup = supervisor::for_config(cfg);
     let old: Vec<OldInstance> = log
         .services
@@ -150,6 +195,7 @@ fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> 
         supervisor::stop_all(sup.as_ref(), &old)?;
     }
     failpoint::hit("txn.after-stop")?;
+    check_signals(signals, log)?;
     log.phase = Phase::Switching;
     txn_log::write(&state.dir, log)?;
     state.switch_live(log.to)?;
@@ -171,6 +217,7 @@ pub(crate) fn finish(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<
     };
     // Lock files for new services; `sync` and no-op commits make the rest.
     update::ensure_files(cfg, with(Action::Start))?;
+    update::apply_groups(cfg)?;
     let sync = scandir::apply(
         &scandir,
         &state.live_path(),

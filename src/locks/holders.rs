@@ -26,12 +26,24 @@ pub(crate) enum LockMode {
     Exclusive,
 }
 
-/// One process holding a flock on a file, with its signature.
+/// One process holding a flock on a file, with its signature, its real
+/// uid and whether it is svcdir-update: a lock file some other program
+/// holds is named as such (docs/security.md#who-holds-a-lock-is-named-from-proc).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct LockHolder {
     #[serde(flatten)]
     pub process: ProcessSignature,
     pub mode: LockMode,
+    /// The holder's real uid, when `/proc` tells it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The holder's `comm` (its program name, at most 15 bytes).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub comm: String,
+    /// Runs the same executable as this process (or is named
+    /// `svcdir-update`): another run of the tool, not a foreign program.
+    #[serde(skip)]
+    pub svcdir_update: bool,
 }
 
 impl fmt::Display for LockHolder {
@@ -40,7 +52,14 @@ impl fmt::Display for LockHolder {
             LockMode::Shared => "shared",
             LockMode::Exclusive => "exclusive",
         };
-        write!(f, "{} [{mode}]", self.process)
+        write!(f, "{}", self.process)?;
+        if !self.comm.is_empty() {
+            write!(f, " {}", crate::sys::process::escaped(&self.comm))?;
+        }
+        if let Some(uid) = self.uid {
+            write!(f, " uid {uid}")?;
+        }
+        write!(f, " [{mode}]")
     }
 }
 
@@ -82,10 +101,14 @@ pub(crate) fn holders_of_many(ids: &BTreeSet<(u64, u64)>) -> BTreeMap<(u64, u64)
         let Some(process) = i32::try_from(pid).ok().and_then(ProcessSignature::of_pid) else {
             continue;
         };
+        let who = Who::of(pid);
         for (id, mode) in held {
             out.entry(id).or_default().push(LockHolder {
                 process: process.clone(),
                 mode,
+                uid: who.uid,
+                comm: who.comm.clone(),
+                svcdir_update: who.svcdir_update,
             });
         }
     }
@@ -93,6 +116,36 @@ pub(crate) fn holders_of_many(ids: &BTreeSet<(u64, u64)>) -> BTreeMap<(u64, u64)
         list.sort_by_key(|h| h.process.pid);
     }
     out
+}
+
+/// Who runs a process, from `/proc`: beyond its signature, what tells a
+/// foreign holder from the tool.
+struct Who {
+    uid: Option<u32>,
+    comm: String,
+    svcdir_update: bool,
+}
+
+impl Who {
+    fn of(pid: u32) -> Who {
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+                line.split_whitespace().nth(1)?.parse().ok()
+            });
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim_end_matches('\n').to_string())
+            .unwrap_or_default();
+        let exe = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let same_exe =
+            exe("/proc/self/exe").is_some_and(|me| exe(&format!("/proc/{pid}/exe")) == Some(me));
+        Who {
+            uid,
+            svcdir_update: same_exe || comm == "svcdir-update",
+            comm,
+        }
+    }
 }
 
 /// The flocks `pid` holds on any of `ids` (the strongest per file).

@@ -1,16 +1,23 @@
 //! The lock directories under `<runtime>`: `locks/` (per-service update
 //! locks, `<name>.lock`) and `pins/` (pins of store objects,
-//! `<object>.pin`). Both kinds are flock files made by the tool, 0644 in
-//! a 0755 directory owned by whoever runs the tool, refused (exit 77) when
-//! others could write the directory; the kinds differ only by directory
-//! and suffix ([`LockKind`]).
+//! `<object>.pin`). Both kinds are flock files made by the tool in a
+//! directory owned by whoever runs the tool, refused (exit 77) when others
+//! could write the directory; the kinds differ by directory, suffix and
+//! who may open them ([`LockKind`]): update locks are 0644 in a 0755
+//! directory, for services to flock (0640 and group-owned for a service
+//! in `update_lock_group`); pins are private, 0600 in a 0700 directory
+//! (docs/security.md#pins-are-private-to-the-state-owner). The tool sets
+//! these modes on every file and directory it opens to write, so a lock
+//! file an older version made is tightened too.
 //!
 //! This module opens, locks and lists lock files; it never decides what a
 //! lock protects (see [`crate::locks::update`], [`crate::locks::pin`]) and
 //! never unlinks a lock file but through [`LockDir::remove`], which only
 //! `gc` calls while it holds the pin.
 
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
@@ -21,10 +28,18 @@ use crate::state::check_safe_dir;
 use crate::state::layout;
 use crate::sys::fs::{self, Dir};
 
-/// Mode of `<runtime>` and of the lock directories when the tool makes them.
+/// Mode of `<runtime>` and of `locks/` when the tool makes them.
 const DIR_MODE: u32 = 0o755;
-/// Mode of a lock file: readable by services, which only need to flock it.
+/// Mode of an update lock: readable by services, which only need to flock it.
 const FILE_MODE: u32 = 0o644;
+/// Mode of an update lock restricted to a group (`update_lock_group`).
+const GROUP_FILE_MODE: u32 = 0o640;
+/// Mode of `pins/`: nobody but the state owner reaches a pin
+/// (docs/security.md#pins-are-private-to-the-state-owner).
+const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of a pin: taken by `exec` as the state owner, inherited across
+/// `execve` by a program that may drop privileges later.
+const PRIVATE_FILE_MODE: u32 = 0o600;
 
 /// Which lock directory: they differ by name and file suffix only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +55,14 @@ impl LockKind {
         match self {
             LockKind::Update => layout::LOCKS,
             LockKind::Pin => layout::PINS,
+        }
+    }
+
+    /// The mode of the directory.
+    fn dir_mode(self) -> u32 {
+        match self {
+            LockKind::Update => DIR_MODE,
+            LockKind::Pin => PRIVATE_DIR_MODE,
         }
     }
 
@@ -67,17 +90,35 @@ impl LockKind {
 pub(crate) struct LockDir {
     kind: LockKind,
     dir: Dir,
+    /// Update locks restricted to a group: service → gid (`update_lock_group`).
+    groups: BTreeMap<String, u32>,
+}
+
+/// The mode, and group if any, a lock file must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Access {
+    mode: u32,
+    gid: Option<u32>,
 }
 
 impl LockDir {
-    /// Opens `<runtime>/<dir>`, creating it (and `<runtime>`) 0755; refuses
-    /// either if others could write it (exit 77).
+    /// Opens `<runtime>/<dir>`, creating it (and `<runtime>` 0755) with
+    /// the kind's mode; refuses either if others could write it (exit 77).
+    /// A `pins/` an older version made 0755 is made 0700.
     pub(crate) fn create(cfg: &Config, kind: LockKind) -> Result<LockDir> {
         let runtime = Dir::open_or_create(&cfg.runtime, DIR_MODE)?;
         check_safe_dir(&runtime)?;
-        let dir = runtime.ensure_dir(kind.dir_name(), DIR_MODE)?;
+        let dir = runtime.ensure_dir(kind.dir_name(), kind.dir_mode())?;
         check_safe_dir(&dir)?;
-        Ok(LockDir { kind, dir })
+        let mode = dir.self_stat()?.st_mode & 0o7777;
+        if kind == LockKind::Pin && mode != PRIVATE_DIR_MODE {
+            dir.set_mode(PRIVATE_DIR_MODE)?;
+        }
+        Ok(LockDir {
+            kind,
+            dir,
+            groups: groups_of(cfg, kind),
+        })
     }
 
     /// `<runtime>/<dir>` if it exists (read-only commands never create it).
@@ -85,9 +126,11 @@ impl LockDir {
         let Ok(runtime) = Dir::open(&cfg.runtime) else {
             return Ok(None);
         };
-        Ok(runtime
-            .try_open_dir(kind.dir_name())?
-            .map(|dir| LockDir { kind, dir }))
+        Ok(runtime.try_open_dir(kind.dir_name())?.map(|dir| LockDir {
+            kind,
+            dir,
+            groups: groups_of(cfg, kind),
+        }))
     }
 
     /// The path of `name`'s lock file.
@@ -95,11 +138,52 @@ impl LockDir {
         self.dir.join(self.kind.file_name(name))
     }
 
-    /// Opens `name`'s lock file, creating it 0644 when missing.
-    /// `inheritable` leaves out `O_CLOEXEC` (the fd survives `execve`).
+    /// Opens `name`'s lock file, creating it when missing, and gives it
+    /// the mode (and group) it must have. `inheritable` leaves out
+    /// `O_CLOEXEC` (the fd survives `execve`).
     pub(crate) fn open(&self, name: &str, inheritable: bool) -> Result<File> {
-        self.dir
-            .open_lock_file(self.kind.file_name(name), FILE_MODE, inheritable)
+        let access = self.access(name);
+        let file = self
+            .dir
+            .open_lock_file(self.kind.file_name(name), access.mode, inheritable)?;
+        self.set_access(&file, name, access)?;
+        Ok(file)
+    }
+
+    /// The mode and group `name`'s lock file must have.
+    fn access(&self, name: &str) -> Access {
+        match (self.kind, self.groups.get(name)) {
+            (LockKind::Pin, _) => Access {
+                mode: PRIVATE_FILE_MODE,
+                gid: None,
+            },
+            (LockKind::Update, Some(&gid)) => Access {
+                mode: GROUP_FILE_MODE,
+                gid: Some(gid),
+            },
+            (LockKind::Update, None) => Access {
+                mode: FILE_MODE,
+                gid: None,
+            },
+        }
+    }
+
+    /// Gives an open lock file `access`, when this process owns it (a lock
+    /// file root made is left alone by anyone else): new files are made
+    /// with the mode already, older ones and changed configs are caught up.
+    fn set_access(&self, file: &File, name: &str, access: Access) -> Result<()> {
+        let path = self.path(name);
+        let st = fs::stat_fd(file, &path)?;
+        if st.st_uid != rustix::process::geteuid().as_raw() {
+            return Ok(());
+        }
+        if let Some(gid) = access.gid.filter(|&gid| gid != st.st_gid) {
+            fs::set_group_fd(file.as_fd(), gid, &path)?;
+        }
+        if st.st_mode & 0o7777 != access.mode {
+            fs::set_mode_fd(file.as_fd(), access.mode, &path)?;
+        }
+        Ok(())
     }
 
     /// `name`'s lock file if it exists; never creates it.
@@ -160,6 +244,18 @@ impl LockDir {
             .into_iter()
             .filter_map(|(name, path, id)| holders.remove(&id).map(|h| (name, path, h)))
             .collect())
+    }
+}
+
+/// The gids of update locks restricted to a group; none for pins.
+fn groups_of(cfg: &Config, kind: LockKind) -> BTreeMap<String, u32> {
+    match kind {
+        LockKind::Update => cfg
+            .update_lock_group
+            .iter()
+            .map(|(service, group)| (service.clone(), group.gid))
+            .collect(),
+        LockKind::Pin => BTreeMap::new(),
     }
 }
 

@@ -57,6 +57,22 @@ pub(crate) fn ensure_files<'a>(
     Ok(())
 }
 
+/// Gives every existing lock file of a service in `update_lock_group` its
+/// mode and group (docs/update-locks.md#restricting-a-lock-to-a-group):
+/// a commit that does not touch the service still applies a new config.
+pub(crate) fn apply_groups(cfg: &Config) -> Result<()> {
+    if cfg.update_lock_group.is_empty() {
+        return Ok(());
+    }
+    let dir = locks_dir(cfg)?;
+    for service in cfg.update_lock_group.keys() {
+        if dir.exists(service)? {
+            dir.open(service, false)?;
+        }
+    }
+    Ok(())
+}
+
 /// One service's update lock, held exclusively by a transaction.
 #[derive(Debug)]
 pub(crate) struct UpdateLock {

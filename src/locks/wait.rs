@@ -132,6 +132,7 @@ mod tests {
                 Err(Error::ManagerLockHeld {
                     lock: "/run/lock".into(),
                     holder: Some(format!("still held after {n} tries")),
+                    foreign: false,
                 })
             },
         );
@@ -159,6 +160,7 @@ mod tests {
             |()| {
                 Err(Error::PinHeld {
                     pin: "/run/pin".into(),
+                    holders: "pid 1".into(),
                 })
             },
         );

@@ -1094,6 +1094,17 @@ pub(crate) fn set_owner_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32, path: &Path) 
     }
 }
 
+/// `fstat` of an open file; `path` names it in the error.
+pub(crate) fn stat_fd(file: &impl AsFd, path: &Path) -> Result<Stat> {
+    rustix::fs::fstat(file).map_err(|e| Error::io("cannot stat", path, io_err(e)))
+}
+
+/// Gives an open file to group `gid`, keeping its owner.
+pub(crate) fn set_group_fd(fd: BorrowedFd<'_>, gid: u32, path: &Path) -> Result<()> {
+    rustix::fs::fchown(fd, None, Some(rustix::fs::Gid::from_raw(gid)))
+        .map_err(|e| Error::create("set group of", path, io_err(e)))
+}
+
 pub(crate) fn set_mode_fd(fd: BorrowedFd<'_>, mode: u32, path: &Path) -> Result<()> {
     rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
         .map_err(|e| Error::create("set mode of", path, io_err(e)))

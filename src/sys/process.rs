@@ -98,10 +98,24 @@ impl fmt::Display for ProcessSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid {} (started at tick {}", self.pid, self.start_time)?;
         if !self.cmdline.is_empty() {
-            write!(f, ", `{}`", self.cmdline)?;
+            write!(f, ", `{}`", escaped(&self.cmdline))?;
         }
         f.write_str(")")
     }
+}
+
+/// `text` with control characters escaped: a process chooses its own
+/// name and command line, and messages must not carry its escape sequences.
+pub(crate) fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -172,6 +172,7 @@ fn the_faq_explains_every_exit_code() {
         exit::IO_ERR,
         exit::TEMP_FAIL,
         exit::NO_PERM,
+        exit::INTERRUPTED,
     ];
     for code in codes {
         assert!(

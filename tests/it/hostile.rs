@@ -239,7 +239,7 @@ fn created_modes_do_not_depend_on_the_umask() {
         let modes = created_modes(&root);
         let documented = [
             ("state", 0o755),
-            ("state/.lock", 0o644),
+            ("state/.lock", 0o600),
             ("state/history.log", 0o644),
             ("state/store", 0o755),
             ("state/generations", 0o755),
