@@ -6,6 +6,7 @@
 //! (docs/json.md#errors). This module never prints; [`crate::output`]
 //! prints the `Display` and the `source()` chain, or the JSON document.
 
+use crate::model::shown::shown;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -62,7 +63,7 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({})", self.path.display(), self.what, self.fix)
+        write!(f, "{}: {} ({})", shown(&self.path), self.what, self.fix)
     }
 }
 
@@ -112,7 +113,7 @@ impl fmt::Display for NotUp {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing failed for a reason other than creation.
-    #[error("{op} {}", path.display())]
+    #[error("{op} {}", shown(&path))]
     Io {
         /// What was being done.
         op: &'static str,
@@ -124,7 +125,7 @@ pub enum Error {
     },
 
     /// Making a new file, directory, link or name failed.
-    #[error("cannot {op} {}", path.display())]
+    #[error("cannot {op} {}", shown(&path))]
     Create {
         /// What was being made.
         op: &'static str,
@@ -136,7 +137,7 @@ pub enum Error {
     },
 
     /// Making data durable failed (fsync, syncfs). Never retried-and-ignored.
-    #[error("cannot make {} durable", path.display())]
+    #[error("cannot make {} durable", shown(&path))]
     Sync {
         /// What was to be made durable.
         path: PathBuf,
@@ -146,7 +147,7 @@ pub enum Error {
     },
 
     /// The config file is unreadable or wrong.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {msg}", shown(&path))]
     Config {
         /// The config file.
         path: PathBuf,
@@ -169,7 +170,7 @@ pub enum Error {
     },
 
     /// There is no state yet: nothing was ever committed.
-    #[error("{} holds no generations yet; run `svcdir-update commit` first", state.display())]
+    #[error("{} holds no generations yet; run `svcdir-update commit` first", shown(&state))]
     NoGenerations {
         /// The state directory.
         state: PathBuf,
@@ -178,7 +179,7 @@ pub enum Error {
     /// The state directory is in another on-disk format than this version
     /// writes (docs/design.md#state-format): an older one to migrate, or a
     /// newer one.
-    #[error("{}: {what}", state.display())]
+    #[error("{}: {what}", shown(&state))]
     StateFormat {
         /// The state directory.
         state: PathBuf,
@@ -229,7 +230,7 @@ pub enum Error {
     #[error(
         "{} does not exist; `svcdir-update commit` or `sync` (as root) creates the locks of \
          live services",
-        lock.display()
+        shown(&lock)
     )]
     NoUpdateLock {
         /// The service.
@@ -240,7 +241,7 @@ pub enum Error {
 
     /// A state file this tool wrote cannot be trusted: a damaged manifest,
     /// transaction log or `live` link.
-    #[error("{}: {what}", path.display())]
+    #[error("{}: {what}", shown(&path))]
     Damaged {
         /// The damaged file.
         path: PathBuf,
@@ -278,7 +279,7 @@ pub enum Error {
     /// retry later.
     #[error(
         "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
-        lock.display(),
+        shown(&lock),
         holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
     )]
     ManagerLockHeld {
@@ -308,7 +309,7 @@ pub enum Error {
     #[error(
         "{} is held exclusively by {holders} (an update of {service} in progress?); retry later \
          or wait longer with --wait SECS",
-        lock.display()
+        shown(&lock)
     )]
     UpdateInProgress {
         /// The service.
@@ -322,7 +323,7 @@ pub enum Error {
     /// `exec`: `gc` holds the pin of the service's object.
     #[error(
         "{} is held by `svcdir-update gc`; retry, or wait longer with --wait SECS",
-        pin.display()
+        shown(&pin)
     )]
     PinHeld {
         /// The pin file.
@@ -380,7 +381,7 @@ pub enum Error {
 
     /// A supervisor command failed or a service did not stop in time; when
     /// this happens before the switch, nothing was switched (retry later).
-    #[error("{}{what}", service.as_ref().map(|s| format!("{} ", s.display())).unwrap_or_default())]
+    #[error("{}{what}", service.as_ref().map(|s| format!("{} ", shown(&s))).unwrap_or_default())]
     Supervisor {
         /// The service directory the supervisor was asked about, when one was.
         service: Option<PathBuf>,
@@ -392,9 +393,9 @@ pub enum Error {
 /// How an [`Error::Unsafe`] names its path: "the state directory `/x`" or "`/x`".
 fn subject(role: &str, path: &Path) -> String {
     if role.is_empty() {
-        format!("`{}`", path.display())
+        format!("`{}`", shown(&path))
     } else {
-        format!("the {role} `{}`", path.display())
+        format!("the {role} `{}`", shown(&path))
     }
 }
 

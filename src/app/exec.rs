@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::locks::pin;
 use crate::locks::wait::{self, Attempt};
 use crate::model::names;
+use crate::model::shown::shown;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
@@ -48,7 +49,7 @@ pub(crate) fn exec(
     {
         return Err(Error::usage(format!(
             "{}: the program must be a path inside the service directory, like `run` or `log/run`",
-            program.display()
+            shown(&program)
         )));
     }
     let Some(state) = State::open_current(cfg)? else {
@@ -80,7 +81,7 @@ pub(crate) fn exec(
                     None => Attempt::Busy(()),
                 })
             },
-            |()| format!("{} held by `svcdir-update gc`", pin_path.display()),
+            |()| format!("{} held by `svcdir-update gc`", shown(&pin_path)),
             |()| {
                 Err(Error::PinHeld {
                     pin: pin_path.clone(),

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::manifest::{GenerationManifest, ObjectManifest};
 use crate::model::plan::{self, Action, Plan};
+use crate::model::shown::shown;
 use crate::output::progress::Progress;
 use crate::output::report;
 use crate::state::State;
@@ -191,7 +192,7 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
         for path in &s.stripped_setid {
             report::info(&format!(
                 "{}: set-id bits stripped (allow with `allow_setid: [{}]`)",
-                s.dir().join(path).display(),
+                shown(&s.dir().join(path)),
                 s.name
             ));
         }

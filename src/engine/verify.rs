@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::manifest::GenerationManifest;
+use crate::model::shown::shown;
 use crate::model::tree::{self, Entry, EntryKind};
 use crate::state::State;
 use crate::state::generation;
@@ -53,10 +54,7 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
     if layout::object_name(&manifest.service, &manifest.computed_digest()) != object {
         problems.push(format!(
             "{}: the manifest does not match the object's digest",
-            state
-                .store
-                .join(layout::object_manifest_name(object))
-                .display()
+            shown(&state.store.join(layout::object_manifest_name(object)))
         ));
     }
     let want: BTreeMap<&str, &Entry> = manifest
@@ -70,7 +68,7 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
     walk(cfg, &root, "", &want, &mut seen, problems, &base)?;
     for path in want.keys() {
         if *path != tree::ROOT && !seen.contains(*path) {
-            problems.push(format!("{}: missing", base.join(path).display()));
+            problems.push(format!("{}: missing", shown(&base.join(path))));
         }
     }
     if let Some(e) = want.get(tree::ROOT) {
@@ -93,7 +91,7 @@ fn check_outer_dir(
         if name.to_str() != Some(service) {
             problems.push(format!(
                 "{}: not in the manifest (added by hand?)",
-                outer.join(&name).display()
+                shown(&outer.join(&name))
             ));
         }
     }
@@ -110,7 +108,7 @@ fn dangling_links(base: &std::path::Path, entries: &[Entry]) -> Vec<String> {
         .map(|e| {
             format!(
                 "{}: dangling symlink (-> {})",
-                base.join(&e.path).display(),
+                shown(&base.join(&e.path)),
                 e.target.as_deref().unwrap_or_default()
             )
         })
@@ -135,7 +133,7 @@ fn walk(
         let Some(entry) = want.get(rel.as_str()) else {
             problems.push(format!(
                 "{}: not in the manifest (added by hand?)",
-                base.join(&rel).display()
+                shown(&base.join(&rel))
             ));
             continue;
         };
@@ -183,22 +181,22 @@ fn compare(
             | (EntryKind::Symlink, Kind::Symlink)
     );
     if !kind_ok {
-        problems.push(format!("{}: expected a {}", path.display(), e.kind));
+        problems.push(format!("{}: expected a {}", shown(&path), e.kind));
         return;
     }
     match e.kind {
         EntryKind::File if content != e.blake3.map(|h| h.to_string()) => {
-            problems.push(format!("{}: content changed", path.display()));
+            problems.push(format!("{}: content changed", shown(&path)));
         }
         EntryKind::Symlink if content != e.target => {
-            problems.push(format!("{}: link target changed", path.display()));
+            problems.push(format!("{}: link target changed", shown(&path)));
         }
         _ => {}
     }
     if e.kind != EntryKind::Symlink && st.st_mode & 0o7777 != e.mode {
         problems.push(format!(
             "{}: mode {:04o}, expected {:04o}",
-            path.display(),
+            shown(&path),
             st.st_mode & 0o7777,
             e.mode
         ));
@@ -206,7 +204,7 @@ fn compare(
     if crate::sys::fs::is_root() && (st.st_uid, st.st_gid) != (e.uid, e.gid) {
         problems.push(format!(
             "{}: owner {}:{}, expected {}:{}",
-            path.display(),
+            shown(&path),
             st.st_uid,
             st.st_gid,
             e.uid,

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::locks::holders::LockMode;
 use crate::locks::lock_dir::{holders_of_file, try_lock_file};
 use crate::locks::wait::{self, Attempt};
+use crate::model::shown::shown;
 use crate::state::layout;
 use crate::sys::fs::{self, Dir};
 use crate::sys::process::{Liveness, ProcessSignature};
@@ -49,7 +50,7 @@ impl ManagerLock {
                 let holder = holder
                     .as_ref()
                     .map_or_else(|| "another process".to_string(), ToString::to_string);
-                format!("{} held by {holder}", path.display())
+                format!("{} held by {holder}", shown(&path))
             },
             |holder| {
                 Err(Error::ManagerLockHeld {

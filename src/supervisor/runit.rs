@@ -21,6 +21,7 @@ use super::{
     wait_stable_up,
 };
 use crate::error::Result;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::sys::fs::{self, Dir};
 
@@ -124,7 +125,7 @@ impl Adapter for Runit {
         if !out.success() {
             report::debug(&format!(
                 "sv check on {} gave up: {}",
-                dir.display(),
+                shown(&dir),
                 out.said()
             ));
         }

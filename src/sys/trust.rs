@@ -15,6 +15,7 @@ use std::path::Path;
 use rustix::fs::{FileType, Stat};
 
 use crate::error::{Error, Result};
+use crate::model::shown::shown;
 
 /// Who may own a trusted path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +123,7 @@ impl Trust {
     /// The one refusal: what the path is, what was found, the fix
     /// ([`Error::Unsafe`] words them).
     fn refusal(&self, path: &Path, me: u32, problem: &Problem) -> Error {
-        let shown = path.display();
+        let path_shown = shown(&path);
         let (found, fix) = match (problem, self.remedy) {
             (Problem::NotARegularFile(kind), _) => (
                 format!("is {}, not a regular file", kind_name(*kind)),
@@ -130,7 +131,7 @@ impl Trust {
             ),
             (Problem::Writable(mode), remedy) => {
                 let fix = match remedy {
-                    Remedy::Repair => format!("run `chmod go-w {shown}`"),
+                    Remedy::Repair => format!("run `chmod go-w {path_shown}`"),
                     Remedy::Remove => RECREATE.to_string(),
                 };
                 let found = format!(
@@ -147,7 +148,7 @@ impl Trust {
                     Owner::MeOrRoot => (format!("root or uid {me}, who runs this"), "root".into()),
                 };
                 let fix = match remedy {
-                    Remedy::Repair => format!("run `chown {new_owner} {shown}`"),
+                    Remedy::Repair => format!("run `chown {new_owner} {path_shown}`"),
                     Remedy::Remove => RECREATE.to_string(),
                 };
                 (format!("is owned by uid {uid}, not by {allowed}"), fix)

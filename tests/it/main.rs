@@ -24,6 +24,7 @@ mod core;
 mod distros;
 mod dpkg;
 mod durability;
+mod escaping;
 mod gc;
 mod guide;
 mod held_back;
