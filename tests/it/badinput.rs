@@ -554,3 +554,29 @@ fn group_writable_state_is_refused_with_77() {
     root.commit().ok();
     assert_eq!(root.live_generation(), Some(2));
 }
+
+/// A quote in a comment once hid 100,000 levels of nesting from the YAML
+/// guard, and the parser spent 15 s on them: every config is refused or
+/// read within a second (docs/security.md#yaml-is-refused-in-bounded-time).
+#[test]
+fn a_quote_in_a_config_comment_hides_no_nesting() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for yaml in [
+        format!("# it's \"quoted\ndisabled: {deep}\n"),
+        format!("supervisor: none # \"\ndisabled: {deep}\n"),
+        format!("keep_generations: 3\nstate: x \"y\ndisabled: {deep}\n"),
+    ] {
+        let start = std::time::Instant::now();
+        let run = assert_rejected_always(exit::DATA_ERR, "config", |root| {
+            root.config(&yaml);
+            show(root.path().join("config.yaml"))
+        });
+        assert!(run.stderr.contains("nested deeper"), "{}", run.stderr);
+        // Seven runs of the binary in assert_rejected_always, each refusing.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(7),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
