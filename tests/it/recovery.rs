@@ -265,3 +265,70 @@ fn a_resigned_log_naming_objects_outside_the_store_is_damaged() {
     root.run(&["recover"]).ok();
     assert_eq!(assert_consistent(&root), Some(1));
 }
+
+/// `live` leading outside the state (or to a generation that does not
+/// exist) made every command say "run recover", and `recover` said
+/// "nothing to recover". It repoints `live` to the newest complete
+/// generation and says so (docs/security.md#a-live-link-that-leads-nowhere).
+#[test]
+fn recover_repoints_a_live_link_that_leads_nowhere() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (bad, json) in [
+        (elsewhere.path().to_path_buf(), false),
+        (std::path::PathBuf::from("generations/99"), true),
+        (std::path::PathBuf::from("../../x"), false),
+    ] {
+        let root = Root::example();
+        root.commit().ok();
+        for tag in ["b", "c"] {
+            root.write_stock(
+                "web/run",
+                &format!("#!/bin/sh\n# {tag}\nexec sleep 1\n"),
+                0o755,
+            );
+            root.commit().ok();
+        }
+        assert_eq!(generations(&root), [1, 2, 3]);
+        // Generation 3 is not complete (a link lost): 2 is the newest complete one.
+        std::fs::remove_file(root.state().join("generations/3/db")).unwrap();
+        std::fs::remove_file(root.live()).unwrap();
+        #[allow(clippy::disallowed_methods)] // planting the damage
+        std::os::unix::fs::symlink(&bad, root.live()).unwrap();
+        let (kind, run) = root.error_kind(&["status"]);
+        run.code(exit::DATA_ERR);
+        assert!(
+            ["damaged", "no_such_generation"].contains(&kind.as_str()),
+            "{bad:?}: {kind}"
+        );
+        let run = if json {
+            root.run(&["--json", "recover"]).ok()
+        } else {
+            root.run(&["recover"]).ok()
+        };
+        if json {
+            assert_eq!(run.json()["repointed"]["generation"], 2, "{}", run.stdout);
+            assert_eq!(run.json()["live"], 2, "{}", run.stdout);
+        } else {
+            assert!(
+                run.stdout
+                    .contains(&format!("live pointed at {}", bad.display()))
+                    && run.stdout.contains("now points at generation 2"),
+                "{bad:?}: recover must say what it did:\n{}",
+                run.stdout
+            );
+        }
+        assert_eq!(root.live_generation(), Some(2), "{bad:?}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+        // Every command works again; a second recover has nothing to do.
+        root.run(&["status"]).ok();
+        root.run(&["list"]).ok();
+        assert!(
+            root.run(&["recover"])
+                .ok()
+                .stdout
+                .contains("nothing to recover")
+        );
+        root.commit().ok();
+        assert!(root.live_generation().is_some_and(|n| n >= 2));
+    }
+}
