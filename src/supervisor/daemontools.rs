@@ -119,7 +119,7 @@ fn is_zombie(pid: u32) -> bool {
 /// to, as svscan sees them (it skips names starting with a dot).
 fn linked_directories(scandir: &Path) -> Result<HashSet<(u64, u64)>> {
     let mut linked = HashSet::new();
-    for name in Dir::open(scandir)?.names()? {
+    for name in Dir::open_following(scandir)?.names()? {
         if name.as_encoded_bytes().starts_with(b".") {
             continue;
         }

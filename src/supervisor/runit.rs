@@ -94,7 +94,7 @@ impl Adapter for Runit {
     }
 
     fn notify(&self, scandir: &Path) -> Result<()> {
-        Dir::open(scandir)?.touch()
+        Dir::open_following(scandir)?.touch()
     }
 
     fn status(&self, dir: &Path) -> Result<ServiceStatus> {
