@@ -6,11 +6,12 @@
 //! (docs/json.md#errors). This module never prints; [`crate::output`]
 //! prints the `Display` and the `source()` chain, or the JSON document.
 
-use crate::model::shown::shown;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::model::shown::shown;
 
 /// The exit codes (docs/cli.md#exit-codes; sysexits where one fits).
 pub mod exit {

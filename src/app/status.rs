@@ -140,7 +140,7 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
     let live_manifest = live.map(|n| generation::load(&state, n)).transpose()?;
     let report = gather(cfg, &state, live, live_manifest.as_ref())?;
     let mut h = String::new();
-    h.push_str(&format!("state:        {}\n", report.state));
+    h.push_str(&format!("state:        {}\n", shown(&report.state)));
     match (&report.live, &live_manifest) {
         (Some(n), Some(m)) => h.push_str(&format!(
             "live:         generation {n}, created {}, {} services\n",
