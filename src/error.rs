@@ -11,6 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::model::shown::shown;
+
 /// The exit codes (docs/cli.md#exit-codes; sysexits where one fits).
 pub mod exit {
     /// Success.
@@ -66,7 +68,7 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({})", self.path.display(), self.what, self.fix)
+        write!(f, "{}: {} ({})", shown(&self.path), self.what, self.fix)
     }
 }
 
@@ -116,7 +118,7 @@ impl fmt::Display for NotUp {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing failed for a reason other than creation.
-    #[error("{op} {}", path.display())]
+    #[error("{op} {}", shown(&path))]
     Io {
         /// What was being done.
         op: &'static str,
@@ -128,7 +130,7 @@ pub enum Error {
     },
 
     /// Making a new file, directory, link or name failed.
-    #[error("cannot {op} {}", path.display())]
+    #[error("cannot {op} {}", shown(&path))]
     Create {
         /// What was being made.
         op: &'static str,
@@ -140,7 +142,7 @@ pub enum Error {
     },
 
     /// Making data durable failed (fsync, syncfs). Never retried-and-ignored.
-    #[error("cannot make {} durable", path.display())]
+    #[error("cannot make {} durable", shown(&path))]
     Sync {
         /// What was to be made durable.
         path: PathBuf,
@@ -150,7 +152,7 @@ pub enum Error {
     },
 
     /// The config file is unreadable or wrong.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {msg}", shown(&path))]
     Config {
         /// The config file.
         path: PathBuf,
@@ -173,7 +175,7 @@ pub enum Error {
     },
 
     /// There is no state yet: nothing was ever committed.
-    #[error("{} holds no generations yet; run `svcdir-update commit` first", state.display())]
+    #[error("{} holds no generations yet; run `svcdir-update commit` first", shown(&state))]
     NoGenerations {
         /// The state directory.
         state: PathBuf,
@@ -182,7 +184,7 @@ pub enum Error {
     /// The state directory is in another on-disk format than this version
     /// writes (docs/design.md#state-format): an older one to migrate, or a
     /// newer one.
-    #[error("{}: {what}", state.display())]
+    #[error("{}: {what}", shown(&state))]
     StateFormat {
         /// The state directory.
         state: PathBuf,
@@ -233,7 +235,7 @@ pub enum Error {
     #[error(
         "{} does not exist; `svcdir-update commit` or `sync` (as root) creates the locks of \
          live services",
-        lock.display()
+        shown(&lock)
     )]
     NoUpdateLock {
         /// The service.
@@ -244,7 +246,7 @@ pub enum Error {
 
     /// A state file this tool wrote cannot be trusted: a damaged manifest,
     /// transaction log or `live` link.
-    #[error("{}: {what}", path.display())]
+    #[error("{}: {what}", shown(&path))]
     Damaged {
         /// The damaged file.
         path: PathBuf,
@@ -311,7 +313,7 @@ pub enum Error {
     #[error(
         "{} is held exclusively by {holders} (an update of {service} in progress?); retry later \
          or wait longer with --wait SECS",
-        lock.display()
+        shown(&lock)
     )]
     UpdateInProgress {
         /// The service.
@@ -326,7 +328,7 @@ pub enum Error {
     /// `svcdir-update gc`, or whoever `/proc` names).
     #[error(
         "{} is held exclusively by {holders}; retry, or wait longer with --wait SECS",
-        pin.display()
+        shown(&pin)
     )]
     PinHeld {
         /// The pin file.
@@ -400,7 +402,7 @@ pub enum Error {
 
     /// A supervisor command failed or a service did not stop in time; when
     /// this happens before the switch, nothing was switched (retry later).
-    #[error("{}{what}", service.as_ref().map(|s| format!("{} ", s.display())).unwrap_or_default())]
+    #[error("{}{what}", service.as_ref().map(|s| format!("{} ", shown(&s))).unwrap_or_default())]
     Supervisor {
         /// The service directory the supervisor was asked about, when one was.
         service: Option<PathBuf>,
@@ -412,7 +414,7 @@ pub enum Error {
 /// The message of [`Error::ManagerLockHeld`]: a foreign holder is named as
 /// such, with what to do about it.
 fn manager_lock_held(lock: &Path, holder: Option<&str>, foreign: bool) -> String {
-    let lock = lock.display();
+    let lock = shown(lock);
     match (holder, foreign) {
         (Some(holder), true) => format!(
             "{lock} is held by {holder}, which is not svcdir-update; nothing was changed. Stop \
@@ -453,9 +455,9 @@ fn interrupted(signal: &str, generation: Option<u64>, switched: bool, undo_faile
 /// How an [`Error::Unsafe`] names its path: "the state directory `/x`" or "`/x`".
 fn subject(role: &str, path: &Path) -> String {
     if role.is_empty() {
-        format!("`{}`", path.display())
+        format!("`{}`", shown(&path))
     } else {
-        format!("the {role} `{}`", path.display())
+        format!("the {role} `{}`", shown(&path))
     }
 }
 

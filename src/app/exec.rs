@@ -20,6 +20,7 @@ use crate::locks::holders;
 use crate::locks::pin;
 use crate::locks::wait::{self, Attempt};
 use crate::model::names;
+use crate::model::shown::shown;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
@@ -50,7 +51,7 @@ pub(crate) fn exec(
     {
         return Err(Error::usage(format!(
             "{}: the program must be a path inside the service directory, like `run` or `log/run`",
-            program.display()
+            shown(&program)
         )));
     }
     let Some(state) = State::open_current(cfg)? else {
@@ -87,7 +88,7 @@ pub(crate) fn exec(
             |holders| {
                 format!(
                     "{} held by {}",
-                    pin_path.display(),
+                    shown(&pin_path),
                     holders::describe(holders)
                 )
             },

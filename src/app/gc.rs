@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::engine::gc::{self, GcReport};
 use crate::engine::locked::LockedState;
 use crate::error::Result;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::State;
 
@@ -27,11 +28,15 @@ pub(crate) fn gc(cfg: &Config, args: &GcArgs, wait: Option<Duration>) -> Result<
     let report = gc::collect(cfg, &state, keep, waits.pins)?;
     for object in &report.pinned {
         report::info(&format!(
-            "{object}: kept, pinned by a program started with `svcdir-update exec`"
+            "{}: kept, pinned by a program started with `svcdir-update exec`",
+            shown(object)
         ));
     }
     for object in &report.in_use {
-        report::info(&format!("{object}: kept, a running process uses it"));
+        report::info(&format!(
+            "{}: kept, a running process uses it",
+            shown(object)
+        ));
     }
     let human = format!(
         "removed {} generation(s) and {} store object(s); kept generations {}{}{}\n",

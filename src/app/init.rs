@@ -7,6 +7,7 @@ use super::Output;
 use crate::config::Config;
 use crate::error::Result;
 use crate::locks::update;
+use crate::model::shown::shown;
 use crate::state::{self, State, generation};
 
 #[derive(Serialize)]
@@ -26,9 +27,9 @@ pub(crate) fn init(cfg: &Config) -> Result<Output> {
     state::scandir::open(cfg)?;
     let human = format!(
         "initialized {} (scan directory {}, runtime {})\n",
-        state.path().display(),
-        cfg.scandir.display(),
-        cfg.runtime.display()
+        shown(&state.path()),
+        shown(&cfg.scandir),
+        shown(&cfg.runtime)
     );
     Ok(Output::new(
         &Init {

@@ -22,6 +22,7 @@ use crate::locks::lock_dir::try_lock_naming_holders;
 use crate::locks::update;
 use crate::locks::wait;
 use crate::model::names;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::sys::fs;
 
@@ -60,7 +61,7 @@ pub(crate) fn lock(
     wait::acquire(
         wait,
         |names| try_lock_naming_holders(&file, LockMode::Shared, &path, names),
-        |holders| format!("{} held by {}", path.display(), holders::describe(holders)),
+        |holders| format!("{} held by {}", shown(&path), holders::describe(holders)),
         |holders| {
             Err(Error::UpdateInProgress {
                 service: name.to_string(),
@@ -76,7 +77,7 @@ pub(crate) fn lock(
             (None, None) => u8::MAX,
         },
         Err(e) => {
-            report::warn(&format!("cannot run {}: {e}", program.to_string_lossy()));
+            report::warn(&format!("cannot run {}: {e}", shown(&program)));
             if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::engine::commit::Committed;
 use crate::locks::update::LockPolicy;
 use crate::model::plan::{Action, Plan, ServiceChange};
+use crate::model::shown::shown;
 use crate::output::report;
 
 pub(crate) mod check;
@@ -148,7 +149,11 @@ fn held_back_line(done: &Committed) -> String {
     if done.held_back.is_empty() {
         return String::new();
     }
-    let names: Vec<&str> = done.held_back.iter().map(|h| h.service.as_str()).collect();
+    let names: Vec<String> = done
+        .held_back
+        .iter()
+        .map(|h| shown(&h.service).to_string())
+        .collect();
     format!(
         "held back (live version kept, problems on stderr): {}\n",
         names.join(", ")

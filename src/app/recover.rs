@@ -31,9 +31,19 @@ pub(crate) fn recover(cfg: &Config, args: &RecoverArgs, wait: Option<Duration>) 
             rec.outcome = Outcome::Undone;
             rec.live = Some(from);
         }
+    } else if state.interrupted().is_none() {
+        rec.repointed = recover::repoint_broken_live(&state)?;
+        if let Some(r) = &rec.repointed {
+            rec.live = Some(r.generation);
+        }
     }
-    let human = match &rec.transaction {
-        None => format!(
+    let human = match (&rec.transaction, &rec.repointed) {
+        (None, Some(r)) => format!(
+            "live pointed at {}, which is not a generation; it now points at generation {}, the \
+             newest complete one\n",
+            r.was, r.generation
+        ),
+        (None, None) => format!(
             "nothing to recover{}\n",
             if rec.swept.is_empty() {
                 String::new()
@@ -41,7 +51,7 @@ pub(crate) fn recover(cfg: &Config, args: &RecoverArgs, wait: Option<Duration>) 
                 format!("; removed {} staging leftovers", rec.swept.len())
             }
         ),
-        Some(id) => format!(
+        (Some(id), _) => format!(
             "transaction {id} {}; generation {} is live\n",
             rec.outcome,
             rec.live

@@ -14,6 +14,7 @@ use crate::locks::holders::{self, LockHolder};
 use crate::locks::manager;
 use crate::locks::pin;
 use crate::locks::update;
+use crate::model::shown::shown;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::held_back;
@@ -139,7 +140,7 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
     let live_manifest = live.map(|n| generation::load(&state, n)).transpose()?;
     let report = gather(cfg, &state, live, live_manifest.as_ref())?;
     let mut h = String::new();
-    h.push_str(&format!("state:        {}\n", report.state));
+    h.push_str(&format!("state:        {}\n", shown(&report.state)));
     match (&report.live, &live_manifest) {
         (Some(n), Some(m)) => h.push_str(&format!(
             "live:         generation {n}, created {}, {} services\n",
@@ -199,7 +200,7 @@ fn not_initialized(cfg: &Config) -> Result<Output> {
     };
     let human = format!(
         "state:        {} (not initialized; run `svcdir-update commit`)\n",
-        cfg.state.display()
+        shown(&cfg.state)
     );
     Ok(Output::new(&report, human))
 }
@@ -287,7 +288,10 @@ fn render_transaction(report: &StatusReport, h: &mut String) {
 fn render_pending(report: &StatusReport, h: &mut String) {
     match &report.pending {
         Some(p) => {
+            // The marker is a file: its second line is the reason, and
+            // whatever else it holds is not shown.
             let (when, why) = p.split_once('\n').unwrap_or((p, ""));
+            let why = why.lines().next().unwrap_or_default();
             let when = when.split(" nanos").next().unwrap_or(when);
             let mut short: String = why.chars().take(160).collect();
             if why.chars().count() > 160 {
@@ -328,7 +332,7 @@ fn render_locks(report: &StatusReport, h: &mut String) {
         for l in &report.update_locks {
             h.push_str(&format!(
                 "  {}: held by {}\n",
-                l.service,
+                shown(&l.service),
                 holders::describe(&l.holders)
             ));
         }
@@ -340,7 +344,7 @@ fn render_locks(report: &StatusReport, h: &mut String) {
         for p in &report.pins {
             h.push_str(&format!(
                 "  {}: pinned by {}\n",
-                p.object,
+                shown(&p.object),
                 holders::describe(&p.holders)
             ));
         }

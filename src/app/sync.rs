@@ -14,6 +14,7 @@ use crate::engine::commit::{self, CommitOptions};
 use crate::engine::locked::LockedState;
 use crate::engine::repair;
 use crate::error::Result;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::generation;
 use crate::state::pending;
@@ -56,14 +57,14 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
     let mut human = if sync.changed() {
         format!(
             "{}: {} link(s) added, {} removed (generation {live})\n",
-            cfg.scandir.display(),
+            shown(&cfg.scandir),
             sync.added.len(),
             sync.removed.len()
         )
     } else {
         format!(
             "{}: already in sync with generation {live}\n",
-            cfg.scandir.display()
+            shown(&cfg.scandir)
         )
     };
     let pending = if has_pending {

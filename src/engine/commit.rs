@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, NotUp, Result};
 use crate::locks::update::LockPolicy;
 use crate::model::plan::{self, Plan};
+use crate::model::shown::shown;
 use crate::output::progress::Progress;
 use crate::output::report;
 use crate::state::State;
@@ -91,7 +92,7 @@ fn record_pending(cfg: &Config, err: &Error) {
     match pending::record(&state.dir, &err.to_string()) {
         Ok(()) => report::info(&format!(
             "commit deferred; recorded in {} for the next `commit` or `sync`",
-            state.dir.join(layout::PENDING).display()
+            shown(&state.dir.join(layout::PENDING))
         )),
         Err(e) => report::warn(&format!("cannot record the pending commit: {}", e.chain())),
     }
@@ -213,10 +214,10 @@ fn reread_stale_files(
 /// the next commit takes it once the package manager is done.
 fn record_held_back(state: &State, held: &[HeldBack]) -> Result<()> {
     held_back::save(&state.dir, held)?;
-    let busy: Vec<&str> = held
+    let busy: Vec<String> = held
         .iter()
         .filter(|h| h.transient)
-        .map(|h| h.service.as_str())
+        .map(|h| shown(&h.service).to_string())
         .collect();
     if !busy.is_empty() {
         let reason = format!("held back while being written: {}", busy.join(", "));
@@ -224,7 +225,7 @@ fn record_held_back(state: &State, held: &[HeldBack]) -> Result<()> {
         report::info(&format!(
             "{} held back while being written; recorded in {} for the next `commit` or `sync`",
             busy.join(", "),
-            state.dir.join(layout::PENDING).display()
+            shown(&state.dir.join(layout::PENDING))
         ));
     }
     Ok(())

@@ -10,13 +10,15 @@ use serde::Serialize;
 use super::locked::LockedState;
 use super::switch::{self, Switch};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::locks::update::LockPolicy;
 use crate::model::plan;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
+use crate::state::parse_live_target;
 use crate::state::txn_log::{self, TxnKind, TxnLog};
 use crate::sys::failpoint;
 use crate::sys::fs::Dir;
@@ -53,6 +55,18 @@ pub(crate) struct Recovery {
     pub live: Option<u64>,
     /// Staging leftovers removed.
     pub swept: Vec<String>,
+    /// `live` led to no generation and `recover` repointed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repointed: Option<Repointed>,
+}
+
+/// A `live` link that led to no generation, repointed by `recover`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct Repointed {
+    /// Where it pointed, shown escaped.
+    pub was: String,
+    /// The generation it points at now: the newest complete one.
+    pub generation: u64,
 }
 
 /// Finishes or undoes `log`, the interrupted transaction if there is one,
@@ -154,6 +168,44 @@ pub(crate) fn roll_back_finished(
         },
     )?;
     Ok(Some(from))
+}
+
+/// `recover` with no interrupted transaction: a `live` link that leads to
+/// no generation of this state (a path outside it, a generation that does
+/// not exist) makes every command refuse, and no log says where it should
+/// lead; it is repointed to the newest complete generation
+/// (docs/security.md#a-live-link-that-leads-nowhere). A link to an existing
+/// generation is left alone, whatever its state: `verify` and `rollback`
+/// deal with that.
+pub(crate) fn repoint_broken_live(state: &LockedState) -> Result<Option<Repointed>> {
+    let Some(target) = state.dir.try_read_link(layout::LIVE)? else {
+        return Ok(None);
+    };
+    let generations = generation::list(state)?;
+    if parse_live_target(&target).is_some_and(|n| generations.contains(&n)) {
+        return Ok(None);
+    }
+    let complete = |n: u64| {
+        generation::load(state, n)
+            .and_then(|m| generation::check_complete(state, &m))
+            .is_ok()
+    };
+    let Some(newest) = generations.into_iter().rev().find(|&n| complete(n)) else {
+        return Err(Error::damaged(
+            state.live_path(),
+            format!(
+                "points at {}, which is not a generation, and no generation is complete to \
+                 point it at; move it away and run `svcdir-update commit`",
+                shown(&target)
+            ),
+        ));
+    };
+    state.switch_live(newest)?;
+    let repointed = Repointed {
+        was: shown(&target).to_string(),
+        generation: newest,
+    };
+    Ok(Some(repointed))
 }
 
 /// Removes every `.tmp-*` staging leftover. All staging happens in the

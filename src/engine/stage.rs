@@ -12,6 +12,7 @@ use crate::error::{Error, Problem, Problems, Result};
 use crate::format::manifest::{GenerationManifest, ObjectManifest};
 use crate::model::owners::Owners;
 use crate::model::plan::{self, Action, Plan};
+use crate::model::shown::shown;
 use crate::output::progress::Progress;
 use crate::output::report;
 use crate::state::State;
@@ -210,7 +211,7 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
         for path in &s.stripped_setid {
             report::info(&format!(
                 "{}: set-id bits stripped (allow with `allow_setid: [{}]`)",
-                s.dir().join(path).display(),
+                shown(&s.dir().join(path)),
                 s.name
             ));
         }

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::manifest::GenerationManifest;
 use crate::model::owners::{Owners, StoreOwner};
+use crate::model::shown::shown;
 use crate::model::tree::{self, Entry, EntryKind};
 use crate::state::State;
 use crate::state::generation;
@@ -58,10 +59,7 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
     if layout::object_name(&manifest.service, &manifest.computed_digest()) != object {
         problems.push(format!(
             "{}: the manifest does not match the object's digest",
-            state
-                .store
-                .join(layout::object_manifest_name(object))
-                .display()
+            shown(&state.store.join(layout::object_manifest_name(object)))
         ));
     }
     let want: BTreeMap<&str, &Entry> = manifest
@@ -90,7 +88,7 @@ fn verify_object(cfg: &Config, state: &State, object: &str, found: &mut Findings
     at.walk(&mut DirChain::new(&root), "", &mut seen, problems)?;
     for path in want.keys() {
         if *path != tree::ROOT && !seen.contains(*path) {
-            problems.push(format!("{}: missing", base.join(path).display()));
+            problems.push(format!("{}: missing", shown(&base.join(path))));
         }
     }
     if let Some(e) = want.get(tree::ROOT) {
@@ -213,7 +211,7 @@ fn check_outer_dir(
         if name.to_str() != Some(service) {
             problems.push(format!(
                 "{}: not in the manifest (added by hand?)",
-                outer.join(&name).display()
+                shown(&outer.join(&name))
             ));
         }
     }
@@ -230,7 +228,7 @@ fn dangling_links(base: &std::path::Path, entries: &[Entry]) -> Vec<String> {
         .map(|e| {
             format!(
                 "{}: dangling symlink (-> {})",
-                base.join(&e.path).display(),
+                shown(&base.join(&e.path)),
                 e.target.as_deref().unwrap_or_default()
             )
         })

@@ -54,7 +54,7 @@ impl fmt::Display for LockHolder {
         };
         write!(f, "{}", self.process)?;
         if !self.comm.is_empty() {
-            write!(f, " {}", crate::sys::process::escaped(&self.comm))?;
+            write!(f, " {}", crate::model::shown::shown(&self.comm))?;
         }
         if let Some(uid) = self.uid {
             write!(f, " uid {uid}")?;

@@ -123,7 +123,7 @@ impl LockDir {
 
     /// `<runtime>/<dir>` if it exists (read-only commands never create it).
     pub(crate) fn open_existing(cfg: &Config, kind: LockKind) -> Result<Option<LockDir>> {
-        let Ok(runtime) = Dir::open(&cfg.runtime) else {
+        let Ok(runtime) = Dir::open_following(&cfg.runtime) else {
             return Ok(None);
         };
         Ok(runtime.try_open_dir(kind.dir_name())?.map(|dir| LockDir {

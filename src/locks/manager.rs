@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::locks::holders::{LockMode, describe};
 use crate::locks::lock_dir::{holders_of_file, try_lock_file};
 use crate::locks::wait::{self, Attempt, NameHolders};
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::layout;
 use crate::sys::fs::{self, Dir};
@@ -72,7 +73,7 @@ impl ManagerLock {
             |b| {
                 let holder = b.text.as_deref().unwrap_or("another process");
                 let what = if b.foreign { ", not svcdir-update" } else { "" };
-                format!("{} held by {holder}{what}", path.display())
+                format!("{} held by {holder}{what}", shown(&path))
             },
             |b| {
                 Err(Error::ManagerLockHeld {

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::locks::holders::{self, LockHolder, LockMode};
 use crate::locks::lock_dir::{LockDir, LockKind};
 use crate::locks::wait::{self, Attempt, NameHolders};
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::sys::fs;
 
@@ -121,11 +122,11 @@ impl fmt::Display for Blocker {
             } => write!(
                 f,
                 "{service}: {} is held by {}",
-                path.display(),
+                shown(&path),
                 holders::describe(holders)
             ),
             Blocker::Legacy { service, path } => {
-                write!(f, "{service}: the legacy lock {} exists", path.display())
+                write!(f, "{service}: the legacy lock {} exists", shown(&path))
             }
         }
     }

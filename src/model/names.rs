@@ -5,13 +5,18 @@
 //! scan directory, and an argument to supervisor commands, so the allowed set
 //! is small and checked in one place.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::model::shown::shown;
+
 /// The longest allowed service name, in bytes.
 pub(crate) const MAX_NAME: usize = 64;
 
 /// Why a name is not a valid service name, or `None` when it is.
 /// Allowed: `[A-Za-z0-9][A-Za-z0-9@._+-]{0,63}`.
 pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
-    let shown = String::from_utf8_lossy(name);
+    let quoted = format!("\"{}\"", shown(OsStr::from_bytes(name)));
     if name.is_empty() {
         return Some("the service name is empty".into());
     }
@@ -23,12 +28,12 @@ pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
     }
     if name[0] == b'.' {
         return Some(format!(
-            "the service name {shown:?} starts with a dot, which scanners skip"
+            "the service name {quoted} starts with a dot, which scanners skip"
         ));
     }
     if !name[0].is_ascii_alphanumeric() {
         return Some(format!(
-            "the service name {shown:?} must start with a letter or digit"
+            "the service name {quoted} must start with a letter or digit"
         ));
     }
     if let Some(bad) = name
@@ -36,7 +41,7 @@ pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
         .find(|b| !(b.is_ascii_alphanumeric() || b"@._+-".contains(b)))
     {
         return Some(format!(
-            "the service name {shown:?} contains the byte {bad:#04x}; allowed are letters, digits and @._+-"
+            "the service name {quoted} contains the byte {bad:#04x}; allowed are letters, digits and @._+-"
         ));
     }
     None

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::model::shown::shown;
 use crate::model::tree::{Entry, EntryKind};
 
 /// What happens to one service.
@@ -202,7 +203,9 @@ pub(crate) fn diff_entries(old: &[Entry], new: &[Entry]) -> Vec<FileChange> {
 }
 
 /// A short human reason from file changes: "run changed", "run, env/A changed",
-/// "5 files changed".
+/// "5 files changed". File names and link targets are the stock's: shown
+/// escaped, so that bidi characters cannot reorder the plan
+/// (docs/security.md#outside-text-is-shown-escaped).
 pub(crate) fn describe_files(files: &[FileChange]) -> String {
     match files.len() {
         0 => "content changed".into(),
@@ -210,9 +213,11 @@ pub(crate) fn describe_files(files: &[FileChange]) -> String {
             let list: Vec<String> = files
                 .iter()
                 .map(|f| match (f.change, &f.via) {
-                    ("content", None) => f.path.clone(),
-                    ("content", Some(link)) => format!("{} (via {link})", f.path),
-                    (other, _) => format!("{} ({other})", f.path),
+                    ("content", None) => shown(&f.path).to_string(),
+                    ("content", Some(link)) => {
+                        format!("{} (via {})", shown(&f.path), shown(link))
+                    }
+                    (other, _) => format!("{} ({other})", shown(&f.path)),
                 })
                 .collect();
             format!("{} changed", list.join(", "))
@@ -227,7 +232,14 @@ pub(crate) fn describe_files(files: &[FileChange]) -> String {
 pub(crate) fn describe_restart(files: &[FileChange], restart_on: &[String]) -> String {
     let watched = match restart_on.len() {
         0 => None,
-        1..=3 => Some(format!("{} changed (restart_on)", restart_on.join(", "))),
+        1..=3 => Some(format!(
+            "{} changed (restart_on)",
+            restart_on
+                .iter()
+                .map(|p| shown(p).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         n => Some(format!("{n} restart_on paths changed")),
     };
     match (files.is_empty(), watched) {

@@ -20,6 +20,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::error::{Error, exit};
+use crate::model::shown::{json_safe, terminal_safe};
 
 /// A command's result, rendered both ways; `main` prints the one asked for.
 #[derive(Debug)]
@@ -52,8 +53,11 @@ impl Output {
 }
 
 /// Writes `text` to stdout and flushes it; a failed write (EPIPE, a full
-/// disk behind a redirect) is dropped: the work is done either way.
+/// disk behind a redirect) is dropped: the work is done either way. No
+/// control character but `\n` and `\t` and no hidden character reaches
+/// the terminal, whatever a rendering forgot (docs/security.md#outside-text-is-shown-escaped).
 pub(crate) fn write_stdout(text: &str) {
+    let text = terminal_safe(text);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
         .write_all(text.as_bytes())
@@ -62,7 +66,9 @@ pub(crate) fn write_stdout(text: &str) {
 
 /// Writes `text` to stderr (unbuffered); a failed write is dropped, so a
 /// warning due while stderr is closed never interrupts a transaction.
+/// Escaped as [`write_stdout`] is.
 pub(crate) fn write_stderr(text: &str) {
+    let text = terminal_safe(text);
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
@@ -71,7 +77,7 @@ pub(crate) fn write_stderr(text: &str) {
 pub fn write_output(out: &Output, json: bool) {
     if json {
         let doc = serde_json::to_string_pretty(&out.json).unwrap_or_default();
-        write_stdout(&format!("{doc}\n"));
+        write_stdout(&format!("{}\n", json_safe(&doc)));
     } else {
         write_stdout(&out.human);
     }
@@ -83,7 +89,7 @@ pub fn write_output(out: &Output, json: bool) {
 pub fn write_error(err: &Error, json: bool) {
     if json {
         let doc = serde_json::to_string_pretty(&err.to_json()).unwrap_or_default();
-        write_stdout(&format!("{doc}\n"));
+        write_stdout(&format!("{}\n", json_safe(&doc)));
     }
     write_stderr(&format!("svcdir-update: error: {}\n", err.chain()));
 }
@@ -93,7 +99,7 @@ pub fn write_error(err: &Error, json: bool) {
 /// also gets its error document, of kind `usage`, on stdout.
 pub fn write_clap_error(err: &clap::Error, json: bool) -> u8 {
     if json && err.use_stderr() {
-        write_stdout(&format!("{}\n", clap_error_json(err)));
+        write_stdout(&format!("{}\n", json_safe(&clap_error_json(err))));
     }
     // clap returns the write error instead of panicking; dropped as above.
     let _ = err.print();

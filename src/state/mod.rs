@@ -80,7 +80,8 @@ impl State {
         if !cfg.state.exists() {
             return Ok(None);
         }
-        let dir = Dir::open(&cfg.state)?;
+        // Configuration: followed once if a symlink, then fd-relative.
+        let dir = Dir::open_following(&cfg.state)?;
         check_safe_dir(&dir)?;
         let (Some(store), Some(generations)) = (
             dir.try_open_dir(layout::STORE)?,

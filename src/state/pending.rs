@@ -14,6 +14,7 @@
 use std::io::{Read, Write};
 
 use crate::error::{Error, Result};
+use crate::model::shown::bounded;
 use crate::state::layout;
 use crate::sys::fs::{self, Dir};
 
@@ -31,6 +32,11 @@ pub(crate) fn read(state: &Dir) -> Result<Seen> {
     Ok(Some(bytes))
 }
 
+/// The most characters of the reason a marker keeps: the first lines of an
+/// error are what says why; the rest (thousands of held locks) would make a
+/// large file to fsync on every deferral.
+const MAX_REASON: usize = 4096;
+
 /// Records a deferred commit and why, durably (the file and the directory
 /// are fsynced: a crash right after dpkg finished must not lose it).
 pub(crate) fn record(state: &Dir, reason: &str) -> Result<()> {
@@ -43,7 +49,7 @@ pub(crate) fn record(state: &Dir, reason: &str) -> Result<()> {
         std::process::id(),
         now.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos()),
-        reason.replace('\n', " ")
+        bounded(&reason.replace('\n', " "), MAX_REASON)
     );
     let mut file = state.open_rw(layout::PENDING, 0o644)?;
     file.set_len(0)

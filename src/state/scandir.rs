@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::sys::fs::Dir;
 
@@ -91,7 +92,7 @@ pub(crate) fn sync(scandir: &Dir, live: &Path, services: &BTreeSet<String>) -> R
         report::warn(&format!(
             "{} exists and was not made by svcdir-update; left as it is, so the scanner \
              does not see the managed {name} (remove it to hand the name over)",
-            scandir.join(name).display()
+            shown(&scandir.join(name))
         ));
     }
     if out.changed() {
@@ -130,7 +131,7 @@ pub(crate) fn apply(
                 report::warn(&format!(
                     "{} exists and was not made by svcdir-update; left as it is, so the scanner \
                      does not see the managed {name} (remove it to hand the name over)",
-                    scandir.join(name).display()
+                    shown(&scandir.join(name))
                 ));
                 out.foreign.push(name.to_string());
             }

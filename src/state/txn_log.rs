@@ -12,7 +12,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::names::{name_problem, split_object_name};
 use crate::model::plan::Action;
+use crate::model::shown::shown;
 use crate::state::layout;
 use crate::sys::fs::Dir;
 use crate::sys::process::ProcessSignature;
@@ -133,7 +135,60 @@ pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<TxnLog> {
     if let Some(why) = crate::format::yaml_guard::yaml_nesting_problem(body.as_bytes()) {
         return Err(damaged(&why));
     }
-    serde_yaml::from_str(body).map_err(|e| damaged(&e.to_string()))
+    let log: TxnLog = serde_yaml::from_str(body).map_err(|e| damaged(&e.to_string()))?;
+    // A checksum proves the file is whole, not that this tool wrote it: its
+    // names become paths and supervisor arguments, so they are held to the
+    // rules of manifest values (docs/security.md#names-read-from-the-rollback-log).
+    match log_problem(&log) {
+        Some(why) => Err(damaged(&why)),
+        None => Ok(log),
+    }
+}
+
+/// The longest transaction id accepted (ours are about 40 bytes).
+const MAX_ID: usize = 64;
+
+/// Why a parsed log names something it must not — a service name that is
+/// not one, an object that is not `<service>-<64 hex>` of its service, an
+/// id that would break the history line — or `None`. Names the field.
+fn log_problem(log: &TxnLog) -> Option<String> {
+    let id_ok = !log.id.is_empty()
+        && log.id.len() <= MAX_ID
+        && log
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-:.".contains(&b));
+    if !id_ok {
+        return Some(format!(
+            "field `id`: {} is not a transaction id",
+            shown(&log.id)
+        ));
+    }
+    for s in &log.services {
+        if let Some(why) = name_problem(s.name.as_bytes()) {
+            return Some(format!("field `services[].name`: {why}"));
+        }
+        let Some(object) = &s.from else { continue };
+        let is_its_object = split_object_name(object).is_some_and(|(service, digest)| {
+            service == s.name
+                && digest
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if !is_its_object {
+            return Some(format!(
+                "field `services[].from` of {}: {} is not a store object of that service",
+                s.name,
+                shown(object)
+            ));
+        }
+    }
+    for name in &log.stopped {
+        if let Some(why) = name_problem(name.as_bytes()) {
+            return Some(format!("field `stopped`: {why}"));
+        }
+    }
+    None
 }
 
 /// Writes the log atomically and durably.
@@ -210,7 +265,7 @@ mod tests {
             services: vec![TxnService {
                 name: "web".into(),
                 action: Action::Restart,
-                from: Some("web-x".into()),
+                from: Some(format!("web-{}", "ab".repeat(32))),
             }],
             stopped: vec![],
             holder: ProcessSignature::myself(),
@@ -274,6 +329,32 @@ mod tests {
                     e.kind() == "damaged" && e.path() == Some(Path::new("/state/.txn.yaml"))
                 );
             }
+        }
+    }
+
+    #[test]
+    fn resigned_names_that_would_lead_elsewhere_are_damaged() {
+        let body = String::from_utf8(body()).unwrap();
+        let object = format!("web-{}", "ab".repeat(32));
+        for (field, planted) in [
+            ("services[].from", body.replace(&object, "../../../x/svc")),
+            ("services[].from", body.replace(&object, "/etc/web")),
+            (
+                "services[].from",
+                body.replace(&object, &format!("db-{}", "ab".repeat(32))),
+            ),
+            ("services[].name", body.replace("name: web", "name: ../web")),
+            ("stopped", body.replace("stopped: []", "stopped: [/x]")),
+            ("id", body.replace("id: t1", "id: 't 1'")),
+        ] {
+            assert_ne!(planted, body, "{field}");
+            let err =
+                decode(&resigned(planted.as_bytes()), Path::new("/s/.txn.yaml")).expect_err(field);
+            assert_eq!((err.exit_code(), err.kind()), (65, "damaged"), "{field}");
+            assert!(
+                err.to_string().contains(&format!("field `{field}`")),
+                "{err}"
+            );
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Problem, Problems};
+use crate::model::shown::shown;
 
 /// The most services a state file or report names; the rest are counted.
 pub(crate) const MAX_HELD_BACK: usize = 256;
@@ -63,9 +64,12 @@ impl HeldBack {
         } else {
             "fix it and commit again"
         };
-        let mut line = format!("{}: held back ({why})", self.service);
+        // The name and paths are the stock's, shown escaped: a directory
+        // named with a line break must not forge a line
+        // (docs/security.md#outside-text-is-shown-escaped).
+        let mut line = format!("{}: held back ({why})", shown(&self.service));
         for p in &self.problems {
-            line.push_str(&format!("\n    {}: {} ({})", p.path, p.what, p.fix));
+            line.push_str(&format!("\n    {}: {} ({})", shown(&p.path), p.what, p.fix));
         }
         line
     }

@@ -14,6 +14,7 @@ use std::path::Path;
 use crate::config::Config;
 use crate::error::{Error, Problem, Result};
 use crate::model::identity::WatchedPath;
+use crate::model::shown::shown;
 use crate::stock::Stock;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 use crate::sys::fs::{Dir, DirChain, Kind};
@@ -176,7 +177,7 @@ impl PathWalk<'_> {
         if fingerprint.size > self.max_file_size {
             self.too_large = Some(format!(
                 "holds {} of {} bytes, more than `limits: max_file_size` ({})",
-                dir.join(name).display(),
+                shown(&dir.join(name)),
                 fingerprint.size,
                 self.max_file_size
             ));

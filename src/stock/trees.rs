@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, StockTree};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::model::names::name_problem;
+use crate::model::shown::shown;
 use crate::stock::Stock;
 use crate::stock::race::raced;
 use crate::sys::fs::{Dir, Kind};
@@ -59,7 +60,7 @@ pub(crate) fn check_trees_exist(cfg: &Config) -> Result<()> {
 
 fn missing_tree_problem(cfg: &Config, path: &Path) -> Problem {
     let fix = match &cfg.source {
-        Some(file) => format!("create it, or fix `stock:` in {}", file.display()),
+        Some(file) => format!("create it, or fix `stock:` in {}", shown(&file)),
         None => "create it, or name the stock trees with --config or --root".into(),
     };
     Problem {
@@ -104,9 +105,10 @@ pub(super) fn choose_services(
             }
             if let Some(prev) = overridden {
                 stock.notes.push(format!(
-                    "{name}: {} overrides {}",
-                    tree.path.display(),
-                    prev.display()
+                    "{}: {} overrides {}",
+                    shown(&name),
+                    shown(&tree.path),
+                    shown(&prev)
                 ));
             }
         }
@@ -145,16 +147,16 @@ fn top_level_entries(
     let mut entries = Vec::new();
     for name in dir.names()? {
         let path = tree.join(&name);
-        let shown = name.to_string_lossy().into_owned();
+        let label = name.to_string_lossy().into_owned();
         match classify(dir, &name, &path)? {
-            TopLevel::Service => entries.push((shown, Ok(()))),
+            TopLevel::Service => entries.push((label, Ok(()))),
             TopLevel::Alias(target) => notices.push(format!(
                 "{}: an alias of {target} (a symlink in the same stock tree): {target} is \
                  supervised once; the alias is not added",
-                path.display()
+                shown(&path)
             )),
             TopLevel::Refused(what, fix) => entries.push((
-                shown,
+                label,
                 Err(Problem {
                     path,
                     what,
@@ -213,10 +215,11 @@ fn drop_disabled(cfg: &Config, chosen: &mut ChosenServices, notes: &mut Vec<Stri
     for name in &cfg.disabled {
         let refused = chosen.refused.remove(name).is_some();
         if chosen.services.remove(name).is_some() || refused {
-            notes.push(format!("{name}: disabled by config"));
+            notes.push(format!("{}: disabled by config", shown(name)));
         } else {
             notes.push(format!(
-                "{name}: listed in `disabled:` but in no stock tree"
+                "{}: listed in `disabled:` but in no stock tree",
+                shown(name)
             ));
         }
     }

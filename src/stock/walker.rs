@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Problem, Result};
 use crate::model::identity::Identity;
 use crate::model::limits::MAX_PATH;
+use crate::model::shown::shown;
 use crate::model::tree::{self, Entry, EntryKind};
 use crate::stock::budget::EntryBudget;
 use crate::stock::links::{self, OutsideTarget, Resolution};
@@ -210,11 +211,9 @@ impl Walker<'_> {
             return None;
         };
         if utf8.chars().any(char::is_control) {
-            self.problem(
-                &rel.escape_debug().to_string(),
-                "the name contains a control character",
-                "rename it",
-            );
+            // Raw here: every rendering of the path escapes it
+            // (docs/security.md#outside-text-is-shown-escaped).
+            self.problem(rel, "the name contains a control character", "rename it");
             return None;
         }
         if rel.len() > MAX_PATH {
@@ -245,8 +244,8 @@ impl Walker<'_> {
                 self.notices.push(format!(
                     "{}: left out: a symlink to run-time state ({}), which the supervisor \
                      recreates inside each copy",
-                    self.base.join(rel).display(),
-                    target.display()
+                    shown(&self.base.join(rel)),
+                    shown(&target)
                 ));
             } else {
                 self.problem(
@@ -446,7 +445,7 @@ impl Walker<'_> {
     /// always wrong; anything else is kept and said.
     fn judge_kept_link(&mut self, rel: &str, target: &str, resolution: Resolution) {
         let executed = links::EXECUTED.contains(&rel);
-        let shown = self.base.join(rel);
+        let link = self.base.join(rel);
         let fix = "point the link at an existing executable, or replace it with the script";
         let refusal = match resolution {
             // Stored as that file by the caller; nothing to judge.
@@ -464,33 +463,33 @@ impl Walker<'_> {
             }
             Resolution::Dangling { path } if executed => Some(format!(
                 "is a symlink to {}, which does not exist",
-                path.display()
+                shown(&path)
             )),
             Resolution::Dangling { path } => {
                 self.notices.push(format!(
                     "{}: dangling symlink: {} does not exist; kept as a link",
-                    shown.display(),
-                    path.display()
+                    shown(&link),
+                    shown(&path)
                 ));
                 None
             }
             Resolution::Unusable { path, why } if executed => Some(format!(
                 "is a symlink to {}, which cannot be used: {why}",
-                path.display()
+                shown(&path)
             )),
             Resolution::Dir { path } if executed => Some(format!(
                 "is a symlink to the directory {}; it must lead to an executable file",
-                path.display()
+                shown(&path)
             )),
             Resolution::Unusable { path, .. } | Resolution::Dir { path } => {
                 self.notices.push(format!(
                     "{}: kept as a symlink to {}; what it leads to is not versioned",
-                    shown.display(),
-                    path.display()
+                    shown(&link),
+                    shown(&path)
                 ));
                 None
             }
-            Resolution::Outside { path } => self.judge_outside_link(&shown, executed, &path),
+            Resolution::Outside { path } => self.judge_outside_link(&link, executed, &path),
         };
         if let Some(what) = refusal {
             self.problem(rel, what, fix);
@@ -500,31 +499,31 @@ impl Walker<'_> {
     /// A link out of every stock tree is kept as a link; one the supervisor
     /// executes must lead to an executable file, and its content is not
     /// versioned, which the notice says.
-    fn judge_outside_link(&mut self, shown: &Path, executed: bool, path: &Path) -> Option<String> {
+    fn judge_outside_link(&mut self, link: &Path, executed: bool, path: &Path) -> Option<String> {
         let state = links::check_outside(path);
         match (executed, state) {
             (true, OutsideTarget::Missing) => Some(format!(
                 "is a symlink to {}, which does not exist",
-                path.display()
+                shown(&path)
             )),
             (true, OutsideTarget::NotExecutableFile) => Some(format!(
                 "is a symlink to {}, which is not an executable file",
-                path.display()
+                shown(&path)
             )),
             (true, OutsideTarget::ExecutableFile) => {
                 self.notices.push(format!(
                     "{}: kept as a symlink to {}, outside the stock trees: its content is not \
                      versioned (a change there restarts nothing)",
-                    shown.display(),
-                    path.display()
+                    shown(&link),
+                    shown(&path)
                 ));
                 None
             }
             (false, OutsideTarget::Missing) => {
                 self.notices.push(format!(
                     "{}: dangling symlink: {} does not exist; kept as a link",
-                    shown.display(),
-                    path.display()
+                    shown(&link),
+                    shown(&path)
                 ));
                 None
             }

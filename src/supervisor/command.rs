@@ -24,24 +24,26 @@ impl Finished {
         self.code == Some(0)
     }
 
-    /// Stdout and stderr joined, trimmed: what to show a human.
+    /// Stdout and stderr joined, trimmed and escaped (one line): what to
+    /// show a human.
     pub(crate) fn said(&self) -> String {
-        let mut out = self.stdout.trim().to_string();
+        let mut out = crate::model::shown::shown(self.stdout.trim()).to_string();
         let err = self.stderr.trim();
         if !err.is_empty() {
             if !out.is_empty() {
                 out.push_str("; ");
             }
-            out.push_str(err);
+            out.push_str(&crate::model::shown::shown(err).to_string());
         }
         out
     }
 }
 
-/// The command line as a human would type it (for messages only).
+/// The command line as a human would type it (for messages only), each
+/// argument escaped (docs/security.md#outside-text-is-shown-escaped).
 pub(crate) fn shown(argv: &[&OsStr]) -> String {
     argv.iter()
-        .map(|a| a.to_string_lossy())
+        .map(|a| crate::model::shown::shown(a).to_string())
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -61,7 +63,7 @@ pub(crate) fn run(argv: &[&OsStr]) -> Result<Finished> {
             Error::supervisor(format!(
                 "cannot run `{}`: {e} (is {} installed?)",
                 shown(argv),
-                prog.to_string_lossy()
+                crate::model::shown::shown(prog)
             ))
         })?;
     Ok(Finished {

@@ -38,6 +38,7 @@ use super::{
     stop_instances, wait_stable_up,
 };
 use crate::error::Result;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::layout;
 use crate::sys::fs::Dir;
@@ -118,7 +119,7 @@ fn is_zombie(pid: u32) -> bool {
 /// to, as svscan sees them (it skips names starting with a dot).
 fn linked_directories(scandir: &Path) -> Result<HashSet<(u64, u64)>> {
     let mut linked = HashSet::new();
-    for name in Dir::open(scandir)?.names()? {
+    for name in Dir::open_following(scandir)?.names()? {
         if name.as_encoded_bytes().starts_with(b".") {
             continue;
         }
@@ -185,13 +186,13 @@ impl Adapter for Daemontools {
         if scanner_running(scandir) {
             report::debug(&format!(
                 "svscan cannot be told to rescan; it picks up {} within {}s",
-                scandir.display(),
+                shown(&scandir),
                 RESCAN.as_secs()
             ));
         } else {
             report::info(&format!(
                 "no svscan runs on {}; it will pick up the services when it starts",
-                scandir.display()
+                shown(&scandir)
             ));
         }
         for dir in self.abandoned_instances(scandir)? {

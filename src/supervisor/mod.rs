@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Supervisor};
 use crate::error::{Error, Result};
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::layout;
 
@@ -379,7 +380,7 @@ pub(crate) fn send_down_and_wait(
     status: impl FnMut() -> Result<ServiceStatus>,
 ) -> Result<()> {
     if !supervised(dir)? {
-        report::trace(&format!("{}: not supervised, already down", dir.display()));
+        report::trace(&format!("{}: not supervised, already down", shown(&dir)));
         return Ok(());
     }
     let out = down.run()?;
@@ -603,7 +604,7 @@ mod tests {
     impl Adapter for Stubborn {
         fn stop(&self, name: &str, object: &Path) -> Result<()> {
             if name.starts_with("stuck") {
-                return Err(Error::supervisor(format!("{} hangs", object.display())));
+                return Err(Error::supervisor(format!("{} hangs", shown(&object))));
             }
             Ok(())
         }

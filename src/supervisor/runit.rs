@@ -21,6 +21,7 @@ use super::{
     wait_stable_up,
 };
 use crate::error::Result;
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::sys::fs::{self, Dir};
 
@@ -93,7 +94,7 @@ impl Adapter for Runit {
     }
 
     fn notify(&self, scandir: &Path) -> Result<()> {
-        Dir::open(scandir)?.touch()
+        Dir::open_following(scandir)?.touch()
     }
 
     fn status(&self, dir: &Path) -> Result<ServiceStatus> {
@@ -124,7 +125,7 @@ impl Adapter for Runit {
         if !out.success() {
             report::debug(&format!(
                 "sv check on {} gave up: {}",
-                dir.display(),
+                shown(&dir),
                 out.said()
             ));
         }

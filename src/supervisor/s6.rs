@@ -22,6 +22,7 @@ use super::{
     wait_stable_up,
 };
 use crate::error::{Error, Result};
+use crate::model::shown::shown;
 use crate::output::report;
 use crate::sys::fs;
 
@@ -88,7 +89,7 @@ pub(crate) fn parse_status(line: &str) -> Option<ServiceStatus> {
 impl S6 {
     fn stop_one(&self, dir: &Path, deadline: Deadline) -> Result<()> {
         if !supervised(dir)? {
-            report::trace(&format!("{}: not supervised, already down", dir.display()));
+            report::trace(&format!("{}: not supervised, already down", shown(&dir)));
             return Ok(());
         }
         let cmd = Argv::new("s6-svc")
@@ -136,7 +137,7 @@ impl Adapter for S6 {
         if !scanner_running(scandir)? {
             report::info(&format!(
                 "no s6-svscan runs on {}; it will pick up the services when it starts",
-                scandir.display()
+                shown(&scandir)
             ));
             return Ok(());
         }
@@ -174,7 +175,7 @@ impl Adapter for S6 {
         if !out.success() {
             report::debug(&format!(
                 "s6-svwait on {} gave up: {}",
-                dir.display(),
+                shown(&dir),
                 out.said()
             ));
         }

@@ -254,8 +254,15 @@ impl Dir {
     }
 
     /// Opens `path`, creating it (and missing parents) with `mode` first.
+    /// The path is configuration (`--root`, `state:`, `runtime:`,
+    /// `scandir:`): symlinks among its existing components, the last one
+    /// included, are followed once, here; everything beneath works
+    /// fd-relative (docs/security.md#a-state-path-reached-through-a-symlink).
+    /// A component this call creates is opened without following: it must
+    /// still be the directory just made.
     pub(crate) fn open_or_create(path: &Path, mode: u32) -> Result<Dir> {
-        match rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+        let following = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rustix::fs::open(path, following, Mode::empty()) {
             Ok(fd) => Ok(Dir::wrap(fd, path.to_path_buf())),
             Err(rustix::io::Errno::NOENT) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -269,7 +276,7 @@ impl Dir {
                 let dir = Dir::open(path)?;
                 dir.set_mode(mode)?;
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    Dir::open(parent)?.sync()?;
+                    Dir::open_following(parent)?.sync()?;
                 }
                 Ok(dir)
             }

@@ -9,6 +9,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::shown::{bounded, shown};
+
+/// The most characters of a command line kept and shown: enough to know the
+/// program; the rest is cut with `…`. A holder's argv is not ours to bound
+/// (docs/security.md#outside-text-is-shown-escaped).
+pub(crate) const MAX_CMDLINE: usize = 256;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProcessSignature {
@@ -16,7 +23,8 @@ pub(crate) struct ProcessSignature {
     pub pid: i32,
     /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_time: u64,
-    /// The command line, informative only (never compared).
+    /// The command line, informative only (never compared); at most
+    /// [`MAX_CMDLINE`] characters.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cmdline: String,
 }
@@ -46,7 +54,7 @@ impl ProcessSignature {
         let stat = proc.stat().ok()?;
         let cmdline = proc
             .cmdline()
-            .map(|args| args.join(" "))
+            .map(|args| bounded(&args.join(" "), MAX_CMDLINE).into_owned())
             .unwrap_or_default();
         Some(ProcessSignature {
             boot_id: boot_id(),
@@ -98,24 +106,12 @@ impl fmt::Display for ProcessSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid {} (started at tick {}", self.pid, self.start_time)?;
         if !self.cmdline.is_empty() {
-            write!(f, ", `{}`", escaped(&self.cmdline))?;
+            // Bounded again: a signature may come from a file.
+            let cmdline = bounded(&self.cmdline, MAX_CMDLINE);
+            write!(f, ", `{}`", shown(cmdline.as_ref()))?;
         }
         f.write_str(")")
     }
-}
-
-/// `text` with control characters escaped: a process chooses its own
-/// name and command line, and messages must not carry its escape sequences.
-pub(crate) fn escaped(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::path::Path;
 use rustix::fs::{FileType, Stat};
 
 use crate::error::{Error, Result};
+use crate::model::shown::shown;
 
 /// Who may own a trusted path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +133,7 @@ impl Trust {
     /// The one refusal: what the path is, what was found, the fix
     /// ([`Error::Unsafe`] words them).
     fn refusal(&self, path: &Path, me: u32, problem: &Problem) -> Error {
-        let shown = path.display();
+        let path_shown = shown(&path);
         let (found, fix) = match (problem, self.remedy) {
             (Problem::NotARegularFile(kind), _) => (
                 format!("is {}, not a regular file", kind_name(*kind)),
@@ -140,7 +141,7 @@ impl Trust {
             ),
             (Problem::Writable(mode), remedy) => {
                 let fix = match remedy {
-                    Remedy::Repair => format!("run `chmod go-w {shown}`"),
+                    Remedy::Repair => format!("run `chmod go-w {path_shown}`"),
                     Remedy::Remove => RECREATE.to_string(),
                 };
                 let found = format!(
@@ -156,7 +157,7 @@ impl Trust {
                      the directory's group instead of its own",
                     mode & 0o7777
                 ),
-                format!("run `chmod g-s {shown}`"),
+                format!("run `chmod g-s {path_shown}`"),
             ),
             (Problem::Owner(uid), remedy) => {
                 let (allowed, new_owner) = match self.owner {
@@ -165,7 +166,7 @@ impl Trust {
                     Owner::MeOrRoot => (format!("root or uid {me}, who runs this"), "root".into()),
                 };
                 let fix = match remedy {
-                    Remedy::Repair => format!("run `chown {new_owner} {shown}`"),
+                    Remedy::Repair => format!("run `chown {new_owner} {path_shown}`"),
                     Remedy::Remove => RECREATE.to_string(),
                 };
                 (format!("is owned by uid {uid}, not by {allowed}"), fix)
@@ -205,7 +206,7 @@ pub(crate) fn refuse_default_acl(path: &Path) -> Error {
         found: "has a default ACL, which would give its named users and groups access to \
                 everything svcdir-update creates there"
             .into(),
-        fix: format!("run `setfacl -k {}`", path.display()),
+        fix: format!("run `setfacl -k {}`", shown(path)),
     }
 }
 

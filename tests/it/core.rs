@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -764,4 +764,95 @@ fn layout_names_match_the_binary() {
         std::fs::read_link(state.join(layout::LIVE)).unwrap(),
         Path::new(layout::GENERATIONS).join("1")
     );
+}
+
+/// A `--root` reached through a symlink, and a `state:` that is one, failed
+/// on the first run (74). The configured path's own symlinks are followed
+/// once; beneath it, everything stays fd-relative: a symlink planted inside
+/// the state is still not followed
+/// (docs/security.md#a-state-path-reached-through-a-symlink).
+#[test]
+fn a_root_and_a_state_reached_through_symlinks_work_from_the_first_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real-root");
+    std::fs::create_dir(&real).unwrap();
+    copy_tree(&fixture_stock(), &{
+        std::fs::create_dir(real.join("stock")).unwrap();
+        real.join("stock")
+    });
+    let link = tmp.path().join("link-root");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let run = |root: &Path, args: &[&str]| {
+        Run::from(
+            Command::new(bin())
+                .arg("--root")
+                .arg(root)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    };
+    // --root through a symlink: the first commit, and every later command.
+    run(&link, &["commit"]).ok();
+    assert!(real.join("state/generations/1").is_dir());
+    std::fs::write(
+        real.join("stock/web/run"),
+        "#!/bin/sh\n# v2\nexec sleep 1\n",
+    )
+    .unwrap();
+    run(&link, &["commit"]).ok();
+    for args in [
+        &["status"][..],
+        &["list"],
+        &["verify"],
+        &["recover"],
+        &["gc"],
+    ] {
+        run(&link, args).ok();
+    }
+    assert_eq!(
+        std::fs::read_link(real.join("state/live")).unwrap(),
+        Path::new("generations/2")
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // `state:` itself a symlink (to a directory made beforehand).
+    let root = Root::example();
+    let state_real = root.path().join("state-real");
+    std::fs::create_dir(&state_real).unwrap();
+    std::os::unix::fs::symlink(&state_real, root.path().join("state-link")).unwrap();
+    root.config("state: state-link\n");
+    root.commit().ok();
+    root.run(&["status"]).ok();
+    assert!(state_real.join("generations/1").is_dir());
+    assert!(state_real.join("history.log").is_file());
+
+    // Beneath the state, nothing is followed: a planted symlink is refused
+    // and what it leads to is left as it was.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::rename(real.join("state/store"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, real.join("state/store")).unwrap();
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&elsewhere);
+    std::fs::write(
+        real.join("stock/web/run"),
+        "#!/bin/sh\n# v3\nexec sleep 1\n",
+    )
+    .unwrap();
+    let refused = run(&link, &["commit"]);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert_eq!(listing(&elsewhere), before);
 }

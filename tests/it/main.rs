@@ -25,6 +25,7 @@ mod descriptors;
 mod distros;
 mod dpkg;
 mod durability;
+mod escaping;
 mod gc;
 mod guide;
 mod held_back;

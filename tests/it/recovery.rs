@@ -185,3 +185,150 @@ fn recover_repairs_a_lost_or_dangling_live_link_by_the_log() {
         assert_eq!(is_new, want_new, "{point}, {damage}");
     }
 }
+
+/// A log whose checksum is right but whose names point elsewhere (planted,
+/// or written by something else) is damaged: its object and service names
+/// become paths and supervisor arguments, so they are held to the rules of
+/// manifest values (docs/security.md#names-read-from-the-rollback-log).
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
+fn a_resigned_log_naming_objects_outside_the_store_is_damaged() {
+    let root = root_with_interrupted_commit();
+    let log_path = root.state().join(layout::TXN);
+    let good = std::fs::read(&log_path).unwrap();
+    let body = body_of(&good);
+    let from_line = body
+        .lines()
+        .find(|l| l.trim_start().starts_with("from: web-"))
+        .unwrap()
+        .to_string();
+    let outside = root.path().join("x/svc");
+    std::fs::create_dir_all(&outside).unwrap();
+    let with_from = |from: &str| {
+        body.replace(&from_line, &format!("  from: {from}"))
+            .replace("stopped: []", "stopped: [web]")
+    };
+    let cases = [
+        ("services[].from", with_from("../../../x/svc")),
+        ("services[].from", with_from(&outside.display().to_string())),
+        (
+            "services[].from",
+            with_from(&format!("db-{}", "a".repeat(64))),
+        ),
+        (
+            "services[].name",
+            body.replace("- name: web", "- name: ../../x/svc"),
+        ),
+        ("stopped", body.replace("stopped: []", "stopped: ['../x']")),
+        (
+            "id",
+            format!("id: \"a\\nb\"\n{}", body.split_once('\n').unwrap().1),
+        ),
+    ];
+    for (field, planted) in cases {
+        assert_ne!(planted, body, "{field}");
+        std::fs::write(&log_path, with_checksum(&planted)).unwrap();
+        let before = root.snapshot();
+        for args in [&["recover"][..], &["commit"], &["status"]] {
+            if args == ["status"] {
+                let status = root.run(&["--json", "status"]).ok().json();
+                let said = status["log_error"].as_str().unwrap_or_default().to_string();
+                assert!(
+                    said.contains(field),
+                    "{field}: status must name it: {status}"
+                );
+                continue;
+            }
+            let run = root
+                .run(&[&["--json"], args].concat())
+                .code(exit::DATA_ERR)
+                .kind("damaged");
+            assert_eq!(run.json()["error"]["path"], log_path.display().to_string());
+            assert!(
+                run.stderr.contains(field) && run.stderr.contains("move the file away"),
+                "{field}, {args:?}: the message must name the field and the fix:\n{}",
+                run.stderr
+            );
+            assert_eq!(
+                root.snapshot(),
+                before,
+                "{field}, {args:?} changed the state"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "{field}");
+    }
+    // The log as written is still understood: recover undoes the commit.
+    std::fs::write(&log_path, &good).unwrap();
+    root.run(&["recover"]).ok();
+    assert_eq!(assert_consistent(&root), Some(1));
+}
+
+/// `live` leading outside the state (or to a generation that does not
+/// exist) made every command say "run recover", and `recover` said
+/// "nothing to recover". It repoints `live` to the newest complete
+/// generation and says so (docs/security.md#a-live-link-that-leads-nowhere).
+#[test]
+fn recover_repoints_a_live_link_that_leads_nowhere() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (bad, json) in [
+        (elsewhere.path().to_path_buf(), false),
+        (std::path::PathBuf::from("generations/99"), true),
+        (std::path::PathBuf::from("../../x"), false),
+    ] {
+        let root = Root::example();
+        root.commit().ok();
+        for tag in ["b", "c"] {
+            root.write_stock(
+                "web/run",
+                &format!("#!/bin/sh\n# {tag}\nexec sleep 1\n"),
+                0o755,
+            );
+            root.commit().ok();
+        }
+        assert_eq!(generations(&root), [1, 2, 3]);
+        // Generation 3 is not complete (a link lost): 2 is the newest complete one.
+        std::fs::remove_file(root.state().join("generations/3/db")).unwrap();
+        std::fs::remove_file(root.live()).unwrap();
+        #[allow(clippy::disallowed_methods)] // planting the damage
+        std::os::unix::fs::symlink(&bad, root.live()).unwrap();
+        let (kind, run) = root.error_kind(&["status"]);
+        run.code(exit::DATA_ERR);
+        assert!(
+            ["damaged", "no_such_generation"].contains(&kind.as_str()),
+            "{bad:?}: {kind}"
+        );
+        let run = if json {
+            root.run(&["--json", "recover"]).ok()
+        } else {
+            root.run(&["recover"]).ok()
+        };
+        if json {
+            assert_eq!(run.json()["repointed"]["generation"], 2, "{}", run.stdout);
+            assert_eq!(run.json()["live"], 2, "{}", run.stdout);
+        } else {
+            assert!(
+                run.stdout
+                    .contains(&format!("live pointed at {}", bad.display()))
+                    && run.stdout.contains("now points at generation 2"),
+                "{bad:?}: recover must say what it did:\n{}",
+                run.stdout
+            );
+        }
+        assert_eq!(root.live_generation(), Some(2), "{bad:?}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+        // Every command works again; a second recover has nothing to do.
+        root.run(&["status"]).ok();
+        root.run(&["list"]).ok();
+        assert!(
+            root.run(&["recover"])
+                .ok()
+                .stdout
+                .contains("nothing to recover")
+        );
+        root.commit().ok();
+        assert!(root.live_generation().is_some_and(|n| n >= 2));
+    }
+}
