@@ -461,13 +461,13 @@ impl<'a> ConfigResolver<'a> {
             }
             let found = nix::unistd::Group::from_name(&name).map_err(|e| {
                 self.bad(format!(
-                    "`update_lock_group` of {service}: cannot look up group {:?}: {e}",
+                    "`update_lock_group` of {service}: cannot look up group \"{}\": {e}",
                     crate::model::shown::shown(&name)
                 ))
             })?;
             let Some(group) = found else {
                 return Err(self.bad(format!(
-                    "`update_lock_group` of {service}: there is no group {:?}; create it \
+                    "`update_lock_group` of {service}: there is no group \"{}\"; create it \
                      (`groupadd`) or name an existing one",
                     crate::model::shown::shown(&name)
                 )));
