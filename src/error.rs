@@ -225,6 +225,23 @@ pub enum Error {
         service: String,
     },
 
+    /// A commit would stop every live service and keep none: most often a
+    /// stock path that is wrong or empty (docs/cli.md#commit).
+    #[error(
+        "this commit would stop all {live} live service(s) and keep none; the stock in {} \
+         has {stock} service(s). Check `stock:` in the config and `svcdir-update plan`, \
+         or pass --allow-stop-all if that is what you want",
+        trees.iter().map(|t| t.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    StopsEverything {
+        /// How many services are live.
+        live: usize,
+        /// How many services the stock has.
+        stock: usize,
+        /// The stock trees read.
+        trees: Vec<PathBuf>,
+    },
+
     /// A service's update lock file does not exist, and only root creates it.
     #[error(
         "{} does not exist; `svcdir-update commit` or `sync` (as root) creates the locks of \
@@ -430,6 +447,7 @@ impl Error {
             | Error::NothingToRollBack { .. }
             | Error::NoInterruptedTransaction
             | Error::NoSuchService { .. }
+            | Error::StopsEverything { .. }
             | Error::NoUpdateLock { .. }
             | Error::Damaged { .. }
             | Error::DamagedGeneration { .. }
@@ -529,6 +547,7 @@ impl Error {
             Error::NothingToRollBack { .. } => "nothing_to_roll_back",
             Error::NoInterruptedTransaction => "no_interrupted_transaction",
             Error::NoSuchService { .. } => "no_such_service",
+            Error::StopsEverything { .. } => "stops_everything",
             Error::NoUpdateLock { .. } => "no_update_lock",
             Error::Damaged { .. } => "damaged",
             Error::DamagedGeneration { .. } => "damaged_generation",
@@ -611,6 +630,9 @@ impl Error {
                 service,
                 ..
             } => json!({"generation": generation, "service": service}),
+            Error::StopsEverything { live, stock, .. } => {
+                json!({"live_services": live, "stock_services": stock})
+            }
             Error::RolledBack { not_up, live } => json!({
                 "generation": live,
                 "failed_generation": not_up.generation,
@@ -825,6 +847,15 @@ mod tests {
             ),
             (Error::supervisor("x"), 75, "supervisor"),
             (
+                Error::StopsEverything {
+                    live: 3,
+                    stock: 0,
+                    trees: vec!["/s".into()],
+                },
+                65,
+                "stops_everything",
+            ),
+            (
                 Error::supervisor_of(Path::new("/scan/web"), "x"),
                 75,
                 "supervisor",
@@ -864,6 +895,7 @@ mod tests {
             Error::RolledBack { .. } => 24,
             Error::Supervisor { .. } => 25,
             Error::StateFormat { .. } => 26,
+            Error::StopsEverything { .. } => 27,
         }
     }
 
@@ -873,7 +905,7 @@ mod tests {
         let mut seen: Vec<usize> = cases.iter().map(|(e, _, _)| variant_index(e)).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=26).collect::<Vec<_>>(), "a variant has no case");
+        assert_eq!(seen, (0..=27).collect::<Vec<_>>(), "a variant has no case");
         for (err, code, _) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");
             assert_eq!(err.is_deferral(), code == exit::TEMP_FAIL, "{err:?}");

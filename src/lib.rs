@@ -59,10 +59,20 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Init => app::init::init(&config()?),
         Command::Check => app::check::check(&config()?),
         Command::Plan(args) => app::plan::plan(&config()?, args),
+        // `commit --dry-run` is `plan`, with the same --strict.
+        Command::Commit(args) if args.dry_run => app::plan::plan(
+            &config()?,
+            &cli::PlanArgs {
+                strict: args.strict,
+            },
+        ),
         Command::Commit(args) => app::commit::commit(&config()?, args, cli.wait),
         Command::Rollback(args) => app::rollback::rollback(&config()?, args, cli.wait),
         Command::Status => app::status::status(&config()?),
         Command::List => app::list::list(&config()?),
+        Command::History => app::history::history(&config()?),
+        Command::Pin(args) => app::pin::pin(&config()?, args.generation, true, cli.wait),
+        Command::Unpin(args) => app::pin::pin(&config()?, args.generation, false, cli.wait),
         Command::Diff(args) => app::diff::diff(&config()?, args),
         Command::Verify => app::verify::verify(&config()?),
         Command::Gc(args) => app::gc::gc(&config()?, args, cli.wait),

@@ -73,6 +73,8 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
             locks: waits.locks(false),
             check_up: None,
             restart: Vec::new(),
+            note: None,
+            allow_stop_all: false,
         };
         match commit::commit(cfg, &opts) {
             Ok(done) => {

@@ -41,6 +41,10 @@ pub(crate) struct CommitOptions {
     pub check_up: Option<Duration>,
     /// `--restart NAME…`: services to restart even though unchanged.
     pub restart: Vec<String>,
+    /// `-m TEXT`: the note stored in the new generation.
+    pub note: Option<String>,
+    /// `--allow-stop-all`: go ahead even if every live service would stop.
+    pub allow_stop_all: bool,
 }
 
 /// What a commit did.
@@ -110,7 +114,14 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         report::debug(&format!("stat cache not saved: {}", e.chain()));
     }
     let previous = prepared.live.as_ref().map(|g| g.generation);
+    refuse_stop_all(&prepared, opts)?;
     if let (true, Some(live)) = (prepared.plan.is_noop(), &prepared.live) {
+        if opts.note.is_some() {
+            report::warn(&format!(
+                "nothing to commit: the note was not stored (generation {} stays live)",
+                live.generation
+            ));
+        }
         // Nothing to switch; still repair the scan directory if it drifted.
         let scandir = repair::repair_scandir(cfg, &state, live)?;
         let (generation, services) = (live.generation, live.services.len());
@@ -126,7 +137,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
             held_back: prepared.stock.held_back,
         });
     }
-    let generation = stage_or_reuse(&state, &prepared, &progress)?;
+    let generation = stage_or_reuse(&state, &prepared, opts.note.as_deref(), &progress)?;
     let scandir = switch_to(cfg, &state, &prepared, generation, opts, &progress)?;
     // The stock this run read is live: a deferral recorded before it is done.
     pending::clear_if_unchanged(&state.dir, &seen_pending)?;
@@ -150,6 +161,21 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         held_back: prepared.stock.held_back,
         plan: prepared.plan,
         scandir,
+    })
+}
+
+/// Refuses a commit that would stop every live service and keep none
+/// (most often a stock path that is wrong or empty), unless
+/// `--allow-stop-all` says so.
+fn refuse_stop_all(prepared: &Prepared, opts: &CommitOptions) -> Result<()> {
+    let counts = prepared.plan.counts();
+    if opts.allow_stop_all || !counts.stops_everything() {
+        return Ok(());
+    }
+    Err(Error::StopsEverything {
+        live: counts.stop,
+        stock: prepared.stock.services.len(),
+        trees: prepared.stock.trees.clone(),
     })
 }
 
@@ -177,15 +203,28 @@ fn record_held_back(state: &State, held: &[HeldBack]) -> Result<()> {
 
 /// The generation to switch to: one an earlier attempt left staged with
 /// exactly the stock's services, or a newly staged one.
-fn stage_or_reuse(state: &LockedState, prepared: &Prepared, progress: &Progress) -> Result<u64> {
+fn stage_or_reuse(
+    state: &LockedState,
+    prepared: &Prepared,
+    note: Option<&str>,
+    progress: &Progress,
+) -> Result<u64> {
     let target = prepared.target();
     let started = Instant::now();
-    let generation = match stage::reusable_generation(state, prepared.live.as_ref(), &target)? {
+    // A staged generation is reused only with the same note: a
+    // generation never changes once published.
+    let reusable = match stage::reusable_generation(state, prepared.live.as_ref(), &target)? {
+        Some(n) if generation::load(state, n)?.note.as_deref() == note => Some(n),
+        _ => None,
+    };
+    let generation = match reusable {
         Some(n) => {
             report::debug(&format!("reusing staged generation {n}"));
             n
         }
-        None => stage::stage_generation(state, prepared, target, progress)?,
+        None => {
+            stage::stage_generation(state, prepared, target, note.map(str::to_string), progress)?
+        }
     };
     report::debug(&format!(
         "generation {generation} staged in {:.1} ms",

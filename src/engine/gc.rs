@@ -1,8 +1,8 @@
 //! Garbage collection: what `gc` keeps and removes (docs/cli.md#gc---keep-n),
 //! and the crash-safe removal itself.
 //!
-//! Kept: the live generation, the N newest, those named by an interrupted
-//! transaction; every object a kept generation references; every object a
+//! Kept: the live generation, the N newest, those pinned (`pin GEN`),
+//! those named by an interrupted transaction; every object a kept generation references; every object a
 //! running process uses (cwd, executable, open file or mapping under it,
 //! read from /proc); and every object pinned by `exec` (its pin cannot be
 //! locked exclusively). An object is removed only while gc holds its pin
@@ -55,6 +55,9 @@ pub(crate) fn mark(
     if let Some(live) = state.live()? {
         kept.insert(live);
     }
+    // Generations the operator pinned (`pin GEN`), whatever their age.
+    let pinned = crate::state::pinned::read(&state.dir)?;
+    kept.extend(pinned.into_iter().filter(|n| all.contains(n)));
     for log in interrupted
         .into_iter()
         .chain(txn_log::read(&state.dir)?.as_ref())

@@ -274,6 +274,7 @@ pub(crate) fn stage_generation(
     state: &LockedState,
     prepared: &Prepared,
     target: BTreeMap<String, String>,
+    note: Option<String>,
     progress: &Progress,
 ) -> Result<u64> {
     let published = store::published(&state.store)?;
@@ -334,7 +335,7 @@ pub(crate) fn stage_generation(
         failpoint::hit("commit.after-publish-objects")?;
         progress.phase(|| format!("{} store objects durable and published", objects.len()));
         let trees = prepared.stock.trees.clone();
-        generation::create(state, n, prepared.live.as_ref(), target, trees)?;
+        generation::create(state, n, prepared.live.as_ref(), target, trees, note)?;
         Ok(())
     };
     match publish() {

@@ -9,8 +9,10 @@
 pub(crate) mod documents;
 pub(crate) mod generation;
 pub(crate) mod held_back;
+pub(crate) mod history;
 pub(crate) mod layout;
 pub(crate) mod pending;
+pub(crate) mod pinned;
 pub(crate) mod scandir;
 pub(crate) mod store;
 pub(crate) mod txn_log;
