@@ -56,7 +56,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Failpoints => Ok(app::failpoints::failpoints()),
         Command::Completions(args) => app::completions::completions(args),
         Command::Man(args) => app::man::man(args),
-        Command::Init => app::init::init(&config()?),
+        Command::Init => app::init::init(&config()?, new_config_path(cli).as_deref()),
         Command::Check => app::check::check(&config()?),
         Command::Plan(args) => app::plan::plan(&config()?, args),
         // `commit --dry-run` is `plan`, with the same --strict.
@@ -88,6 +88,16 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let wait = Waits::new(&cfg, cli.wait).lock;
             app::exec::exec(&cfg, &args.name, args.program.as_deref(), &args.args, wait)
         }
+    }
+}
+
+/// Where `init` writes a new config when there is none: where it would
+/// have been read from (`--config FILE` must exist, so never there).
+fn new_config_path(cli: &Cli) -> Option<std::path::PathBuf> {
+    match (&cli.config, &cli.root) {
+        (Some(_), _) => None,
+        (None, Some(root)) => Some(root.join("config.yaml")),
+        (None, None) => Some(config::DEFAULT_CONFIG.into()),
     }
 }
 

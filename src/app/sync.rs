@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::engine::commit::{self, CommitOptions};
 use crate::engine::locked::LockedState;
 use crate::engine::repair;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::report;
 use crate::state::generation;
 use crate::state::pending;
@@ -84,6 +84,16 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
                 ));
                 let generation = state.live()?.unwrap_or(live);
                 Some(PendingOutcome::Applied { generation })
+            }
+            // Not at boot, unasked: a stock that would stop every service
+            // may be one not mounted yet. The commit stays pending.
+            Err(e @ Error::StopsEverything { .. }) => {
+                report::warn(&format!(
+                    "the pending commit was not applied: {}",
+                    e.chain()
+                ));
+                human.push_str("pending commit not applied: it would stop every live service\n");
+                Some(PendingOutcome::Deferred { reason: e.chain() })
             }
             Err(e) if e.is_deferral() => {
                 human.push_str(&format!(

@@ -100,8 +100,10 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
             err,
         ));
     }
-    finish(cfg, state, &log)
-        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))
+    let sync = finish(cfg, state, &log)
+        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))?;
+    super::unperformed::warn_unperformed(cfg, switch.plan);
+    Ok(sync)
 }
 
 /// A transaction id: time, pid and nanoseconds, so that two transactions

@@ -38,6 +38,7 @@ mod pwd;
 mod recovery;
 mod restart_on;
 mod stock_busy;
+mod supervisor_check;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
 /// (README.md#development): random kills, the crash matrix, the CPU-heavy
