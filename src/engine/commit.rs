@@ -110,8 +110,10 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         )
     });
     failpoint::hit("commit.after-scan")?;
-    if let Err(e) = prepared.stock.cache.save(&state.cache) {
-        report::debug(&format!("stat cache not saved: {}", e.chain()));
+    if let Some(cache) = &state.cache {
+        if let Err(e) = prepared.stock.cache.save(cache) {
+            report::debug(&format!("stat cache not saved: {}", e.chain()));
+        }
     }
     let previous = prepared.live.as_ref().map(|g| g.generation);
     refuse_stop_all(&prepared, opts)?;

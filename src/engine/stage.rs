@@ -163,7 +163,7 @@ fn check_restart_names(stock: &Stock, restart: &[String]) -> Result<()> {
 /// Reads the stock with the stat cache, saying what it found at `-v`.
 fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
     let started = std::time::Instant::now();
-    let cache = StatCache::load(state.map(|s| &s.cache));
+    let cache = StatCache::load(state.and_then(|s| s.cache.as_ref()));
     report::debug(&format!(
         "stat cache: {} entries loaded in {:.1} ms",
         cache.len(),
