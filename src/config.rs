@@ -469,11 +469,19 @@ fn parse(text: &str) -> std::result::Result<RawConfig, String> {
         return Ok(RawConfig::default());
     }
     serde_yaml::from_str::<RawConfig>(text).map_err(|e| {
-        let mut msg = e.to_string();
+        let msg = e.to_string();
         if msg.contains("untagged enum RawStock") {
-            msg = "stock: each item must be a path or {path: ..., optional: true}".into();
+            return "stock: each item must be a path or {path: ..., optional: true}; \
+                    see docs/cli.md#configuration"
+                .into();
         }
-        format!("{msg} (see docs/cli.md#configuration for the keys)")
+        let plain = crate::format::config_words::plain_yaml_error(text, &msg);
+        // A suggestion or a tab says what to do; the rest points to the keys.
+        if plain.contains("docs/cli.md") || plain.ends_with('?') || plain.contains("tabs cannot") {
+            plain
+        } else {
+            format!("{plain}; see docs/cli.md#configuration for the keys")
+        }
     })
 }
 

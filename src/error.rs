@@ -296,7 +296,9 @@ pub enum Error {
     #[error(
         "another svcdir-update holds {}{}; retry later, or wait longer with --wait SECS",
         lock.display(),
-        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+        // The holder says "pid N (started …)": after a comma, not in
+        // parentheses of its own.
+        holder.as_ref().map(|h| format!(", {h}")).unwrap_or_default()
     )]
     ManagerLockHeld {
         /// The manager lock file.
@@ -530,6 +532,46 @@ impl Error {
         }
     }
 
+    /// What to do after a failure the message alone does not finish: the
+    /// disk is full, or a file cannot be changed even by root (an
+    /// attribute, a read-only mount). Printed after the message and added
+    /// to the JSON document as `advice` (docs/json.md#errors). An error
+    /// after the switch is an [`Error::AfterSwitch`], so for these nothing
+    /// was switched by this run.
+    pub fn advice(&self) -> Option<String> {
+        let (Error::Io { source, path, .. }
+        | Error::Create { source, path, .. }
+        | Error::Sync { source, path }) = self
+        else {
+            return None;
+        };
+        let shown = path.display();
+        let errno = source.raw_os_error()?;
+        if is_no_space(source) && errno != rustix::io::Errno::IO.raw_os_error() {
+            return Some(format!(
+                "nothing was switched. The file system of {shown} is full: free space there \
+                 — `svcdir-update gc` removes old generations and the store objects only they \
+                 use, and `svcdir-update status` says how much that frees — then run the \
+                 command again"
+            ));
+        }
+        if errno == rustix::io::Errno::PERM.raw_os_error() {
+            return Some(format!(
+                "nothing was switched. Not even root may change {shown} or its directory: an \
+                 attribute is in the way — `lsattr -d` shows it, `chattr -i` or `chattr -a` \
+                 clears immutable or append-only — or its file system refuses; fix that, then \
+                 run the command again"
+            ));
+        }
+        if errno == rustix::io::Errno::ROFS.raw_os_error() {
+            return Some(format!(
+                "nothing was switched. {shown} is on a read-only file system: remount it \
+                 read-write, then run the command again"
+            ));
+        }
+        None
+    }
+
     /// The stable snake_case name of the variant: the `kind` of the `--json`
     /// error document (docs/json.md#errors). Never renamed.
     pub fn kind(&self) -> &'static str {
@@ -601,6 +643,9 @@ impl Error {
         });
         if let (Some(fields), Some(error)) = (self.json_fields(), error.as_object_mut()) {
             error.extend(fields);
+        }
+        if let (Some(advice), Some(error)) = (self.advice(), error.as_object_mut()) {
+            error.insert("advice".into(), serde_json::Value::String(advice));
         }
         serde_json::json!({ "error": error })
     }

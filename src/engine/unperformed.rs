@@ -60,21 +60,18 @@ pub(crate) fn unperformed_warning(cfg: &Config, plan: &Plan) -> Option<(bool, St
         return None;
     }
     let configured = detect::scanner_name(cfg.supervisor);
-    let found = match watcher {
+    let names = new.join(", ");
+    let warning = match watcher {
         Some(other) => format!(
-            "{} does (set `supervisor: {}` in the config?)",
+            "no {configured} watches {scandir}, but {} does: {names} will not start until a \
+             {configured} runs; set `supervisor: {}` in the config if {} is the one",
             detect::scanner_name(other),
-            other.key()
+            other.key(),
+            detect::scanner_name(other)
         ),
-        None => "nothing does".into(),
+        None => format!("no {configured} watches {scandir}: {names} will not start until it runs"),
     };
-    Some((
-        true,
-        format!(
-            "no {configured} watches {scandir} ({found}): {} will not start until it runs",
-            new.join(", ")
-        ),
-    ))
+    Some((true, warning))
 }
 
 /// Prints [`unperformed_warning`], if any, on stderr.

@@ -31,6 +31,7 @@ mod hostile;
 mod interface;
 mod json_errors;
 mod locks;
+mod messages;
 mod nonroot;
 mod operator;
 mod pending;

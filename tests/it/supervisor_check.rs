@@ -117,7 +117,7 @@ mod supervisors {
             let run = root.commit().ok();
             let (scanner_name, _) = family.scanner();
             let expected = format!(
-                "warning: no {scanner_name} watches {} (nothing does): web will not start until it runs",
+                "warning: no {scanner_name} watches {}: web will not start until it runs",
                 root.scandir().display()
             );
             assert!(run.stderr.contains(&expected), "{family:?}: {}", run.stderr);
