@@ -20,6 +20,7 @@ mod supervise_harness;
 mod badinput;
 mod bench;
 mod boot;
+mod completions;
 mod core;
 mod distros;
 mod dpkg;
