@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::format::manifest::GenerationManifest;
 use crate::model::plan::{self, Counts};
+use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::history;
@@ -46,7 +47,15 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
         ));
     };
     let live = state.live()?;
-    let (entries, _) = history::read(&state.dir)?;
+    // The marks are extras: a history that cannot be read costs them, not
+    // the list.
+    let (entries, _) = history::read(&state.dir).unwrap_or_else(|e| {
+        report::warn(&format!(
+            "the history cannot be read, so generations are not marked: {}",
+            e.chain()
+        ));
+        (Vec::new(), 0)
+    });
     let pins = pinned::read(&state.dir)?;
     let mut manifests: BTreeMap<u64, GenerationManifest> = BTreeMap::new();
     for n in generation::list(&state)? {

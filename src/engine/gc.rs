@@ -1,8 +1,8 @@
 //! Garbage collection: what `gc` keeps and removes (docs/cli.md#gc---keep-n),
 //! and the crash-safe removal itself.
 //!
-//! Kept: the live generation, the N newest, those pinned (`pin GEN`),
-//! those named by an interrupted transaction; every object a kept generation references; every object a
+//! Kept: the live generation, the N newest, those named by an interrupted
+//! transaction; every object a kept generation references; every object a
 //! running process uses (cwd, executable, open file or mapping under it,
 //! read from /proc); and every object pinned by `exec` (its pin cannot be
 //! locked exclusively). An object is removed only while gc holds its pin
@@ -10,6 +10,9 @@
 //! generation or object is first renamed to a `.tmp-*` name (so it vanishes
 //! at once), then removed; recovery sweeps what a crash leaves. Marking
 //! only reads (so `status` can estimate); removal needs the manager lock.
+//!
+//! Generations pinned by `pin GEN` (`<state>/pinned`) are kept too,
+//! whatever their age.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

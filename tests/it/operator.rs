@@ -463,3 +463,21 @@ fn check_warns_of_programs_that_cannot_be_executed() {
     let json = root.run(&["--json", "check"]).ok().json();
     assert_eq!(json["warnings"], serde_json::json!([]));
 }
+
+/// `list` without a readable history still lists, unmarked, and says why.
+#[test]
+fn list_works_when_the_history_cannot_be_read() {
+    let root = Root::example();
+    root.commit().ok();
+    let log = root.state().join(layout::HISTORY);
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let run = root.run(&["--json", "list"]).ok();
+    assert!(
+        run.stderr.contains("the history cannot be read"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json()[0]["never_live"], false);
+    root.run(&["--json", "history"]).code(exit::IO_ERR);
+}
