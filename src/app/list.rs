@@ -29,7 +29,8 @@ struct ListRow {
     /// there is none).
     changes: Option<Counts>,
     /// No transaction ever switched to it (staged by a commit that was
-    /// deferred or undone). Always false without a history.
+    /// deferred or undone). False when the history does not reach back to
+    /// it, or there is none.
     never_live: bool,
     /// A `--check-up` found a service of it not up and switched back.
     failed_check_up: bool,
@@ -76,7 +77,7 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
                     .parent
                     .and_then(|p| manifests.get(&p))
                     .map(|p| plan::make(&p.services, &m.services).counts()),
-                never_live: !entries.is_empty() && !fate.went_live && Some(n) != live,
+                never_live: history_covers(&entries, n) && !fate.went_live && Some(n) != live,
                 failed_check_up: fate.failed_check_up,
                 pinned: pins.contains(&n),
                 note: m.note.clone(),
@@ -89,6 +90,15 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
         render(&rows)
     };
     Ok(Output::new(&rows, human))
+}
+
+/// Whether the history tells of generation `n` at all: it begins with the
+/// first commit ever, or `n` is newer than the generation live when it
+/// begins (a history cut short by hand says nothing of what came before).
+fn history_covers(entries: &[history::HistoryEntry], n: u64) -> bool {
+    entries
+        .first()
+        .is_some_and(|first| first.from.is_none_or(|from| n > from))
 }
 
 fn render(rows: &[ListRow]) -> String {

@@ -481,3 +481,25 @@ fn list_works_when_the_history_cannot_be_read() {
     assert_eq!(run.json()[0]["never_live"], false);
     root.run(&["--json", "history"]).code(exit::IO_ERR);
 }
+
+/// A history cut short by hand says nothing of the generations before it
+/// begins: they are not marked "never live".
+#[test]
+fn a_history_cut_short_does_not_mark_older_generations_never_live() {
+    let root = Root::example();
+    for i in 1..=3 {
+        bump_web(&root, &format!("v{i}"));
+        root.commit().ok();
+    }
+    let log = root.state().join(layout::HISTORY);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap().to_string();
+    assert!(last.contains(" 2 -> 3 "), "{last}");
+    std::fs::write(&log, format!("{last}\n")).unwrap();
+    let l = list_json(&root);
+    let never: Vec<bool> = l
+        .iter()
+        .map(|r| r["never_live"].as_bool().unwrap())
+        .collect();
+    assert_eq!(never, vec![false, false, false], "{l:?}");
+}
