@@ -44,3 +44,15 @@ svcdir-update --root "$DEMO" sync
 # Housekeeping
 svcdir-update --root "$DEMO" gc --keep 1
 svcdir-update --root "$DEMO" list
+
+# The operator's day: look first, leave a note, keep a known-good generation
+sed -i 's/hello 2.0/hello 2.1/' "$DEMO/stock/hello/run"
+svcdir-update --root "$DEMO" commit --dry-run
+svcdir-update --root "$DEMO" commit -m "hello 2.1: the greeting fix"
+svcdir-update --root "$DEMO" history
+svcdir-update --root "$DEMO" pin 2
+svcdir-update --root "$DEMO" gc --keep 1 --dry-run
+svcdir-update --root "$DEMO" rollback --dry-run
+svcdir-update --root "$DEMO" rollback
+svcdir-update --root "$DEMO" list
+svcdir-update --root "$DEMO" unpin 2

@@ -22,6 +22,9 @@ command -v haveged >/dev/null 2>&1 || need+=(haveged)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+# The completion scripts are sourced and driven in each shell (tests/it/completions.rs).
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 [ -x /usr/bin/time ] || need+=(time)
 # setfacl: the default-ACL refusal (tests/it/hostile.rs).
 command -v setfacl >/dev/null 2>&1 || need+=(acl)

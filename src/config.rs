@@ -41,6 +41,18 @@ pub(crate) enum Supervisor {
     None,
 }
 
+impl Supervisor {
+    /// The config's spelling: `s6`, `runit`, `daemontools`, `none`.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Supervisor::S6 => "s6",
+            Supervisor::Runit => "runit",
+            Supervisor::Daemontools => "daemontools",
+            Supervisor::None => "none",
+        }
+    }
+}
+
 /// One stock tree: a path, optionally allowed to be missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StockTree {
@@ -525,11 +537,19 @@ fn parse(text: &str) -> std::result::Result<RawConfig, String> {
         return Ok(RawConfig::default());
     }
     serde_yaml::from_str::<RawConfig>(text).map_err(|e| {
-        let mut msg = e.to_string();
+        let msg = e.to_string();
         if msg.contains("untagged enum RawStock") {
-            msg = "stock: each item must be a path or {path: ..., optional: true}".into();
+            return "stock: each item must be a path or {path: ..., optional: true}; \
+                    see docs/cli.md#configuration"
+                .into();
         }
-        format!("{msg} (see docs/cli.md#configuration for the keys)")
+        let plain = crate::format::config_words::plain_yaml_error(text, &msg);
+        // A suggestion or a tab says what to do; the rest points to the keys.
+        if plain.contains("docs/cli.md") || plain.ends_with('?') || plain.contains("tabs cannot") {
+            plain
+        } else {
+            format!("{plain}; see docs/cli.md#configuration for the keys")
+        }
     })
 }
 
@@ -553,6 +573,40 @@ fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Writes a new config file at `path` holding `supervisor` (with
+/// `comment` after it, saying why) and nothing else, so every other key
+/// keeps its default; false when a file is already there (it is never
+/// replaced). Durable: written to a temporary, fsynced, and published with
+/// a rename that does not replace.
+pub(crate) fn write_new_config(path: &Path, supervisor: Supervisor, comment: &str) -> Result<bool> {
+    use std::io::Write;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(false);
+    };
+    let dir = crate::sys::fs::Dir::open_or_create(parent, 0o755)?;
+    if dir.try_stat(name)?.is_some() {
+        return Ok(false);
+    }
+    let key = supervisor.key();
+    let text = format!(
+        "# Written by `svcdir-update init`; every other key has its default\n\
+         # (docs/cli.md#configuration).\n\
+         supervisor: {key}  # {comment}\n"
+    );
+    let tmp = format!(".tmp-{}", name.to_string_lossy());
+    dir.remove_if_exists(&tmp)?;
+    let mut file = dir.create_file(&tmp, 0o644)?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| Error::create("write", dir.join(&tmp), e))?;
+    crate::sys::fs::sync_file(&file, &dir.join(&tmp))?;
+    let written = dir.rename_noreplace(&tmp, &dir, name)?;
+    if !written {
+        dir.remove_if_exists(&tmp)?;
+    }
+    dir.sync()?;
+    Ok(written)
 }
 
 #[cfg(test)]

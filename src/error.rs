@@ -231,6 +231,23 @@ pub enum Error {
         service: String,
     },
 
+    /// A commit would stop every live service and keep none: most often a
+    /// stock path that is wrong or empty (docs/cli.md#commit).
+    #[error(
+        "this commit would stop all {live} live service(s) and keep none; the stock in {} \
+         has {stock} service(s). Check `stock:` in the config and `svcdir-update plan`, \
+         or pass --allow-stop-all if that is what you want",
+        trees.iter().map(|t| t.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    StopsEverything {
+        /// How many services are live.
+        live: usize,
+        /// How many services the stock has.
+        stock: usize,
+        /// The stock trees read.
+        trees: Vec<PathBuf>,
+    },
+
     /// A service's update lock file does not exist, and only root creates it.
     #[error(
         "{} does not exist; `svcdir-update commit` or `sync` (as root) creates the locks of \
@@ -494,6 +511,7 @@ impl Error {
             | Error::NothingToRollBack { .. }
             | Error::NoInterruptedTransaction
             | Error::NoSuchService { .. }
+            | Error::StopsEverything { .. }
             | Error::NoUpdateLock { .. }
             | Error::Damaged { .. }
             | Error::DamagedGeneration { .. }
@@ -576,6 +594,46 @@ impl Error {
         }
     }
 
+    /// What to do after a failure the message alone does not finish: the
+    /// disk is full, or a file cannot be changed even by root (an
+    /// attribute, a read-only mount). Printed after the message and added
+    /// to the JSON document as `advice` (docs/json.md#errors). An error
+    /// after the switch is an [`Error::AfterSwitch`], so for these nothing
+    /// was switched by this run.
+    pub fn advice(&self) -> Option<String> {
+        let (Error::Io { source, path, .. }
+        | Error::Create { source, path, .. }
+        | Error::Sync { source, path }) = self
+        else {
+            return None;
+        };
+        let shown = path.display();
+        let errno = source.raw_os_error()?;
+        if is_no_space(source) && errno != rustix::io::Errno::IO.raw_os_error() {
+            return Some(format!(
+                "nothing was switched. The file system of {shown} is full: free space there \
+                 — `svcdir-update gc` removes old generations and the store objects only they \
+                 use, and `svcdir-update status` says how much that frees — then run the \
+                 command again"
+            ));
+        }
+        if errno == rustix::io::Errno::PERM.raw_os_error() {
+            return Some(format!(
+                "nothing was switched. Not even root may change {shown} or its directory: an \
+                 attribute is in the way — `lsattr -d` shows it, `chattr -i` or `chattr -a` \
+                 clears immutable or append-only — or its file system refuses; fix that, then \
+                 run the command again"
+            ));
+        }
+        if errno == rustix::io::Errno::ROFS.raw_os_error() {
+            return Some(format!(
+                "nothing was switched. {shown} is on a read-only file system: remount it \
+                 read-write, then run the command again"
+            ));
+        }
+        None
+    }
+
     /// The stable snake_case name of the variant: the `kind` of the `--json`
     /// error document (docs/json.md#errors). Never renamed.
     pub fn kind(&self) -> &'static str {
@@ -593,6 +651,7 @@ impl Error {
             Error::NothingToRollBack { .. } => "nothing_to_roll_back",
             Error::NoInterruptedTransaction => "no_interrupted_transaction",
             Error::NoSuchService { .. } => "no_such_service",
+            Error::StopsEverything { .. } => "stops_everything",
             Error::NoUpdateLock { .. } => "no_update_lock",
             Error::Damaged { .. } => "damaged",
             Error::DamagedGeneration { .. } => "damaged_generation",
@@ -648,6 +707,9 @@ impl Error {
         if let (Some(fields), Some(error)) = (self.json_fields(), error.as_object_mut()) {
             error.extend(fields);
         }
+        if let (Some(advice), Some(error)) = (self.advice(), error.as_object_mut()) {
+            error.insert("advice".into(), serde_json::Value::String(advice));
+        }
         serde_json::json!({ "error": error })
     }
 
@@ -676,6 +738,9 @@ impl Error {
                 service,
                 ..
             } => json!({"generation": generation, "service": service}),
+            Error::StopsEverything { live, stock, .. } => {
+                json!({"live_services": live, "stock_services": stock})
+            }
             Error::RolledBack { not_up, live } => json!({
                 "generation": live,
                 "failed_generation": not_up.generation,
@@ -915,6 +980,15 @@ mod tests {
                 "interrupted",
             ),
             (
+                Error::StopsEverything {
+                    live: 3,
+                    stock: 0,
+                    trees: vec!["/s".into()],
+                },
+                65,
+                "stops_everything",
+            ),
+            (
                 Error::supervisor_of(Path::new("/scan/web"), "x"),
                 75,
                 "supervisor",
@@ -955,6 +1029,7 @@ mod tests {
             Error::Supervisor { .. } => 25,
             Error::StateFormat { .. } => 26,
             Error::Interrupted { .. } => 27,
+            Error::StopsEverything { .. } => 28,
         }
     }
 
@@ -964,7 +1039,7 @@ mod tests {
         let mut seen: Vec<usize> = cases.iter().map(|(e, _, _)| variant_index(e)).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=27).collect::<Vec<_>>(), "a variant has no case");
+        assert_eq!(seen, (0..=28).collect::<Vec<_>>(), "a variant has no case");
         for (err, code, _) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");
             assert_eq!(err.is_deferral(), code == exit::TEMP_FAIL, "{err:?}");

@@ -56,13 +56,24 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Failpoints => Ok(app::failpoints::failpoints()),
         Command::Completions(args) => app::completions::completions(args),
         Command::Man(args) => app::man::man(args),
-        Command::Init => app::init::init(&config()?),
+        Command::Init => app::init::init(&config()?, new_config_path(cli).as_deref()),
         Command::Check => app::check::check(&config()?),
         Command::Plan(args) => app::plan::plan(&config()?, args),
+        // `commit --dry-run` is `plan`, with the same --strict.
+        Command::Commit(args) if args.dry_run => app::plan::plan(
+            &config()?,
+            &cli::PlanArgs {
+                strict: args.strict,
+                rehash: args.rehash,
+            },
+        ),
         Command::Commit(args) => app::commit::commit(&config()?, args, cli.wait),
         Command::Rollback(args) => app::rollback::rollback(&config()?, args, cli.wait),
         Command::Status => app::status::status(&config()?),
         Command::List => app::list::list(&config()?),
+        Command::History => app::history::history(&config()?),
+        Command::Pin(args) => app::pin::pin(&config()?, args.generation, true, cli.wait),
+        Command::Unpin(args) => app::pin::pin(&config()?, args.generation, false, cli.wait),
         Command::Diff(args) => app::diff::diff(&config()?, args),
         Command::Verify => app::verify::verify(&config()?),
         Command::Gc(args) => app::gc::gc(&config()?, args, cli.wait),
@@ -78,6 +89,16 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let wait = Waits::new(&cfg, cli.wait).lock;
             app::exec::exec(&cfg, &args.name, args.program.as_deref(), &args.args, wait)
         }
+    }
+}
+
+/// Where `init` writes a new config when there is none: where it would
+/// have been read from (`--config FILE` must exist, so never there).
+fn new_config_path(cli: &Cli) -> Option<std::path::PathBuf> {
+    match (&cli.config, &cli.root) {
+        (Some(_), _) => None,
+        (None, Some(root)) => Some(root.join("config.yaml")),
+        (None, None) => Some(config::DEFAULT_CONFIG.into()),
     }
 }
 

@@ -14,6 +14,9 @@ struct CheckReport {
     notes: Vec<String>,
     /// Symlinks left out of or kept as links in the copies (docs/design.md#links).
     notices: Vec<String>,
+    /// Programs that cannot be executed: neither ELF nor `#!`, or a `#!`
+    /// line ending in CR (docs/cli.md#check); they do not change the exit code.
+    warnings: Vec<String>,
 }
 
 pub(crate) fn check(cfg: &Config) -> Result<Output> {
@@ -21,6 +24,7 @@ pub(crate) fn check(cfg: &Config) -> Result<Output> {
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
     // `check` lists every problem and exits 65 (or 75), held back or not.
     let stock = stock.all_or_nothing()?;
+    let warnings = crate::stock::exec_format::exec_format_warnings(&stock);
     let report = CheckReport {
         trees: stock
             .trees
@@ -30,6 +34,7 @@ pub(crate) fn check(cfg: &Config) -> Result<Output> {
         services: stock.services.keys().cloned().collect(),
         notes: stock.notes.clone(),
         notices: stock.notices.clone(),
+        warnings,
     };
     let mut human = format!(
         "stock OK: {} services in {} tree(s)\n",
@@ -41,6 +46,9 @@ pub(crate) fn check(cfg: &Config) -> Result<Output> {
     }
     for n in &report.notices {
         human.push_str(&format!("  notice: {n}\n"));
+    }
+    for w in &report.warnings {
+        human.push_str(&format!("  warning: {w}\n"));
     }
     Ok(Output::new(&report, human))
 }

@@ -10,6 +10,7 @@ use crate::cli::CommitArgs;
 use crate::config::{Config, Supervisor};
 use crate::engine::commit::{self, CommitOptions};
 use crate::error::{Error, Result};
+use crate::format::manifest;
 use crate::model::plan;
 use crate::state::scandir::ScanSync;
 use crate::stock::held_back::HeldBack;
@@ -33,6 +34,9 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
             "--check-up needs a supervisor to ask; set `supervisor: s6`, `runit` or `daemontools` in the config",
         ));
     }
+    if let Some(why) = args.message.as_deref().and_then(manifest::note_problem) {
+        return Err(Error::usage(format!("-m: {why}")));
+    }
     let cfg = &Config {
         strict: cfg.strict || args.strict,
         rehash: args.rehash,
@@ -44,6 +48,8 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
         locks: waits.locks(args.force),
         check_up: args.check_up,
         restart: args.restart.clone(),
+        note: args.message.clone(),
+        allow_stop_all: args.allow_stop_all,
     };
     let done = commit::commit(cfg, &opts)?;
     let report = CommitReport {

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::{Output, Waits};
 use crate::cli::GcArgs;
 use crate::config::Config;
@@ -14,6 +16,36 @@ use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::State;
 
+/// The `--json` document of `gc --dry-run`: the report of a real run,
+/// with what it would remove in the `removed_*` keys.
+#[derive(Serialize)]
+struct DryRun<'a> {
+    #[serde(flatten)]
+    report: &'a GcReport,
+    dry_run: bool,
+}
+
+fn dry_run_text(report: &GcReport) -> String {
+    let mut out = format!(
+        "dry run: gc would remove {} generation(s) and {} store object(s); keep generations {}\n",
+        report.removed_generations.len(),
+        report.removed_objects.len(),
+        report
+            .kept_generations
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    for n in &report.removed_generations {
+        out.push_str(&format!("  generation {n}\n"));
+    }
+    for object in &report.removed_objects {
+        out.push_str(&format!("  {object}\n"));
+    }
+    out
+}
+
 /// `gc [--keep N]`; `wait` is `--wait`, if given (for pinned programs too).
 pub(crate) fn gc(cfg: &Config, args: &GcArgs, wait: Option<Duration>) -> Result<Output> {
     let waits = Waits::new(cfg, wait);
@@ -23,8 +55,20 @@ pub(crate) fn gc(cfg: &Config, args: &GcArgs, wait: Option<Duration>) -> Result<
             "nothing to collect: no state yet\n".into(),
         ));
     };
-    let state = LockedState::acquire(cfg, state, waits.lock)?;
     let keep = args.keep.unwrap_or(cfg.keep_generations).max(1);
+    if args.dry_run {
+        // Marking only reads: no lock, nothing removed.
+        state.require_current_format()?;
+        let report = gc::mark(cfg, &state, keep, None)?;
+        return Ok(Output::new(
+            &DryRun {
+                report: &report,
+                dry_run: true,
+            },
+            dry_run_text(&report),
+        ));
+    }
+    let state = LockedState::acquire(cfg, state, waits.lock)?;
     let report = gc::collect(cfg, &state, keep, waits.pins)?;
     for object in &report.pinned {
         report::info(&format!(

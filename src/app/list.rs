@@ -1,13 +1,22 @@
-//! `list`: the generations, newest last, the live one marked. Takes no
-//! lock (every published file is immutable).
+//! `list`: the generations, newest last, the live one marked, with what
+//! each changed from its parent, what became of it (never live, failed
+//! `--check-up`, pinned) from `history.log` and `<state>/pinned`, and its
+//! note. Takes no lock (every published file is immutable).
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::{Output, table};
 use crate::config::Config;
 use crate::error::Result;
+use crate::format::manifest::GenerationManifest;
+use crate::model::plan::{self, Counts};
+use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
+use crate::state::history;
+use crate::state::pinned;
 
 #[derive(Debug, Serialize)]
 struct ListRow {
@@ -16,6 +25,19 @@ struct ListRow {
     created: String,
     parent: Option<u64>,
     services: usize,
+    /// What changed from the parent (none when the parent is gone or
+    /// there is none).
+    changes: Option<Counts>,
+    /// No transaction ever switched to it (staged by a commit that was
+    /// deferred or undone). False when the history does not reach back to
+    /// it, or there is none.
+    never_live: bool,
+    /// A `--check-up` found a service of it not up and switched back.
+    failed_check_up: bool,
+    /// Kept from gc by `pin`.
+    pinned: bool,
+    /// The note of `commit -m`.
+    note: Option<String>,
 }
 
 pub(crate) fn list(cfg: &Config) -> Result<Output> {
@@ -26,37 +48,108 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
         ));
     };
     let live = state.live()?;
-    let mut rows = Vec::new();
+    // The marks are extras: a history that cannot be read costs them, not
+    // the list.
+    let (entries, _) = history::read(&state.dir).unwrap_or_else(|e| {
+        report::warn(&format!(
+            "the history cannot be read, so generations are not marked: {}",
+            e.chain()
+        ));
+        (Vec::new(), 0)
+    });
+    let pins = pinned::read(&state.dir)?;
+    let mut manifests: BTreeMap<u64, GenerationManifest> = BTreeMap::new();
     for n in generation::list(&state)? {
-        let m = generation::load(&state, n)?;
-        rows.push(ListRow {
-            generation: n,
-            live: Some(n) == live,
-            created: m.created,
-            parent: m.parent,
-            services: m.services.len(),
-        });
+        manifests.insert(n, generation::load(&state, n)?);
     }
-    let mut cells = vec![vec![
-        String::new(),
-        "GEN".into(),
-        "CREATED".into(),
-        "PARENT".into(),
-        "SERVICES".into(),
-    ]];
-    for r in &rows {
+    let rows: Vec<ListRow> = manifests
+        .values()
+        .map(|m| {
+            let n = m.generation;
+            let fate = history::fate(&entries, n);
+            ListRow {
+                generation: n,
+                live: Some(n) == live,
+                created: m.created.clone(),
+                parent: m.parent,
+                services: m.services.len(),
+                changes: m
+                    .parent
+                    .and_then(|p| manifests.get(&p))
+                    .map(|p| plan::make(&p.services, &m.services).counts()),
+                never_live: history_covers(&entries, n) && !fate.went_live && Some(n) != live,
+                failed_check_up: fate.failed_check_up,
+                pinned: pins.contains(&n),
+                note: m.note.clone(),
+            }
+        })
+        .collect();
+    let human = if rows.is_empty() {
+        "no generations yet\n".to_string()
+    } else {
+        render(&rows)
+    };
+    Ok(Output::new(&rows, human))
+}
+
+/// Whether the history tells of generation `n` at all: it begins with the
+/// first commit ever, or `n` is newer than the generation live when it
+/// begins (a history cut short by hand says nothing of what came before).
+fn history_covers(entries: &[history::HistoryEntry], n: u64) -> bool {
+    entries
+        .first()
+        .is_some_and(|first| first.from.is_none_or(|from| n > from))
+}
+
+fn render(rows: &[ListRow]) -> String {
+    let mut cells = vec![
+        [
+            "", "GEN", "CREATED", "PARENT", "SERVICES", "CHANGES", "STATUS", "NOTE",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for r in rows {
+        let mut status = Vec::new();
+        if r.live {
+            status.push("live");
+        }
+        if r.never_live {
+            status.push("never live");
+        }
+        if r.failed_check_up {
+            status.push("failed --check-up");
+        }
+        if r.pinned {
+            status.push("pinned");
+        }
         cells.push(vec![
             if r.live { "*".into() } else { String::new() },
             r.generation.to_string(),
             r.created.clone(),
             r.parent.map_or_else(|| "-".into(), |p| p.to_string()),
             r.services.to_string(),
+            r.changes.map_or_else(
+                || "-".into(),
+                |c| format!("+{} ~{} -{}", c.start, c.restart, c.stop),
+            ),
+            status.join(", "),
+            r.note.as_deref().map_or_else(String::new, escaped),
         ]);
     }
-    let human = if rows.is_empty() {
-        "no generations yet\n".to_string()
-    } else {
-        table(&cells)
-    };
-    Ok(Output::new(&rows, human))
+    table(&cells)
+}
+
+/// A note with any control character escaped (a note is one line, but the
+/// manifest is a file that could have been edited by hand).
+fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

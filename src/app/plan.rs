@@ -49,5 +49,11 @@ pub(crate) fn plan(cfg: &Config, args: &PlanArgs) -> Result<Output> {
     for held in report.held_back {
         human.push_str(&format!("{}\n", held.describe()));
     }
+    if report.counts.stops_everything() {
+        human.push_str(
+            "warning: this would stop every live service and keep none; `commit` refuses \
+             without --allow-stop-all (is the stock path right?)\n",
+        );
+    }
     Ok(Output::new(&report, human))
 }

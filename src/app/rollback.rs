@@ -12,8 +12,9 @@ use crate::config::Config;
 use crate::engine::generations;
 use crate::engine::locked::LockedState;
 use crate::engine::switch::{self, Switch};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::plan::{self, Counts};
+use crate::state::State;
 use crate::state::generation;
 use crate::state::scandir::ScanSync;
 use crate::state::txn_log::TxnKind;
@@ -25,14 +26,20 @@ struct RollbackReport<'a> {
     counts: Counts,
     services: &'a [plan::ServiceChange],
     scandir: ScanSync,
+    /// `--dry-run`: nothing was switched.
+    dry_run: bool,
 }
 
-/// `rollback [GEN] [--force]`; `wait` is `--wait`, if given.
+/// `rollback [GEN] [--force] [--dry-run]`; `wait` is `--wait`, if given.
+/// A dry run takes no lock and switches nothing.
 pub(crate) fn rollback(
     cfg: &Config,
     args: &RollbackArgs,
     wait: Option<Duration>,
 ) -> Result<Output> {
+    if args.dry_run {
+        return dry_run(cfg, args);
+    }
     let waits = Waits::new(cfg, wait);
     let (state, live) = LockedState::open_live(cfg, waits.lock)?;
     let to = match args.generation {
@@ -51,6 +58,7 @@ pub(crate) fn rollback(
             counts: plan.counts(),
             services: &plan.services,
             scandir: ScanSync::default(),
+            dry_run: args.dry_run,
         };
         return Ok(Output::new(&report, human));
     }
@@ -74,6 +82,42 @@ pub(crate) fn rollback(
         counts,
         services: &plan.services,
         scandir,
+        dry_run: false,
+    };
+    Ok(Output::new(&report, human))
+}
+
+/// `rollback --dry-run`: the plan a rollback would follow, read without
+/// the manager lock (published generations never change); nothing switched.
+fn dry_run(cfg: &Config, args: &RollbackArgs) -> Result<Output> {
+    let state = State::open_current(cfg)?.ok_or_else(|| Error::NoGenerations {
+        state: cfg.state.clone(),
+    })?;
+    let live = state.live()?.ok_or_else(|| Error::NoLiveGeneration {
+        state: cfg.state.clone(),
+    })?;
+    let to = match args.generation {
+        Some(n) => n,
+        None => generations::previous_generation(&state, live)?,
+    };
+    let from_manifest = generation::load(&state, live)?;
+    let to_manifest = generations::require_switchable(&state, to, &from_manifest)?;
+    let mut plan = plan::make_to_generation(&from_manifest.services, &to_manifest.services, to);
+    generations::describe_file_changes(&state, &mut plan);
+    let counts = plan.counts();
+    let mut human = if to == live {
+        format!("dry run: generation {live} is already live; nothing to do\n")
+    } else {
+        format!("dry run: rollback would make generation {to} live again (now {live}): {counts}\n")
+    };
+    human.push_str(&plan_table(&plan));
+    let report = RollbackReport {
+        generation: to,
+        previous: live,
+        counts,
+        services: &plan.services,
+        scandir: ScanSync::default(),
+        dry_run: true,
     };
     Ok(Output::new(&report, human))
 }

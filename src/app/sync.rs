@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::engine::commit::{self, CommitOptions};
 use crate::engine::locked::LockedState;
 use crate::engine::repair;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::generation;
@@ -74,6 +74,8 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
             locks: waits.locks(false),
             check_up: None,
             restart: Vec::new(),
+            note: None,
+            allow_stop_all: false,
         };
         match commit::commit(cfg, &opts) {
             Ok(done) => {
@@ -83,6 +85,16 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
                 ));
                 let generation = state.live()?.unwrap_or(live);
                 Some(PendingOutcome::Applied { generation })
+            }
+            // Not at boot, unasked: a stock that would stop every service
+            // may be one not mounted yet. The commit stays pending.
+            Err(e @ Error::StopsEverything { .. }) => {
+                report::warn(&format!(
+                    "the pending commit was not applied: {}",
+                    e.chain()
+                ));
+                human.push_str("pending commit not applied: it would stop every live service\n");
+                Some(PendingOutcome::Deferred { reason: e.chain() })
             }
             Err(e) if e.is_deferral() => {
                 human.push_str(&format!(

@@ -8,6 +8,7 @@ use super::Output;
 use crate::config::Config;
 use crate::engine;
 use crate::error::{Error, Result};
+use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
 
@@ -32,7 +33,19 @@ pub(crate) fn verify(cfg: &Config) -> Result<Output> {
         });
     };
     let m = generation::load(&state, live)?;
-    let found = engine::verify::findings(cfg, &state, &m);
+    let mut found = engine::verify::findings(cfg, &state, &m);
+    if found.problems.is_empty() && !found.unreadable.is_empty() {
+        // Not damage: this user may not read everything root committed.
+        let more = found.unreadable.len() - 1;
+        let first = found.unreadable.swap_remove(0);
+        if more > 0 {
+            report::warn(&format!(
+                "{more} more store object(s) could not be read either"
+            ));
+        }
+        report::warn("not verified: run `svcdir-update verify` as root to read every file");
+        return Err(first);
+    }
     let report = VerifyReport {
         generation: Some(live),
         objects: m.services.len(),

@@ -115,10 +115,32 @@ pub(crate) fn render(page: &str) -> Result<String> {
     String::from_utf8(buf).map_err(|e| Error::usage(format!("man page {page}: {e}")))
 }
 
-/// A completion script for `shell`.
+/// A completion script for `shell`: every command a person may type
+/// (hidden ones left out) with its options.
 pub(crate) fn completions(shell: clap_complete::Shell) -> Result<String> {
-    let mut cmd = Cli::command();
+    let mut cmd = visible_command();
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, MAIN, &mut buf);
-    String::from_utf8(buf).map_err(|e| Error::usage(format!("completions: {e}")))
+    let script = String::from_utf8(buf).map_err(|e| Error::usage(format!("completions: {e}")))?;
+    Ok(match shell {
+        // clap_complete spells the hyphen of the program name one way in
+        // the names it gives `cmd` and another in the `case` labels that
+        // test it, so nothing after the command completed (`commit
+        // --<TAB>`); one spelling for both.
+        clap_complete::Shell::Bash => {
+            script.replace(&MAIN.replace('-', "__subcmd__"), &MAIN.replace('-', "__"))
+        }
+        _ => script,
+    })
+}
+
+/// The command line without its hidden commands (`man`, `failpoints`):
+/// completion generators offer every subcommand, hidden or not.
+fn visible_command() -> clap::Command {
+    let full = Cli::command();
+    clap::Command::new(MAIN)
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
 }

@@ -70,8 +70,16 @@ pub enum Command {
     /// Report the live generation, a pending or interrupted transaction,
     /// locks, and the store's disk use and what gc would free
     Status,
-    /// List the generations
+    /// List the generations: live, never live, failed --check-up,
+    /// pinned, what changed and their notes
     List,
+    /// List every finished transaction: when, who, what, from -> to, and
+    /// how it ended
+    History,
+    /// Keep a generation (and its store objects) from `gc`, whatever its age
+    Pin(PinArgs),
+    /// Let `gc` collect a pinned generation again once it is old enough
+    Unpin(PinArgs),
     /// Compare generations: none = stock vs live; A = A vs live; A B
     Diff(DiffArgs),
     /// Check the live store objects against their manifests
@@ -140,6 +148,24 @@ pub struct CommitArgs {
     /// unchanged timestamps, e.g. through a shared mapping)
     #[arg(long)]
     pub rehash: bool,
+    /// A note stored in the new generation, shown by `list` and `history`
+    /// (one line, at most 200 characters)
+    #[arg(short = 'm', long = "message", value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Show what the commit would do and change nothing (the same as `plan`)
+    #[arg(long, conflicts_with_all = ["force", "check_up", "restart"])]
+    pub dry_run: bool,
+    /// Go ahead even though the commit would stop every live service and
+    /// start none (typically a stock path that is wrong or empty)
+    #[arg(long)]
+    pub allow_stop_all: bool,
+}
+
+/// The arguments of `pin` and `unpin`.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Generation number (see `list`)
+    pub generation: u64,
 }
 
 /// The arguments of `rollback`.
@@ -150,6 +176,9 @@ pub struct RollbackArgs {
     /// Go ahead even if services hold their update locks (this run only)
     #[arg(long)]
     pub force: bool,
+    /// Show what the rollback would do and change nothing
+    #[arg(long, conflicts_with = "force")]
+    pub dry_run: bool,
 }
 
 /// The arguments of `diff`.
@@ -167,6 +196,9 @@ pub struct GcArgs {
     /// Keep the N newest generations [default: `keep_generations`, 5]
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
+    /// Say what would be removed and remove nothing (takes no lock)
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The arguments of `recover`.

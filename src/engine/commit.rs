@@ -29,6 +29,7 @@ use crate::state::scandir::ScanSync;
 use crate::state::txn_log::TxnKind;
 use crate::stock;
 use crate::stock::held_back::HeldBack;
+use crate::stock::stat_cache::StatCache;
 use crate::sys::failpoint;
 
 #[derive(Debug, Clone, Default)]
@@ -42,6 +43,10 @@ pub(crate) struct CommitOptions {
     pub check_up: Option<Duration>,
     /// `--restart NAME…`: services to restart even though unchanged.
     pub restart: Vec<String>,
+    /// `-m TEXT`: the note stored in the new generation.
+    pub note: Option<String>,
+    /// `--allow-stop-all`: go ahead even if every live service would stop.
+    pub allow_stop_all: bool,
 }
 
 /// What a commit did.
@@ -115,11 +120,20 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         )
     });
     failpoint::hit("commit.after-scan")?;
-    if let Err(e) = prepared.stock.cache.save(&state.cache) {
-        report::debug(&format!("stat cache not saved: {}", e.chain()));
+    if let Some(cache) = &state.cache {
+        if let Err(e) = prepared.stock.cache.save(cache) {
+            report::debug(&format!("stat cache not saved: {}", e.chain()));
+        }
     }
     let previous = prepared.live.as_ref().map(|g| g.generation);
+    refuse_stop_all(&prepared, opts)?;
     if let (true, Some(live)) = (prepared.plan.is_noop(), &prepared.live) {
+        if opts.note.is_some() {
+            report::warn(&format!(
+                "nothing to commit: the note was not stored (generation {} stays live)",
+                live.generation
+            ));
+        }
         // Nothing to switch; still repair the scan directory if it drifted.
         let scandir = repair::repair_scandir(cfg, &state, live)?;
         let (generation, services) = (live.generation, live.services.len());
@@ -135,10 +149,11 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
             held_back: prepared.stock.held_back,
         });
     }
-    let generation = match stage_or_reuse(cfg, &state, &prepared, &progress) {
+    let note = opts.note.as_deref();
+    let generation = match stage_or_reuse(cfg, &state, &prepared, note, &progress) {
         Err(err @ Error::StockBusy { .. }) if !cfg.rehash => {
             prepared = reread_stale_files(cfg, &state, opts, prepared, err)?;
-            stage_or_reuse(cfg, &state, &prepared, &progress)?
+            stage_or_reuse(cfg, &state, &prepared, note, &progress)?
         }
         other => other?,
     };
@@ -191,7 +206,8 @@ fn reread_stale_files(
         stale.len()
     ));
     prepared.stock.cache.forget(&stale);
-    let again = match prepared.stock.cache.save(&state.cache) {
+    let save = |cache: &StatCache| state.cache.as_ref().map_or(Ok(()), |dir| cache.save(dir));
+    let again = match save(&prepared.stock.cache) {
         Ok(()) => stage::prepare_restarting(cfg, Some(&**state), &opts.restart)?,
         Err(e) => {
             // The stale records are still on disk: read every file.
@@ -203,10 +219,25 @@ fn reread_stale_files(
             stage::prepare_restarting(&cfg, Some(&**state), &opts.restart)?
         }
     };
-    if let Err(e) = again.stock.cache.save(&state.cache) {
+    if let Err(e) = save(&again.stock.cache) {
         report::debug(&format!("stat cache not saved: {}", e.chain()));
     }
     Ok(again)
+}
+
+/// Refuses a commit that would stop every live service and keep none
+/// (most often a stock path that is wrong or empty), unless
+/// `--allow-stop-all` says so.
+fn refuse_stop_all(prepared: &Prepared, opts: &CommitOptions) -> Result<()> {
+    let counts = prepared.plan.counts();
+    if opts.allow_stop_all || !counts.stops_everything() {
+        return Ok(());
+    }
+    Err(Error::StopsEverything {
+        live: counts.stop,
+        stock: prepared.stock.services.len(),
+        trees: prepared.stock.trees.clone(),
+    })
 }
 
 /// Records what this commit held back for `status`; a service still being
@@ -237,16 +268,30 @@ fn stage_or_reuse(
     cfg: &Config,
     state: &LockedState,
     prepared: &Prepared,
+    note: Option<&str>,
     progress: &Progress,
 ) -> Result<u64> {
     let target = prepared.target();
     let started = Instant::now();
-    let generation = match stage::reusable_generation(state, prepared.live.as_ref(), &target)? {
+    // A staged generation is reused only with the same note: a
+    // generation never changes once published.
+    let reusable = match stage::reusable_generation(state, prepared.live.as_ref(), &target)? {
+        Some(n) if generation::load(state, n)?.note.as_deref() == note => Some(n),
+        _ => None,
+    };
+    let generation = match reusable {
         Some(n) => {
             report::debug(&format!("reusing staged generation {n}"));
             n
         }
-        None => stage::stage_generation(cfg, state, prepared, target, progress)?,
+        None => stage::stage_generation(
+            cfg,
+            state,
+            prepared,
+            target,
+            note.map(str::to_string),
+            progress,
+        )?,
     };
     report::debug(&format!(
         "generation {generation} staged in {:.1} ms",

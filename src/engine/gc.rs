@@ -11,6 +11,9 @@
 //! generation or object is first renamed to a `.tmp-*` name (so it vanishes
 //! at once), then removed; recovery sweeps what a crash leaves. Marking
 //! only reads (so `status` can estimate); removal needs the manager lock.
+//!
+//! Generations pinned by `pin GEN` (`<state>/pinned`) are kept too,
+//! whatever their age.
 
 use std::collections::{BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -57,6 +60,9 @@ pub(crate) fn mark(
     if let Some(live) = state.live()? {
         kept.insert(live);
     }
+    // Generations the operator pinned (`pin GEN`), whatever their age.
+    let pinned = crate::state::pinned::read(&state.dir)?;
+    kept.extend(pinned.into_iter().filter(|n| all.contains(n)));
     for log in interrupted
         .into_iter()
         .chain(txn_log::read(&state.dir)?.as_ref())

@@ -81,6 +81,8 @@ impl LockedState {
         wait: Duration,
         check: RuntimeCheck,
     ) -> Result<LockedState> {
+        // Opened to read by anyone who may; written only by its owner.
+        state.check_writable()?;
         let lock = ManagerLock::acquire(&state.dir, wait)?;
         if check == RuntimeCheck::Before {
             update::locks_dir(cfg)?;

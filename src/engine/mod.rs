@@ -16,4 +16,5 @@ pub(crate) mod recover;
 pub(crate) mod repair;
 pub(crate) mod stage;
 pub(crate) mod switch;
+pub(crate) mod unperformed;
 pub(crate) mod verify;

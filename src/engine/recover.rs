@@ -213,7 +213,7 @@ pub(crate) fn repoint_broken_live(state: &LockedState) -> Result<Option<Repointe
 /// this reads two small directories, never the store.
 fn sweep(state: &State) -> Result<Vec<String>> {
     let mut swept = Vec::new();
-    for dir in [&state.dir, &state.cache] {
+    for dir in std::iter::once(&state.dir).chain(state.cache.as_ref()) {
         sweep_dir(dir, &mut swept)?;
     }
     if !swept.is_empty() {

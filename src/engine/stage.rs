@@ -182,7 +182,7 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
     let cache = if cfg.rehash {
         StatCache::rebuilt()
     } else {
-        StatCache::load(state.map(|s| &s.cache))
+        StatCache::load(state.and_then(|s| s.cache.as_ref()))
     };
     report::debug(&format!(
         "stat cache: {} entries loaded in {:.1} ms",
@@ -356,6 +356,7 @@ pub(crate) fn stage_generation(
     state: &LockedState,
     prepared: &Prepared,
     target: BTreeMap<String, String>,
+    note: Option<String>,
     progress: &Progress,
 ) -> Result<u64> {
     let missing = missing_services(state, prepared)?;
@@ -406,7 +407,7 @@ pub(crate) fn stage_generation(
         failpoint::hit("commit.after-publish-objects")?;
         progress.phase(|| format!("{} store objects durable and published", objects.len()));
         let trees = prepared.stock.trees.clone();
-        generation::create(state, n, prepared.live.as_ref(), target, trees)?;
+        generation::create(state, n, prepared.live.as_ref(), target, trees, note)?;
         Ok(())
     };
     match publish() {

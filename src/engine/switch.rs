@@ -23,6 +23,7 @@ use crate::locks::update::{self, LockPolicy};
 use crate::model::plan::{Action, Plan};
 use crate::output::report;
 use crate::state::State;
+use crate::state::history;
 use crate::state::scandir::{self, ScanSync};
 use crate::state::txn_log::{self, Phase, TxnKind, TxnLog, TxnService};
 use crate::supervisor::{self, OldInstance};
@@ -117,6 +118,7 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
     }
     let sync = finish(cfg, state, &log)
         .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))?;
+    super::unperformed::warn_unperformed(cfg, switch.plan);
     match signals.received() {
         Some(signal) => Err(Error::Interrupted {
             signal,
@@ -226,7 +228,7 @@ pub(crate) fn finish(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<
     )?;
     supervisor::for_config(cfg).notify(scandir.path())?;
     failpoint::hit("txn.after-scandir")?;
-    txn_log::append_history(&state.dir, &log.id, &history_line(log, "done"))?;
+    txn_log::append_history(&state.dir, &log.id, &history::line(log, "done"))?;
     failpoint::hit("txn.after-history")?;
     txn_log::remove(&state.dir)?;
     Ok(sync)
@@ -246,27 +248,6 @@ pub(crate) fn undo(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<()
         };
         sup.restart(name, &state.object_path(object))?;
     }
-    txn_log::append_history(&state.dir, &log.id, &history_line(log, "undone"))?;
+    txn_log::append_history(&state.dir, &log.id, &history::line(log, "undone"))?;
     txn_log::remove(&state.dir)
-}
-
-/// One `history.log` line: time, id, kind, from → to, counts, outcome.
-pub(crate) fn history_line(log: &TxnLog, outcome: &str) -> String {
-    let count = |a: Action| log.services.iter().filter(|s| s.action == a).count();
-    format!(
-        "{} {} {} {} -> {} start={} restart={} stop={} {outcome}{}",
-        humantime::format_rfc3339_seconds(SystemTime::now()),
-        log.id,
-        log.kind,
-        log.from.map_or_else(|| "-".to_string(), |n| n.to_string()),
-        log.to,
-        count(Action::Start),
-        count(Action::Restart),
-        count(Action::Stop),
-        if log.overridden.is_empty() {
-            String::new()
-        } else {
-            format!(" forced={}", log.overridden.len())
-        }
-    )
 }

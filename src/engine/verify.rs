@@ -30,6 +30,9 @@ pub(crate) struct Findings {
     pub problems: Vec<String>,
     /// Dangling symlinks in its objects: worth saying, not a failure.
     pub notes: Vec<String>,
+    /// What a user who is not root could not read: not damage, but the
+    /// objects are not verified (docs/cli.md#non-root).
+    pub unreadable: Vec<Error>,
 }
 
 /// Every difference between generation `m` (its completeness, its scan
@@ -42,11 +45,19 @@ pub(crate) fn findings(cfg: &Config, state: &State, m: &GenerationManifest) -> F
         }
     }
     for object in m.services.values() {
-        if let Err(e) = verify_object(cfg, state, object, &mut found) {
-            found.problems.push(e.chain());
+        match verify_object(cfg, state, object, &mut found) {
+            Ok(()) => {}
+            Err(e) if is_permission_denied(&e) && !crate::sys::fs::is_root() => {
+                found.unreadable.push(e);
+            }
+            Err(e) => found.problems.push(e.chain()),
         }
     }
     found
+}
+
+fn is_permission_denied(err: &Error) -> bool {
+    matches!(err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 /// Compares one object directory with its manifest; appends differences

@@ -74,6 +74,28 @@ pub(crate) struct GenerationManifest {
     /// The stock trees the generation was built from.
     #[serde(default)]
     pub stock: Vec<PathBuf>,
+    /// The operator's note (`commit -m TEXT`): one line of at most
+    /// [`MAX_NOTE_CHARS`] characters (docs/cli.md#commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The longest note `commit -m` stores, in characters.
+pub(crate) const MAX_NOTE_CHARS: usize = 200;
+
+/// Why `note` cannot be a generation's note, or `None`.
+pub(crate) fn note_problem(note: &str) -> Option<String> {
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Some(format!(
+            "the note is longer than {MAX_NOTE_CHARS} characters"
+        ));
+    }
+    if note.chars().any(char::is_control) {
+        return Some(
+            "the note holds a control character (a newline or tab, say); write one line".into(),
+        );
+    }
+    None
 }
 
 /// A manifest type that can check its own values after parsing: a value
@@ -90,6 +112,9 @@ impl Document for GenerationManifest {
         }
         if self.parent.is_some_and(|p| p >= self.generation) {
             return Some("the parent is not older than the generation".into());
+        }
+        if let Some(why) = self.note.as_deref().and_then(note_problem) {
+            return Some(why);
         }
         for (service, object) in &self.services {
             if let Some(why) = name_problem(service.as_bytes()) {
@@ -287,6 +312,7 @@ mod tests {
             .into_iter()
             .collect(),
             stock: vec!["/usr/share/svcdir-update/stock".into()],
+            note: None,
         }
     }
 

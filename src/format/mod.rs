@@ -3,5 +3,6 @@
 //! callers read and write the bytes (`src/state/documents.rs`,
 //! `src/sys/fs.rs`); this folder imports only `error` and `model`.
 
+pub(crate) mod config_words;
 pub(crate) mod manifest;
 pub(crate) mod yaml_guard;

@@ -75,6 +75,14 @@ pub(crate) struct Counts {
     pub keep: usize,
 }
 
+impl Counts {
+    /// Every live service stops and none is kept or restarted: what a
+    /// wrong or empty stock path looks like (`commit --allow-stop-all`).
+    pub(crate) fn stops_everything(&self) -> bool {
+        self.stop > 0 && self.keep == 0 && self.restart == 0
+    }
+}
+
 impl Plan {
     pub(crate) fn is_noop(&self) -> bool {
         self.services.iter().all(|s| s.action == Action::Keep)

@@ -92,6 +92,9 @@ pub fn write_error(err: &Error, json: bool) {
         write_stdout(&format!("{}\n", json_safe(&doc)));
     }
     write_stderr(&format!("svcdir-update: error: {}\n", err.chain()));
+    if let Some(advice) = err.advice() {
+        write_stderr(&format!("svcdir-update: {advice}\n"));
+    }
 }
 
 /// Writes what clap has to say — help and version on stdout, a usage error

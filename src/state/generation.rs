@@ -147,6 +147,7 @@ pub(crate) fn create(
     parent: Option<&GenerationManifest>,
     services: BTreeMap<String, String>,
     stock: Vec<std::path::PathBuf>,
+    note: Option<String>,
 ) -> Result<GenerationManifest> {
     let m = GenerationManifest {
         generation: n,
@@ -154,6 +155,7 @@ pub(crate) fn create(
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         services,
         stock,
+        note,
     };
     let name = n.to_string();
     // Staged in the state directory (swept by recovery), published by rename.

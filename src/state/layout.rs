@@ -36,6 +36,8 @@ pub(crate) const PINS: &str = "pins";
 pub(crate) const PIN_SUFFIX: &str = ".pin";
 /// A commit deferred by an update lock, to be applied by the next run.
 pub(crate) const PENDING: &str = "pending";
+/// The generations `pin` keeps from gc, one number a line.
+pub(crate) const PINNED: &str = "pinned";
 /// The services the last commit held back, and why (JSON; for `status`).
 pub(crate) const HELD_BACK: &str = "held-back.json";
 

@@ -9,8 +9,10 @@
 pub(crate) mod documents;
 pub(crate) mod generation;
 pub(crate) mod held_back;
+pub(crate) mod history;
 pub(crate) mod layout;
 pub(crate) mod pending;
+pub(crate) mod pinned;
 pub(crate) mod scandir;
 pub(crate) mod store;
 pub(crate) mod txn_log;
@@ -52,7 +54,9 @@ pub(crate) struct State {
     pub dir: Dir,
     pub store: Dir,
     pub generations: Dir,
-    pub cache: Dir,
+    /// The stat cache's directory; `None` when a user who does not own the
+    /// state opened it only to read (it is 0700).
+    pub cache: Option<Dir>,
 }
 
 impl State {
@@ -62,41 +66,68 @@ impl State {
         check_safe_dir(&dir)?;
         let store = dir.ensure_dir(layout::STORE, 0o755)?;
         let generations = dir.ensure_dir(layout::GENERATIONS, 0o755)?;
-        let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
-        let state = State::checked(State {
-            dir,
-            store,
-            generations,
-            cache,
-        })?;
+        let cache = Some(dir.ensure_dir(layout::CACHE, 0o700)?);
+        let state = State::checked(
+            State {
+                dir,
+                store,
+                generations,
+                cache,
+            },
+            Trust::OWN_DIR,
+        )?;
         if state.format()? == layout::CURRENT_FORMAT {
             state.write_format_marker()?;
         }
         Ok(state)
     }
 
-    /// Opens an existing layout; `None` when `init` never ran.
+    /// Opens an existing layout; `None` when `init` never ran. Held to the
+    /// policy for reading ([`Trust::READ_DIR`]): a command that writes
+    /// checks [`State::check_writable`] before it takes the manager lock.
     pub(crate) fn open(cfg: &Config) -> Result<Option<State>> {
         if !cfg.state.exists() {
             return Ok(None);
         }
         // Configuration: followed once if a symlink, then fd-relative.
         let dir = Dir::open_following(&cfg.state)?;
-        check_safe_dir(&dir)?;
+        check_dir(&dir, Trust::READ_DIR)?;
         let (Some(store), Some(generations)) = (
             dir.try_open_dir(layout::STORE)?,
             dir.try_open_dir(layout::GENERATIONS)?,
         ) else {
             return Ok(None);
         };
-        let cache = dir.ensure_dir(layout::CACHE, 0o700)?;
-        State::checked(State {
-            dir,
-            store,
-            generations,
-            cache,
-        })
+        let mine = dir.self_stat()?.st_uid == rustix::process::geteuid().as_raw();
+        let cache = if mine {
+            Some(dir.ensure_dir(layout::CACHE, 0o700)?)
+        } else {
+            // Another user's (root's) cache is not ours to create or read.
+            dir.try_open_dir(layout::CACHE).ok().flatten()
+        };
+        State::checked(
+            State {
+                dir,
+                store,
+                generations,
+                cache,
+            },
+            Trust::READ_DIR,
+        )
         .map(Some)
+    }
+
+    /// Refuses (exit 77, saying to run as root or the owner) a state the
+    /// user running this may not write: what every writing command checks
+    /// before it takes the manager lock.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        for dir in [&self.dir, &self.store, &self.generations]
+            .into_iter()
+            .chain(self.cache.as_ref())
+        {
+            Trust::OWN_DIR.check(dir.path(), (&dir.self_stat()?).into())?;
+        }
+        Ok(())
     }
 
     /// Like [`State::open`], for commands that only read: a state in
@@ -112,9 +143,12 @@ impl State {
     /// The subdirectories are held to the same rule as `<state>`: one
     /// another user could write would let them plant a store object or a
     /// generation that the next switch makes live.
-    fn checked(state: State) -> Result<State> {
-        for dir in [&state.store, &state.generations, &state.cache] {
-            check_safe_dir(dir)?;
+    fn checked(state: State, trust: Trust) -> Result<State> {
+        for dir in [&state.store, &state.generations]
+            .into_iter()
+            .chain(state.cache.as_ref())
+        {
+            check_dir(dir, trust)?;
         }
         Ok(state)
     }
@@ -253,10 +287,17 @@ pub(crate) fn parse_generation_number(s: &str) -> Option<u64> {
 /// it to others, or that lives on a file system where flock/rename
 /// are unreliable.
 pub(crate) fn check_safe_dir(dir: &Dir) -> Result<()> {
-    Trust::OWN_DIR.check(dir.path(), (&dir.self_stat()?).into())?;
+    check_dir(dir, Trust::OWN_DIR)?;
     if dir.has_default_acl()? {
         return Err(crate::sys::trust::refuse_default_acl(dir.path()));
     }
+    Ok(())
+}
+
+/// [`check_safe_dir`]'s owner and file-system checks, with the owner
+/// policy `trust` (reading commands take [`Trust::READ_DIR`]).
+fn check_dir(dir: &Dir, trust: Trust) -> Result<()> {
+    trust.check(dir.path(), (&dir.self_stat()?).into())?;
     if let Some(name) = unreliable_fs(dir.statfs_type()?) {
         return Err(Error::Unsafe {
             role: "state directory",

@@ -18,6 +18,7 @@
 //! and `race` (the stock changed while reading).
 
 mod budget;
+pub(crate) mod exec_format;
 pub(crate) mod held_back;
 mod links;
 mod race;

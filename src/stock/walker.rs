@@ -251,7 +251,7 @@ impl Walker<'_> {
                 self.problem(
                     rel,
                     "ships a runtime entry that only the supervisor may create",
-                    "remove it from the stock service (supervisors create it at run time)",
+                    "remove it from the stock service; supervisors create it at run time",
                 );
             }
             return Ok(true);
@@ -292,7 +292,7 @@ impl Walker<'_> {
                         "is a {}; only files, directories and symlinks are allowed",
                         kind_name(t)
                     ),
-                    "remove it (a service creates its FIFOs and sockets at run time)",
+                    "remove it; a service creates its FIFOs and sockets at run time",
                 );
                 Ok(())
             }

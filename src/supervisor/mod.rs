@@ -19,6 +19,7 @@
 
 pub(crate) mod command;
 pub(crate) mod daemontools;
+pub(crate) mod detect;
 pub(crate) mod runit;
 pub(crate) mod s6;
 

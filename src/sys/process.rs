@@ -102,9 +102,34 @@ impl fmt::Display for Liveness {
     }
 }
 
+impl ProcessSignature {
+    /// When the process started, as a wall-clock time: the boot time plus
+    /// its start in clock ticks. `None` for a process of another boot, or
+    /// when the boot time cannot be read.
+    pub(crate) fn started_at(&self) -> Option<std::time::SystemTime> {
+        if self.start_time == 0 || self.boot_id != boot_id() {
+            return None;
+        }
+        let boot = procfs::boot_time_secs().ok()?;
+        let ticks = procfs::ticks_per_second().max(1);
+        let since_boot = std::time::Duration::from_secs(self.start_time / ticks)
+            + std::time::Duration::from_secs(self.start_time % ticks)
+                / u32::try_from(ticks).ok()?;
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(boot) + since_boot)
+    }
+}
+
+/// "pid N, started TIME, `CMDLINE`": the start as a wall-clock time in
+/// UTC (to the millisecond, so two processes of one pid differ), never as
+/// clock ticks since boot.
 impl fmt::Display for ProcessSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {} (started at tick {}", self.pid, self.start_time)?;
+        write!(f, "pid {}", self.pid)?;
+        match self.started_at() {
+            Some(t) => write!(f, " (started {}", humantime::format_rfc3339_millis(t))?,
+            None if self.boot_id != boot_id() => f.write_str(" (started before the last boot")?,
+            None => f.write_str(" (start time unknown")?,
+        }
         if !self.cmdline.is_empty() {
             // Bounded again: a signature may come from a file.
             let cmdline = bounded(&self.cmdline, MAX_CMDLINE);
@@ -117,6 +142,33 @@ impl fmt::Display for ProcessSignature {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_time_is_shown_as_a_wall_clock_time_not_ticks() {
+        let me = ProcessSignature::myself();
+        let started = me.started_at().expect("this boot");
+        // Boot time is whole seconds (a start may seem a second ahead);
+        // allow for that and a slow start.
+        let age = std::time::SystemTime::now()
+            .duration_since(started)
+            .unwrap_or_default();
+        assert!(age < std::time::Duration::from_secs(120), "{age:?}");
+        let shown = me.to_string();
+        assert!(
+            shown.starts_with(&format!("pid {} (started 20", me.pid)),
+            "{shown}"
+        );
+        assert!(!shown.contains("tick"), "{shown}");
+        let earlier_boot = ProcessSignature {
+            boot_id: "another".into(),
+            ..me
+        };
+        assert!(
+            earlier_boot
+                .to_string()
+                .contains("started before the last boot")
+        );
+    }
 
     #[test]
     fn own_signature_is_running_and_a_changed_start_time_is_not() {

@@ -64,6 +64,20 @@ impl Trust {
         remedy: Remedy::Repair,
     };
 
+    /// A directory the tool writes, opened by a command that only reads it
+    /// (`status`, `list`, `plan`, `diff`, `history`, `verify`, dry runs):
+    /// one root owns is as trustworthy as one of the user's own, so any
+    /// user who can read it may (docs/cli.md#non-root).
+    pub(crate) const READ_DIR: Trust = Trust {
+        what: "",
+        owner: Owner::MeOrRoot,
+        refuse_group_or_other_write: true,
+        // Only what the tool creates inherits the group; reading is safe.
+        refuse_setgid: false,
+        regular_file: false,
+        remedy: Remedy::Repair,
+    };
+
     /// The manager lock `<state>/.lock`: a regular file of the user running
     /// the tool; its mode does not matter (only the flock does).
     pub(crate) const MANAGER_LOCK: Trust = Trust {
@@ -158,6 +172,28 @@ impl Trust {
                     mode & 0o7777
                 ),
                 format!("run `chmod g-s {path_shown}`"),
+            ),
+            // A user who forgot sudo: handing root's directory to them
+            // (`chown`) would be the wrong fix.
+            (Problem::Owner(uid), Remedy::Repair) if self.owner == Owner::Me && me != 0 => (
+                format!(
+                    "is owned by {}, not by uid {me}, who runs this",
+                    if *uid == 0 {
+                        "root".to_string()
+                    } else {
+                        format!("uid {uid}")
+                    }
+                ),
+                format!(
+                    "a command that writes it must run as root (or as its owner{}); run it \
+                     with sudo. status, list, plan, diff, history, verify and check only read, \
+                     and work as any user who can read it",
+                    if *uid == 0 {
+                        String::new()
+                    } else {
+                        format!(", uid {uid}")
+                    }
+                ),
             ),
             (Problem::Owner(uid), remedy) => {
                 let (allowed, new_owner) = match self.owner {
@@ -341,6 +377,18 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_to_read_may_be_roots_but_not_writable_by_others() {
+        let t = Trust::READ_DIR;
+        assert_eq!(verdict(t, DIR | 0o755, 0), Ok(()));
+        assert_eq!(verdict(t, DIR | 0o755, ME), Ok(()));
+        assert_eq!(verdict(t, DIR | 0o755, 65534), Err(Problem::Owner(65534)));
+        assert_eq!(
+            verdict(t, DIR | 0o757, 0),
+            Err(Problem::Writable(DIR | 0o757))
+        );
+    }
+
+    #[test]
     fn refusals_name_the_path_what_was_found_and_the_fix() {
         let path = Path::new("/srv/state");
         let said = |t: Trust, p: Problem| t.refusal(path, ME, &p).to_string();
@@ -354,15 +402,27 @@ mod tests {
             "the stock tree `/srv/state` is writable by group and others (mode 0777); \
              run `chmod go-w /srv/state`"
         );
+        // Never "chown it to me": a user who forgot sudo is told to use it.
         assert_eq!(
             said(Trust::OWN_DIR, Problem::SetGid(DIR | 0o2755)),
             "`/srv/state` is set-gid (mode 2755): what svcdir-update creates in it would get \
              the directory's group instead of its own; run `chmod g-s /srv/state`"
         );
         assert_eq!(
-            said(Trust::OWN_DIR, Problem::Owner(65534)),
-            "`/srv/state` is owned by uid 65534, not by uid 1000, who runs this; \
-             run `chown 1000 /srv/state`"
+            said(Trust::OWN_DIR, Problem::Owner(0)),
+            "`/srv/state` is owned by root, not by uid 1000, who runs this; a command that \
+             writes it must run as root (or as its owner); run it with sudo. status, list, \
+             plan, diff, history, verify and check only read, and work as any user who can \
+             read it"
+        );
+        assert!(
+            said(Trust::OWN_DIR, Problem::Owner(65534))
+                .contains("must run as root (or as its owner, uid 65534); run it with sudo")
+        );
+        assert_eq!(
+            said_to_root(Trust::OWN_DIR, Problem::Owner(65534)),
+            "`/srv/state` is owned by uid 65534, not by uid 0, who runs this; \
+             run `chown 0 /srv/state`"
         );
         assert_eq!(
             said(Trust::input("config file"), Problem::Owner(65534)),

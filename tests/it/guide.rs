@@ -85,6 +85,16 @@ fn the_guide_runs() {
         "1 link(s) added",
         "already in sync with generation 2",
         "removed 1 generation(s)",
+        // The operator's day.
+        "generation 2 -> new generation: 0 to start, 1 to restart",
+        "generation 3 is live",
+        "hello 2.1: the greeting fix",
+        "generation 2 is pinned",
+        "dry run: gc would remove 0 generation(s)",
+        "dry run: rollback would make generation 2 live again (now 3)",
+        "generation 2 is live again (was 3)",
+        "pinned",
+        "generation 2 is unpinned",
     ];
     let mut at = 0;
     for s in said {

@@ -876,6 +876,21 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
         "{}",
         run.stderr
     );
+    // The message finishes the sentence: nothing switched, what to do.
+    assert!(
+        run.stderr
+            .contains("svcdir-update: nothing was switched. The file system of")
+            && run
+                .stderr
+                .contains("is full: free space there — `svcdir-update gc` removes"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.json()["error"]["advice"]
+            .as_str()
+            .is_some_and(|a| a.contains("svcdir-update gc"))
+    );
     assert!(
         root.snapshot() == before,
         "a failed commit changed the state"
@@ -925,6 +940,14 @@ fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
         "{}",
         run.stderr
     );
+    assert!(
+        run.stderr
+            .contains("nothing was switched. Not even root may change")
+            && run.stderr.contains("`chattr -i` or `chattr -a` clears"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
     assert!(
         root.snapshot() == before,
         "a failed commit changed the state"

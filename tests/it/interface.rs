@@ -186,7 +186,9 @@ fn normalize(value: &mut serde_json::Value, root: &str) {
             for (key, v) in map.iter_mut() {
                 match key.as_str() {
                     "pid" | "start_time" | "uid" | "gid" | "bytes" | "gc_bytes" | "boot_id"
-                    | "cmdline" => *v = Value::String(format!("[{key}]")),
+                    | "cmdline" | "command" => *v = Value::String(format!("[{key}]")),
+                    // A transaction id: time, pid, nanoseconds.
+                    "id" if v.is_string() => *v = Value::String("[ID]".into()),
                     "pending" if v.is_string() => {
                         // Line 1 is when and who; keep the reason.
                         let text = v.as_str().unwrap_or_default();
@@ -287,7 +289,11 @@ fn json_documents_keep_their_shape() {
     snap("plan_held_back", &["plan"]);
     snap("commit_held_back", &["commit"]);
     snap("status_held_back", &["status"]);
+    snap("rollback_dry_run", &["rollback", "--dry-run"]);
+    snap("gc_dry_run", &["gc", "--keep", "1", "--dry-run"]);
     snap("gc", &["gc", "--keep", "1"]);
+    snap("history", &["history"]);
+    snap("pin", &["pin", "2"]);
 }
 
 /// The pids of stopped processes whose command line contains `needle`.

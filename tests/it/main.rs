@@ -20,6 +20,7 @@ mod supervise_harness;
 mod badinput;
 mod bench;
 mod boot;
+mod completions;
 mod core;
 mod descriptors;
 mod distros;
@@ -34,6 +35,9 @@ mod interface;
 mod json_errors;
 mod lock_access;
 mod locks;
+mod messages;
+mod nonroot;
+mod operator;
 mod pending;
 mod pipes;
 mod pwd;
@@ -43,6 +47,7 @@ mod signals;
 mod stat_cache;
 mod stock_busy;
 mod store_owner;
+mod supervisor_check;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
 /// (README.md#development): random kills, the crash matrix, the CPU-heavy

@@ -286,6 +286,11 @@ fn check_up_rolls_back_a_failing_service(family: Family, dies: &str) {
     assert_eq!(scanner.service_pid("db"), Some(db_pid), "db was restarted");
     let history = std::fs::read_to_string(root.state().join("history.log")).unwrap();
     assert!(history.contains("auto-rollback 2 -> 1"), "{history}");
+    // `list` and `history` tell the operator afterwards (docs/cli.md#history).
+    let list = root.run(&["--json", "list"]).ok().json();
+    assert_eq!(list[1]["failed_check_up"], true, "{list}");
+    let text = root.run(&["history"]).ok().stdout;
+    assert!(text.contains("rolled back by --check-up"), "{text}");
     assert!(!root.state().join(".txn.yaml").exists());
     root.run(&["verify"]).ok();
 }
