@@ -92,6 +92,8 @@ impl State {
         // Configuration: followed once if a symlink, then fd-relative.
         let dir = Dir::open_following(&cfg.state)?;
         check_dir(&dir, Trust::READ_DIR)?;
+        let st = dir.self_stat()?;
+        crate::stock::set_state_owner(st.st_uid, st.st_gid);
         let (Some(store), Some(generations)) = (
             dir.try_open_dir(layout::STORE)?,
             dir.try_open_dir(layout::GENERATIONS)?,
@@ -125,7 +127,7 @@ impl State {
             .into_iter()
             .chain(self.cache.as_ref())
         {
-            Trust::OWN_DIR.check(dir.path(), (&dir.self_stat()?).into())?;
+            check_safe_dir(dir)?;
         }
         Ok(())
     }

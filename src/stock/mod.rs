@@ -188,10 +188,26 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
 /// Who publishes the store: the effective user and group of this process
 /// (the state directory's owner, [`crate::sys::trust::Trust::OWN_DIR`]).
 pub(crate) fn store_owner() -> StoreOwner {
-    StoreOwner {
+    let me = StoreOwner {
         uid: rustix::process::geteuid().as_raw(),
         gid: rustix::process::getegid().as_raw(),
+    };
+    match STATE_OWNER.get() {
+        Some(owner) if owner.uid != me.uid => *owner,
+        _ => me,
     }
+}
+
+/// The owner of the open state directory. A user who only reads another
+/// user's state (`plan`, `verify`, docs/cli.md#non-root) computes object
+/// identities and checks owners as the state owner would; the state owner
+/// itself stores what it creates with its own uid and gid.
+static STATE_OWNER: std::sync::OnceLock<StoreOwner> = std::sync::OnceLock::new();
+
+/// Records the owner of the state directory just opened (the first one a
+/// process opens; a process works on one state).
+pub(crate) fn set_state_owner(uid: u32, gid: u32) {
+    let _ = STATE_OWNER.set(StoreOwner { uid, gid });
 }
 
 /// Sets whose owners `service`'s object carries, with a notice when the
