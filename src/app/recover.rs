@@ -32,8 +32,11 @@ pub(crate) fn recover(cfg: &Config, args: &RecoverArgs, wait: Option<Duration>) 
             rec.live = Some(from);
         }
     }
-    let human = match &rec.transaction {
-        None => format!(
+    let human = match (&rec.transaction, rec.relinked_live) {
+        (None, Some(n)) => {
+            format!("live was lost (power cut?); pointed it at generation {n} again\n")
+        }
+        (None, None) => format!(
             "nothing to recover{}\n",
             if rec.swept.is_empty() {
                 String::new()
@@ -41,7 +44,7 @@ pub(crate) fn recover(cfg: &Config, args: &RecoverArgs, wait: Option<Duration>) 
                 format!("; removed {} staging leftovers", rec.swept.len())
             }
         ),
-        Some(id) => format!(
+        (Some(id), _) => format!(
             "transaction {id} {}; generation {} is live\n",
             rec.outcome,
             rec.live

@@ -53,6 +53,10 @@ pub(crate) struct Recovery {
     pub live: Option<u64>,
     /// Staging leftovers removed.
     pub swept: Vec<String>,
+    /// `live` was missing or dangling with no transaction in flight (a
+    /// power cut lost the link) and was pointed again at this generation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relinked_live: Option<u64>,
 }
 
 /// Finishes or undoes `log`, the interrupted transaction if there is one,
@@ -79,6 +83,7 @@ pub(crate) fn finish_interrupted(
     failpoint::hit("recover.after-undo")?;
     rec.swept = sweep(state)?;
     failpoint::hit("recover.after-sweep")?;
+    rec.relinked_live = relink_live(state)?;
     rec.live = state.live().ok().flatten();
     Ok(rec)
 }
@@ -123,6 +128,61 @@ fn resolve(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<Outcome> {
             }
         }
     }
+}
+
+/// Whether generation `n` is published and complete.
+fn is_complete(state: &State, n: u64) -> bool {
+    generation::load(state, n)
+        .and_then(|m| generation::check_complete(state, &m))
+        .is_ok()
+}
+
+/// With no transaction in flight, `live` must name a published generation.
+/// When it is missing or dangling (a power cut lost the link on a file
+/// system that wrote it late), it is made again: the generation the last
+/// `history.log` line left live, or else the newest complete one. Returns
+/// the generation it now names, `None` when nothing was wrong (or nothing
+/// was ever live: no history, or only an undone first commit).
+fn relink_live(state: &State) -> Result<Option<u64>> {
+    // A generation whose manifest loads is there; a lost service link in
+    // it is repaired by `sync` and a no-op `commit` (generation::repair_links).
+    let exists = |n: u64| generation::load(state, n).is_ok();
+    let current = state.live().ok().flatten();
+    if current.is_some_and(exists) {
+        return Ok(None);
+    }
+    let from_history = txn_log::last_live_in_history(&state.dir)?;
+    let Some(wanted) = from_history else {
+        return Ok(None);
+    };
+    let target = if exists(wanted) {
+        Some(wanted)
+    } else {
+        generation::list(state)?
+            .into_iter()
+            .rev()
+            .find(|&n| is_complete(state, n))
+    };
+    let Some(n) = target else {
+        return Ok(None);
+    };
+    state.switch_live(n)?;
+    state.sync_symlinks()?;
+    report::warn(&format!(
+        "{} was {}; pointed it at generation {n}, the one history.log records as live{}",
+        state.live_path().display(),
+        if current.is_some() {
+            "dangling"
+        } else {
+            "missing"
+        },
+        if n == wanted {
+            String::new()
+        } else {
+            format!(" ({wanted} is incomplete; {n} is the newest complete one)")
+        }
+    ));
+    Ok(Some(n))
 }
 
 /// `recover --rollback` after recovery finished `log`: switches back to the

@@ -38,6 +38,25 @@ const UNRELIABLE_FS: [(i64, &str); 9] = [
     (0x7375_7245, "Coda"),
 ];
 
+/// `statfs` magics of file systems where an fsync of a directory also makes
+/// a new symlink in it durable: XFS and btrfs log the new inode with the
+/// entry. tmpfs and ramfs keep nothing across a power cut anyway. Anywhere
+/// else — ext2/3/4 share one magic, and ext4 without a journal (or ext2)
+/// writes a symlink's inode only at writeback — the switch ends with a
+/// syncfs (docs/durability.md#the-switch-and-symlinks).
+const DIR_FSYNC_PERSISTS_SYMLINKS: [i64; 4] = [
+    0x5846_5342, // XFS
+    0x9123_683E, // btrfs
+    0x0102_1994, // tmpfs
+    0x8584_58F6, // ramfs
+];
+
+/// Whether an fsync of a directory on the file system with magic `magic`
+/// makes a new symlink in it durable (else a syncfs is needed).
+pub(crate) fn dir_fsync_persists_symlinks(magic: i64) -> bool {
+    DIR_FSYNC_PERSISTS_SYMLINKS.contains(&magic)
+}
+
 /// The name of the file system with `statfs` magic `magic` if the state
 /// must not live on it.
 pub(crate) fn unreliable_fs(magic: i64) -> Option<&'static str> {
@@ -225,6 +244,18 @@ impl State {
         self.dir.rename(layout::LIVE_TMP, &self.dir, layout::LIVE)?;
         crate::sys::failpoint::hit("switch.after-rename")?;
         self.dir.sync()
+    }
+
+    /// Makes new symlinks of the state (`live`, a generation's links)
+    /// durable where a directory fsync does not: one syncfs of the state
+    /// file system, unless it is one of [`dir_fsync_persists_symlinks`].
+    /// Runs before the rollback log is removed, so a power cut never loses
+    /// a switch that no log describes any more.
+    pub(crate) fn sync_symlinks(&self) -> Result<()> {
+        if dir_fsync_persists_symlinks(self.dir.statfs_type()?) {
+            return Ok(());
+        }
+        self.dir.sync_fs()
     }
 }
 

@@ -33,6 +33,7 @@ mod json_errors;
 mod locks;
 mod pending;
 mod pipes;
+mod power_loss;
 mod pwd;
 mod recovery;
 mod restart_on;
