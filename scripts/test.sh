@@ -23,6 +23,8 @@ command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 [ -x /usr/bin/time ] || need+=(time)
+# The power-cut model is a FUSE file system (tests/it/powercut_fs.rs).
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

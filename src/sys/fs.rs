@@ -763,7 +763,9 @@ impl Dir {
 
     /// syncfs(2) of the whole file system that holds this directory.
     pub(crate) fn sync_fs(&self) -> Result<()> {
-        rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
+        rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))?;
+        crate::sys::failpoint::tell_syncfs(self.fd());
+        Ok(())
     }
 
     /// The file-system magic of this directory (`statfs.f_type`).

@@ -34,6 +34,7 @@ mod locks;
 mod pending;
 mod pipes;
 mod power_loss;
+mod powercut_fs;
 mod pwd;
 mod recovery;
 mod restart_on;
