@@ -217,6 +217,9 @@ pub(crate) fn create(
         .map_err(|e| Error::create("write", dir.join(layout::GENERATION_MANIFEST), e))?;
     crate::sys::fs::sync_file(&file, &dir.join(layout::GENERATION_MANIFEST))?;
     dir.sync()?;
+    // Its links are new symlinks: durable before the generation is
+    // published (docs/durability.md#the-switch-and-symlinks).
+    state.sync_symlinks()?;
     if !state
         .dir
         .rename_noreplace(&tmp, &state.generations, &name)?
