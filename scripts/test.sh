@@ -53,7 +53,17 @@ report_left_out() {
     echo "no test left out for a missing tool" >&2
   fi
 }
-trap report_left_out EXIT
+# The power-cut sweep (tests/it/powercut.rs) appends one row per phase here.
+powercut_table="${CARGO_TARGET_DIR:-target}/tmp/powercut-table.txt"
+rm -f "$powercut_table"
+report_powercut() {
+  if [ -s "$powercut_table" ]; then
+    echo "power-cut sweep (SVCDIR_POWERCUT_FULL=1 cuts at every operation):" >&2
+    echo "| phase                              | ops   | cuts | old  | new  | broken | time     |" >&2
+    cat "$powercut_table" >&2
+  fi
+}
+trap 'report_left_out; report_powercut' EXIT
 
 # Every test that drives a real s6, runit or daemontools sits in a module
 # named `supervisors` (slow::supervisors, distros::supervisors,

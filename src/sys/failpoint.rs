@@ -83,13 +83,6 @@ pub(crate) fn hit(_name: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Set to `1` (with the `failpoints` feature only) by the power-cut tests,
-/// whose state directory is a FUSE model of a disk (tests/it/powercut_fs.rs,
-/// docs/durability.md#the-power-cut-model). A release build has no such
-/// switch: the state on FUSE is refused (exit 77).
-#[cfg(feature = "failpoints")]
-const FUSE_STATE_ENV: &str = "SVCDIR_UPDATE_TEST_FUSE_STATE";
-
 /// The extended attribute whose read tells the power-cut model that a
 /// syncfs just succeeded: FUSE never forwards syncfs to its server (the
 /// kernel sends `FUSE_SYNCFS` to virtiofs only), so the model would
@@ -97,25 +90,21 @@ const FUSE_STATE_ENV: &str = "SVCDIR_UPDATE_TEST_FUSE_STATE";
 #[cfg(feature = "failpoints")]
 const SYNCFS_MARKER: &str = "user.svcdir-update.syncfs";
 
-/// Whether a state directory on FUSE is accepted: only in a test build, and
-/// only for the power-cut tests.
+/// Whether a state directory on FUSE is accepted: only in a test build
+/// (the `failpoints` feature), for the power-cut tests, whose state
+/// directory is a FUSE model of a disk (tests/it/powercut_fs.rs,
+/// docs/durability.md#the-power-cut-model). A release build refuses it
+/// (exit 77).
 pub(crate) fn fuse_state_allowed() -> bool {
-    #[cfg(feature = "failpoints")]
-    {
-        std::env::var_os(FUSE_STATE_ENV).is_some_and(|v| v == "1")
-    }
-    #[cfg(not(feature = "failpoints"))]
-    {
-        false
-    }
+    cfg!(feature = "failpoints")
 }
 
-/// After a successful syncfs of the file system of `fd`: tells the
-/// power-cut model (a marker xattr read it answers with ENODATA). Nothing
-/// outside the power-cut tests.
+/// After a successful syncfs of the file system of `fd`, in a test build:
+/// tells the power-cut model (a marker xattr read, which it answers with
+/// ENODATA, as any other file system does). Nothing in a release build.
 pub(crate) fn tell_syncfs(fd: std::os::fd::BorrowedFd<'_>) {
     #[cfg(feature = "failpoints")]
-    if fuse_state_allowed() {
+    {
         let _ = rustix::fs::fgetxattr(fd, SYNCFS_MARKER, &mut [0u8; 0]);
     }
     #[cfg(not(feature = "failpoints"))]

@@ -48,6 +48,7 @@ mod stock_busy;
 mod slow {
     pub mod concurrency;
     pub mod crash;
+    pub mod powercut;
     pub mod random_kill;
     pub mod supervisors;
 }

@@ -19,6 +19,8 @@
 //!   [`Model::symlinks_need_syncfs`] (ext2, ext4 without a journal), only
 //!   after a syncfs: before that, its entry is lost.
 //!
+//! A test build of the tool (`--features failpoints`) accepts its state
+//! directory on FUSE; a release build refuses it (exit 77).
 //! FUSE does not forward syncfs to its server, so a test build of the tool
 //! reads the marker xattr [`SYNCFS_MARKER`] after each successful syncfs
 //! (src/sys/failpoint.rs); the model takes that read as the syncfs.
@@ -41,8 +43,6 @@ use fuser::{
 
 /// Must match `SYNCFS_MARKER` in src/sys/failpoint.rs.
 pub const SYNCFS_MARKER: &str = "user.svcdir-update.syncfs";
-/// Must match `FUSE_STATE_ENV` in src/sys/failpoint.rs.
-pub const FUSE_STATE_ENV: &str = "SVCDIR_UPDATE_TEST_FUSE_STATE";
 
 const ROOT: u64 = 1;
 const TTL: Duration = Duration::ZERO;
@@ -271,7 +271,13 @@ impl Model {
         to_name: &OsStr,
         noreplace: bool,
     ) -> Res<()> {
-        self.mutate(|_| format!("rename {} -> {}", name.to_string_lossy(), to_name.to_string_lossy()))?;
+        self.mutate(|_| {
+            format!(
+                "rename {} -> {}",
+                name.to_string_lossy(),
+                to_name.to_string_lossy()
+            )
+        })?;
         let ino = self.lookup(parent, name)?;
         if let Some(&old) = self.entries(to)?.get(to_name) {
             if noreplace {
@@ -461,23 +467,29 @@ impl Model {
         image
     }
 
-    /// The link count of `ino`: its names (and a directory's `.`, `..`).
+    /// Everything made durable (as writeback would, given time), and a copy
+    /// of it: the starting image of every cut of a sweep.
+    pub fn settled(&mut self) -> Model {
+        self.arm(None);
+        self.syncfs()
+            .unwrap_or_else(|e| panic!("syncfs of the model: {e:?}"));
+        self.durable_image()
+    }
+
+    /// The link count of `ino`: a directory's `.`, `..` and subdirectories;
+    /// 1 for anything else (nothing in the tool reads it, and counting the
+    /// names of a file would cost a walk of every directory).
     fn nlink(&self, ino: u64) -> u32 {
-        if let Ok(Content::Dir(e)) = self.node(ino).map(|n| &n.content) {
-            let subdirs = e
-                .values()
-                .filter(|i| matches!(self.nodes[i].content, Content::Dir(_)))
-                .count();
-            return 2 + subdirs as u32;
+        match self.node(ino).map(|n| &n.content) {
+            Ok(Content::Dir(e)) => {
+                let subdirs = e
+                    .values()
+                    .filter(|i| matches!(self.nodes[i].content, Content::Dir(_)))
+                    .count();
+                2 + subdirs as u32
+            }
+            _ => 1,
         }
-        self.nodes
-            .values()
-            .filter_map(|n| match &n.content {
-                Content::Dir(e) => Some(e.values().filter(|&&i| i == ino).count() as u32),
-                _ => None,
-            })
-            .sum::<u32>()
-            .max(1)
     }
 
     fn attr(&self, ino: u64) -> Res<FileAttr> {
@@ -892,8 +904,9 @@ impl Mounted {
         let fs = PowerCutFs {
             model: Arc::clone(&model),
         };
-        let session = fuser::spawn_mount(fs, at, &config)
-            .unwrap_or_else(|e| panic!("mount the power-cut model on {}: {e}", at.to_string_lossy()));
+        let session = fuser::spawn_mount(fs, at, &config).unwrap_or_else(|e| {
+            panic!("mount the power-cut model on {}: {e}", at.to_string_lossy())
+        });
         Mounted {
             model,
             at: at.to_path_buf(),
