@@ -25,6 +25,9 @@ command -v man >/dev/null 2>&1 || need+=(man-db)
 [ -x /usr/bin/time ] || need+=(time)
 # The power-cut model is a FUSE file system (tests/it/powercut_fs.rs).
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+# The crash matrix also runs on xfs and btrfs loop images (tests/it/crash.rs).
+command -v mkfs.xfs >/dev/null 2>&1 || need+=(xfsprogs)
+command -v mkfs.btrfs >/dev/null 2>&1 || need+=(btrfs-progs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
