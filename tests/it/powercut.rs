@@ -152,11 +152,14 @@ fn check(phase: &Phase) -> Outcome {
         if root.live_generation().is_some() {
             root.run(&["sync"]).ok();
         }
-        let is_new = if root.state().join(layout::STORE).is_dir() {
+        let laid_out = [layout::STORE, layout::GENERATIONS]
+            .iter()
+            .all(|d| root.state().join(d).is_dir());
+        let is_new = if laid_out {
             assert_old_or_new(root, &phase.old, &phase.new, &phase.name)
         } else {
-            // Cut before `init` made the layout: there is no state yet,
-            // which is the old one of a first commit.
+            // Cut before `init` made the layout durable: there is no state
+            // yet (the next `commit` makes it), the old one of a first commit.
             assert!(phase.old.is_empty() && root.live_generation().is_none());
             false
         };
