@@ -893,6 +893,7 @@ pub struct Mounted {
 impl Mounted {
     /// Mounts `model` on the (empty) directory `at`.
     pub fn mount(model: Model, at: &Path) -> Mounted {
+        detach_leftovers(at);
         let model = Arc::new(Mutex::new(model));
         let mut config = fuser::Config::default();
         config.mount_options = vec![
@@ -940,14 +941,41 @@ impl Mounted {
                 .umount_and_join()
                 .unwrap_or_else(|e| panic!("unmount {}: {e}", self.at.to_string_lossy()));
         }
+        detach_leftovers(&self.at);
     }
 }
 
 impl Drop for Mounted {
     fn drop(&mut self) {
+        // Without a session it was unmounted already (and a new mount on
+        // the same directory, made by `cut_and_remount`, is not ours).
         if let Some(session) = self.session.take() {
             let _ = session.umount_and_join();
+            detach_leftovers(&self.at);
         }
+    }
+}
+
+/// Whether a file system is mounted on `at` (/proc/self/mountinfo).
+fn is_mount_point(at: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| Path::new(m) == at)
+}
+
+/// Lazily unmounts whatever fuser left on `at` (it skips an unmount when it
+/// believes the connection already ended), so that no dead mount outlives
+/// a test or lies under the next one.
+fn detach_leftovers(at: &Path) {
+    for _ in 0..4 {
+        if !is_mount_point(at) {
+            return;
+        }
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(at)
+            .status();
     }
 }
 
