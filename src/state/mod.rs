@@ -40,10 +40,11 @@ const UNRELIABLE_FS: [(i64, &str); 9] = [
 
 /// `statfs` magics of file systems where an fsync of a directory also makes
 /// a new symlink in it durable: XFS and btrfs log the new inode with the
-/// entry. tmpfs and ramfs keep nothing across a power cut anyway. Anywhere
-/// else — ext2/3/4 share one magic, and ext4 without a journal (or ext2)
-/// writes a symlink's inode only at writeback — the switch ends with a
-/// syncfs (docs/durability.md#the-switch-and-symlinks).
+/// entry. tmpfs and ramfs keep nothing across a power cut anyway. ext2/3/4
+/// (one magic) only with a journal ([`crate::sys::journal`]): ext4 without
+/// one, or ext2, writes a symlink's inode only at writeback. Anywhere else
+/// new symlinks are made durable by a syncfs
+/// (docs/durability.md#the-switch-and-symlinks).
 const DIR_FSYNC_PERSISTS_SYMLINKS: [i64; 4] = [
     0x5846_5342, // XFS
     0x9123_683E, // btrfs
@@ -252,8 +253,16 @@ impl State {
     /// Runs before the rollback log is removed, so a power cut never loses
     /// a switch that no log describes any more.
     pub(crate) fn sync_symlinks(&self) -> Result<()> {
-        if dir_fsync_persists_symlinks(self.dir.statfs_type()?) {
+        let magic = self.dir.statfs_type()?;
+        if dir_fsync_persists_symlinks(magic) {
             return Ok(());
+        }
+        if magic == crate::sys::journal::EXT_MAGIC {
+            let dev = self.dir.self_stat()?.st_dev;
+            #[allow(clippy::unnecessary_cast)] // u64 on most targets, not all
+            if crate::sys::journal::ext_journal_keeps_symlinks(dev as u64) {
+                return Ok(());
+            }
         }
         self.dir.sync_fs()
     }

@@ -5,5 +5,6 @@
 
 pub(crate) mod failpoint;
 pub(crate) mod fs;
+pub(crate) mod journal;
 pub(crate) mod process;
 pub(crate) mod trust;

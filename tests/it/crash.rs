@@ -220,12 +220,13 @@ fn crash_matrix(base: &Path) {
 
 /// A file system of type `fs` in a loop image, made and mounted for a
 /// test (root only); unmounted and deleted when dropped.
-struct LoopFs {
+pub struct LoopFs {
     dir: tempfile::TempDir,
 }
 
 impl LoopFs {
-    fn make(fs: &str) -> LoopFs {
+    /// `mkfs.<fs> <mkfs_args> image`, mounted; `stat -f` must name it `kind`.
+    pub fn make(fs: &str, mkfs_args: &[&str], kind: &str) -> LoopFs {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("image");
         let mnt = dir.path().join("mnt");
@@ -236,7 +237,7 @@ impl LoopFs {
             .set_len(320 << 20)
             .unwrap();
         let mkfs = std::process::Command::new(format!("mkfs.{fs}"))
-            .args(["-q", "-f"])
+            .args(mkfs_args)
             .arg(&image)
             .output()
             .unwrap();
@@ -248,16 +249,17 @@ impl LoopFs {
             .output()
             .unwrap();
         assert!(mount.status.success(), "mount {fs}: {mount:?}");
+        let loop_fs = LoopFs { dir };
         let found = std::process::Command::new("stat")
             .args(["-f", "-c", "%T"])
             .arg(&mnt)
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), fs);
-        LoopFs { dir }
+        assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), kind);
+        loop_fs
     }
 
-    fn path(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         self.dir.path().join("mnt")
     }
 }
@@ -276,7 +278,7 @@ fn crash_matrix_on(fs: &str, tool: &str, package: &str) {
     if !require_tool(tool, package) {
         return;
     }
-    let loop_fs = LoopFs::make(fs);
+    let loop_fs = LoopFs::make(fs, &["-q", "-f"], fs);
     crash_matrix(&loop_fs.path());
 }
 

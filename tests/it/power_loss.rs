@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::harness::*;
 use crate::invariant::*;
-use crate::slow::crash::change_stock;
+use crate::slow::crash::{LoopFs, change_stock};
 
 /// A root with generation 2 live (web changed, one service added, cron
 /// removed) and no transaction in flight.
@@ -168,18 +168,22 @@ fn barrier_trace(root: &Root, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// A root with generation 1 live and the stock changed, on a new ext4
+/// made with `mkfs_args`.
+fn root_on_ext4(mkfs_args: &[&str]) -> (LoopFs, Root) {
+    let fs = LoopFs::make("ext4", mkfs_args, "ext2/ext3");
+    let root = Root::example_in(&fs.path());
+    root.commit().ok();
+    change_stock(&root, "a");
+    (fs, root)
+}
+
 #[test]
-fn the_switch_is_made_durable_by_syncfs_before_its_log_is_removed() {
-    if !require_tool("strace", "strace") {
+fn the_switch_is_made_durable_by_syncfs_before_its_log_is_removed_on_ext4_without_a_journal() {
+    if !require_tool("strace", "strace") || !require_tool("mkfs.ext4", "e2fsprogs") {
         return;
     }
-    let root = Root::example();
-    root.commit().ok();
-    let magic = fs_type(&root.state());
-    // The test's temp file system must be one where directory fsync does
-    // not cover new symlinks (ext2/3/4 share 0xEF53), or it proves nothing.
-    assert_eq!(magic, "ext2/ext3", "the temp dir is on {magic}");
-    change_stock(&root, "a");
+    let (_fs, root) = root_on_ext4(&["-q", "-F", "-O", "^has_journal"]);
     // A small commit (per-file fsync): before the fix, no syncfs at all.
     let calls = barrier_trace(&root, &["commit"]);
     let removal = calls
@@ -190,14 +194,21 @@ fn the_switch_is_made_durable_by_syncfs_before_its_log_is_removed() {
         calls[..removal].iter().any(|l| l.contains("syncfs(")),
         "no syncfs before the log is removed: {calls:#?}"
     );
+    // And one before the generation is published.
+    let syncfs = calls.iter().filter(|l| l.contains("syncfs(")).count();
+    assert_eq!(syncfs, 2, "{calls:#?}");
 }
 
-/// The file system type of `path`, as `stat -f` names it.
-fn fs_type(path: &std::path::Path) -> String {
-    let out = Command::new("stat")
-        .args(["-f", "-c", "%T"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+#[test]
+fn a_journaled_ext4_keeps_new_symlinks_by_directory_fsync_and_needs_no_syncfs() {
+    if !require_tool("strace", "strace") || !require_tool("mkfs.ext4", "e2fsprogs") {
+        return;
+    }
+    let (_fs, root) = root_on_ext4(&["-q", "-F"]);
+    let calls = barrier_trace(&root, &["commit"]);
+    assert!(
+        !calls.iter().any(|l| l.contains("syncfs(")),
+        "a small commit on a journaled ext4 syncs the whole file system: {calls:#?}"
+    );
+    assert_consistent(&root);
 }
