@@ -28,6 +28,11 @@ command -v fish >/dev/null 2>&1 || need+=(fish)
 [ -x /usr/bin/time ] || need+=(time)
 # setfacl: the default-ACL refusal (tests/it/hostile.rs).
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
+# The power-cut model is a FUSE file system (tests/it/powercut_fs.rs).
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+# The crash matrix also runs on xfs and btrfs loop images (tests/it/crash.rs).
+command -v mkfs.xfs >/dev/null 2>&1 || need+=(xfsprogs)
+command -v mkfs.btrfs >/dev/null 2>&1 || need+=(btrfs-progs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -56,7 +61,17 @@ report_left_out() {
     echo "no test left out for a missing tool" >&2
   fi
 }
-trap report_left_out EXIT
+# The power-cut sweep (tests/it/powercut.rs) appends one row per phase here.
+powercut_table="${CARGO_TARGET_DIR:-target}/tmp/powercut-table.txt"
+rm -f "$powercut_table"
+report_powercut() {
+  if [ -s "$powercut_table" ]; then
+    echo "power-cut sweep (SVCDIR_POWERCUT_FULL=1 cuts at every operation):" >&2
+    echo "| phase                              | ops   | cuts | old  | new  | broken | time     |" >&2
+    cat "$powercut_table" >&2
+  fi
+}
+trap 'report_left_out; report_powercut' EXIT
 
 # Every test that drives a real s6, runit or daemontools sits in a module
 # named `supervisors` (slow::supervisors, distros::supervisors,

@@ -31,17 +31,15 @@ pub(crate) fn recover(cfg: &Config, args: &RecoverArgs, wait: Option<Duration>) 
             rec.outcome = Outcome::Undone;
             rec.live = Some(from);
         }
-    } else if state.interrupted().is_none() {
-        rec.repointed = recover::repoint_broken_live(&state)?;
-        if let Some(r) = &rec.repointed {
-            rec.live = Some(r.generation);
-        }
     }
-    let human = match (&rec.transaction, &rec.repointed) {
-        (None, Some(r)) => format!(
-            "live pointed at {}, which is not a generation; it now points at generation {}, the \
-             newest complete one\n",
-            r.was, r.generation
+    let human = match (&rec.transaction, rec.relinked_live) {
+        (None, Some(n)) => format!(
+            "live {}; it now points at generation {n}
+",
+            rec.live_was.as_ref().map_or_else(
+                || "was missing (lost in a power cut?)".to_string(),
+                |was| format!("pointed at {was}, which is not a generation")
+            )
         ),
         (None, None) => format!(
             "nothing to recover{}\n",

@@ -18,7 +18,6 @@ use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
-use crate::state::parse_live_target;
 use crate::state::txn_log::{self, TxnKind, TxnLog};
 use crate::sys::failpoint;
 use crate::sys::fs::Dir;
@@ -55,18 +54,15 @@ pub(crate) struct Recovery {
     pub live: Option<u64>,
     /// Staging leftovers removed.
     pub swept: Vec<String>,
-    /// `live` led to no generation and `recover` repointed it.
+    /// `live` was missing, dangling or led outside the generations with no
+    /// transaction in flight (a power cut lost the link, or a hand put it
+    /// elsewhere) and was pointed again at this generation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repointed: Option<Repointed>,
-}
-
-/// A `live` link that led to no generation, repointed by `recover`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub(crate) struct Repointed {
-    /// Where it pointed, shown escaped.
-    pub was: String,
-    /// The generation it points at now: the newest complete one.
-    pub generation: u64,
+    pub relinked_live: Option<u64>,
+    /// Where `live` pointed before it was relinked (escaped); absent when
+    /// the link was missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_was: Option<String>,
 }
 
 /// Finishes or undoes `log`, the interrupted transaction if there is one,
@@ -93,6 +89,7 @@ pub(crate) fn finish_interrupted(
     failpoint::hit("recover.after-undo")?;
     rec.swept = sweep(state)?;
     failpoint::hit("recover.after-sweep")?;
+    relink_live(state, &mut rec)?;
     rec.live = state.live().ok().flatten();
     Ok(rec)
 }
@@ -139,6 +136,77 @@ fn resolve(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<Outcome> {
     }
 }
 
+/// Whether generation `n` is published and complete.
+fn is_complete(state: &State, n: u64) -> bool {
+    generation::load(state, n)
+        .and_then(|m| generation::check_complete(state, &m))
+        .is_ok()
+}
+
+/// With no transaction in flight, `live` must name a published generation.
+/// When it is missing, dangling or leads outside the generations (a power
+/// cut lost the link on a file system that wrote it late; a hand put it
+/// elsewhere), it is made again: the generation the last `history.log` line
+/// left live if it is complete, else the newest complete one
+/// (docs/durability.md#the-switch-and-symlinks,
+/// docs/security.md#a-live-link-that-leads-nowhere). Records what it did in
+/// `rec`; nothing when nothing was wrong or nothing was ever live (no
+/// history and no link: only an undone first commit).
+fn relink_live(state: &State, rec: &mut Recovery) -> Result<()> {
+    // A generation whose manifest loads is there; a lost service link in
+    // it is repaired by `sync` and a no-op `commit` (generation::repair_links).
+    let exists = |n: u64| generation::load(state, n).is_ok();
+    if state.live().ok().flatten().is_some_and(exists) {
+        return Ok(());
+    }
+    let link = state.dir.try_read_link(layout::LIVE)?;
+    let wanted = txn_log::last_live_in_history(&state.dir)?;
+    if wanted.is_none() && link.is_none() {
+        return Ok(());
+    }
+    let newest = || -> Result<Option<u64>> {
+        Ok(generation::list(state)?
+            .into_iter()
+            .rev()
+            .find(|&n| is_complete(state, n)))
+    };
+    let target = match wanted.filter(|&n| is_complete(state, n)) {
+        Some(n) => Some(n),
+        None => newest()?,
+    };
+    let was = link.as_ref().map(|l| shown(l).to_string());
+    let Some(n) = target else {
+        return match was {
+            Some(was) => Err(Error::damaged(
+                state.live_path(),
+                format!(
+                    "points at {was}, which is not a generation, and no generation is complete \
+                     to point it at; move it away and run `svcdir-update commit`"
+                ),
+            )),
+            None => Ok(()),
+        };
+    };
+    state.switch_live(n)?;
+    state.sync_symlinks()?;
+    report::warn(&format!(
+        "{} {}; pointed it at generation {n}, {}",
+        shown(&state.live_path()),
+        was.as_ref().map_or_else(
+            || "was missing".to_string(),
+            |w| format!("pointed at {w}, which is not a generation")
+        ),
+        match wanted {
+            Some(w) if w == n => "the one history.log records as live".to_string(),
+            Some(w) => format!("the newest complete one ({w}, which history.log records, is not)"),
+            None => "the newest complete one".to_string(),
+        }
+    ));
+    rec.relinked_live = Some(n);
+    rec.live_was = was;
+    Ok(())
+}
+
 /// `recover --rollback` after recovery finished `log`: switches back to the
 /// generation it came from, as a rollback transaction. Returns the
 /// generation now live, or `None` when there is nothing to switch back (the
@@ -168,44 +236,6 @@ pub(crate) fn roll_back_finished(
         },
     )?;
     Ok(Some(from))
-}
-
-/// `recover` with no interrupted transaction: a `live` link that leads to
-/// no generation of this state (a path outside it, a generation that does
-/// not exist) makes every command refuse, and no log says where it should
-/// lead; it is repointed to the newest complete generation
-/// (docs/security.md#a-live-link-that-leads-nowhere). A link to an existing
-/// generation is left alone, whatever its state: `verify` and `rollback`
-/// deal with that.
-pub(crate) fn repoint_broken_live(state: &LockedState) -> Result<Option<Repointed>> {
-    let Some(target) = state.dir.try_read_link(layout::LIVE)? else {
-        return Ok(None);
-    };
-    let generations = generation::list(state)?;
-    if parse_live_target(&target).is_some_and(|n| generations.contains(&n)) {
-        return Ok(None);
-    }
-    let complete = |n: u64| {
-        generation::load(state, n)
-            .and_then(|m| generation::check_complete(state, &m))
-            .is_ok()
-    };
-    let Some(newest) = generations.into_iter().rev().find(|&n| complete(n)) else {
-        return Err(Error::damaged(
-            state.live_path(),
-            format!(
-                "points at {}, which is not a generation, and no generation is complete to \
-                 point it at; move it away and run `svcdir-update commit`",
-                shown(&target)
-            ),
-        ));
-    };
-    state.switch_live(newest)?;
-    let repointed = Repointed {
-        was: shown(&target).to_string(),
-        generation: newest,
-    };
-    Ok(Some(repointed))
 }
 
 /// Removes every `.tmp-*` staging leftover. All staging happens in the

@@ -394,6 +394,10 @@ pub(crate) fn stage_generation(
     failpoint::hit("commit.after-stage")?;
     if durability == Durability::SyncFs && !missing.is_empty() {
         state.dir.sync_fs()?;
+    } else if missing.iter().any(|s| has_symlinks(s)) {
+        // fsync of their directories does not keep new symlinks everywhere
+        // (docs/durability.md#the-switch-and-symlinks).
+        state.sync_symlinks()?;
     }
     failpoint::hit("commit.after-sync")?;
     let n = generation::list(state)?.last().copied().unwrap_or(0) + 1;
@@ -420,6 +424,14 @@ pub(crate) fn stage_generation(
         }
         Err(err) => Err(err),
     }
+}
+
+/// Whether the copy of `service` holds symlinks.
+fn has_symlinks(service: &stock::StockService) -> bool {
+    service
+        .entries
+        .iter()
+        .any(|e| e.kind == crate::model::tree::EntryKind::Symlink)
 }
 
 /// Moves objects and generation `n` published by a failed run back to

@@ -230,6 +230,9 @@ pub(crate) fn finish(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<
     failpoint::hit("txn.after-scandir")?;
     txn_log::append_history(&state.dir, &log.id, &history::line(log, "done"))?;
     failpoint::hit("txn.after-history")?;
+    // `live` and the generation's links are symlinks: durable before the
+    // log that could restore them goes (docs/durability.md#the-switch-and-symlinks).
+    state.sync_symlinks()?;
     txn_log::remove(&state.dir)?;
     Ok(sync)
 }
@@ -249,5 +252,7 @@ pub(crate) fn undo(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<()
         sup.restart(name, &state.object_path(object))?;
     }
     txn_log::append_history(&state.dir, &log.id, &history::line(log, "undone"))?;
+    // Recovery may have re-made `live` (the old generation) before this.
+    state.sync_symlinks()?;
     txn_log::remove(&state.dir)
 }

@@ -135,6 +135,42 @@ pub(crate) fn check_links(state: &State, m: &GenerationManifest) -> Result<()> {
     Ok(())
 }
 
+/// Re-creates every service link of the live generation `m` that is
+/// missing or does not name its object (lost in a power cut where the
+/// file system wrote the new symlink late), from the manifest, durably.
+/// Returns the services relinked. A link whose object is not published
+/// with its manifest is left alone: there is nothing intact to point at,
+/// and `verify` names it.
+pub(crate) fn repair_links(state: &State, m: &GenerationManifest) -> Result<Vec<String>> {
+    let dir = state.generations.open_dir(m.generation.to_string())?;
+    let mut lost = Vec::new();
+    for (name, object) in &m.services {
+        let want = layout::generation_link_target(object);
+        if dir.try_read_link(name)?.as_deref().and_then(|l| l.to_str()) != Some(want.as_str()) {
+            lost.push((name, object, want));
+        }
+    }
+    if lost.is_empty() {
+        return Ok(Vec::new());
+    }
+    let published = crate::state::store::published(&state.store)?;
+    let mut relinked = Vec::new();
+    for (name, object, want) in lost {
+        if !published.contains(object) || !published.contains(&layout::object_manifest_name(object))
+        {
+            continue;
+        }
+        dir.remove_if_exists(name)?;
+        dir.symlink(&want, name)?;
+        relinked.push(name.clone());
+    }
+    if !relinked.is_empty() {
+        dir.sync()?;
+        state.sync_symlinks()?;
+    }
+    Ok(relinked)
+}
+
 /// Stages and publishes generation `n` with the given services.
 ///
 /// A service whose object is the same as in `parent` gets a hard link to
@@ -183,6 +219,9 @@ pub(crate) fn create(
         .map_err(|e| Error::create("write", dir.join(layout::GENERATION_MANIFEST), e))?;
     crate::sys::fs::sync_file(&file, &dir.join(layout::GENERATION_MANIFEST))?;
     dir.sync()?;
+    // Its links are new symlinks: durable before the generation is
+    // published (docs/durability.md#the-switch-and-symlinks).
+    state.sync_symlinks()?;
     if !state
         .dir
         .rename_noreplace(&tmp, &state.generations, &name)?

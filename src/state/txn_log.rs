@@ -229,6 +229,33 @@ pub(crate) fn append_history(state: &Dir, id: &str, line: &str) -> Result<()> {
 
 /// The transaction id (second field) of the last line of `history.log`.
 fn last_history_id(state: &Dir) -> Result<Option<String>> {
+    Ok(last_history_line(state)?
+        .as_deref()
+        .and_then(|l| l.split(' ').nth(1))
+        .map(str::to_string))
+}
+
+/// The generation the last line of `history.log` left live: `to` of a
+/// transaction `done`, `from` of one `undone`. `Ok(None)` when there is no
+/// history, the last transaction was an undone first commit, or the line
+/// is not one this version writes (the caller then looks for another way).
+pub(crate) fn last_live_in_history(state: &Dir) -> Result<Option<u64>> {
+    let Some(line) = last_history_line(state)? else {
+        return Ok(None);
+    };
+    // One parser for every version's lines (src/state/history.rs).
+    let Some(entry) = crate::state::history::parse_line(&line) else {
+        return Ok(None);
+    };
+    Ok(match entry.outcome.as_str() {
+        "done" => Some(entry.to),
+        "undone" => entry.from,
+        _ => None,
+    })
+}
+
+/// The last line of `history.log`, if it has one.
+fn last_history_line(state: &Dir) -> Result<Option<String>> {
     use std::io::{Read, Seek, SeekFrom};
     if state.try_stat(layout::HISTORY)?.is_none() {
         return Ok(None);
@@ -246,7 +273,6 @@ fn last_history_id(state: &Dir) -> Result<Option<String>> {
     Ok(String::from_utf8_lossy(&tail)
         .lines()
         .last()
-        .and_then(|l| l.split(' ').nth(1))
         .map(str::to_string))
 }
 
@@ -356,6 +382,31 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_last_history_line_says_which_generation_it_left_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Dir::open(dir.path()).unwrap();
+        assert_eq!(last_live_in_history(&state).unwrap(), None);
+        let mut log = sample();
+        for (line, live) in [
+            (history_line_for(&log, "done"), Some(2)),
+            (history_line_for(&log, "undone"), Some(1)),
+        ] {
+            append_history(&state, &log.id, &line).unwrap();
+            assert_eq!(last_live_in_history(&state).unwrap(), live, "{line}");
+            log.id.push('x');
+        }
+        log.from = None;
+        let line = history_line_for(&log, "undone");
+        append_history(&state, &log.id, &line).unwrap();
+        assert_eq!(last_live_in_history(&state).unwrap(), None, "{line}");
+    }
+
+    /// The line the switch writes (the format this parser must follow).
+    fn history_line_for(log: &TxnLog, outcome: &str) -> String {
+        crate::state::history::line(log, outcome)
     }
 
     #[test]

@@ -83,6 +83,34 @@ pub(crate) fn hit(_name: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// The extended attribute whose read tells the power-cut model that a
+/// syncfs just succeeded: FUSE never forwards syncfs to its server (the
+/// kernel sends `FUSE_SYNCFS` to virtiofs only), so the model would
+/// otherwise never see the barrier the tool relies on.
+#[cfg(feature = "failpoints")]
+const SYNCFS_MARKER: &str = "user.svcdir-update.syncfs";
+
+/// Whether a state directory on FUSE is accepted: only in a test build
+/// (the `failpoints` feature), for the power-cut tests, whose state
+/// directory is a FUSE model of a disk (tests/it/powercut_fs.rs,
+/// docs/durability.md#the-power-cut-model). A release build refuses it
+/// (exit 77).
+pub(crate) fn fuse_state_allowed() -> bool {
+    cfg!(feature = "failpoints")
+}
+
+/// After a successful syncfs of the file system of `fd`, in a test build:
+/// tells the power-cut model (a marker xattr read, which it answers with
+/// ENODATA, as any other file system does). Nothing in a release build.
+pub(crate) fn tell_syncfs(fd: std::os::fd::BorrowedFd<'_>) {
+    #[cfg(feature = "failpoints")]
+    {
+        let _ = rustix::fs::fgetxattr(fd, SYNCFS_MARKER, &mut [0u8; 0]);
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = fd;
+}
+
 #[cfg(test)]
 mod tests {
     use super::ALL;

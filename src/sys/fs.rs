@@ -867,7 +867,9 @@ impl Dir {
 
     /// syncfs(2) of the whole file system that holds this directory.
     pub(crate) fn sync_fs(&self) -> Result<()> {
-        rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))
+        rustix::fs::syncfs(&self.fd).map_err(|e| Error::sync(&self.path, io_err(e)))?;
+        crate::sys::failpoint::tell_syncfs(self.fd());
+        Ok(())
     }
 
     /// Whether this directory has a default ACL (`system.posix_acl_default`),

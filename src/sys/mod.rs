@@ -6,6 +6,7 @@
 
 pub(crate) mod failpoint;
 pub(crate) mod fs;
+pub(crate) mod journal;
 pub(crate) mod process;
 pub(crate) mod signals;
 pub(crate) mod trust;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::harness::*;
@@ -65,8 +66,8 @@ enum Next {
 
 /// Builds the root for a scenario; returns it with the old and new live
 /// content and the command line to crash.
-fn setup(s: Scenario) -> (Root, Services, Services, Vec<&'static str>) {
-    let root = Root::example();
+fn setup(s: Scenario, base: &Path) -> (Root, Services, Services, Vec<&'static str>) {
+    let root = Root::example_in(base);
     root.commit().ok();
     match s {
         Scenario::Commit => {
@@ -105,8 +106,8 @@ fn setup(s: Scenario) -> (Root, Services, Services, Vec<&'static str>) {
 }
 
 /// One cell of the matrix; returns whether the point was hit.
-fn cell(s: Scenario, point: &str, next: Next) -> bool {
-    let (root, old, new, args) = setup(s);
+fn cell(s: Scenario, point: &str, next: Next, base: &Path) -> bool {
+    let (root, old, new, args) = setup(s, base);
     let what = format!("{s:?} killed at {point}, then {next:?}");
     let killed = run_at(&root, &args, point);
     if !killed {
@@ -144,6 +145,11 @@ fn cell(s: Scenario, point: &str, next: Next) -> bool {
     ignore = "needs --features failpoints (scripts/test.sh)"
 )]
 fn every_failpoint_of_every_command_recovers_to_old_or_new() {
+    crash_matrix(&std::env::temp_dir());
+}
+
+/// The matrix with every root (stock, state, scan directory) in `base`.
+fn crash_matrix(base: &Path) {
     // The migration's own points are on no path of a current state; each
     // is hit and checked by pwd::a_migration_killed_at_any_step_….
     let points: Vec<String> = failpoints()
@@ -172,7 +178,7 @@ fn every_failpoint_of_every_command_recovers_to_old_or_new() {
                         if matches!(s, Scenario::Recover(_)) && next == Next::Commit {
                             continue;
                         }
-                        if cell(s, p, next) {
+                        if cell(s, p, next, base) {
                             hits.lock().unwrap().insert((format!("{s:?}"), p.clone()));
                         }
                     }
@@ -205,8 +211,91 @@ fn every_failpoint_of_every_command_recovers_to_old_or_new() {
         );
     }
     println!(
-        "crash matrix: {} kills over {} failpoints",
+        "crash matrix on {}: {} kills over {} failpoints",
+        base.display(),
         hits.len(),
         points.len()
     );
+}
+
+/// A file system of type `fs` in a loop image, made and mounted for a
+/// test (root only); unmounted and deleted when dropped.
+pub struct LoopFs {
+    dir: tempfile::TempDir,
+}
+
+impl LoopFs {
+    /// `mkfs.<fs> <mkfs_args> image`, mounted; `stat -f` must name it `kind`.
+    pub fn make(fs: &str, mkfs_args: &[&str], kind: &str) -> LoopFs {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("image");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        // 320 MiB, sparse: above mkfs.xfs's 300 MiB minimum.
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(320 << 20)
+            .unwrap();
+        let mkfs = std::process::Command::new(format!("mkfs.{fs}"))
+            .args(mkfs_args)
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(mkfs.status.success(), "mkfs.{fs}: {mkfs:?}");
+        let mount = std::process::Command::new("mount")
+            .args(["-t", fs, "-o", "loop"])
+            .arg(&image)
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        assert!(mount.status.success(), "mount {fs}: {mount:?}");
+        let loop_fs = LoopFs { dir };
+        let found = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), kind);
+        loop_fs
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.path())
+            .status();
+    }
+}
+
+/// The crash matrix with the whole root on a real `fs` (xfs, btrfs),
+/// where rename, fsync and syncfs are each file system's own.
+fn crash_matrix_on(fs: &str, tool: &str, package: &str) {
+    if !require_tool(tool, package) {
+        return;
+    }
+    let loop_fs = LoopFs::make(fs, &["-q", "-f"], fs);
+    crash_matrix(&loop_fs.path());
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
+fn every_failpoint_recovers_to_old_or_new_with_the_state_on_xfs() {
+    crash_matrix_on("xfs", "mkfs.xfs", "xfsprogs");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (scripts/test.sh)"
+)]
+fn every_failpoint_recovers_to_old_or_new_with_the_state_on_btrfs() {
+    crash_matrix_on("btrfs", "mkfs.btrfs", "btrfs-progs");
 }

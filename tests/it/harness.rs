@@ -258,9 +258,14 @@ pub struct Root {
 impl Root {
     /// An empty root with an empty `stock/`.
     pub fn empty() -> Root {
+        Root::empty_in(&std::env::temp_dir())
+    }
+
+    /// An empty root in `dir` (e.g. on a file system the test made).
+    pub fn empty_in(dir: &Path) -> Root {
         let tmp = tempfile::Builder::new()
             .prefix("svcdir-test-")
-            .tempdir()
+            .tempdir_in(dir)
             .unwrap();
         // Temp dirs are 0700; the state safety check wants no group/world
         // write, which holds. Make the root traversable for other users
@@ -276,7 +281,12 @@ impl Root {
 
     /// A root whose stock is a copy of `fixtures/example/stock` (web, db, cron).
     pub fn example() -> Root {
-        let root = Root::empty();
+        Root::example_in(&std::env::temp_dir())
+    }
+
+    /// [`Root::example`] in `dir`.
+    pub fn example_in(dir: &Path) -> Root {
+        let root = Root::empty_in(dir);
         copy_tree(&fixture_stock(), &root.stock());
         root
     }

@@ -40,6 +40,8 @@ mod nonroot;
 mod operator;
 mod pending;
 mod pipes;
+mod power_loss;
+mod powercut_fs;
 mod pwd;
 mod recovery;
 mod restart_on;
@@ -58,6 +60,7 @@ mod slow {
     pub mod concurrency;
     pub mod crash;
     pub mod descriptors_slow;
+    pub mod powercut;
     pub mod random_kill;
     pub mod supervisors;
 }

@@ -306,7 +306,7 @@ fn recover_repoints_a_live_link_that_leads_nowhere() {
             root.run(&["recover"]).ok()
         };
         if json {
-            assert_eq!(run.json()["repointed"]["generation"], 2, "{}", run.stdout);
+            assert_eq!(run.json()["relinked_live"], 2, "{}", run.stdout);
             assert_eq!(run.json()["live"], 2, "{}", run.stdout);
         } else {
             assert!(
