@@ -147,7 +147,7 @@ fn stop_and_switch(cfg: &Config, state: &State, log: &mut TxnLog) -> Result<()> 
         txn_log::write(&state.dir, log)?;
         // Side by side, each with its own deadline: a failure names every
         // service that did not stop, and nothing is switched.
-        supervisor::stop_all(sup.as_ref(), &old)?;
+        supervisor::stop_all(sup.as_ref(), &old, cfg.max_parallel_stops)?;
     }
     failpoint::hit("txn.after-stop")?;
     log.phase = Phase::Switching;
