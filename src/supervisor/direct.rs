@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sys::fs;
 
 /// The file every family keeps its control FIFO in, below the service
@@ -32,14 +32,26 @@ pub(crate) const STATUS: &str = "supervise/status";
 const STATUS_CAP: usize = 64;
 
 /// Writes `command` to the control FIFO `fifo` below `dir`. `Ok(false)`
-/// when no supervisor reads it.
+/// when no supervisor reads it. A failure is the supervisor's (exit 75,
+/// like a tool that failed), naming the directory, the command and why.
 pub(crate) fn send(dir: &Path, fifo: &str, command: &[u8]) -> Result<bool> {
-    fs::write_fifo(&dir.join(fifo), command)
+    fs::write_fifo(&dir.join(fifo), command).map_err(|e| {
+        Error::supervisor_of(
+            dir,
+            format!(
+                "was not sent `{}`: {}",
+                String::from_utf8_lossy(command),
+                e.chain()
+            ),
+        )
+    })
 }
 
-/// The bytes of `dir`'s status file; `None` when there is none (yet).
+/// The bytes of `dir`'s status file; `None` when there is none (yet). A
+/// failure is the supervisor's (exit 75), naming the directory and why.
 pub(crate) fn read_status(dir: &Path) -> Result<Option<Vec<u8>>> {
     fs::read_small(&dir.join(STATUS), STATUS_CAP)
+        .map_err(|e| Error::supervisor_of(dir, format!("has no readable status: {}", e.chain())))
 }
 
 /// TAI64 labels count from 2^62 (cr.yp.to/libtai/tai64.html).
@@ -96,5 +108,53 @@ mod tests {
         assert_eq!(secs_since(&label(1_000_100, 0, 10), 10, now), 0);
         assert_eq!(secs_since(&[0; 12], 10, now), 0);
         assert_eq!(secs_since(&[1, 2, 3], 10, now), 0);
+    }
+
+    #[test]
+    fn a_command_to_no_supervisor_is_not_sent_and_odd_files_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // No supervise/ at all, then a FIFO nobody reads: no supervisor.
+        assert!(!send(dir, CONTROL, b"d").unwrap());
+        std::fs::create_dir(dir.join("supervise")).unwrap();
+        let fifo = dir.join(CONTROL);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(!send(dir, CONTROL, b"d").unwrap());
+        // A reader: the byte arrives.
+        let reader = rustix::fs::open(
+            &fifo,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        assert!(send(dir, CONTROL, b"du").unwrap());
+        let mut got = [0u8; 4];
+        assert_eq!(rustix::io::read(&reader, &mut got).unwrap(), 2);
+        assert_eq!(&got[..2], b"du");
+        // A regular file where the FIFO should be is never written.
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::write(&fifo, "").unwrap();
+        let err = send(dir, CONTROL, b"d").unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::TEMP_FAIL);
+        assert!(err.to_string().contains("not a FIFO"), "{err}");
+        assert_eq!(std::fs::read(&fifo).unwrap(), b"");
+        // Status: missing is None; a FIFO or a symlink is an error.
+        assert_eq!(read_status(dir).unwrap(), None);
+        fs::Dir::open(&dir.join("supervise"))
+            .unwrap()
+            .symlink(&fifo, "status")
+            .unwrap();
+        let err = read_status(dir).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::TEMP_FAIL);
+        std::fs::remove_file(dir.join(STATUS)).unwrap();
+        std::fs::write(dir.join(STATUS), [7u8; 100]).unwrap();
+        assert_eq!(read_status(dir).unwrap().unwrap().len(), STATUS_CAP + 1);
     }
 }
