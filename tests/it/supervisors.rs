@@ -161,6 +161,11 @@ fn no_overlap_across_ten_commits(family: Family) {
     root.commit().ok();
     let scanner = Scanner::start(&root, family);
     scanner.wait_pid("locker");
+    // Up is not logged yet: a commit quick enough stops v0 before its `run`
+    // wrote its line (nothing overlaps then, but the count below is off).
+    wait_until("locker v0 logged", REACT, || {
+        runs(&root, "locker").iter().any(|(_, t)| t == "v0")
+    });
     let mut timings = Vec::new();
     for version in 1..=10 {
         add_locker(&root, version);
