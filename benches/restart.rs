@@ -10,9 +10,9 @@
 //! over several rounds, it times a commit that changes (so restarts) 1
 //! service and one that changes all N, waiting between commits until every
 //! new instance is up (not timed). It reports the medians and their ratio:
-//! old instances are stopped side by side (`MAX_PARALLEL_STOPS` in
-//! src/supervisor/mod.rs), so restarting N should cost about as much as
-//! restarting one (target: at most 2×), not N times as much.
+//! old instances are stopped side by side (config `max_parallel_stops`,
+//! default 64), so restarting N should cost about as much as restarting one
+//! (target: at most 2×), not N times as much.
 //!
 //! Environment: `BENCH_RESTARTS=50` (N), `BENCH_ROUNDS=5`,
 //! `BENCH_FAMILIES=none,s6,runit`, `BENCH_GRACE_MS=0` (shutdown time), `BENCH_DIR=/var/tmp/svcdir-bench-restart`,

@@ -119,6 +119,7 @@ struct RawConfig {
     lock_wait: Option<f64>,
     update_lock_wait: Option<f64>,
     stop_timeout: Option<f64>,
+    max_parallel_stops: Option<usize>,
     runtime_entries: Option<Vec<String>>,
     override_update_locks: Option<bool>,
     allow_setid: Option<Vec<String>>,
@@ -145,6 +146,9 @@ pub(crate) struct Config {
     pub lock_wait: Duration,
     pub update_lock_wait: Duration,
     pub stop_timeout: Duration,
+    /// How many old instances a transaction stops at once
+    /// (docs/supervisors.md#no-overlap).
+    pub max_parallel_stops: usize,
     pub runtime_entries: Vec<String>,
     pub override_update_locks: bool,
     pub allow_setid: Vec<String>,
@@ -271,6 +275,7 @@ impl Config {
             lock_wait: resolver.seconds("lock_wait", raw.lock_wait, 60.0)?,
             update_lock_wait: resolver.seconds("update_lock_wait", raw.update_lock_wait, 0.0)?,
             stop_timeout: resolver.seconds("stop_timeout", raw.stop_timeout, 10.0)?,
+            max_parallel_stops: resolver.max_parallel_stops(raw.max_parallel_stops)?,
             runtime_entries,
             override_update_locks: raw.override_update_locks.unwrap_or(false),
             allow_setid: raw.allow_setid.unwrap_or_default(),
@@ -497,7 +502,26 @@ impl<'a> ConfigResolver<'a> {
         }
         Ok(keep_generations)
     }
+
+    fn max_parallel_stops(&self, raw: Option<usize>) -> Result<usize> {
+        let stops = raw.unwrap_or(DEFAULT_PARALLEL_STOPS);
+        if !(1..=MAX_PARALLEL_STOPS).contains(&stops) {
+            return Err(self.bad(format!(
+                "`max_parallel_stops: {stops}` is out of range; use 1 to {MAX_PARALLEL_STOPS} \
+                 (1 stops one service at a time)"
+            )));
+        }
+        Ok(stops)
+    }
 }
+
+/// How many old instances are stopped at once by default. A stop is a
+/// thread that mostly sleeps (docs/supervisors.md#no-overlap), so a commit
+/// restarting 50 services stops them all in one round.
+pub(crate) const DEFAULT_PARALLEL_STOPS: usize = 64;
+
+/// The most `max_parallel_stops` may be: a thread each.
+const MAX_PARALLEL_STOPS: usize = 1024;
 
 /// The most `restart_on` paths one service may list.
 const MAX_RESTART_ON_PATHS: usize = 64;
@@ -742,5 +766,18 @@ mod tests {
         assert_eq!(cfg.state, Path::new("/r/state"));
         assert_eq!(cfg.scandir, Path::new("/r/service"));
         assert_eq!(cfg.supervisor, Supervisor::S6);
+    }
+
+    #[test]
+    fn max_parallel_stops_has_a_default_and_a_range() {
+        assert_eq!(from(b"stock: [/a]\n").unwrap().max_parallel_stops, 64);
+        let cfg = from(b"stock: [/a]\nmax_parallel_stops: 1\n").unwrap();
+        assert_eq!(cfg.max_parallel_stops, 1);
+        for bad in ["0", "1025", "-1", "many"] {
+            let text = format!("stock: [/a]\nmax_parallel_stops: {bad}\n");
+            let err = from(text.as_bytes()).unwrap_err();
+            assert_eq!(err.exit_code(), 65, "{err}");
+            assert!(err.to_string().contains("max_parallel_stops"), "{err}");
+        }
     }
 }

@@ -213,7 +213,7 @@ fn move_live_services(cfg: &Config, state: &State, live: u64) -> Result<()> {
         return Ok(());
     }
     let sup = supervisor::for_config(cfg);
-    supervisor::stop_all(sup.as_ref(), &old)?;
+    supervisor::stop_all(sup.as_ref(), &old, cfg.max_parallel_stops)?;
     failpoint::hit("migrate.after-stop")?;
     for (service, object) in &m.services {
         relink_service(&dir, service, object)?;

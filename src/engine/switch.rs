@@ -194,7 +194,7 @@ fn stop_and_switch(
         txn_log::write(&state.dir, log)?;
         // Side by side, each with its own deadline: a failure names every
         // service that did not stop, and nothing is switched.
-        supervisor::stop_all(sup.as_ref(), &old)?;
+        supervisor::stop_all(sup.as_ref(), &old, cfg.max_parallel_stops)?;
     }
     failpoint::hit("txn.after-stop")?;
     check_signals(signals, log)?;

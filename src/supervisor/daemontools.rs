@@ -1,5 +1,6 @@
-//! The daemontools adapter (Debian's daemontools 0.76): `svc`, `svstat`,
-//! and the `supervise/ok` FIFO that `svok` checks.
+//! The daemontools adapter (Debian's daemontools 0.76): supervise's control
+//! FIFO and status file (what `svc` and `svstat` use), and the
+//! `supervise/ok` FIFO that `svok` checks.
 //!
 //! svscan starts one `supervise` per scan directory entry (and one for its
 //! `log/`, with a pipe between them), keyed by the (device, inode) of the
@@ -13,29 +14,29 @@
 //!   no signal handler: SIGHUP or SIGALRM would kill it). A new or changed
 //!   service therefore starts within 5 s of the switch; [`Adapter::notify`]
 //!   cannot make that sooner, and `--check-up` must allow for it.
-//! - the old instance is stopped before the switch (`svc -d`, then
-//!   `svstat` until it is down without "want up"), and after the switch
-//!   [`Adapter::notify`] tells the supervise of every store object no
-//!   entry resolves to any more to exit (`svc -x`: "exit as soon as the
-//!   service is down"). It never stops a service itself: that is the
+//! - the old instance is stopped before the switch (`d` written to its
+//!   control FIFO, as `svc -d` does, then its status file read until it is
+//!   down without "want up"), and after the switch [`Adapter::notify`]
+//!   tells the supervise of every store object no entry resolves to any
+//!   more to exit (`x`, as `svc -x`: "exit as soon as the service is
+//!   down"). It never stops a service itself: that is the
 //!   transaction's stop, and a missing stop must show, not be patched over.
 //!
 //! supervise has no `finish` script and no readiness notification. It
 //! pauses a second after each start and neither reaps the service nor reads
 //! commands meanwhile, so a `run` that exits at once stays "up (pid N)" in
-//! `svstat` for that second, as a zombie: the adapter's `status` asks the
+//! its status for that second, as a zombie: the adapter's `status` asks the
 //! kernel and counts a zombie as down (else the health gate would see a
 //! crash loop up with one pid for a second).
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use super::command::Argv;
 use super::{
-    Adapter, ServiceStatus, instance_dirs, query_status, restart_instances, send_down_and_wait,
-    stop_instances, wait_stable_up,
+    Adapter, ServiceStatus, direct, instance_dirs, read_status, restart_instances,
+    send_down_and_wait, stop_instances, wait_stable_up,
 };
 use crate::error::Result;
 use crate::model::shown::shown;
@@ -59,34 +60,43 @@ fn supervised(dir: &Path) -> Result<bool> {
     super::runit::supervised(dir)
 }
 
-/// Parses `svstat DIR`, e.g. `DIR: up (pid 123) 8 seconds`,
-/// `DIR: up (pid 5) 3 seconds, normally down, paused, want down` or
-/// `DIR: down 0 seconds, normally up, want up`.
-fn parse_status(dir: &str, text: &str) -> Option<ServiceStatus> {
-    let line = text.lines().next()?;
-    let said = line.strip_prefix(dir)?.strip_prefix(": ")?;
-    let (up, pid, rest) = if let Some(r) = said.strip_prefix("up (pid ") {
-        let (pid, r) = r.split_once(") ")?;
-        (true, Some(pid.parse::<u32>().ok()?), r)
+/// What [`read_status`] names when the status file is not supervise's.
+const FORMAT: &str = "supervise's (18 bytes)";
+
+/// Parses supervise's `supervise/status` (daemontools' `pidchange` and
+/// `announce`, 18 bytes): TAI64N of the last pid change (libtai, as
+/// runit's), the pid (4 bytes, little-endian; 0 when down), paused (1),
+/// and what was asked: `u`p, `d`own, or 0 (`svc -o`, once). Worded as
+/// `svstat` words it. daemontools-encore appends fields: they are ignored.
+fn parse_status(bytes: &[u8], now: SystemTime) -> Option<ServiceStatus> {
+    let pid = u32::from_le_bytes(bytes.get(12..16)?.try_into().ok()?);
+    let (paused, want) = (*bytes.get(16)?, *bytes.get(17)?);
+    let up = pid != 0;
+    let want_up = if up { want != b'd' } else { want == b'u' };
+    let for_secs = direct::secs_since(&bytes[..12], super::runit::TAI_AHEAD_OF_UTC, now);
+    let mut text = if up {
+        format!("up (pid {pid}) {for_secs} seconds")
     } else {
-        (false, None, said.strip_prefix("down ")?)
+        format!("down {for_secs} seconds")
     };
-    let (secs, flags) = rest.split_once(" seconds")?;
-    let for_secs = secs.parse::<u64>().ok()?;
-    let want_up = if up {
-        !flags.contains("want down")
-    } else {
-        flags.contains("want up")
-    };
+    for (shown, flag) in [
+        (up && paused != 0, ", paused"),
+        (!up && want == b'u', ", want up"),
+        (up && want == b'd', ", want down"),
+    ] {
+        if shown {
+            text.push_str(flag);
+        }
+    }
     Some(ServiceStatus {
         supervised: true,
         up,
         want_up,
         finishing: false,
         ready: up,
-        pid,
+        pid: Some(pid).filter(|_| up),
         for_secs,
-        text: said.to_string(),
+        text,
     })
 }
 
@@ -169,17 +179,12 @@ impl Daemontools {
 impl Adapter for Daemontools {
     fn stop(&self, _name: &str, object: &Path) -> Result<()> {
         stop_instances(object, self.stop_timeout, |dir, deadline| {
-            let down = Argv::new("svc").arg("-d").arg(dir);
-            send_down_and_wait(dir, deadline, self.stop_timeout, supervised, &down, || {
-                self.status(dir)
-            })
+            send_down_and_wait(dir, deadline, self.stop_timeout, || self.status(dir))
         })
     }
 
     fn restart(&self, _name: &str, object: &Path) -> Result<()> {
-        restart_instances(object, supervised, |dir| {
-            Argv::new("svc").arg("-u").arg(dir)
-        })
+        restart_instances(object)
     }
 
     fn notify(&self, scandir: &Path) -> Result<()> {
@@ -196,20 +201,16 @@ impl Adapter for Daemontools {
             ));
         }
         for dir in self.abandoned_instances(scandir)? {
-            let exit = Argv::new("svc").arg("-x").arg(&dir);
-            let out = exit.run()?;
-            // It may have exited since we looked: then it did what we ask.
-            if !out.success() && supervised(&dir)? {
-                return Err(exit.failed(&out));
-            }
+            // `x`: exit once the service is down. One that exited since we
+            // looked (nothing reads the FIFO) did what we ask.
+            direct::send(&dir, direct::CONTROL, b"x")?;
         }
         Ok(())
     }
 
     fn status(&self, dir: &Path) -> Result<ServiceStatus> {
-        let query = Argv::new("svstat").arg(dir);
-        let status = query_status(dir, supervised, &query, |out| {
-            parse_status(&dir.to_string_lossy(), out)
+        let status = read_status(dir, supervised, FORMAT, |bytes| {
+            parse_status(bytes, SystemTime::now())
         })?;
         Ok(match status.pid {
             Some(pid) if status.up && is_zombie(pid) => ServiceStatus {
@@ -217,7 +218,7 @@ impl Adapter for Daemontools {
                 ready: false,
                 pid: None,
                 text: format!(
-                    "exited, not reaped yet by supervise (svstat: {})",
+                    "exited, not reaped yet by supervise (its status: {})",
                     status.text
                 ),
                 ..status
@@ -247,31 +248,61 @@ impl Adapter for Daemontools {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::Deadline;
+    use crate::supervisor::{Deadline, real};
+
+    fn adapter() -> Daemontools {
+        Daemontools {
+            stop_timeout: Duration::from_secs(10),
+            store: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    /// Our reading of the real status file against `svstat`'s words,
+    /// seconds apart (read a moment apart: at most one boundary between).
+    fn assert_same_as_svstat(sup: &real::Supervised) -> ServiceStatus {
+        let ours = adapter().status(sup.path()).unwrap();
+        let tool = sup.tool("svstat", &[]);
+        let dir = format!("{}: ", sup.path().display());
+        let tool = tool.replacen(&dir, "", 1).replace(", normally up", "");
+        let words = |t: &str| -> (String, u64) {
+            let (head, tail) = t.split_once(" seconds").unwrap();
+            let (head, secs) = head.rsplit_once(' ').unwrap();
+            (format!("{head} {tail}"), secs.parse().unwrap())
+        };
+        let (theirs, their_secs) = words(&tool);
+        let (mine, my_secs) = words(&ours.text);
+        assert_eq!(theirs, mine, "{tool} / {}", ours.text);
+        assert!(their_secs.abs_diff(my_secs) <= 1, "{tool} / {}", ours.text);
+        ours
+    }
 
     #[test]
-    fn parses_svstat() {
-        let d = "/s/web-1";
-        let up = parse_status(d, "/s/web-1: up (pid 10172) 8 seconds\n").unwrap();
-        assert!(up.up && up.want_up && up.ready);
-        assert_eq!((up.pid, up.for_secs), (Some(10172), 8));
-        assert_eq!(up.text, "up (pid 10172) 8 seconds");
-        let stopped = parse_status(d, "/s/web-1: down 0 seconds, normally up\n").unwrap();
-        assert!(!stopped.up && !stopped.want_up && stopped.pid.is_none());
-        let flap = parse_status(d, "/s/web-1: down 0 seconds, normally up, want up").unwrap();
-        assert!(!flap.up && flap.want_up);
-        let going = parse_status(
-            d,
-            "/s/web-1: up (pid 5) 3 seconds, normally down, paused, want down",
-        )
-        .unwrap();
-        assert!(going.up && !going.want_up);
-        let downed = parse_status(d, "/s/web-1: down 12 seconds").unwrap();
-        assert!(!downed.up && !downed.want_up);
-        assert_eq!(downed.for_secs, 12);
-        assert!(parse_status(d, "/s/web-1: supervise not running\n").is_none());
-        assert!(parse_status(d, "/s/web-1: unable to open supervise/ok: x").is_none());
-        assert!(parse_status(d, "/other: up (pid 5) 3 seconds\n").is_none());
+    fn reads_what_supervise_writes_as_svstat_does() {
+        let Some(sup) = real::start("supervise", "daemontools", "exec sleep 1000") else {
+            return;
+        };
+        let now = SystemTime::now;
+        let bytes = sup.wait_status("up", |b| parse_status(b, now()).is_some_and(|s| s.up));
+        assert_eq!(bytes.len(), 18);
+        let up = assert_same_as_svstat(&sup);
+        assert!(up.up && up.want_up && up.pid.is_some(), "{up:?}");
+        // supervise reads commands only after its one-second pause.
+        adapter().stop("svc", sup.path()).unwrap();
+        let down = assert_same_as_svstat(&sup);
+        assert!(!down.up && !down.want_up, "{down:?}");
+        adapter().restart("svc", sup.path()).unwrap();
+        sup.wait_status("up again", |b| {
+            parse_status(b, now()).is_some_and(|s| s.up && s.pid != up.pid)
+        });
+        let again = assert_same_as_svstat(&sup);
+        assert!(again.up, "{again:?}");
+        let at = now();
+        assert_eq!(parse_status(&bytes[..17], at), None);
+        // `svc -o`: up once, wanted neither way.
+        let mut once = bytes.clone();
+        once[17] = 0;
+        let st = parse_status(&once, at).unwrap();
+        assert!(st.up && st.want_up, "{st:?}");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! One adapter per family (`none`, [`s6`], [`runit`], [`daemontools`]),
 //! all with the same shape. An old instance is always addressed by its
 //! *store object path*, never through `live`, so stopping it cannot touch
-//! the new one. Commands are run with an argv (never a shell string, see
-//! [`command`]) and a failure names the command and its stderr. Adapters
-//! never touch `live`, the scan directory's links or the rollback log.
-//! A transaction stops its old instances side by side ([`stop_all`], at
-//! most [`MAX_PARALLEL_STOPS`] at once), so adapters are `Sync`.
+//! the new one. Commands and statuses go through the supervisors' own
+//! files ([`direct`]: a byte written to the control FIFO, the binary status
+//! file read), never through their tools, so no process is run per command
+//! or per poll, and no program is found through the caller's `PATH`.
+//! Adapters never touch `live`, the scan directory's links or the rollback
+//! log. A transaction stops its old instances side by side ([`stop_all`],
+//! at most `max_parallel_stops` at once), so adapters are `Sync`.
 //!
 //! "Up" for the health gate means *up and staying up*: the supervisor
 //! reports the service up (and ready, when it has `notification-fd`) with
@@ -17,9 +19,9 @@
 //! daemontools' supervise pauses a second after each start, so a `run`
 //! that exits immediately is never seen up with one pid that long.
 
-pub(crate) mod command;
 pub(crate) mod daemontools;
 pub(crate) mod detect;
+pub(crate) mod direct;
 pub(crate) mod runit;
 pub(crate) mod s6;
 
@@ -29,23 +31,20 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Supervisor};
 use crate::error::{Error, Result};
-use crate::model::shown::shown;
 use crate::output::report;
 use crate::state::layout;
 
 /// How long a service must stay up, same pid, to count as up.
 pub(crate) const MIN_UPTIME: Duration = Duration::from_secs(1);
 
-/// How often state is polled while waiting.
-const POLL: Duration = Duration::from_millis(20);
+/// The first pause between two looks at a status while waiting: a look is
+/// one small file read, so a service that stops at once is seen down within
+/// a millisecond or two ([`Pace`]).
+const POLL_FIRST: Duration = Duration::from_millis(1);
 
-/// How many old instances are stopped at once. A stop mostly waits (for a
-/// `finish` script, a graceful shutdown, a supervisor's one-second pause),
-/// so running stops side by side makes a commit that restarts many services
-/// cost about one stop, not their sum. The bound keeps a commit restarting
-/// hundreds of services from running hundreds of threads, each spawning a
-/// status command every [`POLL`], on a small machine.
-const MAX_PARALLEL_STOPS: usize = 16;
+/// The longest pause between two looks: pauses double from [`POLL_FIRST`]
+/// up to this, so a long shutdown costs a few dozen reads a second.
+const POLL: Duration = Duration::from_millis(16);
 
 /// One look at a supervised service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -161,20 +160,27 @@ impl Deadline {
         self.left().is_zero()
     }
 
-    /// Sleeps one poll interval, never past the deadline.
+    /// Sleeps one poll interval, never past the deadline (tests; waits
+    /// in the adapters use a [`Pace`]).
+    #[cfg(test)]
     pub(crate) fn pause(&self) {
         std::thread::sleep(POLL.min(self.left()));
     }
+}
 
-    /// Milliseconds left, at least 1 (a 0 timeout means "forever" to s6).
-    pub(crate) fn left_ms(&self) -> u128 {
-        self.left().as_millis().max(1)
+/// The pauses of one wait: [`POLL_FIRST`], doubling up to [`POLL`], never
+/// past the deadline.
+#[derive(Debug)]
+pub(crate) struct Pace(Duration);
+
+impl Pace {
+    pub(crate) fn new() -> Pace {
+        Pace(POLL_FIRST)
     }
 
-    /// Whole seconds left, rounded up, at least 1 (runit's `sv -w`).
-    pub(crate) fn left_secs_ceil(&self) -> u64 {
-        let left = self.left();
-        (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
+    pub(crate) fn pause(&mut self, deadline: &Deadline) {
+        std::thread::sleep(self.0.min(deadline.left()));
+        self.0 = (self.0 * 2).min(POLL);
     }
 }
 
@@ -203,6 +209,7 @@ pub(crate) fn wait_supervised(
     deadline: Deadline,
     mut supervised: impl FnMut() -> Result<bool>,
 ) -> Result<bool> {
+    let mut pace = Pace::new();
     loop {
         if supervised()? {
             return Ok(true);
@@ -210,7 +217,7 @@ pub(crate) fn wait_supervised(
         if deadline.passed() {
             return Ok(false);
         }
-        deadline.pause();
+        pace.pause(&deadline);
     }
 }
 
@@ -223,6 +230,7 @@ pub(crate) fn wait_down(
     stop_timeout: Duration,
     mut status: impl FnMut() -> Result<ServiceStatus>,
 ) -> Result<()> {
+    let mut pace = Pace::new();
     loop {
         let st = status()?;
         if !st.supervised || (!st.up && !st.finishing && !st.want_up) {
@@ -238,7 +246,7 @@ pub(crate) fn wait_down(
                 ),
             ));
         }
-        deadline.pause();
+        pace.pause(&deadline);
     }
 }
 
@@ -264,14 +272,12 @@ pub(crate) struct OldInstance {
 }
 
 /// The names of the `instances` that run or are meant to run (see
-/// [`ServiceStatus::wanted`]), asked [`MAX_PARALLEL_STOPS`] at a time.
+/// [`ServiceStatus::wanted`]). One after the other: a status is one small
+/// file read, cheaper than starting a thread.
 pub(crate) fn wanted(adapter: &dyn Adapter, instances: &[OldInstance]) -> Result<Vec<String>> {
-    let statuses = for_each_bounded(instances, MAX_PARALLEL_STOPS, |old| {
-        adapter.status(&old.object)
-    });
     let mut wanted = Vec::new();
-    for (old, status) in instances.iter().zip(statuses) {
-        if status?.wanted() {
+    for old in instances {
+        if adapter.status(&old.object)?.wanted() {
             wanted.push(old.name.clone());
         }
     }
@@ -279,14 +285,23 @@ pub(crate) fn wanted(adapter: &dyn Adapter, instances: &[OldInstance]) -> Result
 }
 
 /// Stops every one of `instances` (each service, then its logger), at most
-/// [`MAX_PARALLEL_STOPS`] at once, each with its own deadline of the stop
+/// `limit` (config `max_parallel_stops`) at once. A stop mostly waits (for
+/// a `finish` script, a graceful shutdown, a supervisor's one-second
+/// pause), so running stops side by side makes a commit that restarts many
+/// services cost about one stop, not their sum; and a stop is a thread that
+/// sleeps and reads a status file now and then (no process per poll), so
+/// the default bound is high (64). Each stop has its own deadline of the stop
 /// timeout (it starts when that service's stop does). Every stop runs to its
 /// end even when another fails, so that the error names every service that
 /// did not stop. With `-v`, one line per service says when its stop began
 /// and how long it took.
-pub(crate) fn stop_all(adapter: &dyn Adapter, instances: &[OldInstance]) -> Result<()> {
+pub(crate) fn stop_all(
+    adapter: &dyn Adapter,
+    instances: &[OldInstance],
+    limit: usize,
+) -> Result<()> {
     let phase = Instant::now();
-    let outcomes = for_each_bounded(instances, MAX_PARALLEL_STOPS, |old| {
+    let outcomes = for_each_bounded(instances, limit, |old| {
         let began = phase.elapsed();
         let outcome = adapter.stop(&old.name, &old.object);
         report::debug(&format!(
@@ -354,82 +369,68 @@ fn for_each_bounded<T: Sync, R: Send>(
 }
 
 /// Starts again every instance directory of `object` (logger first) that
-/// the family's `supervised` says has a supervisor, with its "up" command.
-pub(crate) fn restart_instances(
-    object: &Path,
-    supervised: impl Fn(&Path) -> Result<bool>,
-    up: impl Fn(&Path) -> command::Argv,
-) -> Result<()> {
+/// has a supervisor: "up" (`u`, the same byte for every family) written to
+/// its control FIFO. One without a supervisor is left as it is.
+pub(crate) fn restart_instances(object: &Path) -> Result<()> {
     for dir in instance_dirs(object).iter().rev() {
-        if supervised(dir)? {
-            up(dir).run_ok()?;
-        }
+        direct::send(dir, direct::CONTROL, b"u")?;
     }
     Ok(())
 }
 
-/// Stops the service at `dir` with a command that only *sends* "down"
-/// (`sv down`, `svc -d`), then polls `status` until it is down and wants
-/// to stay down. Not supervised (before, or when the command fails) is
-/// already down.
+/// Stops the service at `dir`: "down" (`d`, the same byte for every
+/// family) written to its control FIFO, then `status` polled until it is
+/// down and wants to stay down. No supervisor reading the FIFO is already
+/// down.
 pub(crate) fn send_down_and_wait(
     dir: &Path,
     deadline: Deadline,
     stop_timeout: Duration,
-    supervised: impl Fn(&Path) -> Result<bool>,
-    down: &command::Argv,
     status: impl FnMut() -> Result<ServiceStatus>,
 ) -> Result<()> {
-    if !supervised(dir)? {
-        report::trace(&format!("{}: not supervised, already down", shown(&dir)));
+    if !direct::send(dir, direct::CONTROL, b"d")? {
+        report::trace(&format!("{}: not supervised, already down", dir.display()));
         return Ok(());
     }
-    let out = down.run()?;
-    if !out.success() {
-        if !supervised(dir)? {
-            return Ok(());
-        }
-        return Err(Error::supervisor_of(
-            dir,
-            format!("could not be stopped: {}", down.failed(&out)),
-        ));
-    }
+    report::trace(&format!("{}: sent down", dir.display()));
     wait_down(dir, deadline, stop_timeout, status)
 }
 
-/// Asks `query` about the service at `dir` and reads the answer with
-/// `parse`. No supervisor listening, before the call or after a failed or
-/// unreadable one (it may have exited meanwhile), is "unsupervised".
-pub(crate) fn query_status(
+/// The status of the service at `dir` from its status file, read with
+/// `parse` once `supervised` says a supervisor runs for it. A supervisor
+/// that has not written its status yet is starting (not down, wants up).
+/// A status file `parse` cannot read, while the supervisor still runs, is
+/// an error naming the file and the `format` expected.
+pub(crate) fn read_status(
     dir: &Path,
     supervised: impl Fn(&Path) -> Result<bool>,
-    query: &command::Argv,
-    parse: impl FnOnce(&str) -> Option<ServiceStatus>,
+    format: &str,
+    parse: impl FnOnce(&[u8]) -> Option<ServiceStatus>,
 ) -> Result<ServiceStatus> {
     if !supervised(dir)? {
         return Ok(ServiceStatus::unsupervised());
     }
-    let out = query.run()?;
-    let parsed = if out.success() {
-        parse(&out.stdout)
-    } else {
-        None
+    let Some(bytes) = direct::read_status(dir)? else {
+        return Ok(ServiceStatus {
+            supervised: true,
+            want_up: true,
+            text: "its supervisor is starting (no status file yet)".into(),
+            ..ServiceStatus::default()
+        });
     };
-    if let Some(status) = parsed {
+    if let Some(status) = parse(&bytes) {
         return Ok(status);
     }
     if !supervised(dir)? {
         return Ok(ServiceStatus::unsupervised());
     }
-    if !out.success() {
-        return Err(query.failed(&out));
-    }
     Err(Error::supervisor_of(
         dir,
         format!(
-            "has a status this tool cannot understand: `{}` printed {:?}",
-            command::shown(&query.as_refs()),
-            out.stdout
+            "has a status file `{}` of {} bytes that is not {format}; is another \
+             supervisor (or version) running it?",
+            direct::STATUS,
+            bytes.len()
         ),
     ))
 }
@@ -443,6 +444,7 @@ pub(crate) fn wait_stable_up(
 ) -> Result<std::result::Result<(), String>> {
     // (pid, when first seen up, uptime it surely had then)
     let mut seen: Option<(Option<u32>, Instant, Duration)> = None;
+    let mut pace = Pace::new();
     loop {
         let st = status()?;
         if st.up && (st.ready || !need_ready) {
@@ -478,7 +480,7 @@ pub(crate) fn wait_stable_up(
             };
             return Ok(Err(why));
         }
-        deadline.pause();
+        pace.pause(&deadline);
     }
 }
 
@@ -491,6 +493,110 @@ pub(crate) fn instance_dirs(object: &Path) -> Vec<std::path::PathBuf> {
         dirs.push(log);
     }
     dirs
+}
+
+/// Real per-service supervisors for the adapters' tests: one started by
+/// hand on a temporary service directory, so the status files the parsers
+/// read are the real ones, and the supervisors' own tools can say what
+/// they mean.
+#[cfg(test)]
+pub(crate) mod real {
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use super::{Deadline, direct};
+
+    /// A supervisor running on a service directory; dropping it stops the
+    /// service and the supervisor.
+    pub(crate) struct Supervised {
+        child: Child,
+        pub dir: PathBuf,
+        _tmp: tempfile::TempDir,
+    }
+
+    /// Starts `program` (`s6-supervise`, `runsv`, `supervise`, from Debian
+    /// package `package`) on a new service directory whose `run` is
+    /// `run`. `None` only when the program is missing and
+    /// `SVCDIR_TEST_ALLOW_MISSING_TOOLS=1` allows leaving the test out
+    /// (never under `CI=true`), as tests/it/harness.rs does.
+    pub(crate) fn start(program: &str, package: &str, run: &str) -> Option<Supervised> {
+        let installed = Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            let allowed = std::env::var("SVCDIR_TEST_ALLOW_MISSING_TOOLS").is_ok_and(|v| v == "1")
+                && !std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                allowed,
+                "{program} is not installed (Debian package {package})"
+            );
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("svc");
+        std::fs::create_dir(&dir).unwrap();
+        let script = dir.join("run");
+        std::fs::write(&script, format!("#!/bin/sh\n{run}\n")).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let child = Command::new(program)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Some(Supervised {
+            child,
+            dir,
+            _tmp: tmp,
+        })
+    }
+
+    impl Supervised {
+        /// Polls the status file until `done` holds for its bytes.
+        pub(crate) fn wait_status(&self, what: &str, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+            let deadline = Deadline::after(Duration::from_secs(20));
+            loop {
+                if let Some(bytes) = direct::read_status(&self.dir).unwrap()
+                    && done(&bytes)
+                {
+                    return bytes;
+                }
+                assert!(!deadline.passed(), "{}: never {what}", self.dir.display());
+                deadline.pause();
+            }
+        }
+
+        /// What the family's tool `program` prints about the service.
+        pub(crate) fn tool(&self, program: &str, args: &[&str]) -> String {
+            let out = Command::new(program)
+                .args(args)
+                .arg(&self.dir)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+
+        pub(crate) fn path(&self) -> &Path {
+            &self.dir
+        }
+    }
+
+    impl Drop for Supervised {
+        fn drop(&mut self) {
+            // Down, then exit once down: every family takes `d` and `x`.
+            let _ = direct::send(&self.dir, direct::CONTROL, b"dx");
+            let deadline = Deadline::after(Duration::from_secs(10));
+            while !matches!(self.child.try_wait(), Ok(Some(_))) && !deadline.passed() {
+                deadline.pause();
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -605,7 +711,7 @@ mod tests {
     impl Adapter for Stubborn {
         fn stop(&self, name: &str, object: &Path) -> Result<()> {
             if name.starts_with("stuck") {
-                return Err(Error::supervisor(format!("{} hangs", shown(&object))));
+                return Err(Error::supervisor(format!("{} hangs", object.display())));
             }
             Ok(())
         }
@@ -641,23 +747,28 @@ mod tests {
             old("fine", "/s/2"),
             old("stuck-b", "/s/3"),
         ];
-        let err = stop_all(&Stubborn, &instances).unwrap_err();
+        let err = stop_all(&Stubborn, &instances, 2).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::TEMP_FAIL);
         assert_eq!(
             err.to_string(),
             "stuck-a, stuck-b did not stop: stuck-a: /s/1 hangs; stuck-b: /s/3 hangs"
         );
-        stop_all(&Stubborn, &instances[1..2]).unwrap();
+        stop_all(&Stubborn, &instances[1..2], 2).unwrap();
         let wanted = wanted(&Stubborn, &[old("up", "/s/up"), old("off", "/s/down")]).unwrap();
         assert_eq!(wanted, ["up"]);
     }
 
     #[test]
-    fn deadline_rounding() {
-        let d = Deadline::after(Duration::ZERO);
-        assert_eq!(d.left_ms(), 1);
-        assert_eq!(d.left_secs_ceil(), 1);
-        let d = Deadline::after(Duration::from_millis(2500));
-        assert_eq!(d.left_secs_ceil(), 3);
+    fn pauses_double_up_to_the_poll_interval_and_never_pass_the_deadline() {
+        let mut pace = Pace::new();
+        let deadline = Deadline::after(Duration::from_secs(60));
+        for _ in 0..6 {
+            pace.pause(&deadline);
+        }
+        assert_eq!(pace.0, POLL);
+        let passed = Deadline::after(Duration::ZERO);
+        let start = Instant::now();
+        Pace(Duration::from_secs(5)).pause(&passed);
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }

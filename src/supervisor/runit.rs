@@ -1,28 +1,26 @@
-//! The runit adapter (Debian's runit 2.1.2): `sv` and the scan directory's
-//! mtime.
+//! The runit adapter (Debian's runit 2.1.2): runsv's control FIFO and
+//! status file, and the scan directory's mtime.
 //!
 //! runsvdir starts one `runsv` per scan directory entry, keyed by the
 //! (device, inode) of the directory it resolves to; runsv keeps its control
-//! FIFOs in `<object>/supervise/` (and `<object>/log/supervise/`), so an old
-//! instance is addressed by its store object path. runsvdir TERMs the runsv
-//! of a vanished inode only *after* starting the new one, so the old
-//! instance must be stopped before the switch: `sv down <object>`, then
-//! `sv status` until it is down (past `finish`) and runsv also wants it
-//! down — runsv sleeps a second before restarting a crashed service and
+//! FIFOs and status files in `<object>/supervise/` (and
+//! `<object>/log/supervise/`), so an old instance is addressed by its store
+//! object path. runsvdir TERMs the runsv of a vanished inode only *after*
+//! starting the new one, so the old instance must be stopped before the
+//! switch: `d` written to its control FIFO (what `sv down` does), then its
+//! status file read until it is down (past `finish`) and runsv also wants
+//! it down — runsv sleeps a second before restarting a crashed service and
 //! reads its control FIFO only after that. runsvdir rescans only when the
 //! scan directory's mtime changed, so [`Adapter::notify`] bumps it.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use super::command::Argv;
 use super::{
-    Adapter, ServiceStatus, query_status, restart_instances, send_down_and_wait, stop_instances,
-    wait_stable_up,
+    Adapter, ServiceStatus, direct, read_status, restart_instances, send_down_and_wait,
+    stop_instances, wait_stable_up,
 };
 use crate::error::Result;
-use crate::model::shown::shown;
-use crate::output::report;
 use crate::sys::fs::{self, Dir};
 
 pub(crate) struct Runit {
@@ -34,63 +32,68 @@ pub(crate) fn supervised(dir: &Path) -> Result<bool> {
     fs::fifo_has_reader(&dir.join("supervise/ok"))
 }
 
-/// Parses the first part of `sv status DIR`, e.g.
-/// `run: DIR: (pid 123) 8s; run: log: (pid 124) 8s` or
-/// `down: DIR: 0s, normally up, want up`.
-pub(crate) fn parse_status(dir: &str, line: &str) -> Option<ServiceStatus> {
-    let line = line.lines().next()?;
-    let (state, rest) = line.split_once(": ")?;
-    let rest = rest.strip_prefix(dir)?.strip_prefix(": ")?;
-    // The logger's part, if any, follows "; ".
-    let rest = rest.split("; ").next()?;
-    let (pid, rest) = match rest.strip_prefix("(pid ") {
-        Some(r) => {
-            let (pid, r) = r.split_once(") ")?;
-            (Some(pid.parse::<u32>().ok()?), r)
-        }
-        None => (None, rest),
-    };
-    let secs_end = rest.find('s')?;
-    let for_secs = rest[..secs_end].parse::<u64>().ok()?;
-    let flags = &rest[secs_end + 1..];
-    let (up, finishing) = match state {
-        "run" => (true, false),
-        "finish" => (false, true),
-        "down" => (false, false),
+/// libtai's TAI64N labels run 10 s ahead of UTC (no leap seconds).
+pub(crate) const TAI_AHEAD_OF_UTC: u64 = 10;
+
+/// What [`read_status`] names when the status file is not runit's.
+const FORMAT: &str = "runsv's (20 bytes)";
+
+/// Parses runsv's `supervise/status` (runit's `update_status`, 20 bytes):
+/// TAI64N of the last start or stop, the pid (4 bytes, little-endian; of
+/// `finish` while that runs), paused (1), wants up or down (`u`/`d`), got
+/// TERM (1), and the state: 0 down, 1 run, 2 finish.
+pub(crate) fn parse_status(bytes: &[u8], now: SystemTime) -> Option<ServiceStatus> {
+    let [.., paused, want, term, state] = *<&[u8; 20]>::try_from(bytes).ok()?;
+    let pid = u32::from_le_bytes(bytes.get(12..16)?.try_into().ok()?);
+    let (up, finishing, name) = match state {
+        0 => (false, false, "down"),
+        1 => (pid != 0, false, "run"),
+        2 => (false, true, "finish"),
         _ => return None,
     };
-    let want_up = if up || finishing {
-        !flags.contains("want down")
-    } else {
-        flags.contains("want up")
+    let want_up = match want {
+        b'u' => true,
+        b'd' => false,
+        _ => return None,
     };
+    let for_secs = direct::secs_since(&bytes[..12], TAI_AHEAD_OF_UTC, now);
+    // As `sv status` words it.
+    let mut text = format!("{name}: ");
+    if state != 0 {
+        text.push_str(&format!("(pid {pid}) "));
+    }
+    text.push_str(&format!("{for_secs}s"));
+    for (shown, flag) in [
+        (pid != 0 && paused != 0, ", paused"),
+        (pid == 0 && want_up, ", want up"),
+        (pid != 0 && !want_up, ", want down"),
+        (pid != 0 && term != 0, ", got TERM"),
+    ] {
+        if shown {
+            text.push_str(flag);
+        }
+    }
     Some(ServiceStatus {
         supervised: true,
         up,
         want_up,
         finishing,
         ready: up,
-        pid,
+        pid: Some(pid).filter(|_| up),
         for_secs,
-        text: format!("{state}: {}", rest.trim()),
+        text,
     })
 }
 
 impl Adapter for Runit {
     fn stop(&self, _name: &str, object: &Path) -> Result<()> {
-        // `sv down` only sends the command; polling `sv status` (every
-        // 20 ms) notices the stop sooner than `sv -w SECS stop`, which
-        // re-checks only every 420 ms or so.
         stop_instances(object, self.stop_timeout, |dir, deadline| {
-            let down = Argv::new("sv").arg("down").arg(dir);
-            send_down_and_wait(dir, deadline, self.stop_timeout, supervised, &down, || {
-                self.status(dir)
-            })
+            send_down_and_wait(dir, deadline, self.stop_timeout, || self.status(dir))
         })
     }
 
     fn restart(&self, _name: &str, object: &Path) -> Result<()> {
-        restart_instances(object, supervised, |dir| Argv::new("sv").arg("up").arg(dir))
+        restart_instances(object)
     }
 
     fn notify(&self, scandir: &Path) -> Result<()> {
@@ -98,9 +101,8 @@ impl Adapter for Runit {
     }
 
     fn status(&self, dir: &Path) -> Result<ServiceStatus> {
-        let query = Argv::new("sv").arg("status").arg(dir);
-        query_status(dir, supervised, &query, |out| {
-            parse_status(&dir.to_string_lossy(), out)
+        read_status(dir, supervised, FORMAT, |bytes| {
+            parse_status(bytes, SystemTime::now())
         })
     }
 
@@ -116,19 +118,6 @@ impl Adapter for Runit {
             Ok(deadline) => deadline,
             Err(why) => return Ok(Err(why)),
         };
-        let out = Argv::new("sv")
-            .arg("-w")
-            .arg(deadline.left_secs_ceil().to_string())
-            .arg("check")
-            .arg(dir)
-            .run()?;
-        if !out.success() {
-            report::debug(&format!(
-                "sv check on {} gave up: {}",
-                shown(&dir),
-                out.said()
-            ));
-        }
         wait_stable_up(deadline, false, || self.status(dir))
     }
 }
@@ -136,22 +125,74 @@ impl Adapter for Runit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::real;
+
+    fn adapter() -> Runit {
+        Runit {
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Our reading of the real status file against `sv status`'s words,
+    /// seconds apart (read a moment apart: at most one boundary between).
+    fn assert_same_as_sv(sup: &real::Supervised) -> ServiceStatus {
+        let ours = adapter().status(sup.path()).unwrap();
+        let tool = sup.tool("sv", &["status"]);
+        let dir = format!("{}: ", sup.path().display());
+        let tool = tool.replacen(&dir, "", 1).replace(", normally up", "");
+        let words = |t: &str| -> (String, u64) {
+            let (head, tail) = t.split_once('s').unwrap();
+            let (head, secs) = head.rsplit_once(' ').unwrap();
+            (format!("{head} {tail}"), secs.parse().unwrap())
+        };
+        let (theirs, their_secs) = words(&tool);
+        let (mine, my_secs) = words(&ours.text);
+        assert_eq!(theirs, mine, "{tool} / {}", ours.text);
+        assert!(their_secs.abs_diff(my_secs) <= 1, "{tool} / {}", ours.text);
+        ours
+    }
 
     #[test]
-    fn parses_sv_status() {
-        let d = "/s/web-1";
-        let run = parse_status(d, "run: /s/web-1: (pid 23538) 8s; run: log: (pid 9) 8s\n").unwrap();
-        assert!(run.up && run.want_up && !run.finishing);
-        assert_eq!((run.pid, run.for_secs), (Some(23538), 8));
-        let stopped = parse_status(d, "down: /s/web-1: 0s, normally up\n").unwrap();
-        assert!(!stopped.up && !stopped.want_up && stopped.pid.is_none());
-        let flap = parse_status(d, "down: /s/web-1: 0s, normally up, want up\n").unwrap();
-        assert!(!flap.up && flap.want_up);
-        let fin = parse_status(d, "finish: /s/web-1: (pid 4) 0s, want down\n").unwrap();
-        assert!(fin.finishing && !fin.want_up);
-        let going = parse_status(d, "run: /s/web-1: (pid 5) 3s, want down\n").unwrap();
-        assert!(going.up && !going.want_up);
-        assert!(parse_status(d, "fail: /s/web-1: runsv not running\n").is_none());
-        assert!(parse_status(d, "run: /other: (pid 5) 3s\n").is_none());
+    fn reads_what_runsv_writes_as_sv_does() {
+        let Some(sup) = real::start("runsv", "runit", "exec sleep 1000") else {
+            return;
+        };
+        let now = SystemTime::now;
+        let bytes = sup.wait_status("up", |b| parse_status(b, now()).is_some_and(|s| s.up));
+        let up = assert_same_as_sv(&sup);
+        assert!(up.up && up.want_up && up.pid.is_some(), "{up:?}");
+        let marker = sup.path().join("finished");
+        std::fs::write(
+            sup.path().join("finish"),
+            format!("#!/bin/sh\nsleep 0.3\ntouch {}\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            sup.path().join("finish"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        adapter().stop("svc", sup.path()).unwrap();
+        assert!(marker.exists(), "the stop returned before ./finish ended");
+        let down = assert_same_as_sv(&sup);
+        assert!(!down.up && !down.want_up && !down.finishing, "{down:?}");
+        adapter().restart("svc", sup.path()).unwrap();
+        sup.wait_status("up again", |b| {
+            parse_status(b, now()).is_some_and(|s| s.up && s.pid != up.pid)
+        });
+        assert_same_as_sv(&sup);
+
+        let at = now();
+        for len in [0, 18, 19, 21] {
+            let mut other = bytes.clone();
+            other.resize(len, 0);
+            assert_eq!(parse_status(&other, at), None, "{len} bytes");
+        }
+        let mut finishing = bytes.clone();
+        finishing[19] = 2;
+        let st = parse_status(&finishing, at).unwrap();
+        assert!(st.finishing && !st.up && st.text.starts_with("finish: (pid "));
+        finishing[19] = 3;
+        assert_eq!(parse_status(&finishing, at), None, "no such state");
     }
 }

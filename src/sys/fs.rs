@@ -1087,6 +1087,72 @@ pub(crate) fn fifo_has_reader(path: &Path) -> Result<bool> {
     }
 }
 
+/// Writes `bytes` to the FIFO at `path` without ever blocking, as the
+/// supervisors' own tools do (`s6-svc`, `sv`, `svc`: open write-only and
+/// non-blocking). `Ok(false)`: nothing reads it (`ENXIO`), it does not
+/// exist, or its reader went away before the write (`EPIPE`). Anything
+/// but a FIFO there, or a full FIFO (a reader that stopped reading), is an
+/// error naming the path.
+pub(crate) fn write_fifo(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NXIO | Errno::NOENT | Errno::NOTDIR) => return Ok(false),
+        Err(e) => return Err(Error::io("cannot open", path, io_err(e))),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| Error::io("cannot stat", path, io_err(e)))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Fifo {
+        return Err(Error::io(
+            "will not write a command to",
+            path,
+            io::Error::other("it is not a FIFO"),
+        ));
+    }
+    match rustix::io::write(&fd, bytes) {
+        Ok(n) if n == bytes.len() => Ok(true),
+        Ok(n) => Err(Error::io(
+            "cannot write a command to",
+            path,
+            io::Error::other(format!("only {n} of {} bytes were written", bytes.len())),
+        )),
+        Err(Errno::PIPE) => Ok(false),
+        Err(Errno::AGAIN) => Err(Error::io(
+            "cannot write a command to",
+            path,
+            io::Error::other("the FIFO is full: its reader stopped reading"),
+        )),
+        Err(e) => Err(Error::io("cannot write a command to", path, io_err(e))),
+    }
+}
+
+/// Reads a small regular file that another process replaces by rename (a
+/// supervisor's status file): at most `cap + 1` bytes, so a larger one is
+/// noticed by its length. `None` when it does not exist. Never blocks on a
+/// FIFO and never follows a symlink in the last component.
+pub(crate) fn read_small(path: &Path, cap: usize) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = match rustix::fs::open(path, flags | OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+        Err(e) => return Err(Error::io("cannot open", path, io_err(e))),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| Error::io("cannot stat", path, io_err(e)))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(Error::io(
+            "cannot read",
+            path,
+            io::Error::other("it is not a regular file"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(cap + 1);
+    File::from(fd)
+        .take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    Ok(Some(bytes))
+}
+
 pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
