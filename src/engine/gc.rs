@@ -5,8 +5,8 @@
 //! transaction; every object a kept generation references; every object a
 //! running process uses (cwd, root, executable, open file or mapping under
 //! it, read from /proc, matched by `(st_dev, st_ino)`: see
-//! docs/security.md#gc-and-a-state-path-through-a-symlink); and every object pinned by `exec` (its pin cannot be
-//! locked exclusively). An object is removed only while gc holds its pin
+//! docs/security.md#gc-and-a-state-path-through-a-symlink); and every
+//! object pinned by `exec` (its pin cannot be locked exclusively). An object is removed only while gc holds its pin
 //! exclusively, so a launch cannot slip in. Deletion is crash-safe: a
 //! generation or object is first renamed to a `.tmp-*` name (so it vanishes
 //! at once), then removed; recovery sweeps what a crash leaves. Marking

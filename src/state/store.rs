@@ -93,9 +93,7 @@ pub(crate) fn stage_object(
     let mut src = DirChain::new(&src_root);
     let mut dst = DirChain::new(&dst_root);
     copy_entries(service, &mut src, &mut dst, per_file)?;
-    drop(src);
-    set_dir_owners_and_modes(service, &mut dst, per_file)?;
-    drop(dst);
+    drop((src, dst));
     if per_file {
         outer.sync()?;
     }
@@ -106,16 +104,27 @@ pub(crate) fn stage_object(
 }
 
 /// Creates every entry of `service` below the destination root:
-/// directories (mode and owner set later), files (copied, re-hashed, owner
-/// and mode set) and symlinks. Entries come parent first, so each
-/// directory is created before what it holds.
+/// directories, files (copied, re-hashed, owner and mode set) and
+/// symlinks. Entries come parent first, so each directory is created
+/// before what it holds; its owner and mode are set once the walk leaves
+/// it ([`finish_dir`]), so a read-only directory does not block its own
+/// population, and while the chain still holds it open.
 fn copy_entries(
     service: &StockService,
     src_dirs: &mut DirChain<'_>,
     dst_dirs: &mut DirChain<'_>,
     per_file: bool,
 ) -> Result<()> {
+    // The directories being filled, outermost (the service itself) first.
+    let mut filling: Vec<&tree::Entry> = service.entries.iter().take(1).collect();
     for entry in service.entries.iter().skip(1) {
+        while let Some(dir) = filling.last() {
+            if is_below(&entry.path, &dir.path) {
+                break;
+            }
+            finish_dir(service, dst_dirs, dir, per_file)?;
+            filling.pop();
+        }
         let base = tree::base_of(&entry.path);
         // Built only for an error: a path per entry is not free.
         let stock_path = || service.dir().join(&entry.path);
@@ -125,6 +134,7 @@ fn copy_entries(
             EntryKind::Dir => {
                 let made = dst.create_dir(base, 0o700)?;
                 dst_dirs.adopt(Path::new(&entry.path), made);
+                filling.push(entry);
             }
             EntryKind::File => {
                 let from = match entry.from_link {
@@ -147,6 +157,43 @@ fn copy_entries(
                 dst.set_owner_at(base, stored.uid, stored.gid)?;
             }
         }
+    }
+    while let Some(dir) = filling.pop() {
+        finish_dir(service, dst_dirs, dir, per_file)?;
+    }
+    Ok(())
+}
+
+/// Whether the entry path `path` lies below the directory entry `dir`.
+fn is_below(path: &str, dir: &str) -> bool {
+    dir == tree::ROOT
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Sets the owner and mode of the copied directory `entry`, whose entries
+/// are all in place, and fsyncs it for [`Durability::PerFile`].
+fn finish_dir(
+    service: &StockService,
+    dst_dirs: &mut DirChain<'_>,
+    entry: &tree::Entry,
+    per_file: bool,
+) -> Result<()> {
+    let rel = if entry.path == tree::ROOT {
+        ""
+    } else {
+        &entry.path
+    };
+    let dst = dst_dirs.get(Path::new(rel))?;
+    // Set explicitly, never left to a parent's group
+    // (docs/security.md#published-objects-belong-to-the-state-owner).
+    let stored = stored(service, entry);
+    dst.set_owner(stored.uid, stored.gid)?;
+    // After chown, which clears set-id bits.
+    dst.set_mode(stored.mode)?;
+    if per_file {
+        dst.sync()?;
     }
     Ok(())
 }
@@ -222,33 +269,6 @@ fn copy_and_hash(
         .update_reader(&check)
         .map_err(|e| Error::io("cannot read", dst_path, e))?;
     Ok(hasher.finalize())
-}
-
-/// Directory owners and modes last, deepest first (the entries in reverse),
-/// so a read-only directory does not block its own population.
-fn set_dir_owners_and_modes(
-    service: &StockService,
-    dst_dirs: &mut DirChain<'_>,
-    per_file: bool,
-) -> Result<()> {
-    for entry in service.entries.iter().rev() {
-        if entry.kind != EntryKind::Dir {
-            continue;
-        }
-        let rel = if entry.path == tree::ROOT {
-            ""
-        } else {
-            &entry.path
-        };
-        let dst = dst_dirs.get(Path::new(rel))?;
-        let stored = stored(service, entry);
-        dst.set_owner(stored.uid, stored.gid)?;
-        dst.set_mode(stored.mode)?;
-        if per_file {
-            dst.sync()?;
-        }
-    }
-    Ok(())
 }
 
 /// Writes the object's manifest as `<staging>/.tmp-<object>.manifest.yaml`.

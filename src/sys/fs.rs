@@ -950,6 +950,8 @@ impl<'r> DirChain<'r> {
     /// `.`), open. Opening it may close directories not on its path.
     pub(crate) fn get(&mut self, rel: &Path) -> Result<&Dir> {
         if rel.as_os_str().is_empty() || rel == Path::new(".") {
+            // Nothing below the root is on its path.
+            self.frames.clear();
             return Ok(self.root);
         }
         let at_top = self

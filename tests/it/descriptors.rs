@@ -109,3 +109,38 @@ pub fn commands_within_the_descriptor_limit(wide: usize) {
         .collect();
     assert!(store.is_empty(), "{store:?}");
 }
+
+/// The copy sets each directory's mode once it is filled (read-only ones
+/// included), at every depth: held open or reopened by the chain.
+#[test]
+fn directory_modes_are_copied_at_every_depth() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Root::example();
+    let mut dir = root.stock().join("web/tree");
+    let mut made = Vec::new();
+    for level in 0..10u32 {
+        dir.push(format!("l{level}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("file"), format!("{level}\n")).unwrap();
+        made.push((
+            dir.clone(),
+            [0o555, 0o750, 0o700, 0o511][level as usize % 4],
+        ));
+    }
+    for (dir, mode) in made.iter().rev() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    root.commit().ok();
+    root.run(&["verify"]).ok();
+    let stock = root.stock().join("web");
+    for (dir, mode) in &made {
+        let rel = dir.strip_prefix(&stock).unwrap();
+        let copy = std::fs::metadata(root.live().join("web").join(rel)).unwrap();
+        assert_eq!(
+            copy.permissions().mode() & 0o7777,
+            *mode,
+            "{}",
+            rel.display()
+        );
+    }
+}
