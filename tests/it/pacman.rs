@@ -47,6 +47,12 @@ struct Packages {
     /// 3.0, broken: its `run` is not executable.
     hello_broken: PathBuf,
     world: PathBuf,
+    /// Artix-style: `/etc/runit/sv/hello` with its `supervise` link.
+    hello_runit: PathBuf,
+    /// Owns `/etc/runit/sv`, as Artix's runit packages do: a stock tree
+    /// must outlive its last service package (pacman removes a directory
+    /// no installed package lists).
+    runit_base: PathBuf,
 }
 
 /// The packages, built once per test process (makepkg takes seconds) in
@@ -163,12 +169,40 @@ fn build_packages(dir: &Path) -> Packages {
         "pkgname=example-world",
     );
     edit(&world.join("PKGBUILD"), "stock/hello/", "stock/world/");
+    let runit = stage("example-hello-runit");
+    let pkgbuild = runit.join("PKGBUILD");
+    edit(
+        &pkgbuild,
+        "pkgname=example-hello",
+        "pkgname=example-hello-runit",
+    );
+    edit(
+        &pkgbuild,
+        "usr/share/svcdir-update/stock/hello/",
+        "etc/runit/sv/hello/",
+    );
+    edit(
+        &pkgbuild,
+        "package() {\n",
+        "package() {\n  install -d \"$pkgdir/etc/runit/sv/hello\"\n  \
+         ln -s /run/runit/supervise.hello \"$pkgdir/etc/runit/sv/hello/supervise\"\n",
+    );
+    let base = dir.join("example-runit-base");
+    std::fs::create_dir(&base).unwrap();
+    std::fs::write(
+        base.join("PKGBUILD"),
+        "pkgname=example-runit-base\npkgver=1.0\npkgrel=1\narch=(any)\n\
+         package() {\n  install -d \"$pkgdir/etc/runit/sv\"\n}\n",
+    )
+    .unwrap();
     Packages {
         svcdir_update,
         hello_1: makepkg(&hello_1, &[]),
         hello_2: makepkg(&hello_2, &[]),
         hello_broken: makepkg(&broken, &[]),
         world: makepkg(&world, &[]),
+        hello_runit: makepkg(&runit, &[]),
+        runit_base: makepkg(&base, &[]),
     }
 }
 
@@ -222,6 +256,19 @@ impl PacmanRoot {
         )
         .unwrap();
         PacmanRoot { tmp, packages }
+    }
+
+    /// Replaces the config's stock trees by `trees` (paths in the root).
+    fn stock(&self, trees: &[&str]) {
+        let path = self.root().join("etc/svcdir-update/config.yaml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let old = format!("stock: [/{STOCK}]");
+        assert!(config.contains(&old), "{config}");
+        std::fs::write(
+            path,
+            config.replace(&old, &format!("stock: [{}]", trees.join(", "))),
+        )
+        .unwrap();
     }
 
     /// Adds `strict: true` to the config: all or nothing.
@@ -562,4 +609,34 @@ fn pacman_strict_refusal_is_reported_and_live_is_unchanged() {
     let (commits, out) = r.pacman_ok(&["-U", s(&r.packages.hello_2)]);
     assert_eq!(commits, 1, "{out}");
     assert!(r.live_run("hello").contains("example-hello 2.0"), "{out}");
+}
+
+/// Artix's runit packages ship `/etc/runit/sv/NAME`, with a `supervise`
+/// link into /run/runit: the hook's `etc/runit/sv/*` Target runs the
+/// commit once that tree is a stock in the config, and the link is left
+/// out of the copy (each copy gets its own supervise directory).
+#[test]
+fn pacman_commits_an_artix_runit_service_package_from_etc_runit_sv() {
+    if !have_pacman() {
+        return;
+    }
+    let r = PacmanRoot::new();
+    r.stock(&[&format!("/{STOCK}"), "/etc/runit/sv"]);
+    r.install_svcdir_update(&[&r.packages.runit_base]);
+    let (commits, out) = r.pacman_ok(&["-U", s(&r.packages.hello_runit)]);
+    assert_eq!(commits, 1, "{out}");
+    assert!(out.contains("Committing service directories"), "{out}");
+    r.assert_services(&["hello"], &out);
+    assert!(r.live_run("hello").contains("example-hello 1.0"), "{out}");
+    let supervise = r.state().join(layout::LIVE).join("hello/supervise");
+    assert!(
+        std::fs::symlink_metadata(&supervise).is_err(),
+        "the supervise link is not copied\n{out}"
+    );
+    assert!(out.contains("supervise"), "{out}");
+
+    // Removing it: one commit, nothing left.
+    let (commits, out) = r.pacman_ok(&["-R", "example-hello-runit"]);
+    assert_eq!(commits, 1, "{out}");
+    r.assert_services(&[], &out);
 }
