@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (Debian's s6, runit and daemontools, strace, dpkg, script(1), man, GNU time for the
+# (Debian's s6, runit and daemontools, strace, dpkg, pacman, script(1), man, GNU time for the
 # peak-memory checks), then `cargo test` with the crash failpoints compiled
 # in. Needs root for apt-get, the ownership tests, `mount -t tmpfs` (ENOSPC
 # test) and `chattr +i`; setpriv, mount (util-linux) and chattr (e2fsprogs)
@@ -20,6 +20,10 @@ command -v strace >/dev/null 2>&1 || need+=(strace)
 # The daemon of Debian's runit-services `haveged` (tests/it/distros.rs).
 command -v haveged >/dev/null 2>&1 || need+=(haveged)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+# pacman and makepkg build and install the ALPM hook's packages (tests/it/pacman.rs).
+command -v pacman >/dev/null 2>&1 || need+=(pacman-package-manager)
+command -v makepkg >/dev/null 2>&1 || need+=(makepkg fakeroot)
+command -v bsdtar >/dev/null 2>&1 || need+=(libarchive-tools)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 # The completion scripts are sourced and driven in each shell (tests/it/completions.rs).

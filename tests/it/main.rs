@@ -38,6 +38,7 @@ mod locks;
 mod messages;
 mod nonroot;
 mod operator;
+mod pacman;
 mod pending;
 mod pipes;
 mod power_loss;
