@@ -69,7 +69,11 @@ pub fn run(cli: &Cli) -> Result<Output> {
         ),
         Command::Commit(args) => app::commit::commit(&config()?, args, cli.wait),
         Command::Rollback(args) => app::rollback::rollback(&config()?, args, cli.wait),
-        Command::Status => app::status::status(&config()?),
+        Command::Status(args) => match &args.name {
+            Some(name) => app::service::service_status(&config()?, name),
+            None => app::status::status(&config()?),
+        },
+        Command::Services => app::service::services(&config()?),
         Command::List => app::list::list(&config()?),
         Command::History => app::history::history(&config()?),
         Command::Pin(args) => app::pin::pin(&config()?, args.generation, true, cli.wait),

@@ -68,8 +68,13 @@ pub enum Command {
     /// Switch back to an earlier generation [default: the previous one]
     Rollback(RollbackArgs),
     /// Report the live generation, a pending or interrupted transaction,
-    /// locks, and the store's disk use and what gc would free
-    Status,
+    /// locks, and the store's disk use and what gc would free; with NAME,
+    /// that one service: live object and since when, supervisor's view,
+    /// lock holders, pins, held back
+    Status(StatusArgs),
+    /// List every service: since which generation, the supervisor's view
+    /// (pid, up for, wanted), held locks, pins, held back
+    Services,
     /// List the generations: live, never live, failed --check-up,
     /// pinned, what changed and their notes
     List,
@@ -179,6 +184,13 @@ pub struct RollbackArgs {
     /// Show what the rollback would do and change nothing
     #[arg(long, conflicts_with = "force")]
     pub dry_run: bool,
+}
+
+/// The arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show this one service instead of the whole state
+    pub name: Option<String>,
 }
 
 /// The arguments of `diff`.

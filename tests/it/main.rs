@@ -45,6 +45,7 @@ mod powercut_fs;
 mod pwd;
 mod recovery;
 mod restart_on;
+mod service_view;
 mod signals;
 mod stat_cache;
 mod stock_busy;
@@ -62,5 +63,6 @@ mod slow {
     pub mod descriptors_slow;
     pub mod powercut;
     pub mod random_kill;
+    pub mod service_view_supervised;
     pub mod supervisors;
 }
