@@ -85,7 +85,8 @@ pub enum Command {
     Pin(PinArgs),
     /// Let `gc` collect a pinned generation again once it is old enough
     Unpin(PinArgs),
-    /// Compare generations: none = stock vs live; A = A vs live; A B
+    /// Compare generations: none = stock vs live; A = A vs live; A B;
+    /// `-p` shows the changed files' contents as unified diffs
     Diff(DiffArgs),
     /// Check the live store objects against their manifests
     Verify,
@@ -198,8 +199,16 @@ pub struct StatusArgs {
 pub struct DiffArgs {
     /// The generation to compare from [default: live, compared with the stock]
     pub a: Option<u64>,
-    /// The generation to compare to [default: live]
-    pub b: Option<u64>,
+    /// The generation to compare to [default: live]; a name that is not a
+    /// number is taken as SERVICE (`diff -p 3 web`: 3 against live, web only)
+    #[arg(value_name = "B")]
+    pub b: Option<String>,
+    /// Only this service
+    pub service: Option<String>,
+    /// Show the content of changed files as unified diffs, like `git diff`
+    /// (text files; a summary line for binary or huge ones); needs A
+    #[arg(short = 'p', long = "patch")]
+    pub patch: bool,
 }
 
 /// The arguments of `gc`.

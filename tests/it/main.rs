@@ -23,6 +23,7 @@ mod boot;
 mod completions;
 mod core;
 mod descriptors;
+mod diff_patch;
 mod distros;
 mod dpkg;
 mod durability;
