@@ -50,6 +50,8 @@ pub use output::Output;
 pub fn run(cli: &Cli) -> Result<Output> {
     output::report::set_verbosity(if cli.quiet { -1 } else { cli.verbose as i8 });
     output::report::set_json(cli.json);
+    // After the verbosity: `-q` hides progress, `-v` shows it off a terminal.
+    output::progress::begin();
     // Read only by the commands that need it (not by completions or man).
     let config = || Config::load(&config_source(cli));
     match &cli.command {

@@ -13,7 +13,7 @@ use crate::format::manifest::{GenerationManifest, ObjectManifest};
 use crate::model::owners::Owners;
 use crate::model::plan::{self, Action, Plan};
 use crate::model::shown::shown;
-use crate::output::progress::Progress;
+use crate::output::progress::{Counter, Progress};
 use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
@@ -369,9 +369,12 @@ pub(crate) fn stage_generation(
     ));
     {
         use rayon::prelude::*;
-        let staged = missing
-            .par_iter()
-            .try_for_each(|s| store::stage_object(&state.dir, s, durability));
+        let counter = Counter::new("copying new store objects", missing.len(), "objects");
+        let staged = missing.par_iter().try_for_each(|s| {
+            let staged = store::stage_object(&state.dir, s, durability);
+            counter.tick();
+            staged
+        });
         if let Err(e) = staged {
             // Give the space back now (a full disk stays full otherwise);
             // what this cannot remove, the next run's sweep does.

@@ -43,6 +43,7 @@ mod pending;
 mod pipes;
 mod power_loss;
 mod powercut_fs;
+mod progress;
 mod pwd;
 mod recovery;
 mod restart_on;
