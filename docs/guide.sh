@@ -56,3 +56,8 @@ svcdir-update --root "$DEMO" rollback --dry-run
 svcdir-update --root "$DEMO" rollback
 svcdir-update --root "$DEMO" list
 svcdir-update --root "$DEMO" unpin 2
+
+# One service from every side, and what changed inside it
+svcdir-update --root "$DEMO" status hello
+svcdir-update --root "$DEMO" services
+svcdir-update --root "$DEMO" diff -p 2 3 hello

@@ -50,6 +50,8 @@ pub use output::Output;
 pub fn run(cli: &Cli) -> Result<Output> {
     output::report::set_verbosity(if cli.quiet { -1 } else { cli.verbose as i8 });
     output::report::set_json(cli.json);
+    // After the verbosity: `-q` hides progress, `-v` shows it off a terminal.
+    output::progress::begin();
     // Read only by the commands that need it (not by completions or man).
     let config = || Config::load(&config_source(cli));
     match &cli.command {
@@ -69,7 +71,11 @@ pub fn run(cli: &Cli) -> Result<Output> {
         ),
         Command::Commit(args) => app::commit::commit(&config()?, args, cli.wait),
         Command::Rollback(args) => app::rollback::rollback(&config()?, args, cli.wait),
-        Command::Status => app::status::status(&config()?),
+        Command::Status(args) => match &args.name {
+            Some(name) => app::service::service_status(&config()?, name),
+            None => app::status::status(&config()?),
+        },
+        Command::Services => app::service::services(&config()?),
         Command::List => app::list::list(&config()?),
         Command::History => app::history::history(&config()?),
         Command::Pin(args) => app::pin::pin(&config()?, args.generation, true, cli.wait),

@@ -31,6 +31,7 @@ pub(crate) mod pin;
 pub(crate) mod plan;
 pub(crate) mod recover;
 pub(crate) mod rollback;
+pub(crate) mod service;
 pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod verify;

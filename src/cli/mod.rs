@@ -68,8 +68,13 @@ pub enum Command {
     /// Switch back to an earlier generation [default: the previous one]
     Rollback(RollbackArgs),
     /// Report the live generation, a pending or interrupted transaction,
-    /// locks, and the store's disk use and what gc would free
-    Status,
+    /// locks, and the store's disk use and what gc would free; with NAME,
+    /// that one service: live object and since when, supervisor's view,
+    /// lock holders, pins, held back
+    Status(StatusArgs),
+    /// List every service: since which generation, the supervisor's view
+    /// (pid, up for, wanted), held locks, pins, held back
+    Services,
     /// List the generations: live, never live, failed --check-up,
     /// pinned, what changed and their notes
     List,
@@ -80,7 +85,8 @@ pub enum Command {
     Pin(PinArgs),
     /// Let `gc` collect a pinned generation again once it is old enough
     Unpin(PinArgs),
-    /// Compare generations: none = stock vs live; A = A vs live; A B
+    /// Compare generations: none = stock vs live; A = A vs live; A B;
+    /// `-p` shows the changed files' contents as unified diffs
     Diff(DiffArgs),
     /// Check the live store objects against their manifests
     Verify,
@@ -181,13 +187,28 @@ pub struct RollbackArgs {
     pub dry_run: bool,
 }
 
+/// The arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show this one service instead of the whole state
+    pub name: Option<String>,
+}
+
 /// The arguments of `diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The generation to compare from [default: live, compared with the stock]
     pub a: Option<u64>,
-    /// The generation to compare to [default: live]
-    pub b: Option<u64>,
+    /// The generation to compare to [default: live]; a name that is not a
+    /// number is taken as SERVICE (`diff -p 3 web`: 3 against live, web only)
+    #[arg(value_name = "B")]
+    pub b: Option<String>,
+    /// Only this service
+    pub service: Option<String>,
+    /// Show the content of changed files as unified diffs, like `git diff`
+    /// (text files; a summary line for binary or huge ones); needs A
+    #[arg(short = 'p', long = "patch")]
+    pub patch: bool,
 }
 
 /// The arguments of `gc`.

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::locks::pin;
 use crate::locks::wait::{self, Attempt};
+use crate::output::progress::{self, Counter};
 use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
@@ -87,7 +88,9 @@ pub(crate) fn mark(
     let users = dirs_in_use();
     let pins = pin::try_pins_dir(cfg)?;
     let names = state.store.names()?;
+    let counter = Counter::new("looking at the store", names.len(), "entries");
     for name in &names {
+        counter.tick();
         let Some(name) = name.to_str() else { continue };
         // A manifest whose object is gone (gc killed between the two
         // removals) is an orphan: collect it too.
@@ -131,6 +134,13 @@ pub(crate) fn collect(
     pin_wait: Duration,
 ) -> Result<GcReport> {
     let mut report = mark(cfg, state, keep, state.interrupted())?;
+    progress::phase(|| {
+        format!(
+            "gc: {} generation(s) and {} object(s) to remove",
+            report.removed_generations.len(),
+            report.removed_objects.len()
+        )
+    });
     if !report.pinned.is_empty() && !pin_wait.is_zero() {
         wait_for_pins(cfg, &mut report, pin_wait)?;
     }
@@ -142,7 +152,13 @@ pub(crate) fn collect(
 /// an object whose pin cannot be taken now moves to `report.pinned`.
 fn remove(cfg: &Config, state: &LockedState, report: &mut GcReport) -> Result<()> {
     failpoint::hit("gc.after-mark")?;
+    let counter = Counter::new(
+        "gc: removing",
+        report.removed_generations.len() + report.removed_objects.len(),
+        "generations and objects",
+    );
     for n in &report.removed_generations {
+        counter.tick();
         // Renamed into the state directory first, so it vanishes at once
         // and a crash leaves only a `.tmp-*` for recovery to sweep.
         let tmp = layout::tmp_name(&format!("gc-generation-{n}"));
@@ -154,6 +170,7 @@ fn remove(cfg: &Config, state: &LockedState, report: &mut GcReport) -> Result<()
     let pins = pin::pins_dir(cfg)?;
     let mut removed = Vec::new();
     for object in std::mem::take(&mut report.removed_objects) {
+        counter.tick();
         // Hold the pin exclusively while the object goes, so that no
         // `exec` starts from it in between.
         let Some(claim) = pin::Claim::try_take(&pins, &object)? else {

@@ -12,6 +12,7 @@ pub(crate) mod generations;
 pub(crate) mod health;
 pub(crate) mod locked;
 pub(crate) mod migrate;
+pub(crate) mod patch;
 pub(crate) mod recover;
 pub(crate) mod repair;
 pub(crate) mod stage;

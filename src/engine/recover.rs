@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::locks::update::LockPolicy;
 use crate::model::plan;
 use crate::model::shown::shown;
+use crate::output::progress::Counter;
 use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
@@ -252,13 +253,20 @@ fn sweep(state: &State) -> Result<Vec<String>> {
     Ok(swept)
 }
 
+/// A leftover can be a whole staged object tree: the removals are counted
+/// on a terminal (docs/cli.md#progress).
 fn sweep_dir(dir: &Dir, swept: &mut Vec<String>) -> Result<()> {
-    for name in dir.names()? {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with(layout::TMP_PREFIX) {
-            dir.remove_if_exists(name)?;
-            swept.push(dir.join(name).display().to_string());
-        }
+    let names: Vec<String> = dir
+        .names()?
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .filter(|n| n.starts_with(layout::TMP_PREFIX))
+        .collect();
+    let counter = Counter::new("recover: sweeping leftovers", names.len(), "entries");
+    for name in names {
+        dir.remove_if_exists(&name)?;
+        counter.tick();
+        swept.push(dir.join(&name).display().to_string());
     }
     Ok(())
 }

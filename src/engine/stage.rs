@@ -13,7 +13,7 @@ use crate::format::manifest::{GenerationManifest, ObjectManifest};
 use crate::model::owners::Owners;
 use crate::model::plan::{self, Action, Plan};
 use crate::model::shown::shown;
-use crate::output::progress::Progress;
+use crate::output::progress::{Counter, Progress};
 use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
@@ -368,7 +368,8 @@ pub(crate) fn stage_generation(
         missing.len()
     ));
     {
-        let staged = stage_side_by_side(&state.dir, &missing, durability);
+        let counter = Counter::new("copying new store objects", missing.len(), "objects");
+        let staged = stage_side_by_side(&state.dir, &missing, durability, &counter);
         if let Err(e) = staged {
             // Give the space back now (a full disk stays full otherwise);
             // what this cannot remove, the next run's sweep does.
@@ -445,12 +446,15 @@ fn stage_side_by_side(
     staging: &crate::sys::fs::Dir,
     missing: &[&crate::stock::StockService],
     durability: Durability,
+    counter: &Counter,
 ) -> Result<()> {
     use rayon::prelude::*;
     let stage = || {
-        missing
-            .par_iter()
-            .try_for_each(|s| store::stage_object(staging, s, durability))
+        missing.par_iter().try_for_each(|s| {
+            let staged = store::stage_object(staging, s, durability);
+            counter.tick();
+            staged
+        })
     };
     if durability == Durability::PerFile && missing.len() > 1 {
         let threads = missing.len().min(STAGING_THREADS);

@@ -39,6 +39,7 @@ use crate::error::{Problem, Result};
 use crate::model::identity::Identity;
 use crate::model::owners::{Owners, StoreOwner};
 use crate::model::tree::Entry;
+use crate::output::progress::Counter;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 
 use budget::EntryBudget;
@@ -159,6 +160,7 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
         budget: &budget,
         roots: &chosen.tree_dirs,
     };
+    crate::sys::failpoint::hit("stock.after-choose")?;
     let walked = walk_services(&context, &chosen);
     let mut cache = cache;
     for result in walked {
@@ -240,7 +242,10 @@ fn decide_owners(cfg: &Config, service: &mut StockService, notices: &mut Vec<Str
 }
 
 /// Walks every chosen service in parallel; the results keep name order.
+/// A long read (thousands of services) counts them on a terminal
+/// (docs/cli.md#progress).
 fn walk_services(context: &WalkContext<'_>, chosen: &ChosenServices) -> Vec<Result<WalkedService>> {
+    let counter = Counter::new("reading the stock", chosen.services.len(), "services");
     chosen
         .services
         .par_iter()
@@ -248,7 +253,9 @@ fn walk_services(context: &WalkContext<'_>, chosen: &ChosenServices) -> Vec<Resu
             let service_dir = chosen.tree_dirs[*index]
                 .open_dir(name)
                 .map_err(|e| raced(e, &tree.join(name)))?;
-            walker::walk_service(context, &service_dir, name, tree)
+            let walked = walker::walk_service(context, &service_dir, name, tree);
+            counter.tick();
+            walked
         })
         .collect()
 }

@@ -20,6 +20,7 @@ pub(crate) const ALL: &[&str] = &[
     "recover.start",
     "recover.after-undo",
     "recover.after-sweep",
+    "stock.after-choose",
     "commit.after-scan",
     "commit.after-stage",
     "commit.after-sync",

@@ -95,6 +95,12 @@ fn the_guide_runs() {
         "generation 2 is live again (was 3)",
         "pinned",
         "generation 2 is unpinned",
+        // One service from every side.
+        "service:      hello",
+        "(since generation 2, made ",
+        "hello    gen 2, ",
+        "diff a/hello/run b/hello/run",
+        "-echo \"hello 2.0\"\n+echo \"hello 2.1\"",
     ];
     let mut at = 0;
     for s in said {

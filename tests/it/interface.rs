@@ -297,7 +297,7 @@ fn json_documents_keep_their_shape() {
 }
 
 /// The pids of stopped processes whose command line contains `needle`.
-fn stopped_processes_with(needle: &str) -> Vec<u32> {
+pub fn stopped_processes_with(needle: &str) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;

@@ -23,6 +23,7 @@ mod boot;
 mod completions;
 mod core;
 mod descriptors;
+mod diff_patch;
 mod distros;
 mod dpkg;
 mod durability;
@@ -43,9 +44,11 @@ mod pending;
 mod pipes;
 mod power_loss;
 mod powercut_fs;
+mod progress;
 mod pwd;
 mod recovery;
 mod restart_on;
+mod service_view;
 mod signals;
 mod stat_cache;
 mod stock_busy;
@@ -63,5 +66,6 @@ mod slow {
     pub mod descriptors_slow;
     pub mod powercut;
     pub mod random_kill;
+    pub mod service_view_supervised;
     pub mod supervisors;
 }
