@@ -47,6 +47,7 @@ mod recovery;
 mod restart_on;
 mod signals;
 mod stat_cache;
+mod status_truth;
 mod stock_busy;
 mod store_owner;
 mod supervisor_check;
