@@ -44,6 +44,7 @@ mod power_loss;
 mod powercut_fs;
 mod pwd;
 mod recovery;
+mod repair;
 mod restart_on;
 mod signals;
 mod stat_cache;
