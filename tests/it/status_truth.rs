@@ -167,4 +167,44 @@ mod supervised {
         });
         assert_eq!(status_json(&root)["down"], serde_json::json!(["web"]));
     }
+
+    /// A commit killed after it stopped the old instance leaves it down:
+    /// status says the transaction is interrupted and names the service.
+    #[test]
+    #[cfg_attr(
+        not(feature = "failpoints"),
+        ignore = "needs --features failpoints (scripts/test.sh)"
+    )]
+    fn s6_a_service_a_killed_commit_left_down_is_named() {
+        if !Family::S6.require() {
+            return;
+        }
+        let root = Root::example();
+        configure(&root, Family::S6);
+        root.commit().ok();
+        let scanner = Scanner::start(&root, Family::S6);
+        scanner.wait_pid("web");
+        root.write_stock("web/run", "#!/bin/sh\n# v2\nexec sleep 1000\n", 0o755);
+        let out = root
+            .command(&["commit"])
+            .failpoint("txn.after-stop")
+            .output()
+            .unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{out:?}"
+        );
+        let text = root.run(&["status"]).ok().stdout;
+        assert!(
+            text.contains("transaction:  INTERRUPTED commit")
+                && text.contains("down:         web (the supervisor keeps them down"),
+            "{text}"
+        );
+        // The undo starts it again.
+        root.run(&["recover"]).ok();
+        wait_until("web no longer down", REACT, || {
+            !root.run(&["status"]).ok().stdout.contains("down:")
+        });
+    }
 }
