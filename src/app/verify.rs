@@ -73,8 +73,9 @@ pub(crate) fn verify(cfg: &Config, args: &VerifyArgs, wait: Option<Duration>) ->
         .flat_map(|r| r.damaged_objects.iter().cloned())
         .collect();
     if args.repair && !damaged.is_empty() {
-        let locked = LockedState::acquire(cfg, state, Waits::new(cfg, wait).lock)?;
-        let done = engine::restore::restore_objects(cfg, &locked, &damaged)?;
+        let waits = Waits::new(cfg, wait);
+        let locked = LockedState::acquire(cfg, state, waits.lock)?;
+        let done = engine::restore::restore_objects(cfg, &locked, &damaged, waits.locks(false))?;
         say_repaired(&done);
         state = locked.unlock();
         reports = check(cfg, &state, &gens)?;

@@ -19,6 +19,7 @@ use super::locked::LockedState;
 use super::stage::{self, Prepared};
 use crate::config::Config;
 use crate::error::Result;
+use crate::locks::update::{self, LockPolicy};
 use crate::state::layout;
 use crate::state::scandir;
 use crate::state::store::{self, Durability};
@@ -50,9 +51,10 @@ pub(crate) fn restore_objects(
     cfg: &Config,
     state: &LockedState,
     damaged: &BTreeSet<String>,
+    locks: LockPolicy,
 ) -> Result<Restored> {
     let prepared = stage::prepare(cfg, Some(state))?;
-    restore_from(cfg, state, &prepared, damaged)
+    restore_from(cfg, state, &prepared, damaged, locks)
 }
 
 /// [`restore_objects`] with the stock already read (`prepared`).
@@ -61,6 +63,7 @@ pub(crate) fn restore_from(
     state: &LockedState,
     prepared: &Prepared,
     damaged: &BTreeSet<String>,
+    locks: LockPolicy,
 ) -> Result<Restored> {
     let by_object: BTreeMap<String, &StockService> = prepared
         .stock
@@ -77,7 +80,7 @@ pub(crate) fn restore_from(
     for object in damaged {
         match by_object.get(object) {
             Some(service) => {
-                let restarted = restore_one(cfg, state, service, live.contains(object))?;
+                let restarted = restore_one(cfg, state, service, live.contains(object), locks)?;
                 out.restored.push(RestoredObject {
                     object: object.clone(),
                     service: service.name.clone(),
@@ -99,6 +102,7 @@ fn restore_one(
     state: &LockedState,
     service: &StockService,
     in_live: bool,
+    locks: LockPolicy,
 ) -> Result<bool> {
     let object = service.object_name();
     let tmp = layout::tmp_name(&object);
@@ -112,9 +116,19 @@ fn restore_one(
         .join(layout::object_service_dir(&object))
         .to_path_buf();
     let stopped = in_live && adapter.status(&dir)?.wanted();
-    if stopped {
+    // A restart like a commit's: its update lock first (docs/update-locks.md).
+    let _held = if stopped {
+        let held = update::acquire_all(
+            cfg,
+            std::slice::from_ref(&service.name),
+            locks,
+            "; the object stays as it is",
+        )?;
         adapter.stop(&service.name, &dir)?;
-    }
+        Some(held)
+    } else {
+        None
+    };
     failpoint::hit("repair.after-stop")?;
     state.dir.exchange(&tmp, &state.store, &object)?;
     state
@@ -142,6 +156,7 @@ pub(crate) fn restore_reused(
     cfg: &Config,
     state: &LockedState,
     prepared: &Prepared,
+    locks: LockPolicy,
 ) -> Result<Restored> {
     let published = store::published(&state.store)?;
     let target = prepared.target();
@@ -152,7 +167,7 @@ pub(crate) fn restore_reused(
     if damaged.is_empty() {
         return Ok(Restored::default());
     }
-    let done = restore_from(cfg, state, prepared, &damaged)?;
+    let done = restore_from(cfg, state, prepared, &damaged, locks)?;
     for r in &done.restored {
         let restarted = if r.restarted {
             ", and its live instance restarted from it"

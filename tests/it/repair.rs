@@ -245,4 +245,40 @@ mod supervised {
             || scanner.supervisors_of(&dir).len() == 1,
         );
     }
+
+    /// The restart is a normal one: a held update lock of the service
+    /// defers the repair (exit 75) and nothing is stopped or replaced.
+    #[test]
+    fn s6_repair_waits_for_the_update_lock_of_a_service_it_restarts() {
+        if !Family::S6.require() {
+            return;
+        }
+        let root = Root::example();
+        configure(&root, Family::S6);
+        root.commit().ok();
+        let scanner = Scanner::start(&root, Family::S6);
+        let before = scanner.wait_pid("web");
+        let dir = live_object_dir(&root, "web");
+        let inode = root.inode(&dir);
+        edit_through_scandir(&root, "web");
+        let holder = KillOnDrop(
+            root.command(&["lock", "web", "--", "sleep", "30"])
+                .spawn()
+                .unwrap(),
+        );
+        wait_until("web's update lock held", Duration::from_secs(10), || {
+            root.run(&["--json", "status"]).json()["update_locks"]
+                .as_array()
+                .is_some_and(|locks| !locks.is_empty())
+        });
+        let (kind, run) = root.error_kind(&["verify", "--repair", "--wait", "0"]);
+        assert_eq!(kind, "update_locks_held", "{}", run.stderr);
+        assert!(run.exited(exit::TEMP_FAIL));
+        assert_eq!(root.inode(&dir), inode);
+        assert_eq!(scanner.service_pid("web"), Some(before));
+        drop(holder);
+        root.run(&["verify", "--repair"]).ok();
+        assert_ne!(root.inode(&dir), inode);
+        root.run(&["verify"]).ok();
+    }
 }
