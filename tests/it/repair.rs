@@ -211,15 +211,11 @@ mod supervised {
 
     /// The live instance ran from the damaged directory: the repair stops
     /// it and the scanner starts it again from the fresh copy.
-    #[test]
-    fn s6_repair_restarts_the_service_from_the_fresh_copy() {
-        if !Family::S6.require() {
-            return;
-        }
+    fn repair_restarts_the_service_from_the_fresh_copy(family: Family) {
         let root = Root::example();
-        configure(&root, Family::S6);
+        configure(&root, family);
         root.commit().ok();
-        let scanner = Scanner::start(&root, Family::S6);
+        let scanner = Scanner::start(&root, family);
         let before = scanner.wait_pid("web");
         let dir = live_object_dir(&root, "web");
         let inode = root.inode(&dir);
@@ -244,6 +240,27 @@ mod supervised {
             Duration::from_secs(20),
             || scanner.supervisors_of(&dir).len() == 1,
         );
+    }
+
+    #[test]
+    fn s6_repair_restarts_the_service_from_the_fresh_copy() {
+        if Family::S6.require() {
+            repair_restarts_the_service_from_the_fresh_copy(Family::S6);
+        }
+    }
+
+    #[test]
+    fn runit_repair_restarts_the_service_from_the_fresh_copy() {
+        if Family::Runit.require() {
+            repair_restarts_the_service_from_the_fresh_copy(Family::Runit);
+        }
+    }
+
+    #[test]
+    fn daemontools_repair_restarts_the_service_from_the_fresh_copy() {
+        if Family::Daemontools.require() {
+            repair_restarts_the_service_from_the_fresh_copy(Family::Daemontools);
+        }
     }
 
     /// The restart is a normal one: a held update lock of the service
