@@ -251,7 +251,19 @@ fn gather(
     let store = if log_error.is_some() {
         None
     } else {
-        Some(store_use(cfg, state)?)
+        match store_use(cfg, state) {
+            Ok(used) => Some(used),
+            // A supervisor's runtime directories (0700) inside live objects
+            // are not for other users to walk: the rest is still reported.
+            Err(e) if !crate::sys::fs::is_root() => {
+                crate::output::report::warn(&format!(
+                    "store use not measured: {}; run `svcdir-update status` as root",
+                    e.chain()
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        }
     };
     Ok(StatusReport {
         state: state.path().display().to_string(),
@@ -262,7 +274,7 @@ fn gather(
         interrupted,
         running,
         staging_leftovers: staging_leftovers(state)?,
-        down: left_down(cfg, state, live_manifest)?,
+        down: left_down(cfg, state, live_manifest),
         log_error,
         manager_lock: if held {
             manager::read_holder(&state.dir)
@@ -321,24 +333,28 @@ fn staging_leftovers(state: &State) -> Result<usize> {
 }
 
 /// The live services whose supervisor is told to keep them down, asked
-/// through the configured adapter (none without a supervisor).
-fn left_down(
-    cfg: &Config,
-    state: &State,
-    live: Option<&GenerationManifest>,
-) -> Result<Vec<String>> {
+/// through the configured adapter (none without a supervisor), side by
+/// side. A service whose supervisor cannot be asked (not root, a
+/// supervisor at work) is left out: `status` reports, it does not fail.
+fn left_down(cfg: &Config, state: &State, live: Option<&GenerationManifest>) -> Vec<String> {
+    use rayon::prelude::*;
     let Some(live) = live else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let adapter = crate::supervisor::for_config(cfg);
-    let mut down = Vec::new();
-    for name in live.services.keys() {
-        let st = adapter.status(&state.live_path().join(name))?;
-        if st.supervised && !st.wanted() {
-            down.push(name.clone());
-        }
-    }
-    Ok(down)
+    let live_path = state.live_path();
+    let names: Vec<&String> = live.services.keys().collect();
+    names
+        .par_iter()
+        .filter(|name| match adapter.status(&live_path.join(name)) {
+            Ok(st) => st.supervised && !st.wanted(),
+            Err(e) => {
+                crate::output::report::debug(&format!("status of {name}: {}", e.chain()));
+                false
+            }
+        })
+        .map(|name| (*name).clone())
+        .collect()
 }
 
 /// The `transaction:` line: a running one, an interrupted one, a damaged

@@ -166,6 +166,25 @@ mod supervised {
             text.contains("down:         web (the supervisor keeps them down")
         });
         assert_eq!(status_json(&root)["down"], serde_json::json!(["web"]));
+
+        // A user who cannot ask the supervisor still gets the report.
+        if require_tool("setpriv", "util-linux") {
+            let out = Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin())
+                .arg("--root")
+                .arg(root.path())
+                .arg("status")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let run = Run::from(out).ok();
+            assert!(
+                run.stdout.contains("live:         generation 1"),
+                "{}",
+                run.stdout
+            );
+        }
     }
 
     /// A commit killed after it stopped the old instance leaves it down:
