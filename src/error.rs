@@ -283,18 +283,22 @@ pub enum Error {
         what: String,
     },
 
-    /// `verify` found store objects of the live generation changed.
+    /// `verify` found store objects of a generation changed.
     #[error(
         "generation {generation}: {} problem(s) in store objects:\n  {}\nthe store was changed by \
-         hand; `svcdir-update rollback GEN` to a good generation, or fix the stock and commit",
+         hand; {}",
         problems.len(),
-        problems.join("\n  ")
+        problems.join("\n  "),
+        store_damaged_fix(safe)
     )]
     StoreDamaged {
-        /// The live generation.
+        /// The (first) damaged generation verified.
         generation: u64,
         /// Each problem, naming its path.
         problems: Vec<String>,
+        /// The generations whose objects all verify: safe to roll back to
+        /// (docs/cli.md#verify---repair).
+        safe: Vec<u64>,
     },
 
     /// Another svcdir-update — or, when `foreign`, some other program —
@@ -723,7 +727,8 @@ impl Error {
             Error::StoreDamaged {
                 generation,
                 problems,
-            } => json!({"generation": generation, "problems": problems}),
+                safe,
+            } => json!({"generation": generation, "problems": problems, "safe": safe}),
             Error::AfterSwitch { generation, .. }
             | Error::NoSuchGeneration { generation }
             | Error::NothingToRollBack {
@@ -785,6 +790,20 @@ impl Error {
         }
         out
     }
+}
+
+/// What to do about damaged store objects: restore them from the stock,
+/// or roll back to a generation whose objects all verify.
+fn store_damaged_fix(safe: &[u64]) -> String {
+    let repair = "`svcdir-update verify --repair` restores objects the stock still holds";
+    if safe.is_empty() {
+        return format!("{repair}; no generation verifies intact: fix the stock and commit");
+    }
+    let gens: Vec<String> = safe.iter().map(u64::to_string).collect();
+    format!(
+        "{repair}, or `svcdir-update rollback GEN` to a generation whose objects all verify: {}",
+        gens.join(" ")
+    )
 }
 
 #[cfg(test)]
@@ -889,6 +908,7 @@ mod tests {
                 Error::StoreDamaged {
                     generation: 1,
                     problems: vec!["x".into()],
+                    safe: vec![],
                 },
                 65,
                 "store_damaged",

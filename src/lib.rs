@@ -81,7 +81,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Pin(args) => app::pin::pin(&config()?, args.generation, true, cli.wait),
         Command::Unpin(args) => app::pin::pin(&config()?, args.generation, false, cli.wait),
         Command::Diff(args) => app::diff::diff(&config()?, args),
-        Command::Verify => app::verify::verify(&config()?),
+        Command::Verify(args) => app::verify::verify(&config()?, args, cli.wait),
         Command::Gc(args) => app::gc::gc(&config()?, args, cli.wait),
         Command::Recover(args) => app::recover::recover(&config()?, args, cli.wait),
         Command::Sync => app::sync::sync(&config()?, cli.wait),

@@ -14,7 +14,7 @@ use crate::locks::holders::{self, LockHolder};
 use crate::locks::manager;
 use crate::locks::pin;
 use crate::locks::update;
-use crate::model::shown::shown;
+use crate::model::shown::{shown, terminal_safe};
 use crate::state::State;
 use crate::state::generation;
 use crate::state::held_back;
@@ -51,6 +51,16 @@ struct StatusReport {
     services: usize,
     generations: Vec<u64>,
     interrupted: Option<Interrupted>,
+    /// A transaction in progress: its log exists and the process that
+    /// writes it still runs, holding the manager lock (docs/json.md#status).
+    running: Option<Interrupted>,
+    /// Staging leftovers (`.tmp-*` in the state directory): a running
+    /// transaction's work, or what a killed one left for the next run's
+    /// sweep.
+    staging_leftovers: usize,
+    /// Services of the live generation that their supervisor keeps down
+    /// (want down): stopped by hand, or left down by a killed transaction.
+    down: Vec<String>,
     /// Damage found in the rollback log, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     log_error: Option<String>,
@@ -187,6 +197,9 @@ fn not_initialized(cfg: &Config) -> Result<Output> {
         services: 0,
         generations: vec![],
         interrupted: None,
+        running: None,
+        staging_leftovers: 0,
+        down: vec![],
         log_error: None,
         manager_lock: None,
         manager_lock_held: false,
@@ -228,11 +241,29 @@ fn gather(
         Err(e) => (None, Some(e.to_string())),
     };
     let held = manager::is_held(&state.dir);
+    let lock_holders = if held {
+        manager::holders(&state.dir)
+    } else {
+        Vec::new()
+    };
+    let (running, interrupted) = split_running(interrupted, held, &lock_holders);
     // With a damaged log, gc could not say what it keeps: no estimate.
     let store = if log_error.is_some() {
         None
     } else {
-        Some(store_use(cfg, state)?)
+        match store_use(cfg, state) {
+            Ok(used) => Some(used),
+            // A supervisor's runtime directories (0700) inside live objects
+            // are not for other users to walk: the rest is still reported.
+            Err(e) if !crate::sys::fs::is_root() => {
+                crate::output::report::warn(&format!(
+                    "store use not measured: {}; run `svcdir-update status` as root",
+                    e.chain()
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        }
     };
     Ok(StatusReport {
         state: state.path().display().to_string(),
@@ -241,6 +272,9 @@ fn gather(
         services: live_manifest.map_or(0, |m| m.services.len()),
         generations: generation::list(state)?,
         interrupted,
+        running,
+        staging_leftovers: staging_leftovers(state)?,
+        down: left_down(cfg, state, live_manifest),
         log_error,
         manager_lock: if held {
             manager::read_holder(&state.dir)
@@ -248,11 +282,7 @@ fn gather(
             None
         },
         manager_lock_held: held,
-        manager_lock_holders: if held {
-            manager::holders(&state.dir)
-        } else {
-            Vec::new()
-        },
+        manager_lock_holders: lock_holders,
         manager_lock_recorded: manager::read_recorded(&state.dir).map(|process| Recorded {
             liveness: process.liveness(),
             process,
@@ -266,8 +296,82 @@ fn gather(
     })
 }
 
-/// The `transaction:` line: an interrupted one, a damaged log, or none.
+/// A logged transaction is running, not interrupted, while the manager
+/// lock is held and its writer is the very process the log names (pid and
+/// start time), or — when `/proc` cannot name the holders (not root) — a
+/// svcdir-update process with that signature still runs.
+fn split_running(
+    logged: Option<Interrupted>,
+    held: bool,
+    holders: &[LockHolder],
+) -> (Option<Interrupted>, Option<Interrupted>) {
+    let Some(txn) = logged else {
+        return (None, None);
+    };
+    let by_holder = holders
+        .iter()
+        .any(|h| h.svcdir_update && h.process.same_process(&txn.holder));
+    let unnamed = holders.is_empty() && txn.holder_liveness == Liveness::Running;
+    if held && (by_holder || unnamed) {
+        (Some(txn), None)
+    } else {
+        (None, Some(txn))
+    }
+}
+
+/// How many `.tmp-*` entries the state directory holds.
+fn staging_leftovers(state: &State) -> Result<usize> {
+    Ok(state
+        .dir
+        .names()?
+        .iter()
+        .filter(|n| {
+            n.to_str()
+                .is_some_and(|n| n.starts_with(layout::TMP_PREFIX))
+        })
+        .count())
+}
+
+/// The live services whose supervisor is told to keep them down, asked
+/// through the configured adapter (none without a supervisor), side by
+/// side. A service whose supervisor cannot be asked (not root, a
+/// supervisor at work) is left out: `status` reports, it does not fail.
+fn left_down(cfg: &Config, state: &State, live: Option<&GenerationManifest>) -> Vec<String> {
+    use rayon::prelude::*;
+    let Some(live) = live else {
+        return Vec::new();
+    };
+    let adapter = crate::supervisor::for_config(cfg);
+    let live_path = state.live_path();
+    let names: Vec<&String> = live.services.keys().collect();
+    names
+        .par_iter()
+        .filter(|name| match adapter.status(&live_path.join(name)) {
+            Ok(st) => st.supervised && !st.wanted(),
+            Err(e) => {
+                crate::output::report::debug(&format!("status of {name}: {}", e.chain()));
+                false
+            }
+        })
+        .map(|name| (*name).clone())
+        .collect()
+}
+
+/// The `transaction:` line: a running one, an interrupted one, a damaged
+/// log, or none.
 fn render_transaction(report: &StatusReport, h: &mut String) {
+    if let Some(r) = &report.running {
+        h.push_str(&format!(
+            "transaction:  RUNNING {} {} ({} -> {}, phase {:?}) by pid {}\n",
+            r.kind,
+            r.id,
+            r.from.map_or_else(|| "-".into(), |n| n.to_string()),
+            r.to,
+            r.phase,
+            r.holder.pid
+        ));
+        return;
+    }
     match (&report.interrupted, &report.log_error) {
         (Some(i), _) => h.push_str(&format!(
             "transaction:  INTERRUPTED {} {} ({} -> {}, phase {:?}) by {} ({}); run `svcdir-update recover`\n",
@@ -280,7 +384,14 @@ fn render_transaction(report: &StatusReport, h: &mut String) {
             i.holder_liveness
         )),
         (None, Some(e)) => h.push_str(&format!("transaction:  DAMAGED LOG: {e}\n")),
-        (None, None) => h.push_str("transaction:  none\n"),
+        (None, None) => match report.manager_lock_holders.iter().find(|l| l.svcdir_update) {
+            // Before its log is written a commit scans and stages.
+            Some(l) => h.push_str(&format!(
+                "transaction:  RUNNING (pid {}, preparing: no rollback log yet)\n",
+                l.process.pid
+            )),
+            None => h.push_str("transaction:  none\n"),
+        },
     }
 }
 
@@ -293,17 +404,40 @@ fn render_pending(report: &StatusReport, h: &mut String) {
             let (when, why) = p.split_once('\n').unwrap_or((p, ""));
             let why = why.lines().next().unwrap_or_default();
             let when = when.split(" nanos").next().unwrap_or(when);
-            let mut short: String = why.chars().take(160).collect();
-            if why.chars().count() > 160 {
-                short.push('…');
-            }
-            let why = short;
+            // The whole reason (the marker keeps at most 4 KiB of it),
+            // escaped: it quotes paths and commands from outside.
+            let why = terminal_safe(why);
             h.push_str(&format!(
                 "pending:      a commit deferred at {when}; run `svcdir-update commit`\n\
                  \x20             because: {why}\n"
             ));
         }
         None => h.push_str("pending:      none\n"),
+    }
+    if report.staging_leftovers > 0 {
+        let busy =
+            report.running.is_some() || report.manager_lock_holders.iter().any(|l| l.svcdir_update);
+        let whose = if busy {
+            "the running transaction's work"
+        } else {
+            "left by an interrupted run; the next writing command removes them"
+        };
+        h.push_str(&format!(
+            "staging:      {} leftover(s) (.tmp-*), {whose}\n",
+            report.staging_leftovers
+        ));
+    }
+    if !report.down.is_empty() {
+        h.push_str(&format!(
+            "down:         {} (the supervisor keeps them down: stopped by hand, or left down \
+             by a killed transaction; start them with the supervisor)\n",
+            report
+                .down
+                .iter()
+                .map(|n| shown(n).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
 }
 

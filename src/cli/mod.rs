@@ -88,8 +88,9 @@ pub enum Command {
     /// Compare generations: none = stock vs live; A = A vs live; A B;
     /// `-p` shows the changed files' contents as unified diffs
     Diff(DiffArgs),
-    /// Check the live store objects against their manifests
-    Verify,
+    /// Check the store objects of a generation (default: live; --all)
+    /// against their manifests; --repair restores damaged ones
+    Verify(VerifyArgs),
     /// Delete generations and store objects nothing needs
     Gc(GcArgs),
     /// Finish or undo an interrupted transaction
@@ -192,6 +193,21 @@ pub struct RollbackArgs {
 pub struct StatusArgs {
     /// Show this one service instead of the whole state
     pub name: Option<String>,
+}
+
+/// The arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Generation number to verify (see `list`) [default: live]
+    pub generation: Option<u64>,
+    /// Verify every generation, one line each
+    #[arg(long, conflicts_with = "generation")]
+    pub all: bool,
+    /// Replace each damaged object the stock still holds (same digest) by a
+    /// fresh copy, restarting a live service that ran from it; else name the
+    /// generations safe to roll back to
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// The arguments of `diff`.

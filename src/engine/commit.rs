@@ -127,6 +127,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     }
     let previous = prepared.live.as_ref().map(|g| g.generation);
     refuse_stop_all(&prepared, opts)?;
+    super::restore::restore_reused(cfg, &state, &prepared, opts.locks)?;
     if let (true, Some(live)) = (prepared.plan.is_noop(), &prepared.live) {
         if opts.note.is_some() {
             report::warn(&format!(

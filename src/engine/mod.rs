@@ -15,6 +15,7 @@ pub(crate) mod migrate;
 pub(crate) mod patch;
 pub(crate) mod recover;
 pub(crate) mod repair;
+pub(crate) mod restore;
 pub(crate) mod stage;
 pub(crate) mod switch;
 pub(crate) mod unperformed;

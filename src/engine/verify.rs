@@ -33,6 +33,9 @@ pub(crate) struct Findings {
     /// What a user who is not root could not read: not damage, but the
     /// objects are not verified (docs/cli.md#non-root).
     pub unreadable: Vec<Error>,
+    /// The store objects with problems, by name (what `verify --repair`
+    /// restores, docs/cli.md#verify---repair).
+    pub damaged: BTreeSet<String>,
 }
 
 /// Every difference between generation `m` (its completeness, its scan
@@ -45,6 +48,7 @@ pub(crate) fn findings(cfg: &Config, state: &State, m: &GenerationManifest) -> F
         }
     }
     for object in m.services.values() {
+        let before = found.problems.len();
         match verify_object(cfg, state, object, &mut found) {
             Ok(()) => {}
             Err(e) if is_permission_denied(&e) && !crate::sys::fs::is_root() => {
@@ -52,8 +56,34 @@ pub(crate) fn findings(cfg: &Config, state: &State, m: &GenerationManifest) -> F
             }
             Err(e) => found.problems.push(e.chain()),
         }
+        if found.problems.len() > before {
+            found.damaged.insert(object.clone());
+        }
     }
     found
+}
+
+/// The objects among `objects` that fail verification: the ones a commit
+/// must not reuse (docs/cli.md#verify---repair). An object that cannot be
+/// read counts as damaged.
+pub(crate) fn damaged_objects<'a>(
+    cfg: &Config,
+    state: &State,
+    objects: impl IntoIterator<Item = &'a String>,
+) -> BTreeSet<String> {
+    use rayon::prelude::*;
+    let objects: Vec<&String> = objects.into_iter().collect();
+    // Side by side: a commit checks every object it reuses (measured in
+    // docs/cli.md#verify---repair).
+    objects
+        .par_iter()
+        .filter(|object| {
+            let mut found = Findings::default();
+            let failed = verify_object(cfg, state, object, &mut found).is_err();
+            failed || !found.problems.is_empty()
+        })
+        .map(|object| (*object).clone())
+        .collect()
 }
 
 fn is_permission_denied(err: &Error) -> bool {

@@ -36,6 +36,9 @@ pub(crate) const ALL: &[&str] = &[
     "gc.after-mark",
     "gc.after-remove-generation",
     "gc.after-remove-object",
+    "repair.after-stage",
+    "repair.after-stop",
+    "repair.after-exchange",
 ];
 
 /// The environment variable naming the failpoint to trigger.

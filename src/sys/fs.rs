@@ -757,6 +757,25 @@ impl Dir {
             .map_err(|e| Error::create("rename to", to_dir.join(to.as_ref()), io_err(e)))
     }
 
+    /// `renameat2(RENAME_EXCHANGE)`: swaps two existing names atomically, so
+    /// that at every instant both exist (replacing a damaged store object by
+    /// a fresh copy, docs/cli.md#verify---repair).
+    pub(crate) fn exchange(
+        &self,
+        from: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<()> {
+        rustix::fs::renameat_with(
+            &self.fd,
+            from.as_ref(),
+            &to_dir.fd,
+            to.as_ref(),
+            RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| Error::create("exchange with", to_dir.join(to.as_ref()), io_err(e)))
+    }
+
     /// `renameat2(RENAME_NOREPLACE)`: publish under a name that must be new.
     /// Returns false when the destination already exists.
     pub(crate) fn rename_noreplace(
