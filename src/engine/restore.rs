@@ -147,11 +147,14 @@ fn restore_one(
     Ok(stopped)
 }
 
-/// Verifies every published object the new generation would reuse (the
-/// services a commit touches: all of the target's), and restores a damaged
-/// one from the stock instead of reusing it (docs/cli.md#verify---repair).
-/// An edit through the scan directory is found here by content, so an
-/// otherwise up-to-date commit repairs it.
+/// Verifies every published object the new generation would reuse for a
+/// service it starts or restarts (the services a commit touches: an object
+/// staged earlier, e.g. by a generation rolled away from), and restores a
+/// damaged one from the stock instead of reusing it
+/// (docs/cli.md#verify---repair). A service whose live object stays is not
+/// re-read: hashing every live object on every commit would cost a read of
+/// the whole store each time; `verify` (and `verify --repair`) find an edit
+/// made through the scan directory.
 pub(crate) fn restore_reused(
     cfg: &Config,
     state: &LockedState,
@@ -160,9 +163,14 @@ pub(crate) fn restore_reused(
 ) -> Result<Restored> {
     let published = store::published(&state.store)?;
     let target = prepared.target();
-    let reused = target.values().filter(|o| {
-        published.contains(o.as_str()) && published.contains(&layout::object_manifest_name(o))
-    });
+    let live = prepared.live.as_ref().map(|g| &g.services);
+    let reused = target
+        .iter()
+        .filter(|(name, object)| live.and_then(|l| l.get(*name)) != Some(*object))
+        .map(|(_, object)| object)
+        .filter(|o| {
+            published.contains(o.as_str()) && published.contains(&layout::object_manifest_name(o))
+        });
     let damaged = super::verify::damaged_objects(cfg, state, reused);
     if damaged.is_empty() {
         return Ok(Restored::default());
