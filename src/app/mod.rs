@@ -34,6 +34,7 @@ pub(crate) mod rollback;
 pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod verify;
+pub(crate) mod verify_stock;
 
 pub(crate) use crate::output::Output;
 

@@ -83,7 +83,7 @@ pub enum Command {
     /// Compare generations: none = stock vs live; A = A vs live; A B
     Diff(DiffArgs),
     /// Check the live store objects against their manifests
-    Verify,
+    Verify(VerifyArgs),
     /// Delete generations and store objects nothing needs
     Gc(GcArgs),
     /// Finish or undo an interrupted transaction
@@ -119,6 +119,16 @@ pub struct PlanArgs {
     /// changed behind unchanged timestamps, e.g. through a shared mapping)
     #[arg(long)]
     pub rehash: bool,
+}
+
+/// The arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Instead: read the whole stock and name every service whose stock
+    /// differs from its live version (left behind by a `commit --changed`
+    /// whose paths missed it); exit 65 if one does
+    #[arg(long)]
+    pub stock: bool,
 }
 
 /// The arguments of `commit`.
@@ -159,6 +169,25 @@ pub struct CommitArgs {
     /// start none (typically a stock path that is wrong or empty)
     #[arg(long)]
     pub allow_stop_all: bool,
+    /// Read only the services these changed paths are in and keep every
+    /// other live service as it is, unread (a package manager's hook); a
+    /// relative path is taken from `/`, as pacman gives it; a path outside
+    /// the stock trees and `restart_on` paths is ignored
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 1..,
+        conflicts_with_all = ["restart", "rehash", "dry_run"]
+    )]
+    pub changed: Vec<PathBuf>,
+    /// As --changed, with the paths read from FILE, one a line (`-`:
+    /// standard input)
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["restart", "rehash", "dry_run"]
+    )]
+    pub changed_from: Option<PathBuf>,
 }
 
 /// The arguments of `pin` and `unpin`.

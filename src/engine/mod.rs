@@ -15,6 +15,7 @@ pub(crate) mod migrate;
 pub(crate) mod recover;
 pub(crate) mod repair;
 pub(crate) mod stage;
+pub(crate) mod stock_drift;
 pub(crate) mod switch;
 pub(crate) mod unperformed;
 pub(crate) mod verify;
