@@ -6,7 +6,7 @@
 //! over several rounds, and reports medians and ratios to the floor (a bare
 //! walk that lstat()s every stock entry):
 //! ours — first commit, no-op commit, commit with K changed services,
-//! rollback; theirs — `cp -a` + syncfs + symlink swap, `rsync -a
+//! commit --changed naming the one changed file (K=1), rollback; theirs — `cp -a` + syncfs + symlink swap, `rsync -a
 //! --link-dest` + syncfs + symlink swap. Peak RSS of ours comes from GNU
 //! time. Trees are never deleted between timed runs (on a journal-less ext4
 //! a large deletion slows file creation for minutes); all is removed at the
@@ -259,6 +259,13 @@ fn bench_size(bin: &Path, dir: &Path, n: usize, rounds: usize) -> String {
         let (d, r) = ours(bin, &ours_root, &["commit"]);
         record(&mut t, "ours: commit, K=N/10 changed", d);
         rss.insert("ours: commit, K=N/10 changed", r);
+        // ours: K = 1 with the hint (docs/performance.md#hints)
+        touch_services(&stock, n, 1, round + 2000);
+        let hint = stock.join(format!("svc{:05}/run", (round + 2000) % n));
+        let hint = hint.to_str().expect("utf-8 bench path");
+        let (d, r) = ours(bin, &ours_root, &["commit", "--changed", hint]);
+        record(&mut t, "ours: commit --changed, K=1", d);
+        rss.insert("ours: commit --changed, K=1", r);
     }
 
     let floor = median(
@@ -279,6 +286,7 @@ fn bench_size(bin: &Path, dir: &Path, n: usize, rounds: usize) -> String {
         "floor: find -printf (lstat walk)",
         "ours: no-op commit",
         "ours: commit, K=1 changed",
+        "ours: commit --changed, K=1",
         "ours: commit, K=N/10 changed",
         "ours: rollback",
         "ours: first commit",

@@ -301,6 +301,21 @@ pub enum Error {
         safe: Vec<u64>,
     },
 
+    /// `verify --stock` found services whose stock differs from their live
+    /// version (docs/performance.md#hints).
+    #[error(
+        "generation {generation}: the stock differs from live for {} service(s):\n  {}\na \
+         `commit --changed` missed them; a plain `svcdir-update commit` takes them",
+        services.len(),
+        services.join("\n  ")
+    )]
+    StockDrift {
+        /// The live generation.
+        generation: u64,
+        /// Each service and how its stock differs.
+        services: Vec<String>,
+    },
+
     /// Another svcdir-update — or, when `foreign`, some other program —
     /// holds the manager lock: nothing was switched, retry later.
     #[error("{}", manager_lock_held(lock, holder.as_deref(), *foreign))]
@@ -519,7 +534,8 @@ impl Error {
             | Error::NoUpdateLock { .. }
             | Error::Damaged { .. }
             | Error::DamagedGeneration { .. }
-            | Error::StoreDamaged { .. } => exit::DATA_ERR,
+            | Error::StoreDamaged { .. }
+            | Error::StockDrift { .. } => exit::DATA_ERR,
             Error::StockBusy { .. }
             | Error::ManagerLockHeld { .. }
             | Error::UpdateLocksHeld { .. }
@@ -660,6 +676,7 @@ impl Error {
             Error::Damaged { .. } => "damaged",
             Error::DamagedGeneration { .. } => "damaged_generation",
             Error::StoreDamaged { .. } => "store_damaged",
+            Error::StockDrift { .. } => "stock_drift",
             Error::ManagerLockHeld { .. } => "manager_lock_held",
             Error::UpdateLocksHeld { .. } => "update_locks_held",
             Error::UpdateInProgress { .. } => "update_in_progress",
@@ -729,6 +746,10 @@ impl Error {
                 problems,
                 safe,
             } => json!({"generation": generation, "problems": problems, "safe": safe}),
+            Error::StockDrift {
+                generation,
+                services,
+            } => json!({"generation": generation, "services": services}),
             Error::AfterSwitch { generation, .. }
             | Error::NoSuchGeneration { generation }
             | Error::NothingToRollBack {
@@ -914,6 +935,14 @@ mod tests {
                 "store_damaged",
             ),
             (
+                Error::StockDrift {
+                    generation: 1,
+                    services: vec!["x".into()],
+                },
+                65,
+                "stock_drift",
+            ),
+            (
                 Error::ManagerLockHeld {
                     lock: "/l".into(),
                     holder: None,
@@ -1050,6 +1079,7 @@ mod tests {
             Error::StateFormat { .. } => 26,
             Error::Interrupted { .. } => 27,
             Error::StopsEverything { .. } => 28,
+            Error::StockDrift { .. } => 29,
         }
     }
 
@@ -1059,7 +1089,7 @@ mod tests {
         let mut seen: Vec<usize> = cases.iter().map(|(e, _, _)| variant_index(e)).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=28).collect::<Vec<_>>(), "a variant has no case");
+        assert_eq!(seen, (0..=29).collect::<Vec<_>>(), "a variant has no case");
         for (err, code, _) in cases {
             assert_eq!(err.exit_code(), code, "{err:?}");
             assert_eq!(err.is_deferral(), code == exit::TEMP_FAIL, "{err:?}");

@@ -81,6 +81,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Pin(args) => app::pin::pin(&config()?, args.generation, true, cli.wait),
         Command::Unpin(args) => app::pin::pin(&config()?, args.generation, false, cli.wait),
         Command::Diff(args) => app::diff::diff(&config()?, args),
+        Command::Verify(args) if args.stock => app::verify_stock::verify_stock(&config()?),
         Command::Verify(args) => app::verify::verify(&config()?, args, cli.wait),
         Command::Gc(args) => app::gc::gc(&config()?, args, cli.wait),
         Command::Recover(args) => app::recover::recover(&config()?, args, cli.wait),

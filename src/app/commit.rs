@@ -3,6 +3,10 @@
 
 use serde::Serialize;
 
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Output, Waits, commit_summary};
@@ -50,6 +54,7 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
         restart: args.restart.clone(),
         note: args.message.clone(),
         allow_stop_all: args.allow_stop_all,
+        changed: changed_paths(args)?,
     };
     let done = commit::commit(cfg, &opts)?;
     let report = CommitReport {
@@ -62,4 +67,31 @@ pub(crate) fn commit(cfg: &Config, args: &CommitArgs, wait: Option<Duration>) ->
         held_back: &done.held_back,
     };
     Ok(Output::new(&report, commit_summary(&done)))
+}
+
+/// The paths of `--changed` and `--changed-from` (docs/cli.md#commit);
+/// `None` when neither is given: a full commit.
+fn changed_paths(args: &CommitArgs) -> Result<Option<Vec<PathBuf>>> {
+    let Some(from) = &args.changed_from else {
+        return Ok((!args.changed.is_empty()).then(|| args.changed.clone()));
+    };
+    let mut bytes = Vec::new();
+    let read = if from.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_end(&mut bytes)
+    } else {
+        fs_err::File::open(from).and_then(|mut f| f.read_to_end(&mut bytes))
+    };
+    read.map_err(|source| Error::Io {
+        op: "read the changed paths (--changed-from) from",
+        path: from.clone(),
+        source,
+    })?;
+    let mut paths = args.changed.clone();
+    paths.extend(
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| PathBuf::from(OsStr::from_bytes(line))),
+    );
+    Ok(Some(paths))
 }

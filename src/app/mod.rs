@@ -35,6 +35,7 @@ pub(crate) mod service;
 pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod verify;
+pub(crate) mod verify_stock;
 
 pub(crate) use crate::output::Output;
 

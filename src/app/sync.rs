@@ -76,6 +76,7 @@ pub(crate) fn sync(cfg: &Config, wait: Option<Duration>) -> Result<Output> {
             restart: Vec::new(),
             note: None,
             allow_stop_all: false,
+            changed: None,
         };
         match commit::commit(cfg, &opts) {
             Ok(done) => {

@@ -166,6 +166,25 @@ pub struct CommitArgs {
     /// start none (typically a stock path that is wrong or empty)
     #[arg(long)]
     pub allow_stop_all: bool,
+    /// Read only the services these changed paths are in and keep every
+    /// other live service as it is, unread (a package manager's hook); a
+    /// relative path is taken from `/`, as pacman gives it; a path outside
+    /// the stock trees and `restart_on` paths is ignored
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 1..,
+        conflicts_with_all = ["restart", "rehash", "dry_run"]
+    )]
+    pub changed: Vec<PathBuf>,
+    /// As --changed, with the paths read from FILE, one a line (`-`:
+    /// standard input)
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["restart", "rehash", "dry_run"]
+    )]
+    pub changed_from: Option<PathBuf>,
 }
 
 /// The arguments of `pin` and `unpin`.
@@ -208,6 +227,11 @@ pub struct VerifyArgs {
     /// generations safe to roll back to
     #[arg(long)]
     pub repair: bool,
+    /// Instead: read the whole stock and name every service whose stock
+    /// differs from its live version (left behind by a `commit --changed`
+    /// whose paths missed it); exit 65 if one does
+    #[arg(long, conflicts_with_all = ["generation", "all", "repair"])]
+    pub stock: bool,
 }
 
 /// The arguments of `diff`.

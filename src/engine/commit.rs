@@ -47,6 +47,9 @@ pub(crate) struct CommitOptions {
     pub note: Option<String>,
     /// `--allow-stop-all`: go ahead even if every live service would stop.
     pub allow_stop_all: bool,
+    /// `--changed PATH…` / `--changed-from FILE`: read only the services
+    /// these paths name (docs/performance.md#hints); `None`: the whole stock.
+    pub changed: Option<Vec<std::path::PathBuf>>,
 }
 
 /// What a commit did.
@@ -111,7 +114,13 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     // for files this run does not see, so it must survive this run.
     let seen_pending = pending::read(&state.dir)?;
 
-    let mut prepared = stage::prepare_restarting(cfg, Some(&*state), &opts.restart)?;
+    let (mut prepared, named) = match prepare_hinted(cfg, &state, opts, &seen_pending)? {
+        Some((prepared, named)) => (prepared, Some(named)),
+        None => (
+            stage::prepare_restarting(cfg, Some(&*state), &opts.restart)?,
+            None,
+        ),
+    };
     progress.phase(|| {
         format!(
             "read the stock: {} services; plan: {}",
@@ -120,7 +129,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         )
     });
     failpoint::hit("commit.after-scan")?;
-    if let Some(cache) = &state.cache {
+    if let (Some(cache), None) = (&state.cache, &named) {
         if let Err(e) = prepared.stock.cache.save(cache) {
             report::debug(&format!("stat cache not saved: {}", e.chain()));
         }
@@ -182,6 +191,47 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         plan: prepared.plan,
         scandir,
     })
+}
+
+/// With `--changed`: the stock read below the floor, and the services
+/// read (docs/performance.md#hints). `None` when there are no hints, or a
+/// full scan is due anyway: with no live generation to take the other
+/// services from, or a pending commit (which may be for any file).
+fn prepare_hinted(
+    cfg: &Config,
+    state: &LockedState,
+    opts: &CommitOptions,
+    seen_pending: &pending::Seen,
+) -> Result<Option<(Prepared, std::collections::BTreeSet<String>)>> {
+    let Some(changed) = &opts.changed else {
+        return Ok(None);
+    };
+    if seen_pending.is_some() {
+        report::info("a commit is pending: reading the whole stock, not only the changed paths");
+        return Ok(None);
+    }
+    if state.live()?.is_none() {
+        report::info("no generation is live yet: reading the whole stock");
+        return Ok(None);
+    }
+    let hinted = stock::hints::services_of(cfg, changed);
+    report::debug(&format!(
+        "{} changed path(s) name {} service(s); {} name none (outside the stock trees and \
+         `restart_on` paths) and are ignored",
+        changed.len(),
+        hinted.services.len(),
+        hinted.ignored
+    ));
+    let (mut prepared, named) = stage::prepare_hinted(cfg, state, &hinted.services)?;
+    // The services not read keep what the last commit said of them.
+    let mut held: Vec<HeldBack> = held_back::load(&state.dir)
+        .into_iter()
+        .filter(|h| !named.contains(&h.service))
+        .collect();
+    held.append(&mut prepared.stock.held_back);
+    held.sort_by(|a, b| a.service.cmp(&b.service));
+    prepared.stock.held_back = held;
+    Ok(Some((prepared, named)))
 }
 
 /// A copy found a file whose content is not the scanned hash (`err`, exit

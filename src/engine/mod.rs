@@ -17,6 +17,7 @@ pub(crate) mod recover;
 pub(crate) mod repair;
 pub(crate) mod restore;
 pub(crate) mod stage;
+pub(crate) mod stock_drift;
 pub(crate) mod switch;
 pub(crate) mod unperformed;
 pub(crate) mod verify;

@@ -4,7 +4,7 @@
 //! attempt left staged. Nothing staged here is reachable from `live`; the
 //! switch is [`super::switch`]'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::locked::LockedState;
 use crate::config::Config;
@@ -31,18 +31,27 @@ pub(crate) struct Prepared {
     /// The live objects of held-back services, which the new generation
     /// keeps (docs/design.md#held-back).
     pub kept: BTreeMap<String, String>,
+    /// The live objects of the services a hinted commit did not read
+    /// (docs/performance.md#hints); empty for a full scan.
+    pub untouched: BTreeMap<String, String>,
 }
 
 impl Prepared {
     pub(crate) fn target(&self) -> BTreeMap<String, String> {
-        target_of(&self.stock, &self.kept)
+        target_of(&self.stock, &self.kept, &self.untouched)
     }
 }
 
-/// The services of the new generation: the stock's, and the live version
-/// of every held-back service.
-fn target_of(stock: &Stock, kept: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let mut target = kept.clone();
+/// The services of the new generation: the stock's, the live version of
+/// every held-back service, and of every service a hinted commit left
+/// unread.
+fn target_of(
+    stock: &Stock,
+    kept: &BTreeMap<String, String>,
+    untouched: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut target = untouched.clone();
+    target.extend(kept.iter().map(|(k, v)| (k.clone(), v.clone())));
     target.extend(
         stock
             .services
@@ -67,7 +76,43 @@ pub(crate) fn prepare_restarting(
     state: Option<&State>,
     restart: &[String],
 ) -> Result<Prepared> {
-    let mut stock = scan_stock(cfg, state)?;
+    let stock = scan_stock(cfg, state)?;
+    plan_stock(cfg, state, stock, restart, None)
+}
+
+/// [`prepare`] below the floor (`commit --changed`,
+/// docs/performance.md#hints): reads only the services `names`, and takes
+/// every other service of `live` as it is, unread. `names` come back with
+/// the alias targets read in their place.
+pub(crate) fn prepare_hinted(
+    cfg: &Config,
+    state: &State,
+    names: &BTreeSet<String>,
+) -> Result<(Prepared, BTreeSet<String>)> {
+    let started = std::time::Instant::now();
+    // No stat cache: loading it costs more than hashing a few services, and
+    // saving what one service saw would drop every other record.
+    let (stock, named) = stock::scan_named(cfg, StatCache::default(), names)?;
+    report::debug(&format!(
+        "stock: {} of {} named services read in {:.1} ms",
+        stock.services.len(),
+        named.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    report_scan(&stock);
+    let prepared = plan_stock(cfg, Some(state), stock, &[], Some(&named))?;
+    Ok((prepared, named))
+}
+
+/// Plans `stock` against `live`; with `named`, only those services come
+/// from `stock` and every other live service stays as it is.
+fn plan_stock(
+    cfg: &Config,
+    state: Option<&State>,
+    mut stock: Stock,
+    restart: &[String],
+    named: Option<&BTreeSet<String>>,
+) -> Result<Prepared> {
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
     let mut stock = settle_held_back(cfg, stock)?;
     check_restart_names(&stock, restart)?;
@@ -98,7 +143,15 @@ pub(crate) fn prepare_restarting(
         .iter()
         .filter_map(|h| Some((h.service.clone(), from.get(&h.service)?.clone())))
         .collect();
-    let mut plan = plan::make(&from, &target_of(&stock, &kept));
+    let untouched: BTreeMap<String, String> = match named {
+        Some(named) => from
+            .iter()
+            .filter(|(name, _)| !named.contains(*name))
+            .map(|(name, object)| (name.clone(), object.clone()))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let mut plan = plan::make(&from, &target_of(&stock, &kept, &untouched));
     for change in &mut plan.services {
         match change.action {
             Action::Restart if restart.contains(&change.name) => {
@@ -130,6 +183,9 @@ pub(crate) fn prepare_restarting(
             Action::Keep if kept.contains_key(&change.name) => {
                 change.reason = "held back: its live version stays".into();
             }
+            Action::Keep if untouched.contains_key(&change.name) => {
+                change.reason = "not read: no changed path names it (--changed)".into();
+            }
             Action::Start | Action::Keep => {}
         }
     }
@@ -138,6 +194,7 @@ pub(crate) fn prepare_restarting(
         live,
         plan,
         kept,
+        untouched,
     })
 }
 
@@ -201,6 +258,12 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
             .sum::<usize>(),
         started.elapsed().as_secs_f64() * 1e3
     ));
+    report_scan(&stock);
+    Ok(stock)
+}
+
+/// Says what a scan noted (at `-v`) and what the operator should see.
+fn report_scan(stock: &Stock) {
     for note in &stock.notes {
         report::debug(note);
     }
@@ -216,7 +279,6 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
             ));
         }
     }
-    Ok(stock)
 }
 
 /// The manifests of the live objects of services whose stock object

@@ -20,6 +20,7 @@
 mod budget;
 pub(crate) mod exec_format;
 pub(crate) mod held_back;
+pub(crate) mod hints;
 mod links;
 mod race;
 mod required;
@@ -147,6 +148,33 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
     let mut problems = ProblemsByService::default();
     let mut stock = Stock::default();
     let chosen = trees::choose_services(cfg, &mut stock, &mut problems.global)?;
+    scan_chosen(cfg, cache, stock, problems, &chosen)
+}
+
+/// [`scan`] of only the services `names` (`commit --changed`,
+/// docs/performance.md#hints): each is looked up in every tree, with the
+/// same overrides, aliases and `disabled:` as a full scan, and walked; no
+/// other service is listed or read. The names actually read (an alias's
+/// target added) come back with the stock.
+pub(crate) fn scan_named(
+    cfg: &Config,
+    cache: StatCache,
+    names: &std::collections::BTreeSet<String>,
+) -> Result<(Stock, std::collections::BTreeSet<String>)> {
+    let mut problems = ProblemsByService::default();
+    let mut stock = Stock::default();
+    let (chosen, named) = trees::choose_named(cfg, &mut stock, &mut problems.global, names)?;
+    Ok((scan_chosen(cfg, cache, stock, problems, &chosen)?, named))
+}
+
+/// Walks the chosen services; a service with problems is held back.
+fn scan_chosen(
+    cfg: &Config,
+    cache: StatCache,
+    mut stock: Stock,
+    mut problems: ProblemsByService,
+    chosen: &ChosenServices,
+) -> Result<Stock> {
     for (name, problem) in &chosen.refused {
         problems
             .services
@@ -161,7 +189,7 @@ pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
         roots: &chosen.tree_dirs,
     };
     crate::sys::failpoint::hit("stock.after-choose")?;
-    let walked = walk_services(&context, &chosen);
+    let walked = walk_services(&context, chosen);
     let mut cache = cache;
     for result in walked {
         let WalkedService {

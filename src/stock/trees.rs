@@ -8,7 +8,7 @@
 //! Lists and stats only; the services themselves are walked by
 //! `src/stock/walker.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -223,4 +223,81 @@ fn drop_disabled(cfg: &Config, chosen: &mut ChosenServices, notes: &mut Vec<Stri
             ));
         }
     }
+}
+
+/// [`choose_services`] for the services `names` only (`commit --changed`,
+/// docs/performance.md#hints): each name is looked up in every tree
+/// instead of listing the trees, so the cost is per name, not per service.
+/// A later tree overrides an earlier one, an alias is no entry of its own
+/// (its target is read in its place) and `disabled:` drops names, as in a
+/// full scan. Returns the names read: `names` and the alias targets.
+pub(super) fn choose_named(
+    cfg: &Config,
+    stock: &mut Stock,
+    problems: &mut Vec<Problem>,
+    names: &BTreeSet<String>,
+) -> Result<(ChosenServices, BTreeSet<String>)> {
+    let mut chosen = ChosenServices::default();
+    let mut trees = Vec::new();
+    for tree in &cfg.stock {
+        if let Some(dir) = open_tree(cfg, tree, problems)? {
+            stock.trees.push(tree.path.clone());
+            trees.push((dir, tree.path.clone()));
+        }
+    }
+    // Every name and what it is in each tree; an alias adds its target.
+    let mut named = names.clone();
+    let mut found: Vec<(String, usize, TopLevel)> = Vec::new();
+    let mut queue: Vec<String> = names.iter().cloned().collect();
+    while let Some(name) = queue.pop() {
+        for (index, (dir, tree)) in trees.iter().enumerate() {
+            if dir.try_stat(&name)?.is_none() {
+                continue;
+            }
+            let top = classify(dir, OsStr::new(&name), &tree.join(&name))?;
+            if let TopLevel::Alias(target) = &top {
+                if named.insert(target.clone()) {
+                    queue.push(target.clone());
+                }
+            }
+            found.push((name.clone(), index, top));
+        }
+    }
+    // In tree order, so that a later tree overrides an earlier one.
+    found.sort_by_key(|(_, index, _)| *index);
+    for (name, index, top) in found {
+        let tree = &trees[index].1;
+        let path = tree.join(&name);
+        match top {
+            TopLevel::Service => {
+                chosen.refused.remove(&name);
+                chosen.services.insert(name, (index, tree.clone()));
+            }
+            TopLevel::Alias(target) => stock.notices.push(format!(
+                "{}: an alias of {target} (a symlink in the same stock tree): {target} is \
+                 supervised once; the alias is not added",
+                shown(&path)
+            )),
+            TopLevel::Refused(what, fix) => {
+                chosen.services.remove(&name);
+                let problem = Problem {
+                    path,
+                    what,
+                    fix: fix.into(),
+                    transient: false,
+                };
+                chosen.refused.insert(name, problem);
+            }
+        }
+    }
+    chosen.tree_dirs = trees.into_iter().map(|(dir, _)| dir).collect();
+    for name in &cfg.disabled {
+        chosen.refused.remove(name);
+        if chosen.services.remove(name).is_some() {
+            stock
+                .notes
+                .push(format!("{}: disabled by config", shown(name)));
+        }
+    }
+    Ok((chosen, named))
 }

@@ -31,6 +31,7 @@ mod escaping;
 mod gc;
 mod guide;
 mod held_back;
+mod hints;
 mod hostile;
 mod interface;
 mod json_errors;
