@@ -580,6 +580,21 @@ pub(crate) mod real {
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         }
 
+        /// Gives the service a `finish` that takes 0.3 s and then touches
+        /// the returned marker: a stop must wait for it.
+        pub(crate) fn slow_finish(&self) -> std::path::PathBuf {
+            let marker = self.path().join("finished");
+            let finish = self.path().join("finish");
+            std::fs::write(
+                &finish,
+                format!("#!/bin/sh\nsleep 0.3\ntouch {}\n", marker.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(&finish, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            marker
+        }
+
         pub(crate) fn path(&self) -> &Path {
             &self.dir
         }

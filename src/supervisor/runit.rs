@@ -161,17 +161,7 @@ mod tests {
         let bytes = sup.wait_status("up", |b| parse_status(b, now()).is_some_and(|s| s.up));
         let up = assert_same_as_sv(&sup);
         assert!(up.up && up.want_up && up.pid.is_some(), "{up:?}");
-        let marker = sup.path().join("finished");
-        std::fs::write(
-            sup.path().join("finish"),
-            format!("#!/bin/sh\nsleep 0.3\ntouch {}\n", marker.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            sup.path().join("finish"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let marker = sup.slow_finish();
         adapter().stop("svc", sup.path()).unwrap();
         assert!(marker.exists(), "the stop returned before ./finish ended");
         let down = assert_same_as_sv(&sup);

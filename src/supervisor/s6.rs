@@ -222,17 +222,7 @@ mod tests {
         let up = assert_same_as_svstat(&sup);
         assert!(up.up && up.want_up && up.pid.is_some(), "{up:?}");
         // A `finish` that takes a while: the stop waits for it.
-        let marker = sup.path().join("finished");
-        std::fs::write(
-            sup.path().join("finish"),
-            format!("#!/bin/sh\nsleep 0.3\ntouch {}\n", marker.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            sup.path().join("finish"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let marker = sup.slow_finish();
         adapter().stop("svc", sup.path()).unwrap();
         assert!(marker.exists(), "the stop returned before ./finish ended");
         let down = assert_same_as_svstat(&sup);
