@@ -61,3 +61,7 @@ svcdir-update --root "$DEMO" unpin 2
 svcdir-update --root "$DEMO" status hello
 svcdir-update --root "$DEMO" services
 svcdir-update --root "$DEMO" diff -p 2 3 hello
+
+# Every generation's objects checked; a damaged one restored from the stock
+svcdir-update --root "$DEMO" verify --all
+svcdir-update --root "$DEMO" verify --repair
