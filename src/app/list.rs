@@ -57,7 +57,7 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
     });
     let pins = pinned::read(&state.dir)?;
     // One manifest at a time, plus its parent: with 100,000 services a
-    // manifest costs ≈ 13 MiB in memory, so holding every generation's
+    // manifest costs ≈ 20 MiB in memory, so holding every generation's
     // would grow with the history (docs/performance.md#100000-services).
     let numbers = generation::list(&state)?;
     let mut rows: Vec<ListRow> = Vec::with_capacity(numbers.len());
