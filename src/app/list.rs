@@ -3,8 +3,6 @@
 //! `--check-up`, pinned) from `history.log` and `<state>/pinned`, and its
 //! note. Takes no lock (every published file is immutable).
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::{Output, table};
@@ -58,32 +56,39 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
         (Vec::new(), 0)
     });
     let pins = pinned::read(&state.dir)?;
-    let mut manifests: BTreeMap<u64, GenerationManifest> = BTreeMap::new();
-    for n in generation::list(&state)? {
-        manifests.insert(n, generation::load(&state, n)?);
-    }
-    let rows: Vec<ListRow> = manifests
-        .values()
-        .map(|m| {
-            let n = m.generation;
-            let fate = history::fate(&entries, n);
-            ListRow {
-                generation: n,
-                live: Some(n) == live,
-                created: m.created.clone(),
-                parent: m.parent,
-                services: m.services.len(),
-                changes: m
-                    .parent
-                    .and_then(|p| manifests.get(&p))
-                    .map(|p| plan::make(&p.services, &m.services).counts()),
-                never_live: history_covers(&entries, n) && !fate.went_live && Some(n) != live,
-                failed_check_up: fate.failed_check_up,
-                pinned: pins.contains(&n),
-                note: m.note.clone(),
+    // One manifest at a time, plus its parent: with 100,000 services a
+    // manifest costs ≈ 20 MiB in memory, so holding every generation's
+    // would grow with the history (docs/performance.md#100000-services).
+    let numbers = generation::list(&state)?;
+    let mut rows: Vec<ListRow> = Vec::with_capacity(numbers.len());
+    let mut previous: Option<GenerationManifest> = None;
+    for &n in &numbers {
+        let m = generation::load(&state, n)?;
+        let changes = match m.parent {
+            Some(p) if previous.as_ref().is_some_and(|q| q.generation == p) => previous
+                .as_ref()
+                .map(|q| plan::make(&q.services, &m.services).counts()),
+            Some(p) if numbers.binary_search(&p).is_ok() => {
+                let q = generation::load(&state, p)?;
+                Some(plan::make(&q.services, &m.services).counts())
             }
-        })
-        .collect();
+            _ => None,
+        };
+        let fate = history::fate(&entries, n);
+        rows.push(ListRow {
+            generation: n,
+            live: Some(n) == live,
+            created: m.created.clone(),
+            parent: m.parent,
+            services: m.services.len(),
+            changes,
+            never_live: history_covers(&entries, n) && !fate.went_live && Some(n) != live,
+            failed_check_up: fate.failed_check_up,
+            pinned: pins.contains(&n),
+            note: m.note.clone(),
+        });
+        previous = Some(m);
+    }
     let human = if rows.is_empty() {
         "no generations yet\n".to_string()
     } else {

@@ -204,6 +204,30 @@ fn a_check_up_rollback_marks_the_generation_it_left() {
 }
 
 #[test]
+fn list_counts_changes_against_a_parent_that_is_not_the_generation_before() {
+    let root = Root::example();
+    root.run(&["commit"]).ok();
+    bump_web(&root, "v2");
+    root.run(&["commit"]).ok();
+    root.run(&["rollback", "1"]).ok();
+    root.add_service("extra", "new");
+    root.run(&["commit"]).ok();
+    let l = list_json(&root);
+    assert_eq!(l[2]["parent"], 1, "{l:?}");
+    // Against generation 1 (its parent) web changed and extra is new;
+    // against generation 2 only extra would be.
+    assert_eq!(
+        (
+            l[2]["changes"]["start"].as_u64(),
+            l[2]["changes"]["restart"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{l:?}"
+    );
+    assert_eq!(l[1]["changes"]["restart"], 1, "{l:?}");
+}
+
+#[test]
 fn list_shows_what_each_generation_changed_its_note_and_its_pin() {
     let root = Root::example();
     root.run(&["commit", "-m", "base"]).ok();
