@@ -85,7 +85,7 @@ fn commit_counts_the_stock_it_reads_on_a_terminal_only() {
     let root = Root::example();
     let out = run_late(&root, "commit", "stock.after-choose", Where::Terminal);
     assert!(
-        out.contains("] reading the stock: 1 of 3 services"),
+        out.contains("] reading the stock: ") && out.contains(" of 3 services"),
         "no count on the terminal:\n{out}"
     );
     assert!(out.contains("generation 1 is live"), "{out}");
@@ -95,7 +95,7 @@ fn commit_counts_the_stock_it_reads_on_a_terminal_only() {
     root.write_stock("web/env/VERSION", "3.0\n", 0o644);
     let verbose = run_late(&root, "commit", "stock.after-choose", Where::PipedVerbose);
     assert!(
-        verbose.contains("] reading the stock: 1 of 3 services"),
+        verbose.contains("] reading the stock: ") && verbose.contains(" of 3 services"),
         "-v shows it piped:\n{verbose}"
     );
 }
@@ -121,7 +121,7 @@ fn gc_counts_its_removals_on_a_terminal_only() {
     let out = run_late(&root, "gc --keep 1", "gc.after-mark", Where::Terminal);
     // Two generations and web's two old objects.
     assert!(
-        out.contains("] gc: removing: 1 of 4 generations and objects"),
+        out.contains("] gc: removing: ") && out.contains(" of 4 generations and objects"),
         "no count on the terminal:\n{out}"
     );
     let piped_root = Root::example();
