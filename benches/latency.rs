@@ -37,14 +37,14 @@
 #![allow(unreachable_pub, missing_docs)]
 
 mod common;
-use common::{binary, cpu_model};
+mod supervised;
+use common::binary;
+use supervised::{Scanner, env_or, installed, machine_line, median};
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a new instance gets to write its stamp (svscan rescans every
@@ -111,14 +111,6 @@ fn main() {
         std::fs::write(&out, &report).expect("write BENCH_OUT");
     }
 }
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Family {
     S6,
@@ -160,24 +152,6 @@ impl Family {
             Family::Runit | Family::Daemontools => &[],
         }
     }
-}
-
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn machine_line() -> String {
-    let cpu = cpu_model();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("?");
-    format!(
-        "machine: {} cores, {cpu}; load average {load} at the start\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
 }
 
 fn name(i: usize) -> String {
@@ -246,12 +220,6 @@ fn commit(bin: &Path, root: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn since(t0: u128, stamp: u128) -> Duration {
     Duration::from_nanos(u64::try_from(stamp.saturating_sub(t0)).unwrap_or(u64::MAX))
 }
@@ -273,7 +241,7 @@ fn bench_family(
         write_service(root, i, "start");
     }
     commit(bin, root);
-    let scanner = Scanner::start(root, family);
+    let scanner = Scanner::start(root, family.scanner(), family.scanner_args());
     for i in 0..n {
         wait_stamp(root, i);
     }
@@ -299,57 +267,4 @@ fn bench_family(
     drop(scanner);
     eprintln!("{family:?} N={n}: commit {latency:?}; floor {floor:?}");
     (median(&mut latency), median(&mut floor))
-}
-
-/// The scanner and everything it started (found by working directory:
-/// supervisors and services run in the root's store objects).
-struct Scanner {
-    child: Child,
-    root: PathBuf,
-}
-
-impl Scanner {
-    fn start(root: &Path, family: Family) -> Scanner {
-        let log = File::create(root.join("scanner.log")).expect("scanner log");
-        let child = Command::new(family.scanner())
-            .args(family.scanner_args())
-            .arg(root.join("service"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("start the scanner");
-        Scanner {
-            child,
-            root: root.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Scanner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for pid in pids_under(&self.root) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-        }
-    }
-}
-
-/// Processes (not this one) whose working directory is under `root`.
-fn pids_under(root: &Path) -> Vec<i32> {
-    let me = i32::try_from(std::process::id()).unwrap_or(0);
-    std::fs::read_dir("/proc")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|&p| p != me)
-                .filter(|p| {
-                    std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|c| c.starts_with(root))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
