@@ -9,6 +9,13 @@ use std::process::Stdio;
 
 use crate::harness::*;
 
+/// `--json commit --changed PATHS…`, which must succeed.
+fn hinted(root: &Root, paths: &[&str]) -> Run {
+    let mut args = vec!["--json", "commit", "--changed"];
+    args.extend_from_slice(paths);
+    root.run(&args).ok()
+}
+
 /// The live store object of every live service, by name.
 fn live_objects(root: &Root) -> Vec<(String, PathBuf)> {
     let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(root.live())
@@ -66,14 +73,7 @@ fn a_hinted_commit_restarts_the_named_service_and_leaves_an_unnamed_change_to_ve
     root.add_service("web", "web v2");
     root.add_service("db", "db v2");
 
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &stock_path(&root, "web/run"),
-        ])
-        .ok();
+    let run = hinted(&root, &[&stock_path(&root, "web/run")]);
     assert_eq!(changes(&run), [pair("web", "restart")]);
     assert_eq!(object_of(&root, "db"), db, "db was not named: kept unread");
     assert!(
@@ -109,15 +109,10 @@ fn hints_add_and_remove_services() {
     let root = committed();
     root.add_service("new", "new");
     std::fs::remove_dir_all(root.stock().join("cron")).unwrap();
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &stock_path(&root, "new/run"),
-            &stock_path(&root, "cron"),
-        ])
-        .ok();
+    let run = hinted(
+        &root,
+        &[&stock_path(&root, "new/run"), &stock_path(&root, "cron")],
+    );
     assert_eq!(changes(&run), [pair("cron", "stop"), pair("new", "start")]);
     let names: Vec<String> = live_objects(&root).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["db", "new", "web"]);
@@ -199,14 +194,7 @@ fn a_path_under_a_restart_on_path_restarts_its_watcher() {
     root.config(&format!("restart_on:\n  web: [{}]\n", daemon.display()));
     root.commit().ok();
     std::fs::write(&daemon, "webd v2\n").unwrap();
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &daemon.display().to_string(),
-        ])
-        .ok();
+    let run = hinted(&root, &[&daemon.display().to_string()]);
     assert_eq!(changes(&run), [pair("web", "restart")]);
     root.run(&["verify", "--stock"]).ok();
 }
@@ -224,20 +212,13 @@ fn an_overridden_service_is_read_from_the_tree_that_wins() {
     let web = object_of(&root, "web");
 
     root.add_service("web", "overridden, never used");
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &stock_path(&root, "web/run"),
-        ])
-        .ok();
+    let run = hinted(&root, &[&stock_path(&root, "web/run")]);
     assert_eq!(changes(&run), []);
     assert_eq!(object_of(&root, "web"), web);
 
     std::fs::write(admin.join("web/run"), "#!/bin/sh\n# admin's web v2\n").unwrap();
     let hint = admin.join("web/run").display().to_string();
-    let run = root.run(&["--json", "commit", "--changed", &hint]).ok();
+    let run = hinted(&root, &[&hint]);
     assert_eq!(changes(&run), [pair("web", "restart")]);
     assert!(
         std::fs::read_to_string(root.scandir().join("web/run"))
@@ -251,14 +232,7 @@ fn an_overridden_service_is_read_from_the_tree_that_wins() {
 fn a_named_disabled_service_stops_as_in_a_full_commit() {
     let root = committed();
     root.config("disabled: [cron]\n");
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &stock_path(&root, "cron/run"),
-        ])
-        .ok();
+    let run = hinted(&root, &[&stock_path(&root, "cron/run")]);
     assert_eq!(changes(&run), [pair("cron", "stop")]);
     root.run(&["verify", "--stock"]).ok();
 }
@@ -268,9 +242,7 @@ fn a_named_disabled_service_stops_as_in_a_full_commit() {
 #[test]
 fn a_first_hinted_commit_reads_the_whole_stock() {
     let root = Root::example();
-    let run = root
-        .run(&["--json", "commit", "--changed", "/usr/bin/ls"])
-        .ok();
+    let run = hinted(&root, &["/usr/bin/ls"]);
     assert_eq!(
         changes(&run),
         [
@@ -306,14 +278,7 @@ fn an_unnamed_service_is_not_read_and_its_held_back_record_stays() {
     )
     .unwrap();
     root.add_service("web", "web v2");
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &stock_path(&root, "web/run"),
-        ])
-        .ok();
+    let run = hinted(&root, &[&stock_path(&root, "web/run")]);
     assert!(!run.stderr.contains("db"), "db was read: {}", run.stderr);
     assert_eq!(run.json()["held_back"], serde_json::json!([]));
 
@@ -321,14 +286,7 @@ fn an_unnamed_service_is_not_read_and_its_held_back_record_stays() {
     let run = root.run(&["--json", "commit"]).ok();
     assert_eq!(run.json()["held_back"][0]["service"], "db");
     root.add_service("web", "web v3");
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &stock_path(&root, "web/run"),
-        ])
-        .ok();
+    let run = hinted(&root, &[&stock_path(&root, "web/run")]);
     assert_eq!(changes(&run), [pair("web", "restart")]);
     assert_eq!(run.json()["held_back"][0]["service"], "db");
     assert_eq!(object_of(&root, "db"), db);
@@ -343,14 +301,7 @@ fn a_path_through_an_alias_names_its_target() {
     std::os::unix::fs::symlink("web", root.stock().join("www")).unwrap();
     root.commit().ok();
     root.add_service("web", "web v2");
-    let run = root
-        .run(&[
-            "--json",
-            "commit",
-            "--changed",
-            &stock_path(&root, "www/run"),
-        ])
-        .ok();
+    let run = hinted(&root, &[&stock_path(&root, "www/run")]);
     assert_eq!(changes(&run), [pair("web", "restart")]);
     root.run(&["verify", "--stock"]).ok();
 }
