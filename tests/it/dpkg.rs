@@ -6,7 +6,6 @@
 //! packages' services, and history.log grew by exactly one commit.
 
 use std::collections::BTreeSet;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -355,21 +354,7 @@ fn dpkg_does_not_fail_when_an_update_lock_defers_the_commit_and_sync_applies_it(
     // service would (docs/update-locks.md) — one process, so that killing
     // it releases the lock and leaves nothing behind.
     let lock = r.root().join("run/svcdir-update/locks/hello.lock");
-    let mut holder = Command::new("sh");
-    holder
-        .arg("-c")
-        .arg(format!(
-            "exec 9<'{}'; flock -s 9 || exit 9; echo held; exec sleep 600",
-            lock.display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut holder = KillOnDrop(holder.spawn().unwrap());
-    let mut line = String::new();
-    std::io::BufReader::new(holder.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "held\n");
+    let holder = flock_holder(&lock, "-s");
 
     // The upgrade succeeds for dpkg; the commit is deferred and recorded.
     let (commits, out) = r.dpkg_ok(&["-i", s(&r.debs.hello_2)]);

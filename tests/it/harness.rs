@@ -503,6 +503,30 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// One process (the returned child itself) holding `flock FLAG` (`-s`,
+/// `-x`) on `path`, as a service holds its update lock: the shell opens fd
+/// 9, `flock(1)` locks it, says so, and the shell becomes `sleep`; returns
+/// once the lock is held. Killing it releases the lock and leaves nothing.
+pub fn flock_holder(path: &Path, flag: &str) -> KillOnDrop {
+    use std::io::BufRead;
+    let mut holder = Command::new("sh");
+    holder
+        .arg("-c")
+        .arg(format!(
+            "exec 9<'{}'; flock {flag} 9 || exit 9; echo held; exec sleep 600",
+            path.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut holder = KillOnDrop(holder.spawn().unwrap());
+    let mut line = String::new();
+    std::io::BufReader::new(holder.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "held\n", "flock {flag} {}", path.display());
+    holder
+}
+
 /// Kills a child process (and waits for it) when dropped, even on panic.
 pub struct KillOnDrop(pub std::process::Child);
 

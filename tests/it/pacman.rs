@@ -10,7 +10,6 @@
 //! history.log grew by exactly one commit.
 
 use std::collections::BTreeSet;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -504,21 +503,7 @@ fn pacman_does_not_fail_when_an_update_lock_defers_the_commit_and_sync_applies_i
     // hello is in a critical section: it holds its update lock, as a
     // service would (docs/update-locks.md).
     let lock = r.root().join("run/svcdir-update/locks/hello.lock");
-    let mut holder = Command::new("sh");
-    holder
-        .arg("-c")
-        .arg(format!(
-            "exec 9<'{}'; flock -s 9 || exit 9; echo held; exec sleep 600",
-            lock.display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut holder = KillOnDrop(holder.spawn().unwrap());
-    let mut line = String::new();
-    std::io::BufReader::new(holder.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "held\n");
+    let holder = flock_holder(&lock, "-s");
 
     // The upgrade succeeds for pacman; the commit is deferred and recorded.
     let (commits, out) = r.pacman_ok(&["-U", s(&r.packages.hello_2)]);

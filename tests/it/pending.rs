@@ -15,22 +15,7 @@ fn a_commit_that_cannot_get_the_manager_lock_records_a_pending_commit() {
     root.write_stock("web/env/VERSION", "2.0\n", 0o644);
     // Someone holds the manager lock (flock(1) on <state>/.lock, one process).
     let lock = root.state().join(".lock");
-    let mut holder = std::process::Command::new("sh");
-    holder
-        .arg("-c")
-        .arg(format!(
-            "exec 9<'{}'; flock -x 9 || exit 9; echo held; exec sleep 600",
-            lock.display()
-        ))
-        .stdout(std::process::Stdio::piped());
-    let mut holder = KillOnDrop(holder.spawn().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.0.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "held\n");
+    let holder = flock_holder(&lock, "-x");
 
     let run = root
         .run(&["--json", "--wait", "0", "commit"])
