@@ -62,6 +62,9 @@ pub(crate) fn rollback(
         };
         return Ok(Output::new(&report, human));
     }
+    // A dormant generation gets its links back before the switch
+    // (docs/design.md#dormant-generations).
+    generation::materialize(&state, &to_manifest, Some(&from_manifest))?;
     let scandir = switch::run(
         cfg,
         &state,

@@ -33,6 +33,9 @@ struct VerifyReport {
     notes: Vec<String>,
     /// The damaged store objects, by name.
     damaged_objects: BTreeSet<String>,
+    /// Its directory holds its manifest only: its objects were verified,
+    /// its links are made when it goes live (docs/design.md#dormant-generations).
+    dormant: bool,
 }
 
 /// `verify --all`: every generation, and what `--repair` did.
@@ -98,9 +101,14 @@ pub(crate) fn verify(cfg: &Config, args: &VerifyArgs, wait: Option<Duration>) ->
         });
     };
     let mut human = format!(
-        "generation {}: {} objects verified, all intact\n",
+        "generation {}: {} objects verified, all intact{}\n",
         report.generation.unwrap_or_default(),
-        report.objects
+        report.objects,
+        if report.dormant {
+            " (dormant: its links are made when it goes live)"
+        } else {
+            ""
+        }
     );
     for note in &report.notes {
         human.push_str(&format!("  note: {note}\n"));
@@ -133,6 +141,7 @@ fn check(cfg: &Config, state: &State, gens: &[u64]) -> Result<Vec<VerifyReport>>
             problems: found.problems,
             notes: found.notes,
             damaged_objects: found.damaged,
+            dormant: generation::is_dormant(state, n)?,
         });
     }
     Ok(out)
@@ -197,11 +206,14 @@ fn damage_error(cfg: &Config, state: &State, reports: &[VerifyReport], all: bool
 fn all_table(reports: &[VerifyReport]) -> String {
     let mut rows = vec![vec!["GEN".into(), "OBJECTS".into(), "RESULT".into()]];
     for r in reports {
-        let result = if r.notes.is_empty() {
+        let mut result = if r.notes.is_empty() {
             "intact".to_string()
         } else {
             format!("intact, {} note(s)", r.notes.len())
         };
+        if r.dormant {
+            result.push_str(" (dormant)");
+        }
         rows.push(vec![
             r.generation.unwrap_or_default().to_string(),
             r.objects.to_string(),

@@ -27,7 +27,10 @@ use crate::sys::fs::Dir;
 /// (but for a missing marker) when it already is.
 pub(crate) fn to_current(cfg: &Config, state: &State, interrupted: Option<&TxnLog>) -> Result<()> {
     match state.format()? {
-        layout::CURRENT_FORMAT => return state.write_format_marker(),
+        // Format 2 needs no change but its marker: it has no dormant generation.
+        layout::CURRENT_FORMAT | layout::NAMED_OBJECTS_FORMAT => {
+            return state.write_format_marker();
+        }
         layout::UNNAMED_OBJECTS_FORMAT => {}
         newer => return Err(state.format_error(newer)),
     }

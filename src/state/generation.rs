@@ -3,7 +3,15 @@
 //! `generations/<N>/` holds one symlink per service into the store and a
 //! `.manifest.yaml`. A generation is staged under `<state>/.tmp-generation-<N>`,
 //! made durable,
-//! and published by `RENAME_NOREPLACE`; once published it never changes.
+//! and published by `RENAME_NOREPLACE`; once published its links never change.
+//!
+//! Only the live generation and the newest one before it need their links:
+//! the others are *dormant* (their manifest and a `.dormant` marker), and a
+//! new generation is made from the directory of a materialized one that is
+//! not live, so that its cost follows the change, not the number of
+//! services (docs/design.md#dormant-generations). The one exception to
+//! "never changes" is that swap: a whole directory is exchanged, by one
+//! `RENAME_EXCHANGE`, for its dormant twin, never edited in place.
 
 use std::collections::BTreeMap;
 
@@ -48,17 +56,24 @@ pub(crate) fn load(state: &State, n: u64) -> Result<GenerationManifest> {
 /// every service, and every object it names is published with its
 /// manifest. One listing of each directory, not a syscall per service: the
 /// links themselves were fsynced before the generation was published and
-/// never change (`verify` reads every one of them).
+/// never change (`verify` reads every one of them). A dormant generation
+/// has no links to check: they are made from the manifest when it goes
+/// live again ([`materialize`]).
 pub(crate) fn check_complete(state: &State, m: &GenerationManifest) -> Result<()> {
     let dir = state.generations.open_dir(m.generation.to_string())?;
-    let links: std::collections::HashSet<String> = dir
-        .names()?
-        .into_iter()
-        .filter_map(|n| n.into_string().ok())
-        .collect();
+    let links: Option<std::collections::HashSet<String>> = if is_dormant(state, m.generation)? {
+        None
+    } else {
+        Some(
+            dir.names()?
+                .into_iter()
+                .filter_map(|n| n.into_string().ok())
+                .collect(),
+        )
+    };
     let published = crate::state::store::published(&state.store)?;
     for (name, object) in &m.services {
-        if !links.contains(name)
+        if !links.as_ref().is_none_or(|l| l.contains(name))
             || !published.contains(object)
             || !published.contains(&layout::object_manifest_name(object))
         {
@@ -79,13 +94,16 @@ pub(crate) fn check_switchable(
     live: &GenerationManifest,
 ) -> Result<()> {
     let dir = state.generations.open_dir(m.generation.to_string())?;
+    // A dormant generation's links are made when it goes live (`materialize`).
+    let dormant = is_dormant(state, m.generation)?;
     for (name, object) in &m.services {
         if live.services.get(name) == Some(object) {
             continue;
         }
-        let link_ok = dir
-            .try_read_link(name)?
-            .is_some_and(|l| l.to_str() == Some(layout::generation_link_target(object).as_str()));
+        let link_ok = dormant
+            || dir.try_read_link(name)?.is_some_and(|l| {
+                l.to_str() == Some(layout::generation_link_target(object).as_str())
+            });
         if !link_ok
             || state
                 .store
@@ -116,7 +134,11 @@ fn incomplete(generation: u64, service: &str, object: &str) -> Error {
 
 /// Reads every service link of generation `m` and checks it names the
 /// object the manifest says (for `verify` and recovery after a power cut).
+/// A dormant generation has none.
 pub(crate) fn check_links(state: &State, m: &GenerationManifest) -> Result<()> {
+    if is_dormant(state, m.generation)? {
+        return Ok(());
+    }
     let dir = state.generations.open_dir(m.generation.to_string())?;
     for (name, object) in &m.services {
         let link = dir.try_read_link(name)?;
@@ -171,12 +193,20 @@ pub(crate) fn repair_links(state: &State, m: &GenerationManifest) -> Result<Vec<
     Ok(relinked)
 }
 
+/// Whether generation `n` is dormant: its directory holds its manifest and
+/// the marker, no links (docs/design.md#dormant-generations).
+pub(crate) fn is_dormant(state: &State, n: u64) -> Result<bool> {
+    Ok(state
+        .generations
+        .try_stat(format!("{n}/{}", layout::DORMANT))?
+        .is_some())
+}
+
 /// Stages and publishes generation `n` with the given services.
 ///
-/// A service whose object is the same as in `parent` gets a hard link to
-/// the parent's symlink instead of a new symlink: links are immutable, and
-/// on ext4 a symlink to a 60+ byte target costs a data block, so this makes
-/// a generation of 10,000 services with one change ~5x cheaper to write.
+/// Its links come from the newest materialized generation that is not
+/// live, whose directory is taken whole and corrected service by service
+/// (see [`stage_links`]); without one, they are made new.
 pub(crate) fn create(
     state: &State,
     n: u64,
@@ -196,23 +226,7 @@ pub(crate) fn create(
     let name = n.to_string();
     // Staged in the state directory (swept by recovery), published by rename.
     let tmp = layout::tmp_name(&format!("generation-{name}"));
-    state.dir.remove_if_exists(&tmp)?;
-    let dir: Dir = state.dir.create_dir(&tmp, 0o755)?;
-    let parent_dir = match parent {
-        Some(p) => state.generations.try_open_dir(p.generation.to_string())?,
-        None => None,
-    };
-    for (service, object) in &m.services {
-        let shared = match (parent, &parent_dir) {
-            (Some(p), Some(pd)) if p.services.get(service) == Some(object) => {
-                pd.hard_link(service, &dir, service)?
-            }
-            _ => false,
-        };
-        if !shared {
-            dir.symlink(layout::generation_link_target(object), service)?;
-        }
-    }
+    let dir = stage_links(state, &tmp, &m.services, parent)?;
     let bytes = manifest::to_bytes(&m, &dir.join(layout::GENERATION_MANIFEST))?;
     let mut file = dir.create_file(layout::GENERATION_MANIFEST, 0o644)?;
     std::io::Write::write_all(&mut file, &bytes)
@@ -236,4 +250,158 @@ pub(crate) fn create(
     state.generations.sync()?;
     state.dir.sync()?;
     Ok(m)
+}
+
+/// Gives dormant generation `m` its links again, so that it can go live
+/// (`rollback`): they are staged like a new generation's, with `m`'s own
+/// manifest hard-linked in, and the complete directory is exchanged with
+/// the dormant one by one `RENAME_EXCHANGE`, so `generations/<N>` exists
+/// at every instant. A generation that is not dormant is left as it is.
+pub(crate) fn materialize(
+    state: &State,
+    m: &GenerationManifest,
+    live: Option<&GenerationManifest>,
+) -> Result<()> {
+    if !is_dormant(state, m.generation)? {
+        return Ok(());
+    }
+    let name = m.generation.to_string();
+    let tmp = layout::tmp_name(&format!("generation-{name}"));
+    let dir = stage_links(state, &tmp, &m.services, live)?;
+    let dormant = state.generations.open_dir(&name)?;
+    copy_manifest(&dormant, &dir, m)?;
+    dir.sync()?;
+    state.sync_symlinks()?;
+    state.dir.exchange(&tmp, &state.generations, &name)?;
+    state.generations.sync()?;
+    state.dir.sync()?;
+    crate::sys::failpoint::hit("generation.after-materialize")?;
+    // `tmp` is now the dormant twin: its manifest and marker.
+    state.dir.remove_if_exists(&tmp)
+}
+
+/// Stages `tmp` (in the state directory) with one link per service of
+/// `services`. The directory of the newest materialized generation that is
+/// not live (usually the one before it) is taken whole: it is exchanged for
+/// its dormant twin, then only the links that differ are made again —
+/// cost in the change, not in the services. Without such a generation, or
+/// on a file system without `RENAME_EXCHANGE`, every link is made new
+/// (hard links of `parent`'s where the object is the same).
+fn stage_links(
+    state: &State,
+    tmp: &str,
+    services: &BTreeMap<String, String>,
+    parent: Option<&GenerationManifest>,
+) -> Result<Dir> {
+    state.dir.remove_if_exists(tmp)?;
+    let live = state.live()?;
+    if let Some(spare) = spare_generation(state, live)? {
+        if let Some(dir) = retire(state, &spare, tmp)? {
+            relink(&dir, &spare.services, services)?;
+            return Ok(dir);
+        }
+    }
+    let dir: Dir = state.dir.create_dir(tmp, 0o755)?;
+    let parent_dir = match parent {
+        Some(p) => state.generations.try_open_dir(p.generation.to_string())?,
+        None => None,
+    };
+    for (service, object) in services {
+        let shared = match (parent, &parent_dir) {
+            (Some(p), Some(pd)) if p.services.get(service) == Some(object) => {
+                pd.hard_link(service, &dir, service)?
+            }
+            _ => false,
+        };
+        if !shared {
+            dir.symlink(layout::generation_link_target(object), service)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// The newest generation with its links that is not `live`, whose manifest
+/// loads: the one a new generation's links are made from.
+fn spare_generation(state: &State, live: Option<u64>) -> Result<Option<GenerationManifest>> {
+    for n in list(state)?.into_iter().rev() {
+        if Some(n) == live || is_dormant(state, n)? {
+            continue;
+        }
+        if let Ok(m) = load(state, n) {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// Makes generation `spare` dormant and returns its former directory, now
+/// at `tmp`: a dormant twin (the manifest, hard-linked, and the marker) is
+/// staged at `tmp`, made durable, and exchanged with `generations/<N>`.
+/// `None` (and nothing changed) where the file system cannot exchange.
+fn retire(state: &State, spare: &GenerationManifest, tmp: &str) -> Result<Option<Dir>> {
+    let name = spare.generation.to_string();
+    let full = state.generations.open_dir(&name)?;
+    let twin = state.dir.create_dir(tmp, 0o755)?;
+    copy_manifest(&full, &twin, spare)?;
+    let marker = format!(
+        "generation {name} is dormant: its links are made again when it goes live \
+         (docs/design.md#dormant-generations)\n"
+    );
+    let mut file = twin.create_file(layout::DORMANT, 0o644)?;
+    std::io::Write::write_all(&mut file, marker.as_bytes())
+        .map_err(|e| Error::create("write", twin.join(layout::DORMANT), e))?;
+    crate::sys::fs::sync_file(&file, &twin.join(layout::DORMANT))?;
+    twin.sync()?;
+    if !state.dir.try_exchange(tmp, &state.generations, &name)? {
+        state.dir.remove_if_exists(tmp)?;
+        return Ok(None);
+    }
+    state.generations.sync()?;
+    state.dir.sync()?;
+    crate::sys::failpoint::hit("generation.after-retire")?;
+    let dir = state.dir.open_dir(tmp)?;
+    dir.remove_if_exists(layout::GENERATION_MANIFEST)?;
+    Ok(Some(dir))
+}
+
+/// Puts generation `m`'s manifest from `from` into `to`: a hard link (it
+/// never changes), or a fresh copy where the file system cannot link.
+fn copy_manifest(from: &Dir, to: &Dir, m: &GenerationManifest) -> Result<()> {
+    if from.hard_link(layout::GENERATION_MANIFEST, to, layout::GENERATION_MANIFEST)? {
+        return Ok(());
+    }
+    let path = to.join(layout::GENERATION_MANIFEST);
+    let bytes = manifest::to_bytes(m, &path)?;
+    let mut file = to.create_file(layout::GENERATION_MANIFEST, 0o644)?;
+    std::io::Write::write_all(&mut file, &bytes).map_err(|e| Error::create("write", &path, e))?;
+    crate::sys::fs::sync_file(&file, &path)
+}
+
+/// Turns `dir`, the links of `had`, into the links of `want`: a service
+/// whose object differs gets a new link, one `want` lacks is removed. One
+/// listing finds names that are missing (a power cut on a file system that
+/// wrote a symlink late, docs/durability.md#the-switch-and-symlinks) or
+/// unknown, so a link is never trusted only because the manifest names it.
+fn relink(
+    dir: &Dir,
+    had: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut present: std::collections::HashSet<String> = dir
+        .names()?
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .collect();
+    for (service, object) in want {
+        let same = had.get(service) == Some(object) && present.remove(service);
+        if !same {
+            dir.remove_if_exists(service)?;
+            dir.symlink(layout::generation_link_target(object), service)?;
+            present.remove(service);
+        }
+    }
+    for stale in present {
+        dir.remove_if_exists(&stale)?;
+    }
+    Ok(())
 }

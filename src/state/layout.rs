@@ -15,9 +15,13 @@ pub(crate) const STORE: &str = "store";
 /// The state format marker: the number of the on-disk format, one line.
 /// Absent in a state 0.1 wrote (docs/design.md#state-format).
 pub(crate) const FORMAT: &str = "format";
-/// The format this version writes: store objects hold their service
-/// directory under the service's name (`<object>/<service>/`).
-pub(crate) const CURRENT_FORMAT: u32 = 2;
+/// The format this version writes: generations other than the live one
+/// and the one before it may be dormant (docs/design.md#dormant-generations).
+/// Older versions refuse it, so that none switches to a generation without links.
+pub(crate) const CURRENT_FORMAT: u32 = 3;
+/// The format before dormant generations: every generation has its links.
+/// A valid format-3 state as it is; the next writing command rewrites the marker.
+pub(crate) const NAMED_OBJECTS_FORMAT: u32 = 2;
 /// The format of 0.1: the service directory is the object itself.
 pub(crate) const UNNAMED_OBJECTS_FORMAT: u32 = 1;
 pub(crate) const GENERATIONS: &str = "generations";
@@ -26,6 +30,10 @@ pub(crate) const CACHE: &str = "cache";
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
 /// A generation's manifest, inside `generations/<N>/`.
 pub(crate) const GENERATION_MANIFEST: &str = ".manifest.yaml";
+/// The marker of a dormant generation, inside `generations/<N>/`: the
+/// directory holds its manifest only, no links
+/// (docs/design.md#dormant-generations).
+pub(crate) const DORMANT: &str = ".dormant";
 /// The suffix of a store object's manifest, beside the object.
 pub(crate) const OBJECT_MANIFEST_SUFFIX: &str = ".manifest.yaml";
 /// Per-service update locks, under the runtime directory.

@@ -215,7 +215,8 @@ impl State {
     /// Records that this state is in the current format (atomic, durable;
     /// a no-op when the marker already says so).
     pub(crate) fn write_format_marker(&self) -> Result<()> {
-        if self.dir.try_stat(layout::FORMAT)?.is_some() {
+        if self.dir.try_stat(layout::FORMAT)?.is_some() && self.format()? == layout::CURRENT_FORMAT
+        {
             return Ok(());
         }
         let line = format!("{}\n", layout::CURRENT_FORMAT);
@@ -228,7 +229,8 @@ impl State {
     /// under the manager lock (src/engine/migrate.rs).
     pub(crate) fn require_current_format(&self) -> Result<()> {
         match self.format()? {
-            layout::CURRENT_FORMAT => Ok(()),
+            // Format 2 is a format-3 state without dormant generations.
+            layout::CURRENT_FORMAT | layout::NAMED_OBJECTS_FORMAT => Ok(()),
             found => Err(self.format_error(found)),
         }
     }

@@ -25,6 +25,8 @@ pub(crate) const ALL: &[&str] = &[
     "commit.after-stage",
     "commit.after-sync",
     "commit.after-publish-objects",
+    "generation.after-retire",
+    "generation.after-materialize",
     "commit.after-publish-generation",
     "txn.after-write",
     "txn.after-stop",

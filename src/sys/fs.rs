@@ -776,6 +776,34 @@ impl Dir {
         .map_err(|e| Error::create("exchange with", to_dir.join(to.as_ref()), io_err(e)))
     }
 
+    /// [`Dir::exchange`], or false (nothing changed) where the file system
+    /// does not implement `RENAME_EXCHANGE` (some FUSE and network file
+    /// systems): the caller then takes the slower way.
+    pub(crate) fn try_exchange(
+        &self,
+        from: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<bool> {
+        match rustix::fs::renameat_with(
+            &self.fd,
+            from.as_ref(),
+            &to_dir.fd,
+            to.as_ref(),
+            RenameFlags::EXCHANGE,
+        ) {
+            Ok(()) => Ok(true),
+            Err(
+                rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP,
+            ) => Ok(false),
+            Err(e) => Err(Error::create(
+                "exchange with",
+                to_dir.join(to.as_ref()),
+                io_err(e),
+            )),
+        }
+    }
+
     /// `renameat2(RENAME_NOREPLACE)`: publish under a name that must be new.
     /// Returns false when the destination already exists.
     pub(crate) fn rename_noreplace(

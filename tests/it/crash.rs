@@ -52,7 +52,12 @@ pub fn change_stock(root: &Root, tag: &str) {
 #[derive(Clone, Copy, Debug)]
 enum Scenario {
     Commit,
+    /// A third commit: its links come from generation 1's directory
+    /// (docs/design.md#dormant-generations).
+    CommitRecycling,
     Rollback,
+    /// A rollback to generation 1, dormant after two more commits.
+    RollbackDormant,
     Gc,
     /// `recover` after `commit` was killed at the given point.
     Recover(&'static str),
@@ -75,6 +80,24 @@ fn setup(s: Scenario, base: &Path) -> (Root, Services, Services, Vec<&'static st
             change_stock(&root, "a");
             let new = stock_contents(&root);
             (root, old, new, vec!["commit"])
+        }
+        Scenario::CommitRecycling => {
+            change_stock(&root, "a");
+            root.commit().ok();
+            let old = stock_contents(&root);
+            change_stock(&root, "b");
+            let new = stock_contents(&root);
+            (root, old, new, vec!["commit"])
+        }
+        Scenario::RollbackDormant => {
+            let gen1 = stock_contents(&root);
+            change_stock(&root, "a");
+            root.commit().ok();
+            change_stock(&root, "b");
+            root.commit().ok();
+            assert!(root.state().join("generations/1/.dormant").exists());
+            let gen3 = stock_contents(&root);
+            (root, gen3, gen1, vec!["rollback", "1"])
         }
         Scenario::Rollback => {
             let gen1 = stock_contents(&root);
@@ -160,7 +183,9 @@ fn crash_matrix(base: &Path) {
         .collect();
     let scenarios = [
         Scenario::Commit,
+        Scenario::CommitRecycling,
         Scenario::Rollback,
+        Scenario::RollbackDormant,
         Scenario::Gc,
         Scenario::Recover("commit.after-publish-objects"),
         Scenario::Recover("txn.after-stop"),
@@ -200,6 +225,8 @@ fn crash_matrix(base: &Path) {
     for (s, p) in [
         ("Commit", "commit.after-stage"),
         ("Commit", "switch.after-rename"),
+        ("CommitRecycling", "generation.after-retire"),
+        ("RollbackDormant", "generation.after-materialize"),
         ("Rollback", "txn.after-stop"),
         ("Rollback", "switch.after-symlink"),
         ("Gc", "gc.after-remove-object"),

@@ -30,6 +30,8 @@ pub mod layout {
     pub const LIVE: &str = "live";
     /// The marker of a commit deferred by an update lock.
     pub const PENDING: &str = "pending";
+    /// The marker of a dormant generation (docs/design.md#dormant-generations).
+    pub const DORMANT: &str = ".dormant";
 }
 
 /// The variable that names a crash point in a binary built with

@@ -248,6 +248,27 @@ pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.remove(".manifest.yaml");
+        // A dormant generation holds its manifest and the marker only
+        // (docs/design.md#dormant-generations); never the live one.
+        if names.contains(layout::DORMANT) {
+            assert_eq!(
+                names,
+                BTreeSet::from([layout::DORMANT.to_string()]),
+                "dormant generation {n} holds links"
+            );
+            assert_ne!(
+                root.live_generation(),
+                Some(n),
+                "live generation {n} is dormant"
+            );
+            for object in services.values() {
+                assert!(
+                    store.join(object).is_dir(),
+                    "generation {n}: {object} missing"
+                );
+            }
+            continue;
+        }
         assert_eq!(
             names,
             services.keys().cloned().collect::<BTreeSet<_>>(),

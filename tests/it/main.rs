@@ -25,6 +25,7 @@ mod core;
 mod descriptors;
 mod diff_patch;
 mod distros;
+mod dormant;
 mod dpkg;
 mod durability;
 mod escaping;

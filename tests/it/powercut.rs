@@ -338,6 +338,42 @@ fn gc() -> Phase {
     )
 }
 
+/// A third commit, whose links are the first generation's directory taken
+/// whole (docs/design.md#dormant-generations).
+fn recycling_commit() -> Phase {
+    prepare(
+        "commit from a recycled generation",
+        Root::example(),
+        vec!["commit"],
+        |root| {
+            root.commit().ok();
+            change_stock(root, "a");
+            root.commit().ok();
+            let old = stock_contents(root);
+            change_stock(root, "b");
+            (old, stock_contents(root))
+        },
+    )
+}
+
+/// A rollback to a dormant generation, which gets its links back first.
+fn rollback_to_dormant() -> Phase {
+    prepare(
+        "rollback to a dormant generation",
+        Root::example(),
+        vec!["rollback", "1"],
+        |root| {
+            root.commit().ok();
+            let gen1 = stock_contents(root);
+            change_stock(root, "a");
+            root.commit().ok();
+            change_stock(root, "b");
+            root.commit().ok();
+            (stock_contents(root), gen1)
+        },
+    )
+}
+
 /// `recover` after a commit killed (SIGKILL) at `point`, its state settled.
 fn recover_after(point: &'static str) -> Phase {
     prepare(
@@ -378,6 +414,8 @@ powercut_tests! {
     a_power_cut_in_an_upgrade_leaves_old_or_new => upgrade();
     a_power_cut_in_a_large_commit_leaves_old_or_new => large_commit();
     a_power_cut_in_rollback_leaves_old_or_new => rollback();
+    a_power_cut_in_a_commit_from_a_recycled_generation_leaves_old_or_new => recycling_commit();
+    a_power_cut_in_a_rollback_to_a_dormant_generation_leaves_old_or_new => rollback_to_dormant();
     a_power_cut_in_gc_leaves_the_live_generation => gc();
     a_power_cut_in_recover_after_the_log_was_written => recover_after("txn.after-write");
     a_power_cut_in_recover_after_the_stop => recover_after("txn.after-stop");

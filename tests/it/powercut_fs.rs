@@ -301,6 +301,22 @@ impl Model {
         Ok(())
     }
 
+    /// `RENAME_EXCHANGE`: both names exist before and after, swapped.
+    pub fn exchange(&mut self, parent: u64, name: &OsStr, to: u64, to_name: &OsStr) -> Res<()> {
+        self.mutate(|_| {
+            format!(
+                "exchange {} <-> {}",
+                name.to_string_lossy(),
+                to_name.to_string_lossy()
+            )
+        })?;
+        let a = self.lookup(parent, name)?;
+        let b = self.lookup(to, to_name)?;
+        self.entries_mut(parent)?.insert(name.to_owned(), b);
+        self.entries_mut(to)?.insert(to_name.to_owned(), a);
+        Ok(())
+    }
+
     pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Res<()> {
         self.mutate(|_| format!("write {ino} ({} bytes at {offset})", data.len()))?;
         let node = self.node_mut(ino)?;
@@ -673,8 +689,12 @@ impl Filesystem for PowerCutFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+        if flags.contains(RenameFlags::RENAME_WHITEOUT) {
             return reply.error(Errno::EINVAL);
+        }
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            let r = self.lock().exchange(parent.0, name, newparent.0, newname);
+            return Self::reply_empty(r, reply);
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let r = self

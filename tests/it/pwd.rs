@@ -151,7 +151,7 @@ fn a_state_0_1_wrote_is_refused_by_readers_and_migrated_by_the_next_commit() {
         );
     }
     root.commit().ok();
-    assert_eq!(format_marker(&root).as_deref(), Some("2\n"));
+    assert_eq!(format_marker(&root).as_deref(), Some("3\n"));
     assert_eq!(live_contents(&root), live, "migration changed a service");
     for name in live.keys() {
         assert!(running_dir(&root, name).ends_with(name));
@@ -189,7 +189,7 @@ fn a_migration_killed_at_any_step_runs_the_same_services_and_recover_finishes_it
             "{point}: a service changed"
         );
         root.run(&["recover"]).ok();
-        assert_eq!(format_marker(&root).as_deref(), Some("2\n"), "{point}");
+        assert_eq!(format_marker(&root).as_deref(), Some("3\n"), "{point}");
         assert_eq!(live_contents(&root), live, "{point}: after recover");
         assert_consistent(&root);
         root.run(&["verify"]).ok();

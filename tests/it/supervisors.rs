@@ -1184,7 +1184,7 @@ fn migration_moves_running_services_to_named_dirs(family: Family) {
     root.commit().ok();
     assert_eq!(
         std::fs::read_to_string(root.state().join("format")).unwrap(),
-        "2\n"
+        "3\n"
     );
     let new_web = live_object(&root, "web");
     assert!(new_web.ends_with("web"), "{}", new_web.display());
