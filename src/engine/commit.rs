@@ -222,6 +222,13 @@ fn prepare_hinted(
         hinted.services.len(),
         hinted.ignored
     ));
+    for path in &hinted.relative_to_cwd {
+        report::warn(&format!(
+            "--changed {}: a relative path is taken from / (as pacman gives them), where it \
+             names no service; from this directory it would: pass it absolute",
+            crate::model::shown::shown(path.as_os_str())
+        ));
+    }
     let (mut prepared, named) = stage::prepare_hinted(cfg, state, &hinted.services)?;
     // The services not read keep what the last commit said of them.
     let mut held: Vec<HeldBack> = held_back::load(&state.dir)

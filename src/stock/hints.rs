@@ -21,6 +21,10 @@ pub(crate) struct Hinted {
     /// Paths that name no service: outside every stock tree and
     /// `restart_on` path, a stock tree itself, or a name that is not UTF-8.
     pub ignored: usize,
+    /// Relative paths that name no service from `/` but would from the
+    /// working directory: an operator's `--changed sv/web/run` typed in
+    /// `/etc`, worth a warning (docs/cli.md#commit---changed-path).
+    pub relative_to_cwd: Vec<PathBuf>,
 }
 
 /// `path` made absolute from `/` and lexically normal: `.` dropped, `..`
@@ -65,19 +69,9 @@ pub(crate) fn services_of(cfg: &Config, paths: &[PathBuf]) -> Hinted {
     let mut hinted = Hinted::default();
     for path in paths {
         let path = normal(path);
-        let mut named = false;
-        for root in &roots {
-            let first = path
-                .strip_prefix(root)
-                .ok()
-                .and_then(|rest| rest.components().next());
-            if let Some(Component::Normal(name)) = first {
-                if let Some(name) = name.to_str() {
-                    hinted.services.insert(name.to_string());
-                    named = true;
-                }
-            }
-        }
+        let stock = stock_services(&roots, &path);
+        let mut named = !stock.is_empty();
+        hinted.services.extend(stock);
         for (name, watched) in &watched {
             if path.starts_with(watched) {
                 hinted.services.insert((*name).clone());
@@ -88,7 +82,43 @@ pub(crate) fn services_of(cfg: &Config, paths: &[PathBuf]) -> Hinted {
             hinted.ignored += 1;
         }
     }
+    hinted.relative_to_cwd = misread_relative(cfg, paths, &hinted);
     hinted
+}
+
+/// The relative paths among `paths` that named nothing from `/` but name a
+/// service taken from the working directory.
+fn misread_relative(cfg: &Config, paths: &[PathBuf], hinted: &Hinted) -> Vec<PathBuf> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    if hinted.ignored == 0 || cwd == Path::new("/") {
+        return Vec::new();
+    }
+    let roots = tree_roots(cfg);
+    paths
+        .iter()
+        .filter(|p| p.is_relative())
+        .filter(|p| {
+            stock_services(&roots, &normal(p)).is_empty()
+                && !stock_services(&roots, &normal(&cwd.join(p))).is_empty()
+        })
+        .cloned()
+        .collect()
+}
+
+/// The stock services normal path `path` names: the first component
+/// beneath each stock tree it is under.
+fn stock_services(roots: &[PathBuf], path: &Path) -> Vec<String> {
+    roots
+        .iter()
+        .filter_map(
+            |root| match path.strip_prefix(root).ok()?.components().next() {
+                Some(Component::Normal(name)) => name.to_str().map(str::to_string),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 #[cfg(test)]

@@ -305,3 +305,26 @@ fn a_path_through_an_alias_names_its_target() {
     assert_eq!(changes(&run), [pair("web", "restart")]);
     root.run(&["verify", "--stock"]).ok();
 }
+
+/// A relative path is taken from `/` (pacman's form); typed by an operator
+/// in a stock tree, it names nothing there, and the commit says so instead
+/// of quietly finding everything up to date.
+#[test]
+fn a_relative_path_that_names_a_service_only_from_the_working_directory_is_warned_about() {
+    let root = committed();
+    root.add_service("web", "web v2");
+    let out = root
+        .command(&["commit", "--changed", "web/run"])
+        .current_dir(root.stock())
+        .output()
+        .unwrap();
+    let run = Run::from(out).ok();
+    assert!(run.stdout.starts_with("up to date"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("--changed web/run") && run.stderr.contains("pass it absolute"),
+        "{}",
+        run.stderr
+    );
+    let absolute = hinted(&root, &[&stock_path(&root, "web/run")]);
+    assert_eq!(changes(&absolute), vec![pair("web", "restart")]);
+}
