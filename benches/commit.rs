@@ -100,10 +100,12 @@ fn main() {
     let mut report = String::new();
     writeln!(report, "{}", machine_line()).ok();
     let mut done = Vec::new();
+    let mut trees = RemoveOnDrop(Vec::new());
     for &n in &sizes {
         let dir = base.join(format!("n{n}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("bench dir");
+        trees.0.push(dir.clone());
         done.push(bench_size(&bin, &base, &dir, n, &opts));
     }
     // gc deletes; it runs after every other timed run (see the header).
@@ -117,8 +119,17 @@ fn main() {
     if let Ok(out) = std::env::var("BENCH_OUT") {
         std::fs::write(&out, &report).expect("write BENCH_OUT");
     }
-    for size in &done {
-        let _ = std::fs::remove_dir_all(&size.dir);
+    drop(trees);
+}
+
+/// The trees of every N, removed at the end, also when the bench panics.
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -199,15 +210,23 @@ fn write_service(stock: &Path, i: usize) {
 }
 
 fn sh(cmd: &str) -> Duration {
+    try_sh(cmd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `cmd` with `sh -c`; its wall time, or the failure as a sentence.
+fn try_sh(cmd: &str) -> Result<Duration, String> {
     let t = Instant::now();
     let st = Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .stdout(Stdio::null())
         .status()
-        .expect("sh");
-    assert!(st.success(), "{cmd}");
-    t.elapsed()
+        .map_err(|e| format!("cannot run sh: {e}"))?;
+    if st.success() {
+        Ok(t.elapsed())
+    } else {
+        Err(format!("{cmd}: {st}"))
+    }
 }
 
 fn walk(path: &Path) -> Duration {
@@ -219,6 +238,11 @@ fn walk(path: &Path) -> Duration {
 
 /// Runs the binary under GNU time; returns (wall, peak RSS KiB).
 fn ours(bin: &Path, root: &Path, args: &[&str]) -> (Duration, u64) {
+    try_ours(bin, root, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`ours`], the failure as a sentence.
+fn try_ours(bin: &Path, root: &Path, args: &[&str]) -> Result<(Duration, u64), String> {
     let rss_file = root.join(".rss");
     let t = Instant::now();
     let st = Command::new("/usr/bin/time")
@@ -231,14 +255,16 @@ fn ours(bin: &Path, root: &Path, args: &[&str]) -> (Duration, u64) {
         .args(args)
         .stdout(Stdio::null())
         .status()
-        .expect("run svcdir-update");
+        .map_err(|e| format!("cannot run /usr/bin/time: {e}"))?;
     let wall = t.elapsed();
-    assert!(st.success(), "svcdir-update {args:?} in {root:?} failed");
+    if !st.success() {
+        return Err(format!("svcdir-update {args:?} in {root:?} failed: {st}"));
+    }
     let rss = std::fs::read_to_string(&rss_file)
         .ok()
         .and_then(|s| s.trim().lines().last().and_then(|l| l.trim().parse().ok()))
         .unwrap_or(0);
-    (wall, rss)
+    Ok((wall, rss))
 }
 
 /// Wall times (every round) and the largest peak RSS, by row.
@@ -254,10 +280,22 @@ impl Times {
     }
 
     fn ours(&mut self, name: &str, bin: &Path, root: &Path, args: &[&str]) {
-        let (d, r) = ours(bin, root, args);
+        self.try_ours(name, bin, root, args)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn try_ours(
+        &mut self,
+        name: &str,
+        bin: &Path,
+        root: &Path,
+        args: &[&str],
+    ) -> Result<(), String> {
+        let (d, r) = try_ours(bin, root, args)?;
         self.add(name, d);
         let max = self.rss.entry(name.to_string()).or_default();
         *max = (*max).max(r);
+        Ok(())
     }
 
     fn median(&self, name: &str) -> Option<Duration> {
@@ -348,7 +386,7 @@ fn bench_size(bin: &Path, base: &Path, dir: &Path, n: usize, opts: &Opts) -> Siz
         )
         .expect("config");
         t.ours(FIRST, bin, &fresh, &["commit"]);
-        t.add(CP, cp_swap(&stock, &alt, round));
+        t.add(CP, sh_ok(cp_swap(&stock, &alt, round)));
         t.ours(NOOP, bin, &ours_root, &["commit"]);
         // rsync --link-dest + swap
         let prev = if round == 0 {
@@ -440,14 +478,18 @@ fn bench_size(bin: &Path, base: &Path, dir: &Path, n: usize, opts: &Opts) -> Siz
 }
 
 /// `cp -a` (coreutils' default `--reflink=auto`) + syncfs + symlink swap.
-fn cp_swap(stock: &Path, alt: &Path, round: usize) -> Duration {
+fn cp_swap(stock: &Path, alt: &Path, round: usize) -> Result<Duration, String> {
     let dst = alt.join(format!("cp-{round}"));
-    sh(&format!(
+    try_sh(&format!(
         "cp -a {s} {d} && sync -f {d} && ln -sfn {d} {a}/.tmp-live && mv -T {a}/.tmp-live {a}/live-cp",
         s = stock.display(),
         d = dst.display(),
         a = alt.display()
     ))
+}
+
+fn sh_ok(r: Result<Duration, String>) -> Duration {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The first commit, with its state on a loop image of `kind` holding the
@@ -469,14 +511,14 @@ fn bench_fs(bin: &Path, base: &Path, kind: &str, n: usize, rounds: usize) -> Res
     for round in 0..rounds {
         t.add(FLOOR, walk(&stock));
         let fresh = mnt.join(format!("first-{round}"));
-        std::fs::create_dir_all(&fresh).expect("mkdir");
+        std::fs::create_dir_all(&fresh).map_err(|e| format!("mkdir on the image: {e}"))?;
         std::fs::write(
             fresh.join("config.yaml"),
             format!("stock: [{}]\n", stock.display()),
         )
-        .expect("config");
-        t.ours(FIRST, bin, &fresh, &["commit"]);
-        t.add(CP, cp_swap(&stock, &alt, round));
+        .map_err(|e| format!("config on the image: {e}"))?;
+        t.try_ours(FIRST, bin, &fresh, &["commit"])?;
+        t.add(CP, cp_swap(&stock, &alt, round)?);
     }
     Ok(t)
 }

@@ -47,10 +47,14 @@ impl LoopFs {
         drop(file);
         std::fs::create_dir_all(&guard.mount)
             .map_err(|e| format!("cannot create {}: {e}", guard.mount.display()))?;
-        run(
-            &mkfs,
-            &["-q".as_ref(), force.as_ref(), guard.image.as_os_str()],
-        )?;
+        // ext4 fixes its inodes at mkfs time, one per 16 KiB by default:
+        // too few for copies of a tree of tiny files.
+        let mut args: Vec<&std::ffi::OsStr> = vec!["-q".as_ref(), force.as_ref()];
+        if kind == "ext4" {
+            args.extend([std::ffi::OsStr::new("-i"), std::ffi::OsStr::new("4096")]);
+        }
+        args.push(guard.image.as_os_str());
+        run(&mkfs, &args)?;
         run(
             "mount",
             &[
