@@ -96,6 +96,7 @@ fn main() {
     let base = PathBuf::from(
         std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp/svcdir-bench".into()),
     );
+    progress("building the release binary");
     let bin = binary();
     let mut report = String::new();
     writeln!(report, "{}", machine_line()).ok();
@@ -103,7 +104,13 @@ fn main() {
     let mut trees = RemoveOnDrop(Vec::new());
     for &n in &sizes {
         let dir = base.join(format!("n{n}"));
-        let _ = std::fs::remove_dir_all(&dir);
+        if dir.exists() {
+            progress(&format!(
+                "removing {} left by an earlier run",
+                dir.display()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         std::fs::create_dir_all(&dir).expect("bench dir");
         trees.0.push(dir.clone());
         done.push(bench_size(&bin, &base, &dir, n, &opts));
@@ -148,10 +155,13 @@ fn machine_line() -> String {
     )
 }
 
+/// A line on stderr: seconds since the start, what comes next, the load.
 fn progress(what: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let since = START.get_or_init(Instant::now).elapsed().as_secs();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?").to_string();
-    eprintln!("bench: {what} (load {load})");
+    eprintln!("bench: {since:>5} s  {what} (load {load})");
 }
 
 /// Writes N services into `stock`, on all cores; returns (files, dirs).
