@@ -218,6 +218,7 @@ pub(crate) fn create(
     std::io::Write::write_all(&mut file, &bytes)
         .map_err(|e| Error::create("write", dir.join(layout::GENERATION_MANIFEST), e))?;
     crate::sys::fs::sync_file(&file, &dir.join(layout::GENERATION_MANIFEST))?;
+    crate::state::summary::write(&dir, &m, parent)?;
     dir.sync()?;
     // Its links are new symlinks: durable before the generation is
     // published (docs/durability.md#the-switch-and-symlinks).
