@@ -367,29 +367,13 @@ fn gather(
         Vec::new()
     };
     let (running, interrupted) = split_running(interrupted, held, &lock_holders);
-    // With a damaged log, gc could not say what it keeps: no estimate.
-    let store = if log_error.is_some() {
-        None
-    } else {
-        let used = if measure {
-            measured_store_use(cfg, state)
-        } else {
-            recorded_store_use(cfg, state)
-        };
-        match used {
-            Ok(used) => Some(used),
-            // A supervisor's runtime directories (0700) inside live objects
-            // are not for other users to walk: the rest is still reported.
-            Err(e) if !crate::sys::fs::is_root() => {
-                crate::output::report::warn(&format!(
-                    "store use not measured: {}; run `svcdir-update status` as root",
-                    e.chain()
-                ));
-                None
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    // The two halves that grow with the services, side by side: the store
+    // and the update locks (a lock file per service).
+    let (store, update_locks) = rayon::join(
+        || store_report(cfg, state, measure, log_error.is_some()),
+        || update::held(cfg),
+    );
+    let (store, update_locks) = (store?, update_locks?);
     Ok(StatusReport {
         state: state.path().display().to_string(),
         live: live.map(|l| l.number),
@@ -412,13 +396,45 @@ fn gather(
             liveness: process.liveness(),
             process,
         }),
-        update_locks: update::held(cfg)?,
+        update_locks,
         pins: pin::held(cfg)?,
         pending: pending::read(&state.dir)?
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
         held_back: held_back::load(&state.dir),
         store,
     })
+}
+
+/// The `store` of the report: recorded or `measure`d, none when the
+/// rollback log is damaged (gc could not say what it keeps) or, for a
+/// user other than root, when the store cannot be read.
+fn store_report(
+    cfg: &Config,
+    state: &State,
+    measure: bool,
+    log_damaged: bool,
+) -> Result<Option<StoreUse>> {
+    if log_damaged {
+        return Ok(None);
+    }
+    let used = if measure {
+        measured_store_use(cfg, state)
+    } else {
+        recorded_store_use(cfg, state)
+    };
+    match used {
+        Ok(used) => Ok(Some(used)),
+        // A supervisor's runtime directories (0700) inside live objects
+        // are not for other users to walk: the rest is still reported.
+        Err(e) if !crate::sys::fs::is_root() => {
+            crate::output::report::warn(&format!(
+                "store use not measured: {}; run `svcdir-update status` as root",
+                e.chain()
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A logged transaction is running, not interrupted, while the manager
