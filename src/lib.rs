@@ -73,7 +73,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Rollback(args) => app::rollback::rollback(&config()?, args, cli.wait),
         Command::Status(args) => match &args.name {
             Some(name) => app::service::service_status(&config()?, name),
-            None => app::status::status(&config()?),
+            None => app::status::status(&config()?, args.usage),
         },
         Command::Services => app::service::services(&config()?),
         Command::List => app::list::list(&config()?),

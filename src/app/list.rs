@@ -9,12 +9,13 @@ use super::{Output, table};
 use crate::config::Config;
 use crate::error::Result;
 use crate::format::manifest::GenerationManifest;
-use crate::model::plan::{self, Counts};
+use crate::model::plan::Counts;
 use crate::output::report;
 use crate::state::State;
 use crate::state::generation;
 use crate::state::history;
 use crate::state::pinned;
+use crate::state::summary::{self, Summary};
 
 #[derive(Debug, Serialize)]
 struct ListRow {
@@ -59,35 +60,36 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
     // One manifest at a time, plus its parent: with 100,000 services a
     // manifest costs ≈ 20 MiB in memory, so holding every generation's
     // would grow with the history (docs/performance.md#100000-services).
+    // A generation's summary, when it has one, holds all a row needs: no
+    // manifest is parsed (docs/performance.md#status-and-list-at-100000-services).
     let numbers = generation::list(&state)?;
     let mut rows: Vec<ListRow> = Vec::with_capacity(numbers.len());
     let mut previous: Option<GenerationManifest> = None;
     for &n in &numbers {
-        let m = generation::load(&state, n)?;
-        let changes = match m.parent {
-            Some(p) if previous.as_ref().is_some_and(|q| q.generation == p) => previous
-                .as_ref()
-                .map(|q| plan::make(&q.services, &m.services).counts()),
-            Some(p) if numbers.binary_search(&p).is_ok() => {
-                let q = generation::load(&state, p)?;
-                Some(plan::make(&q.services, &m.services).counts())
+        let s = match summary::load(&state, n) {
+            Some(s) => s,
+            None => {
+                let (s, m) = summarize(&state, &numbers, n, previous.take())?;
+                previous = Some(m);
+                s
             }
-            _ => None,
         };
         let fate = history::fate(&entries, n);
         rows.push(ListRow {
             generation: n,
             live: Some(n) == live,
-            created: m.created.clone(),
-            parent: m.parent,
-            services: m.services.len(),
-            changes,
+            created: s.created,
+            parent: s.parent,
+            services: s.services,
+            // From the parent only while it is on disk, as without summaries.
+            changes: s
+                .changes
+                .filter(|_| s.parent.is_some_and(|p| numbers.binary_search(&p).is_ok())),
             never_live: history_covers(&entries, n) && !fate.went_live && Some(n) != live,
             failed_check_up: fate.failed_check_up,
             pinned: pins.contains(&n),
-            note: m.note.clone(),
+            note: s.note,
         });
-        previous = Some(m);
     }
     let human = if rows.is_empty() {
         "no generations yet\n".to_string()
@@ -95,6 +97,24 @@ pub(crate) fn list(cfg: &Config) -> Result<Output> {
         render(&rows)
     };
     Ok(Output::new(&rows, human))
+}
+
+/// The summary of generation `n`, which has none, from its manifest and
+/// its parent's (`previous` when that is the parent; loaded otherwise,
+/// when on disk); returns the manifest too, for the next generation.
+fn summarize(
+    state: &State,
+    numbers: &[u64],
+    n: u64,
+    previous: Option<GenerationManifest>,
+) -> Result<(Summary, GenerationManifest)> {
+    let m = generation::load(state, n)?;
+    let parent = match (m.parent, previous) {
+        (Some(p), Some(q)) if q.generation == p => Some(q),
+        (Some(p), _) if numbers.binary_search(&p).is_ok() => Some(generation::load(state, p)?),
+        _ => None,
+    };
+    Ok((Summary::of(&m, parent.as_ref()), m))
 }
 
 /// Whether the history tells of generation `n` at all: it begins with the

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::Output;
-use crate::config::Config;
+use crate::config::{Config, Supervisor};
 use crate::engine::gc;
 use crate::error::Result;
 use crate::format::manifest::GenerationManifest;
@@ -20,7 +20,9 @@ use crate::state::generation;
 use crate::state::held_back;
 use crate::state::layout;
 use crate::state::pending;
+use crate::state::summary;
 use crate::state::txn_log;
+use crate::state::usage;
 use crate::stock::held_back::HeldBack;
 use crate::sys::process::{Liveness, ProcessSignature};
 
@@ -95,10 +97,86 @@ struct StoreUse {
     gc_generations: usize,
     gc_objects: usize,
     gc_bytes: u64,
+    /// How the numbers were got: `recorded` sums what commits recorded
+    /// (generation summaries, `store-usage.log`), `measured` read every
+    /// store entry and kept manifest (`status --usage`).
+    counted: Counted,
+    /// Objects whose disk use this run measured: every one when
+    /// `measured`, otherwise those without a record (made by an older
+    /// version).
+    measured_objects: usize,
 }
 
-/// Counts the store's objects and bytes, and what `gc` would remove.
-fn store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
+/// Where the numbers of [`StoreUse`] come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Counted {
+    Recorded,
+    Measured,
+}
+
+/// The store's objects and bytes, and what `gc` would remove, from what
+/// commits recorded: a file of a few numbers per generation and a line per
+/// object, not a stat of every entry nor a parse of every kept manifest
+/// (docs/performance.md#status-and-list-at-100000-services). Objects and
+/// generations without a record are measured and parsed.
+fn recorded_store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
+    let listing = state.store.names()?;
+    let plan = gc::mark_with(
+        cfg,
+        state,
+        cfg.keep_generations.max(1),
+        None,
+        summary::referenced,
+        &listing,
+    )?;
+    let mut recorded = usage::read(&state.dir);
+    let names: std::collections::HashSet<&str> =
+        listing.iter().filter_map(|n| n.to_str()).collect();
+    let mut measured_objects = 0;
+    let mut use_of = |object: &str| -> Result<u64> {
+        if let Some(bytes) = recorded.get(object) {
+            return Ok(*bytes);
+        }
+        measured_objects += 1;
+        let bytes = usage::measure(&state.store, object)?;
+        recorded.insert(object.to_string(), bytes);
+        Ok(bytes)
+    };
+    let (mut objects, mut bytes, mut gc_bytes) = (0, 0, 0);
+    for name in &names {
+        if layout::split_object_name(name).is_some() {
+            objects += 1;
+            bytes += use_of(name)?;
+        } else if name
+            .strip_suffix(layout::OBJECT_MANIFEST_SUFFIX)
+            .is_some_and(|object| names.contains(object))
+        {
+            // Counted with its object.
+        } else {
+            bytes += state
+                .store
+                .disk_usage(name, &mut std::collections::HashSet::new())?;
+        }
+    }
+    for object in &plan.removed_objects {
+        gc_bytes += use_of(object)?;
+    }
+    Ok(StoreUse {
+        objects,
+        bytes,
+        gc_generations: plan.removed_generations.len(),
+        gc_objects: plan.removed_objects.len(),
+        gc_bytes,
+        counted: Counted::Recorded,
+        measured_objects,
+    })
+}
+
+/// Counts the store's objects and bytes, and what `gc` would remove, by
+/// reading everything: every entry of every object lstat-ed (hard links
+/// counted once), every kept generation's manifest parsed.
+fn measured_store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
     // `mark` reads the rollback log itself (the caller skips this when the
     // log is damaged).
     let plan = gc::mark(cfg, state, cfg.keep_generations.max(1), None)?;
@@ -118,11 +196,13 @@ fn store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
         bytes += state.store.disk_usage(&name, &mut seen)?;
     }
     Ok(StoreUse {
+        measured_objects: objects,
         objects,
         bytes,
         gc_generations: plan.removed_generations.len(),
         gc_objects: plan.removed_objects.len(),
         gc_bytes,
+        counted: Counted::Measured,
     })
 }
 
@@ -142,22 +222,56 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-pub(crate) fn status(cfg: &Config) -> Result<Output> {
+/// What `status` shows of the live generation: from its summary when it
+/// has one, and its manifest only when something needs the service names
+/// (asking a supervisor which are down) or there is no summary.
+struct LiveView {
+    number: u64,
+    created: String,
+    services: usize,
+    manifest: Option<GenerationManifest>,
+}
+
+impl LiveView {
+    fn read(cfg: &Config, state: &State, n: u64) -> Result<LiveView> {
+        let summary = summary::load(state, n);
+        let names_needed = cfg.supervisor != Supervisor::None;
+        let manifest = if summary.is_none() || names_needed {
+            Some(generation::load(state, n)?)
+        } else {
+            None
+        };
+        let (created, services) = match (&summary, &manifest) {
+            (Some(s), _) => (s.created.clone(), s.services),
+            (None, Some(m)) => (m.created.clone(), m.services.len()),
+            (None, None) => (String::new(), 0),
+        };
+        Ok(LiveView {
+            number: n,
+            created,
+            services,
+            manifest,
+        })
+    }
+}
+
+pub(crate) fn status(cfg: &Config, measure: bool) -> Result<Output> {
     let Some(state) = State::open_current(cfg)? else {
         return not_initialized(cfg);
     };
-    let live = state.live()?;
-    let live_manifest = live.map(|n| generation::load(&state, n)).transpose()?;
-    let report = gather(cfg, &state, live, live_manifest.as_ref())?;
+    let live = state
+        .live()?
+        .map(|n| LiveView::read(cfg, &state, n))
+        .transpose()?;
+    let report = gather(cfg, &state, live.as_ref(), measure)?;
     let mut h = String::new();
     h.push_str(&format!("state:        {}\n", shown(&report.state)));
-    match (&report.live, &live_manifest) {
-        (Some(n), Some(m)) => h.push_str(&format!(
-            "live:         generation {n}, created {}, {} services\n",
-            m.created,
-            m.services.len()
+    match &live {
+        Some(l) => h.push_str(&format!(
+            "live:         generation {}, created {}, {} services\n",
+            l.number, l.created, l.services
         )),
-        _ => h.push_str("live:         none (run `svcdir-update commit`)\n"),
+        None => h.push_str("live:         none (run `svcdir-update commit`)\n"),
     }
     h.push_str(&format!(
         "generations:  {} ({})\n",
@@ -183,6 +297,12 @@ pub(crate) fn status(cfg: &Config) -> Result<Output> {
             s.gc_objects,
             human_size(s.gc_bytes)
         ));
+        h.push_str(match s.counted {
+            Counted::Recorded => {
+                "              (as commits recorded them; `status --usage` measures)\n"
+            }
+            Counted::Measured => "              (measured)\n",
+        });
     }
     render_locks(&report, &mut h);
     Ok(Output::new(&report, h))
@@ -222,8 +342,8 @@ fn not_initialized(cfg: &Config) -> Result<Output> {
 fn gather(
     cfg: &Config,
     state: &State,
-    live: Option<u64>,
-    live_manifest: Option<&GenerationManifest>,
+    live: Option<&LiveView>,
+    measure: bool,
 ) -> Result<StatusReport> {
     let (interrupted, log_error) = match txn_log::read(&state.dir) {
         Ok(log) => (
@@ -247,34 +367,23 @@ fn gather(
         Vec::new()
     };
     let (running, interrupted) = split_running(interrupted, held, &lock_holders);
-    // With a damaged log, gc could not say what it keeps: no estimate.
-    let store = if log_error.is_some() {
-        None
-    } else {
-        match store_use(cfg, state) {
-            Ok(used) => Some(used),
-            // A supervisor's runtime directories (0700) inside live objects
-            // are not for other users to walk: the rest is still reported.
-            Err(e) if !crate::sys::fs::is_root() => {
-                crate::output::report::warn(&format!(
-                    "store use not measured: {}; run `svcdir-update status` as root",
-                    e.chain()
-                ));
-                None
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    // The two halves that grow with the services, side by side: the store
+    // and the update locks (a lock file per service).
+    let (store, update_locks) = rayon::join(
+        || store_report(cfg, state, measure, log_error.is_some()),
+        || update::held(cfg),
+    );
+    let (store, update_locks) = (store?, update_locks?);
     Ok(StatusReport {
         state: state.path().display().to_string(),
-        live,
-        created: live_manifest.map(|m| m.created.clone()),
-        services: live_manifest.map_or(0, |m| m.services.len()),
+        live: live.map(|l| l.number),
+        created: live.map(|l| l.created.clone()),
+        services: live.map_or(0, |l| l.services),
         generations: generation::list(state)?,
         interrupted,
         running,
         staging_leftovers: staging_leftovers(state)?,
-        down: left_down(cfg, state, live_manifest),
+        down: left_down(cfg, state, live.and_then(|l| l.manifest.as_ref())),
         log_error,
         manager_lock: if held {
             manager::read_holder(&state.dir)
@@ -287,13 +396,45 @@ fn gather(
             liveness: process.liveness(),
             process,
         }),
-        update_locks: update::held(cfg)?,
+        update_locks,
         pins: pin::held(cfg)?,
         pending: pending::read(&state.dir)?
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
         held_back: held_back::load(&state.dir),
         store,
     })
+}
+
+/// The `store` of the report: recorded or `measure`d, none when the
+/// rollback log is damaged (gc could not say what it keeps) or, for a
+/// user other than root, when the store cannot be read.
+fn store_report(
+    cfg: &Config,
+    state: &State,
+    measure: bool,
+    log_damaged: bool,
+) -> Result<Option<StoreUse>> {
+    if log_damaged {
+        return Ok(None);
+    }
+    let used = if measure {
+        measured_store_use(cfg, state)
+    } else {
+        recorded_store_use(cfg, state)
+    };
+    match used {
+        Ok(used) => Ok(Some(used)),
+        // A supervisor's runtime directories (0700) inside live objects
+        // are not for other users to walk: the rest is still reported.
+        Err(e) if !crate::sys::fs::is_root() => {
+            crate::output::report::warn(&format!(
+                "store use not measured: {}; run `svcdir-update status` as root",
+                e.chain()
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A logged transaction is running, not interrupted, while the manager

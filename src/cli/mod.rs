@@ -212,6 +212,11 @@ pub struct RollbackArgs {
 pub struct StatusArgs {
     /// Show this one service instead of the whole state
     pub name: Option<String>,
+    /// Measure the store's disk use and what gc would free by reading
+    /// every store entry and every kept generation's manifest, instead of
+    /// summing what commits recorded (slow with many services)
+    #[arg(long, conflicts_with = "name")]
+    pub usage: bool,
 }
 
 /// The arguments of `verify`.

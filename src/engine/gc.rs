@@ -56,6 +56,42 @@ pub(crate) fn mark(
     keep: usize,
     interrupted: Option<&TxnLog>,
 ) -> Result<GcReport> {
+    let names = state.store.names()?;
+    mark_with(
+        cfg,
+        state,
+        keep,
+        interrupted,
+        referenced_by_manifests,
+        &names,
+    )
+}
+
+/// Every object the generations `kept` (all on disk) reference, from their
+/// manifests: what gc itself trusts.
+fn referenced_by_manifests(state: &State, kept: &BTreeSet<u64>) -> Result<HashSet<String>> {
+    let mut referenced = HashSet::new();
+    for n in kept {
+        // A kept generation whose manifest cannot be read aborts gc: its
+        // objects are unknown, so none may be deleted.
+        referenced.extend(generation::load(state, *n)?.services.into_values());
+    }
+    Ok(referenced)
+}
+
+/// [`mark`] with the objects the kept generations reference found by
+/// `referenced` (`status` estimates them from generation summaries), over
+/// `names`, the store's listing (which `status` reads once for both).
+pub(crate) fn mark_with(
+    cfg: &Config,
+    state: &State,
+    keep: usize,
+    interrupted: Option<&TxnLog>,
+    // A hash set: a lookup for every store entry, 200,000 of them with
+    // 100,000 services (docs/performance.md#status-and-list-at-100000-services).
+    referenced: fn(&State, &BTreeSet<u64>) -> Result<HashSet<String>>,
+    names: &[std::ffi::OsString],
+) -> Result<GcReport> {
     let all = generation::list(state)?;
     let mut kept: BTreeSet<u64> = all.iter().rev().take(keep).copied().collect();
     if let Some(live) = state.live()? {
@@ -71,15 +107,8 @@ pub(crate) fn mark(
         kept.insert(log.to);
         kept.extend(log.from);
     }
-    let mut referenced = BTreeSet::new();
-    for n in &kept {
-        if !all.contains(n) {
-            continue;
-        }
-        // A kept generation whose manifest cannot be read aborts gc: its
-        // objects are unknown, so none may be deleted.
-        referenced.extend(generation::load(state, *n)?.services.into_values());
-    }
+    let on_disk: BTreeSet<u64> = kept.iter().filter(|n| all.contains(n)).copied().collect();
+    let referenced = referenced(state, &on_disk)?;
     let mut report = GcReport {
         kept_generations: kept.iter().copied().collect(),
         removed_generations: all.iter().filter(|n| !kept.contains(n)).copied().collect(),
@@ -87,9 +116,8 @@ pub(crate) fn mark(
     };
     let users = dirs_in_use();
     let pins = pin::try_pins_dir(cfg)?;
-    let names = state.store.names()?;
     let counter = Counter::new("looking at the store", names.len(), "entries");
-    for name in &names {
+    for name in names {
         counter.tick();
         let Some(name) = name.to_str() else { continue };
         // A manifest whose object is gone (gc killed between the two

@@ -470,6 +470,8 @@ pub(crate) fn stage_generation(
         state.dir.sync()?;
         failpoint::hit("commit.after-publish-objects")?;
         progress.phase(|| format!("{} store objects durable and published", objects.len()));
+        // For `status`, which then sums numbers (docs/performance.md).
+        crate::state::usage::record_published(state, &objects);
         let trees = prepared.stock.trees.clone();
         generation::create(state, n, prepared.live.as_ref(), target, trees, note)?;
         Ok(())

@@ -232,6 +232,7 @@ pub(crate) fn create(
     std::io::Write::write_all(&mut file, &bytes)
         .map_err(|e| Error::create("write", dir.join(layout::GENERATION_MANIFEST), e))?;
     crate::sys::fs::sync_file(&file, &dir.join(layout::GENERATION_MANIFEST))?;
+    crate::state::summary::write(&dir, &m, parent)?;
     dir.sync()?;
     // Its links are new symlinks: durable before the generation is
     // published (docs/durability.md#the-switch-and-symlinks).
@@ -364,9 +365,12 @@ fn retire(state: &State, spare: &GenerationManifest, tmp: &str) -> Result<Option
     Ok(Some(dir))
 }
 
-/// Puts generation `m`'s manifest from `from` into `to`: a hard link (it
-/// never changes), or a fresh copy where the file system cannot link.
+/// Puts generation `m`'s manifest and summary from `from` into `to`: hard
+/// links (they never change), or a fresh copy of the manifest where the
+/// file system cannot link. A summary that cannot be linked is left out:
+/// it is a cache, and `list` reads the manifest without it.
 fn copy_manifest(from: &Dir, to: &Dir, m: &GenerationManifest) -> Result<()> {
+    from.hard_link(layout::GENERATION_SUMMARY, to, layout::GENERATION_SUMMARY)?;
     if from.hard_link(layout::GENERATION_MANIFEST, to, layout::GENERATION_MANIFEST)? {
         return Ok(());
     }
@@ -377,7 +381,8 @@ fn copy_manifest(from: &Dir, to: &Dir, m: &GenerationManifest) -> Result<()> {
     crate::sys::fs::sync_file(&file, &path)
 }
 
-/// Turns `dir`, the links of `had`, into the links of `want`: a service
+/// Turns `dir`, the links of `had`, into the links of `want` (and nothing
+/// else: the taken generation's summary goes too): a service
 /// whose object differs gets a new link, one `want` lacks is removed. One
 /// listing finds names that are missing (a power cut on a file system that
 /// wrote a symlink late, docs/durability.md#the-switch-and-symlinks) or

@@ -34,6 +34,11 @@ pub(crate) const GENERATION_MANIFEST: &str = ".manifest.yaml";
 /// directory holds its manifest only, no links
 /// (docs/design.md#dormant-generations).
 pub(crate) const DORMANT: &str = ".dormant";
+/// A generation's summary, beside its manifest (`state::summary`).
+pub(crate) const GENERATION_SUMMARY: &str = ".summary.json";
+/// What each store object takes on disk, one line an object, appended when
+/// objects are published (`state::usage`).
+pub(crate) const STORE_USAGE: &str = "store-usage.log";
 /// The suffix of a store object's manifest, beside the object.
 pub(crate) const OBJECT_MANIFEST_SUFFIX: &str = ".manifest.yaml";
 /// Per-service update locks, under the runtime directory.

@@ -15,7 +15,9 @@ pub(crate) mod pending;
 pub(crate) mod pinned;
 pub(crate) mod scandir;
 pub(crate) mod store;
+pub(crate) mod summary;
 pub(crate) mod txn_log;
+pub(crate) mod usage;
 
 use std::path::{Path, PathBuf};
 

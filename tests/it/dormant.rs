@@ -24,7 +24,12 @@ fn entries(root: &Root, n: u64) -> BTreeSet<String> {
 }
 
 fn is_dormant(root: &Root, n: u64) -> bool {
-    entries(root, n) == BTreeSet::from([".manifest.yaml".into(), layout::DORMANT.into()])
+    entries(root, n)
+        == BTreeSet::from([
+            ".manifest.yaml".into(),
+            ".summary.json".into(),
+            layout::DORMANT.into(),
+        ])
 }
 
 /// Changes only `web/run`, a different text each time.

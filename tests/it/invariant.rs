@@ -248,8 +248,19 @@ pub fn assert_consistent_at(root: &Root, depth: Depth) -> Option<u64> {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.remove(".manifest.yaml");
-        // A dormant generation holds its manifest and the marker only
-        // (docs/design.md#dormant-generations); never the live one.
+        // The summary, when there is one, agrees with the manifest
+        // (docs/performance.md#status-and-list-at-100000-services).
+        if names.remove(".summary.json") {
+            let summary = yaml(&dir.join(".summary.json"));
+            assert_eq!(summary["generation"].as_u64(), Some(n), "{summary:?}");
+            assert_eq!(
+                summary["services"].as_u64(),
+                Some(services.len() as u64),
+                "generation {n}: the summary's count differs from the manifest"
+            );
+        }
+        // A dormant generation holds its manifest, summary and the marker
+        // only (docs/design.md#dormant-generations); never the live one.
         if names.contains(layout::DORMANT) {
             assert_eq!(
                 names,

@@ -57,6 +57,7 @@ mod stat_cache;
 mod status_truth;
 mod stock_busy;
 mod store_owner;
+mod summaries;
 mod supervisor_check;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
