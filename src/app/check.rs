@@ -20,7 +20,11 @@ struct CheckReport {
 }
 
 pub(crate) fn check(cfg: &Config) -> Result<Output> {
-    let mut stock = stock::scan(cfg, crate::stock::stat_cache::StatCache::default())?;
+    let mut stock = stock::scan(
+        cfg,
+        crate::stock::stat_cache::StatCache::default(),
+        stock::ScanOptions::default(),
+    )?;
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
     // `check` lists every problem and exits 65 (or 75), held back or not.
     let stock = stock.all_or_nothing()?;

@@ -130,8 +130,11 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     });
     failpoint::hit("commit.after-scan")?;
     if let (Some(cache), None) = (&state.cache, &named) {
-        if let Err(e) = prepared.stock.cache.save(cache) {
-            report::debug(&format!("stat cache not saved: {}", e.chain()));
+        match prepared.stock.cache.save(cache) {
+            // Nothing after this reads it but `reread_stale_files`, which
+            // reads the file back.
+            Ok(()) => prepared.stock.cache.let_go(),
+            Err(e) => report::debug(&format!("stat cache not saved: {}", e.chain())),
         }
     }
     let previous = prepared.live.as_ref().map(|g| g.generation);
@@ -263,6 +266,7 @@ fn reread_stale_files(
          the stock is read again",
         stale.len()
     ));
+    prepared.stock.cache = std::mem::take(&mut prepared.stock.cache).reloaded(state.cache.as_ref());
     prepared.stock.cache.forget(&stale);
     let save = |cache: &StatCache| state.cache.as_ref().map_or(Ok(()), |dir| cache.save(dir));
     let again = match save(&prepared.stock.cache) {

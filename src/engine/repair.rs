@@ -18,7 +18,20 @@ pub(crate) fn repair_scandir(
     state: &LockedState,
     live: &GenerationManifest,
 ) -> Result<ScanSync> {
-    let relinked = generation::repair_links(state, live)?;
+    // The generation's links, the lock files and the scan directory are
+    // checked side by side: one readlink or open per live service each
+    // (docs/performance.md#100000-services-memory-after-this-change).
+    let (relinked, surveyed) = rayon::join(
+        || generation::repair_links(state, live),
+        || -> Result<_> {
+            let scandir = scandir::open(cfg)?;
+            update::ensure_files(cfg, live.services.keys().map(String::as_str))?;
+            let names = live.services.keys().cloned().collect();
+            let drift = scandir::drift(&scandir, &state.live_path(), &names)?;
+            Ok((scandir, names, drift))
+        },
+    );
+    let relinked = relinked?;
     if !relinked.is_empty() {
         report::warn(&format!(
             "generation {}: the link of {} was lost (power cut?); made it again from the manifest",
@@ -26,10 +39,7 @@ pub(crate) fn repair_scandir(
             relinked.join(", ")
         ));
     }
-    let scandir = scandir::open(cfg)?;
-    update::ensure_files(cfg, live.services.keys().map(String::as_str))?;
-    let names = live.services.keys().cloned().collect();
-    let drift = scandir::drift(&scandir, &state.live_path(), &names)?;
+    let (scandir, names, drift) = surveyed?;
     if !drift.changed() {
         if !relinked.is_empty() {
             // The scan directory was right, but its services were down.

@@ -53,7 +53,8 @@ pub(crate) fn restore_objects(
     damaged: &BTreeSet<String>,
     locks: LockPolicy,
 ) -> Result<Restored> {
-    let prepared = stage::prepare(cfg, Some(state))?;
+    // Every entry: a damaged object may be a live one, copied again from them.
+    let prepared = stage::prepare_whole(cfg, Some(state))?;
     restore_from(cfg, state, &prepared, damaged, locks)
 }
 
@@ -161,16 +162,21 @@ pub(crate) fn restore_reused(
     prepared: &Prepared,
     locks: LockPolicy,
 ) -> Result<Restored> {
-    let published = store::published(&state.store)?;
     let target = prepared.target();
     let live = prepared.live.as_ref().map(|g| &g.services);
-    let reused = target
+    let changed: Vec<&String> = target
         .iter()
         .filter(|(name, object)| live.and_then(|l| l.get(*name)) != Some(*object))
         .map(|(_, object)| object)
-        .filter(|o| {
-            published.contains(o.as_str()) && published.contains(&layout::object_manifest_name(o))
-        });
+        .collect();
+    if changed.is_empty() {
+        // A no-op commit: no listing of the whole store.
+        return Ok(Restored::default());
+    }
+    let published = store::published(&state.store)?;
+    let reused = changed.into_iter().filter(|o| {
+        published.contains(o.as_str()) && published.contains(&layout::object_manifest_name(o))
+    });
     let damaged = super::verify::damaged_objects(cfg, state, reused);
     if damaged.is_empty() {
         return Ok(Restored::default());

@@ -20,7 +20,7 @@ use crate::state::generation;
 use crate::state::layout;
 use crate::state::store::{self, Durability};
 use crate::stock::stat_cache::{Fingerprint, StatCache};
-use crate::stock::{self, Stock, StockService};
+use crate::stock::{self, ScanOptions, Stock, StockService};
 use crate::sys::failpoint;
 
 /// The stock, the live generation and the plan between them.
@@ -62,9 +62,20 @@ fn target_of(
 }
 
 /// Reads the stock (with the stat cache) and plans against `live`, with the
-/// changed files and `restart_on` paths of every restarted service.
+/// changed files and `restart_on` paths of every restarted service. The
+/// entries of services whose object is live are let go as they are read
+/// ([`StockService::entries_dropped`]); [`prepare_whole`] keeps them.
 pub(crate) fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
     prepare_restarting(cfg, state, &[])
+}
+
+/// [`prepare`] keeping the entries of every stock service, also of those
+/// whose object is live: `verify --repair` copies a damaged live object
+/// again from them.
+pub(crate) fn prepare_whole(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
+    let live = load_live(state)?;
+    let stock = scan_stock(cfg, state, ScanOptions::default())?;
+    plan_stock(cfg, state, stock, live, &[], None)
 }
 
 /// [`prepare`], and restarts the services named in `restart` (`commit
@@ -76,8 +87,24 @@ pub(crate) fn prepare_restarting(
     state: Option<&State>,
     restart: &[String],
 ) -> Result<Prepared> {
-    let stock = scan_stock(cfg, state)?;
-    plan_stock(cfg, state, stock, restart, None)
+    let live = load_live(state)?;
+    let opts = ScanOptions {
+        unchanged: live.as_ref().map(|g| &g.services),
+        keep: restart,
+    };
+    let stock = scan_stock(cfg, state, opts)?;
+    plan_stock(cfg, state, stock, live, restart, None)
+}
+
+/// The manifest of the live generation, if any.
+fn load_live(state: Option<&State>) -> Result<Option<GenerationManifest>> {
+    match state {
+        Some(st) => match st.live()? {
+            Some(n) => Ok(Some(generation::load(st, n)?)),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
 }
 
 /// [`prepare`] below the floor (`commit --changed`,
@@ -100,7 +127,8 @@ pub(crate) fn prepare_hinted(
         started.elapsed().as_secs_f64() * 1e3
     ));
     report_scan(&stock);
-    let prepared = plan_stock(cfg, Some(state), stock, &[], Some(&named))?;
+    let live = load_live(Some(state))?;
+    let prepared = plan_stock(cfg, Some(state), stock, live, &[], Some(&named))?;
     Ok((prepared, named))
 }
 
@@ -110,24 +138,16 @@ fn plan_stock(
     cfg: &Config,
     state: Option<&State>,
     mut stock: Stock,
+    live: Option<GenerationManifest>,
     restart: &[String],
     named: Option<&BTreeSet<String>>,
 ) -> Result<Prepared> {
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
     let mut stock = settle_held_back(cfg, stock)?;
     check_restart_names(&stock, restart)?;
-    let live = match state {
-        Some(st) => match st.live()? {
-            Some(n) => Some(generation::load(st, n)?),
-            None => None,
-        },
-        None => None,
-    };
-    let from = live
-        .as_ref()
-        .map(|g| g.services.clone())
-        .unwrap_or_default();
-    let old = changed_manifests(state, &from, &stock);
+    let nothing = BTreeMap::new();
+    let from = live.as_ref().map_or(&nothing, |g| &g.services);
+    let old = changed_manifests(state, from, &stock);
     keep_restart_markers(&mut stock, &old);
     if let (Some(st), false) = (state, restart.is_empty()) {
         // The generation this commit will stage: unique to this request.
@@ -151,7 +171,7 @@ fn plan_stock(
             .collect(),
         None => BTreeMap::new(),
     };
-    let mut plan = plan::make(&from, &target_of(&stock, &kept, &untouched));
+    let mut plan = plan::make(from, &target_of(&stock, &kept, &untouched));
     for change in &mut plan.services {
         match change.action {
             Action::Restart if restart.contains(&change.name) => {
@@ -232,7 +252,7 @@ fn check_restart_names(stock: &Stock, restart: &[String]) -> Result<()> {
 }
 
 /// Reads the stock with the stat cache, saying what it found at `-v`.
-fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
+fn scan_stock(cfg: &Config, state: Option<&State>, opts: ScanOptions<'_>) -> Result<Stock> {
     let started = std::time::Instant::now();
     // `--rehash`: an empty cache that replaces the file when saved, so a
     // record that lies is gone for good (docs/security.md#a-stale-stat-cache).
@@ -247,14 +267,14 @@ fn scan_stock(cfg: &Config, state: Option<&State>) -> Result<Stock> {
         started.elapsed().as_secs_f64() * 1e3
     ));
     let started = std::time::Instant::now();
-    let stock = stock::scan(cfg, cache)?;
+    let stock = stock::scan(cfg, cache, opts)?;
     report::debug(&format!(
         "stock: {} services, {} entries scanned in {:.1} ms",
         stock.services.len(),
         stock
             .services
             .values()
-            .map(|s| s.entries.len())
+            .map(|s| s.entry_count)
             .sum::<usize>(),
         started.elapsed().as_secs_f64() * 1e3
     ));
@@ -367,6 +387,34 @@ fn missing_services<'a>(state: &State, prepared: &'a Prepared) -> Result<Vec<&'a
         .collect())
 }
 
+/// The services among `missing` whose entries were let go because their
+/// object is live, read again: their object is gone from the store (removed
+/// by hand), and a commit copies it again as it copies any missing object.
+/// Exit 75 if one no longer reads as that object.
+fn read_again(cfg: &Config, missing: &[&StockService]) -> Result<Vec<StockService>> {
+    let names: BTreeSet<String> = missing
+        .iter()
+        .filter(|s| s.entries_dropped)
+        .map(|s| s.name.clone())
+        .collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    report::debug(&format!(
+        "{} live store object(s) missing: reading their services again",
+        names.len()
+    ));
+    let (mut again, _) = stock::scan_named(cfg, StatCache::default(), &names)?;
+    missing
+        .iter()
+        .filter(|s| s.entries_dropped)
+        .map(|s| match again.services.remove(&s.name) {
+            Some(fresh) if fresh.object_name() == s.object_name() => Ok(fresh),
+            _ => Err(stock::changed_while_reading(&s.dir())),
+        })
+        .collect()
+}
+
 /// Refuses, before anything is written, a commit whose new store objects
 /// hold more than `limits: max_stage_bytes` bytes of files (logical sizes:
 /// a sparse file's holes count, though they are copied as holes), naming
@@ -422,6 +470,12 @@ pub(crate) fn stage_generation(
     progress: &Progress,
 ) -> Result<u64> {
     let missing = missing_services(state, prepared)?;
+    let again = read_again(cfg, &missing)?;
+    let missing: Vec<&StockService> = missing
+        .into_iter()
+        .filter(|s| !s.entries_dropped)
+        .chain(&again)
+        .collect();
     check_stage_bytes(cfg, &missing)?;
     let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
     let durability = Durability::for_entries(new_entries);

@@ -47,15 +47,18 @@ pub(crate) fn try_locks_dir(cfg: &Config) -> Result<Option<LockDir>> {
 
 /// Makes sure every named service has its lock file, so services can take
 /// it from their first start. Existing files are left exactly as they are.
+/// Side by side: a no-op commit opens one per live service
+/// (docs/performance.md#100000-services-memory-after-this-change).
 pub(crate) fn ensure_files<'a>(
     cfg: &Config,
     services: impl IntoIterator<Item = &'a str>,
 ) -> Result<()> {
+    use rayon::prelude::*;
     let dir = locks_dir(cfg)?;
-    for service in services {
-        dir.open(service, false)?;
-    }
-    Ok(())
+    let services: Vec<&str> = services.into_iter().collect();
+    services
+        .par_iter()
+        .try_for_each(|service| dir.open(service, false).map(drop))
 }
 
 /// Gives every existing lock file of a service in `update_lock_group` its

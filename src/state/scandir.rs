@@ -47,17 +47,24 @@ pub(crate) fn link_target(live: &Path, name: &str) -> PathBuf {
 }
 
 /// What the scan directory holds under each name, from one listing and one
-/// readlink per entry.
+/// readlink per entry, side by side (a no-op commit surveys every live
+/// service, docs/performance.md#100000-services-memory-after-this-change).
 fn survey(scandir: &Dir, live: &Path) -> Result<BTreeMap<String, bool>> {
-    let mut out = BTreeMap::new();
-    for entry in scandir.names()? {
-        let Some(name) = entry.to_str() else { continue };
-        let ours = scandir
-            .try_read_link(name)?
-            .is_some_and(|t| t == link_target(live, name));
-        out.insert(name.to_string(), ours);
-    }
-    Ok(out)
+    use rayon::prelude::*;
+    let names: Vec<String> = scandir
+        .names()?
+        .into_iter()
+        .filter_map(|entry| entry.into_string().ok())
+        .collect();
+    names
+        .into_par_iter()
+        .map(|name| {
+            let ours = scandir
+                .try_read_link(&name)?
+                .is_some_and(|t| t == link_target(live, &name));
+            Ok((name, ours))
+        })
+        .collect()
 }
 
 /// What [`sync`] would change, without changing it.

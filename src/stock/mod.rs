@@ -60,6 +60,16 @@ pub(crate) struct StockService {
     pub entries: Vec<Entry>,
     /// `fingerprints[i]` is what `lstat` said of `entries[i]` when scanned.
     pub fingerprints: Vec<Fingerprint>,
+    /// How many entries the walk found: `entries.len()`, also once they
+    /// are let go.
+    pub entry_count: usize,
+    /// The walk found this service's object live and let go of its
+    /// `entries` and `fingerprints` (both empty now): nothing will be
+    /// copied or explained for it, and at 100,000 services keeping them
+    /// would hold most of the scan's memory
+    /// (docs/performance.md#100000-services-memory-after-this-change).
+    /// Only a full read ([`ScanOptions::unchanged`] `None`) keeps them all.
+    pub entries_dropped: bool,
     /// The digest of `entries` alone.
     pub digest: String,
     /// What else the object's identity covers: `restart_on` digests and a
@@ -96,6 +106,19 @@ impl StockService {
     pub(crate) fn object_name(&self) -> String {
         crate::model::names::object_name(&self.name, &self.object_digest())
     }
+}
+
+/// Which walked services may let go of their entries as soon as they are
+/// walked: those whose store object is the live one, i.e. whose digest
+/// matches live (docs/performance.md#100000-services-memory-after-this-change).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ScanOptions<'a> {
+    /// The live generation's objects by service name; `None` keeps every
+    /// service's entries (`check`, `verify --repair`, a first commit).
+    pub unchanged: Option<&'a BTreeMap<String, String>>,
+    /// Services whose entries stay whatever live holds: `commit --restart`
+    /// gives them a new object, which is copied from their entries.
+    pub keep: &'a [String],
 }
 
 /// All services of all stock trees, merged.
@@ -144,11 +167,11 @@ impl Stock {
 /// Reads and validates all stock trees. A service with problems is held
 /// back; a problem that names no service (a missing tree, the entry
 /// budget) fails the scan with every problem found.
-pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
+pub(crate) fn scan(cfg: &Config, cache: StatCache, opts: ScanOptions<'_>) -> Result<Stock> {
     let mut problems = ProblemsByService::default();
     let mut stock = Stock::default();
     let chosen = trees::choose_services(cfg, &mut stock, &mut problems.global)?;
-    scan_chosen(cfg, cache, stock, problems, &chosen)
+    scan_chosen(cfg, cache, stock, problems, &chosen, opts)
 }
 
 /// [`scan`] of only the services `names` (`commit --changed`,
@@ -164,7 +187,11 @@ pub(crate) fn scan_named(
     let mut problems = ProblemsByService::default();
     let mut stock = Stock::default();
     let (chosen, named) = trees::choose_named(cfg, &mut stock, &mut problems.global, names)?;
-    Ok((scan_chosen(cfg, cache, stock, problems, &chosen)?, named))
+    let opts = ScanOptions::default();
+    Ok((
+        scan_chosen(cfg, cache, stock, problems, &chosen, opts)?,
+        named,
+    ))
 }
 
 /// Walks the chosen services; a service with problems is held back.
@@ -174,6 +201,7 @@ fn scan_chosen(
     mut stock: Stock,
     mut problems: ProblemsByService,
     chosen: &ChosenServices,
+    opts: ScanOptions<'_>,
 ) -> Result<Stock> {
     for (name, problem) in &chosen.refused {
         problems
@@ -187,10 +215,12 @@ fn scan_chosen(
         cache: &cache,
         budget: &budget,
         roots: &chosen.tree_dirs,
+        opts,
     };
     crate::sys::failpoint::hit("stock.after-choose")?;
     let walked = walk_services(&context, chosen);
     let mut cache = cache;
+    let mut services = Vec::with_capacity(walked.len());
     for result in walked {
         let WalkedService {
             service,
@@ -203,13 +233,15 @@ fn scan_chosen(
             cache.insert(fp, hash, scan_start);
         }
         if service_problems.is_empty() {
-            let mut service = service;
-            decide_owners(cfg, &mut service, &mut stock.notices);
-            stock.services.insert(service.name.clone(), service);
+            services.push((service.name.clone(), service));
         } else {
             problems.services.insert(service.name, service_problems);
         }
     }
+    // Built from the sorted list at once, the map's nodes are full; inserted
+    // one by one in order, each would stay half empty (≈ 25 MiB more at
+    // 100,000 services).
+    stock.services = services.into_iter().collect();
     problems.global.extend(budget.exceeded_problem(cfg));
     stock.cache = cache;
     verdict(stock, problems)
@@ -281,11 +313,37 @@ fn walk_services(context: &WalkContext<'_>, chosen: &ChosenServices) -> Vec<Resu
             let service_dir = chosen.tree_dirs[*index]
                 .open_dir(name)
                 .map_err(|e| raced(e, &tree.join(name)))?;
-            let walked = walker::walk_service(context, &service_dir, name, tree);
+            let walked = walker::walk_service(context, &service_dir, name, tree)
+                .map(|walked| settle(context, walked));
             counter.tick();
             walked
         })
         .collect()
+}
+
+/// Decides the owners of a walked service without problems and, when its
+/// object is then the live one, lets go of its entries: done here, inside
+/// the parallel walk, so that the entries of unchanged services are never
+/// all held at once (docs/performance.md#100000-services-memory-after-this-change).
+fn settle(context: &WalkContext<'_>, mut walked: WalkedService) -> WalkedService {
+    if !walked.problems.is_empty() {
+        return walked;
+    }
+    let service = &mut walked.service;
+    decide_owners(context.cfg, service, &mut walked.notices);
+    let Some(live) = context.opts.unchanged else {
+        return walked;
+    };
+    // Their identity is settled only after the walk (`restart_on`
+    // digests, a `--restart` marker): their entries stay.
+    let later = context.cfg.restart_on.contains_key(&service.name)
+        || context.opts.keep.contains(&service.name);
+    if !later && live.get(&service.name) == Some(&service.object_name()) {
+        service.entries = Vec::new();
+        service.fingerprints = Vec::new();
+        service.entries_dropped = true;
+    }
+    walked
 }
 
 /// The stock with its held-back services; every problem as one error when

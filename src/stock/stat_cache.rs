@@ -54,6 +54,10 @@ pub(crate) struct StatCache {
     /// Started empty on purpose (`--rehash`): saved even with nothing
     /// added, so that the file on disk is replaced.
     rebuilt: bool,
+    /// Let go of after a save ([`StatCache::let_go`]): the file holds
+    /// exactly what this cache would write, and [`StatCache::reloaded`]
+    /// reads it back.
+    in_file: bool,
 }
 
 fn decode_record(r: &[u8]) -> (Fingerprint, [u8; 32]) {
@@ -130,6 +134,7 @@ impl StatCache {
             records,
             added: Vec::new(),
             rebuilt: false,
+            in_file: false,
         })
     }
 
@@ -140,6 +145,30 @@ impl StatCache {
             rebuilt: true,
             ..StatCache::default()
         }
+    }
+
+    /// Lets go of the records once [`StatCache::save`] wrote them: a commit
+    /// needs them again only to drop stale ones
+    /// ([`StatCache::reloaded`]), and at 100,000 services they hold 62 MiB
+    /// (docs/performance.md#100000-services-memory-after-this-change).
+    pub(crate) fn let_go(&mut self) {
+        *self = StatCache {
+            in_file: true,
+            ..StatCache::default()
+        };
+    }
+
+    /// This cache, or, when it was let go of, the one its save wrote, read
+    /// back from `cache_dir` with every record kept on the next save.
+    pub(crate) fn reloaded(self, cache_dir: Option<&Dir>) -> StatCache {
+        if !self.in_file {
+            return self;
+        }
+        let mut cache = StatCache::load(cache_dir);
+        for bits in &mut cache.seen {
+            *bits.get_mut() = u64::MAX;
+        }
+        cache
     }
 
     /// Drops the records of `stale` files (a fresh hash disagreed with the
@@ -372,6 +401,27 @@ mod tests {
     #[test]
     fn resigning_the_sample_keeps_it_valid() {
         assert_eq!(StatCache::decode(resigned(&sample())).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_cache_let_go_after_its_save_reads_back_what_it_saved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        let mut c = StatCache::default();
+        c.insert(fp(1), [7; 32], 1_000);
+        c.insert(fp(2), [8; 32], 1_000);
+        c.save(&dir).unwrap();
+        c.let_go();
+        assert_eq!(c.len(), 0);
+        // A stale record found later is dropped from what was saved; the
+        // other records stay.
+        let mut back = c.reloaded(Some(&dir));
+        back.forget(&[fp(2)]);
+        back.save(&dir).unwrap();
+        let last = StatCache::load(Some(&dir));
+        assert_eq!(last.len(), 1);
+        assert_eq!(last.lookup(&fp(1)), Some([7; 32]));
+        assert_eq!(last.lookup(&fp(2)), None);
     }
 
     #[test]

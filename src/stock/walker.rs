@@ -41,6 +41,8 @@ pub(super) struct WalkContext<'a> {
     pub budget: &'a EntryBudget,
     /// Every open stock tree, in config order: where links are resolved.
     pub roots: &'a [Dir],
+    /// Which services let go of their entries once walked.
+    pub opts: super::ScanOptions<'a>,
 }
 
 /// Walks the service `name` of the stock tree `tree`, open as `dir`.
@@ -157,8 +159,10 @@ impl Walker<'_> {
             service: StockService {
                 name: name.to_string(),
                 tree: tree.to_path_buf(),
+                entry_count: entries.len(),
                 entries,
                 fingerprints,
+                entries_dropped: false,
                 digest,
                 identity: Identity::default(),
                 stripped_setid: self.stripped,

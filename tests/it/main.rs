@@ -59,6 +59,7 @@ mod stock_busy;
 mod store_owner;
 mod summaries;
 mod supervisor_check;
+mod unchanged;
 
 /// The slow classes, out of the inner loop with `--skip slow::`
 /// (README.md#development): random kills, the crash matrix, the CPU-heavy
