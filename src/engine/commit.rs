@@ -172,8 +172,25 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     };
     let scandir = switch_to(cfg, &state, &prepared, generation, opts, &progress)?;
     // The stock this run read is live: a deferral recorded before it is done.
-    pending::clear_if_unchanged(&state.dir, &seen_pending)?;
-    record_held_back(&state, &prepared.stock.held_back)?;
+    // The switch is done too: a failure here is exit 1, not a "nothing
+    // happened" 74 (docs/cli.md#exit-codes).
+    let after = |what: &str, e: Error| Error::AfterSwitch {
+        generation,
+        what: what.to_string(),
+        source: Some(Box::new(e)),
+    };
+    pending::clear_if_unchanged(&state.dir, &seen_pending).map_err(|e| {
+        after(
+            "the record of a deferred commit was not removed; the next commit or `sync` removes it",
+            e,
+        )
+    })?;
+    record_held_back(&state, &prepared.stock.held_back).map_err(|e| {
+        after(
+            "the held-back services were not recorded for `status`; the next commit records them",
+            e,
+        )
+    })?;
     if let Some(timeout) = opts.check_up {
         gate(
             cfg,

@@ -116,8 +116,7 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
             err,
         ));
     }
-    let sync = finish(cfg, state, &log)
-        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))?;
+    let sync = finish(cfg, state, &log)?;
     super::unperformed::warn_unperformed(cfg, switch.plan);
     match signals.received() {
         Some(signal) => Err(Error::Interrupted {
@@ -208,7 +207,30 @@ fn stop_and_switch(
 }
 
 /// Finishes a switched transaction: scan directory, scanner, history, log.
+/// Its errors say which step did not finish (exit 1: the generation is live).
 pub(crate) fn finish(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<ScanSync> {
+    let sync = sync_scandir(cfg, state, log)
+        .map_err(|e| after_switch(log.to, "the scan directory was not updated", e))?;
+    let close = || -> Result<()> {
+        txn_log::append_history(&state.dir, &log.id, &history::line(log, "done"))?;
+        failpoint::hit("txn.after-history")?;
+        // `live` and the generation's links are symlinks: durable before the
+        // log that could restore them goes (docs/durability.md#the-switch-and-symlinks).
+        state.sync_symlinks()?;
+        txn_log::remove(&state.dir)
+    };
+    close().map_err(|e| {
+        after_switch(
+            log.to,
+            "its history line or the removal of its rollback log is not durable",
+            e,
+        )
+    })?;
+    Ok(sync)
+}
+
+/// The scan-directory step of [`finish`]: lock files, links, the scanner told.
+fn sync_scandir(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<ScanSync> {
     let scandir = scandir::open(cfg)?;
     let with = |action: Action| -> Vec<&str> {
         log.services
@@ -228,12 +250,6 @@ pub(crate) fn finish(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<
     )?;
     supervisor::for_config(cfg).notify(scandir.path())?;
     failpoint::hit("txn.after-scandir")?;
-    txn_log::append_history(&state.dir, &log.id, &history::line(log, "done"))?;
-    failpoint::hit("txn.after-history")?;
-    // `live` and the generation's links are symlinks: durable before the
-    // log that could restore them goes (docs/durability.md#the-switch-and-symlinks).
-    state.sync_symlinks()?;
-    txn_log::remove(&state.dir)?;
     Ok(sync)
 }
 
