@@ -18,6 +18,7 @@
 //! and `race` (the stock changed while reading).
 
 mod budget;
+pub(crate) mod capture;
 pub(crate) mod exec_format;
 pub(crate) mod held_back;
 pub(crate) mod hints;
@@ -116,6 +117,9 @@ pub(crate) struct Stock {
     pub held_back: Vec<HeldBack>,
     /// The problems behind `held_back`, for [`Stock::all_or_nothing`].
     problems: ProblemsByService,
+    /// The services copied while they were read ([`scan_capturing`]),
+    /// whose copies wait in the staging directory.
+    pub captured: std::collections::BTreeSet<String>,
 }
 
 impl Stock {
@@ -145,10 +149,20 @@ impl Stock {
 /// back; a problem that names no service (a missing tree, the entry
 /// budget) fails the scan with every problem found.
 pub(crate) fn scan(cfg: &Config, cache: StatCache) -> Result<Stock> {
+    scan_capturing(cfg, cache, None)
+}
+
+/// [`scan`], copying every service `capture` wants into its staging
+/// directory while hashing it (docs/performance.md#reading-each-byte-once).
+pub(crate) fn scan_capturing(
+    cfg: &Config,
+    cache: StatCache,
+    capture: Option<&capture::Capture<'_>>,
+) -> Result<Stock> {
     let mut problems = ProblemsByService::default();
     let mut stock = Stock::default();
     let chosen = trees::choose_services(cfg, &mut stock, &mut problems.global)?;
-    scan_chosen(cfg, cache, stock, problems, &chosen)
+    scan_chosen(cfg, cache, stock, problems, &chosen, capture)
 }
 
 /// [`scan`] of only the services `names` (`commit --changed`,
@@ -164,7 +178,10 @@ pub(crate) fn scan_named(
     let mut problems = ProblemsByService::default();
     let mut stock = Stock::default();
     let (chosen, named) = trees::choose_named(cfg, &mut stock, &mut problems.global, names)?;
-    Ok((scan_chosen(cfg, cache, stock, problems, &chosen)?, named))
+    Ok((
+        scan_chosen(cfg, cache, stock, problems, &chosen, None)?,
+        named,
+    ))
 }
 
 /// Walks the chosen services; a service with problems is held back.
@@ -174,6 +191,7 @@ fn scan_chosen(
     mut stock: Stock,
     mut problems: ProblemsByService,
     chosen: &ChosenServices,
+    capture: Option<&capture::Capture<'_>>,
 ) -> Result<Stock> {
     for (name, problem) in &chosen.refused {
         problems
@@ -187,6 +205,7 @@ fn scan_chosen(
         cache: &cache,
         budget: &budget,
         roots: &chosen.tree_dirs,
+        capture,
     };
     crate::sys::failpoint::hit("stock.after-choose")?;
     let walked = walk_services(&context, chosen);
@@ -197,12 +216,16 @@ fn scan_chosen(
             problems: service_problems,
             notices: mut service_notices,
             hashed,
+            captured,
         } = result?;
         stock.notices.append(&mut service_notices);
         for (fp, hash) in hashed {
             cache.insert(fp, hash, scan_start);
         }
         if service_problems.is_empty() {
+            if captured {
+                stock.captured.insert(service.name.clone());
+            }
             let mut service = service;
             decide_owners(cfg, &mut service, &mut stock.notices);
             stock.services.insert(service.name.clone(), service);

@@ -1218,6 +1218,30 @@ pub(crate) fn copy_small(
     len: u64,
     dst_path: &Path,
 ) -> Result<blake3::Hash> {
+    Ok(copy_small_counted(src, dst, len, dst_path)?.0)
+}
+
+/// [`copy_small`] of a file that must hold exactly `len` bytes (what its
+/// `lstat` said): `None` when it held more or fewer, which means it
+/// changed since; what was read is written all the same.
+pub(crate) fn copy_small_exact(
+    src: &File,
+    dst: &File,
+    len: u64,
+    dst_path: &Path,
+) -> Result<Option<blake3::Hash>> {
+    let (hash, read) = copy_small_counted(src, dst, len, dst_path)?;
+    Ok((read == len).then_some(hash))
+}
+
+/// The copy behind [`copy_small`]: the hash of the bytes written and how
+/// many there were (at most `len + 1`).
+fn copy_small_counted(
+    src: &File,
+    dst: &File,
+    len: u64,
+    dst_path: &Path,
+) -> Result<(blake3::Hash, u64)> {
     use std::io::{Read, Write};
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
     let reader = src;
@@ -1229,7 +1253,7 @@ pub(crate) fn copy_small(
     writer
         .write_all(&buf)
         .map_err(|e| Error::create("write", dst_path, e))?;
-    Ok(blake3::hash(&buf))
+    Ok((blake3::hash(&buf), buf.len() as u64))
 }
 
 /// Copies the first `len` bytes of `src` into the new, empty `dst`,
