@@ -1377,6 +1377,33 @@ mod tests {
 
     type Opener = fn(BorrowedFd<'_>, &Path, OFlags, Mode) -> rustix::io::Result<OwnedFd>;
 
+    /// A file that holds more or fewer bytes than its `lstat` said (it
+    /// changed since) gives no hash; one of the right size gives the hash
+    /// of exactly the bytes written.
+    #[test]
+    fn copy_small_exact_hashes_what_it_wrote_and_notices_a_changed_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("src"), b"0123456789").unwrap();
+        for (len, want) in [
+            (10, Some(blake3::hash(b"0123456789"))),
+            (5, None),
+            (11, None),
+        ] {
+            let name = format!("dst{len}");
+            let src = dir.open_file("src").unwrap();
+            let dst = dir.create_private_file(&name).unwrap();
+            let got = copy_small_exact(&src, &dst, len, &dir.join(&name)).unwrap();
+            assert_eq!(got, want, "len {len}");
+            if want.is_some() {
+                assert_eq!(
+                    std::fs::read(tmp.path().join(&name)).unwrap(),
+                    b"0123456789"
+                );
+            }
+        }
+    }
+
     /// Both resolvers refuse every way out of the directory and every
     /// symlink, in any component, and open what is really beneath.
     #[test]
