@@ -81,7 +81,7 @@ impl<'a> Capture<'a> {
         self.staging.remove_if_exists(&name)?;
         let outer = self.staging.create_dir(&name, 0o755)?;
         // Populated first, given its owner and mode last ([`ServiceCopy`]).
-        let inner = outer.create_dir(service, 0o700)?;
+        let inner = outer.create_dir_unfinished(service)?;
         Ok(Some((outer, inner)))
     }
 
@@ -130,7 +130,7 @@ impl<'r> ServiceCopy<'r> {
         let made = self
             .dirs
             .get(Path::new(parent_of(rel)))?
-            .create_dir(tree::base_of(rel), 0o700)?;
+            .create_dir_unfinished(tree::base_of(rel))?;
         self.dirs.adopt(Path::new(rel), made);
         Ok(())
     }

@@ -328,6 +328,16 @@ impl Dir {
         Ok(dir)
     }
 
+    /// Creates a child directory owner-only (`0700`, less the umask) for
+    /// the caller to fill, then to give its final owner and mode: one
+    /// `fchmod` fewer than [`Dir::create_dir`] per directory of a copy.
+    pub(crate) fn create_dir_unfinished(&self, name: impl AsRef<Path>) -> Result<Dir> {
+        let name = name.as_ref();
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700))
+            .map_err(|e| Error::create("create directory", self.join(name), io_err(e)))?;
+        self.open_dir(name)
+    }
+
     /// Opens a child directory, creating it with `mode` when missing.
     pub(crate) fn ensure_dir(&self, name: impl AsRef<Path>, mode: u32) -> Result<Dir> {
         match self.try_open_dir(name.as_ref())? {
