@@ -31,11 +31,13 @@ use crate::sys::fs::{self, Dir, DirChain};
 /// or a generation can be one.
 pub(crate) const PREFIX: &str = ".tmp-capture:";
 
-/// Files up to this size are copied through memory and hashed on the way;
-/// larger ones extent by extent (reflinks where the file system has them,
-/// holes kept as holes), then hashed from the copy. The store's copy uses
-/// the same split (src/state/store.rs).
-const IN_MEMORY_COPY: u64 = 1 << 20;
+/// Files below this size are copied through memory and hashed on the way;
+/// larger ones extent by extent with `copy_file_range` (a reflink where the
+/// file system has them, btrfs and XFS: no data written; holes kept as
+/// holes), then hashed from the copy, which is the one read of their
+/// bytes. Lower than the store's 1 MiB (src/state/store.rs): there the
+/// file was already read by the scan, here it was not.
+const CLONED_FROM: u64 = 64 << 10;
 
 /// The staging name of the copy of `service`.
 pub(crate) fn capture_name(service: &str) -> String {
@@ -157,7 +159,7 @@ impl<'r> ServiceCopy<'r> {
         let dst_path = dst.join(base);
         let to = dst.create_private_file(base)?;
         let size = entry.size.unwrap_or(0);
-        let hash = if size <= IN_MEMORY_COPY {
+        let hash = if size < CLONED_FROM {
             fs::copy_small_exact(from, &to, size, &dst_path)?
         } else {
             // The copy is extended to `size`: its hash is of what the
