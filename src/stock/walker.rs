@@ -203,27 +203,23 @@ impl Walker<'_> {
     fn walk_root(&mut self, dir: &Dir) -> Result<()> {
         let st = dir.self_stat()?;
         let mode = self.mode_of(tree::ROOT, &st);
-        let root = entry_of(tree::ROOT.into(), mode, &st);
-        let finish = root.clone();
-        self.push(root, &st);
+        self.push(entry_of(tree::ROOT.into(), mode, &st), &st);
         // A bounded number of directories open, however deep or wide the
         // service (docs/security.md#bounded-file-descriptors).
         let mut chain = DirChain::new(dir);
-        self.walk(&mut chain, "", 1)?;
-        self.finish_copied_dir(&finish)
-    }
-
-    /// Gives a copied directory its owner and mode once the walk left it.
-    fn finish_copied_dir(&mut self, entry: &Entry) -> Result<()> {
-        match &mut self.copy {
-            Some(copy) => copy.finish_dir(entry),
-            None => Ok(()),
-        }
+        // The root's copy exists already (`Capture::begin`).
+        self.walk(&mut chain, "", 1, 0)
     }
 
     /// Walks the directory at `prefix` (`""` or ending in `/`) below the
-    /// chain's root.
-    fn walk(&mut self, chain: &mut DirChain<'_>, prefix: &str, depth: usize) -> Result<()> {
+    /// chain's root, which is `entries[index]`.
+    fn walk(
+        &mut self,
+        chain: &mut DirChain<'_>,
+        prefix: &str,
+        depth: usize,
+        index: usize,
+    ) -> Result<()> {
         let at = Path::new(prefix.trim_end_matches('/'));
         let names = chain.get(at).map_err(|e| self.raced(e, prefix))?.names()?;
         for name in names {
@@ -241,7 +237,7 @@ impl Walker<'_> {
             }
             self.visit(chain, at, &name, rel, depth)?;
         }
-        Ok(())
+        self.copied_dir(index, true)
     }
 
     /// The name as UTF-8, or `None` after recording why it cannot be an
@@ -357,14 +353,28 @@ impl Walker<'_> {
             return Ok(());
         }
         let rel = entry.path.clone();
-        if let Some(copy) = &mut self.copy {
-            copy.dir(&rel)?;
-        }
-        let finish = entry.clone();
+        let index = self.entries.len();
         self.push(entry, st);
+        // Its owner and mode are set when the walk leaves it.
+        self.copied_dir(index, false)?;
         // The chain opens it from its parent, without following a link.
-        self.walk(chain, &format!("{rel}/"), depth + 1)?;
-        self.finish_copied_dir(&finish)
+        self.walk(chain, &format!("{rel}/"), depth + 1, index)
+    }
+
+    /// Creates the copy of the directory `entries[index]` (`done`: gives
+    /// it its owner and mode, once the walk left it). Out of line, and
+    /// called so that [`Self::visit_dir`] and [`Self::walk`], which recurse
+    /// once per level of a tree of any depth, keep small frames.
+    #[inline(never)]
+    fn copied_dir(&mut self, index: usize, done: bool) -> Result<()> {
+        let (Some(copy), Some(entry)) = (&mut self.copy, self.entries.get(index)) else {
+            return Ok(());
+        };
+        if done {
+            copy.finish_dir(entry)
+        } else {
+            copy.dir(&entry.path)
+        }
     }
 
     fn visit_file(
