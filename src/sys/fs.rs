@@ -1228,30 +1228,6 @@ pub(crate) fn copy_small(
     len: u64,
     dst_path: &Path,
 ) -> Result<blake3::Hash> {
-    Ok(copy_small_counted(src, dst, len, dst_path)?.0)
-}
-
-/// [`copy_small`] of a file that must hold exactly `len` bytes (what its
-/// `lstat` said): `None` when it held more or fewer, which means it
-/// changed since; what was read is written all the same.
-pub(crate) fn copy_small_exact(
-    src: &File,
-    dst: &File,
-    len: u64,
-    dst_path: &Path,
-) -> Result<Option<blake3::Hash>> {
-    let (hash, read) = copy_small_counted(src, dst, len, dst_path)?;
-    Ok((read == len).then_some(hash))
-}
-
-/// The copy behind [`copy_small`]: the hash of the bytes written and how
-/// many there were (at most `len + 1`).
-fn copy_small_counted(
-    src: &File,
-    dst: &File,
-    len: u64,
-    dst_path: &Path,
-) -> Result<(blake3::Hash, u64)> {
     use std::io::{Read, Write};
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
     let reader = src;
@@ -1263,7 +1239,42 @@ fn copy_small_counted(
     writer
         .write_all(&buf)
         .map_err(|e| Error::create("write", dst_path, e))?;
-    Ok((blake3::hash(&buf), buf.len() as u64))
+    Ok(blake3::hash(&buf))
+}
+
+/// [`copy_small`] of a file that must hold exactly `len` bytes (what its
+/// `lstat` said): `None` when it held more or fewer, which means it
+/// changed since; what was read is written all the same.
+///
+/// Reads until `len` bytes or the end, asking for one byte more each time:
+/// a file of exactly `len` bytes costs one `read`, not a second one that
+/// returns 0. A file that grew while a read happened to stop at `len` is
+/// not noticed here; its changed size and timestamps are, by the
+/// fingerprint re-check before publishing.
+pub(crate) fn copy_small_exact(
+    src: &File,
+    dst: &File,
+    len: u64,
+    dst_path: &Path,
+) -> Result<Option<blake3::Hash>> {
+    use std::io::{Read, Write};
+    let want = usize::try_from(len).unwrap_or(usize::MAX - 1);
+    let mut buf = vec![0u8; want + 1];
+    let mut filled = 0;
+    let mut reader = src;
+    while filled < want {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("cannot read", dst_path, e)),
+        }
+    }
+    let mut writer = dst;
+    writer
+        .write_all(&buf[..filled])
+        .map_err(|e| Error::create("write", dst_path, e))?;
+    Ok((filled == want).then(|| blake3::hash(&buf[..filled])))
 }
 
 /// Copies the first `len` bytes of `src` into the new, empty `dst`,
