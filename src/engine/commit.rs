@@ -113,13 +113,12 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
     // Read before the stock: a deferral recorded after this point may be
     // for files this run does not see, so it must survive this run.
     let seen_pending = pending::read(&state.dir)?;
+    // Copies a capturing scan made that staging did not take.
+    let _captures = stage::CaptureCleanup::new(&state);
 
     let (mut prepared, named) = match prepare_hinted(cfg, &state, opts, &seen_pending)? {
         Some((prepared, named)) => (prepared, Some(named)),
-        None => (
-            stage::prepare_restarting(cfg, Some(&*state), &opts.restart)?,
-            None,
-        ),
+        None => (stage::prepare_capturing(cfg, &state, &opts.restart)?, None),
     };
     progress.phase(|| {
         format!(

@@ -108,7 +108,7 @@ fn restore_one(
     let object = service.object_name();
     let tmp = layout::tmp_name(&object);
     let manifest = layout::object_manifest_name(&object);
-    store::stage_object(&state.dir, service, Durability::PerFile)?;
+    store::stage_object(&state.dir, service, Durability::PerFile, false)?;
     state.dir.sync()?;
     failpoint::hit("repair.after-stage")?;
     let adapter = crate::supervisor::for_config(cfg);

@@ -19,6 +19,7 @@ use crate::state::State;
 use crate::state::generation;
 use crate::state::layout;
 use crate::state::store::{self, Durability};
+use crate::stock::capture::{self, Capture};
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 use crate::stock::{self, ScanOptions, Stock, StockService};
 use crate::sys::failpoint;
@@ -74,7 +75,7 @@ pub(crate) fn prepare(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
 /// again from them.
 pub(crate) fn prepare_whole(cfg: &Config, state: Option<&State>) -> Result<Prepared> {
     let live = load_live(state)?;
-    let stock = scan_stock(cfg, state, ScanOptions::default())?;
+    let stock = scan_stock(cfg, state, ScanOptions::default(), None)?;
     plan_stock(cfg, state, stock, live, &[], None)
 }
 
@@ -92,7 +93,7 @@ pub(crate) fn prepare_restarting(
         unchanged: live.as_ref().map(|g| &g.services),
         keep: restart,
     };
-    let stock = scan_stock(cfg, state, opts)?;
+    let stock = scan_stock(cfg, state, opts, None)?;
     plan_stock(cfg, state, stock, live, restart, None)
 }
 
@@ -104,6 +105,65 @@ fn load_live(state: Option<&State>) -> Result<Option<GenerationManifest>> {
             None => Ok(None),
         },
         None => Ok(None),
+    }
+}
+
+/// [`prepare_restarting`] for a commit, which holds the manager lock:
+/// every service the store holds no object of (on a first commit, all) is
+/// copied into the state directory while the scan hashes it, and staging
+/// takes that copy instead of reading the stock again
+/// (docs/performance.md#reading-each-byte-once). [`CaptureCleanup`]
+/// removes the copies staging did not take.
+pub(crate) fn prepare_capturing(
+    cfg: &Config,
+    state: &LockedState,
+    restart: &[String],
+) -> Result<Prepared> {
+    let known = store::published(&state.store)?
+        .iter()
+        .filter_map(|name| layout::split_object_name(name))
+        .map(|(service, _)| service.to_string())
+        .collect();
+    let capture = Capture::new(&state.dir, known, cfg.limits.max_stage_bytes);
+    let live = load_live(Some(state))?;
+    let opts = ScanOptions {
+        unchanged: live.as_ref().map(|g| &g.services),
+        keep: restart,
+    };
+    let stock = scan_stock(cfg, Some(state), opts, Some(&capture))?;
+    report::debug(&format!(
+        "stock: {} new services ({} files) copied while reading",
+        stock.captured.len(),
+        capture.files()
+    ));
+    plan_stock(cfg, Some(state), stock, live, restart, None)
+}
+
+/// Removes, when dropped, every copy a capturing scan left in the state
+/// directory that staging did not take: services held back, staged by an
+/// earlier attempt, or a commit that failed. Best effort; the next
+/// recovery sweep removes what this cannot (`.tmp-*`).
+pub(crate) struct CaptureCleanup<'a>(&'a State);
+
+impl<'a> CaptureCleanup<'a> {
+    pub(crate) fn new(state: &'a State) -> CaptureCleanup<'a> {
+        CaptureCleanup(state)
+    }
+}
+
+impl Drop for CaptureCleanup<'_> {
+    fn drop(&mut self) {
+        let Ok(names) = self.0.dir.names() else {
+            return;
+        };
+        for name in names {
+            if name
+                .as_encoded_bytes()
+                .starts_with(capture::PREFIX.as_bytes())
+            {
+                let _ = self.0.dir.remove_if_exists(&name);
+            }
+        }
     }
 }
 
@@ -251,8 +311,14 @@ fn check_restart_names(stock: &Stock, restart: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Reads the stock with the stat cache, saying what it found at `-v`.
-fn scan_stock(cfg: &Config, state: Option<&State>, opts: ScanOptions<'_>) -> Result<Stock> {
+/// Reads the stock with the stat cache, saying what it found at `-v`;
+/// copies what `capture` wants on the way.
+fn scan_stock(
+    cfg: &Config,
+    state: Option<&State>,
+    opts: ScanOptions<'_>,
+    capture: Option<&Capture<'_>>,
+) -> Result<Stock> {
     let started = std::time::Instant::now();
     // `--rehash`: an empty cache that replaces the file when saved, so a
     // record that lies is gone for good (docs/security.md#a-stale-stat-cache).
@@ -267,7 +333,7 @@ fn scan_stock(cfg: &Config, state: Option<&State>, opts: ScanOptions<'_>) -> Res
         started.elapsed().as_secs_f64() * 1e3
     ));
     let started = std::time::Instant::now();
-    let stock = stock::scan(cfg, cache, opts)?;
+    let stock = stock::scan_capturing(cfg, cache, opts, capture)?;
     report::debug(&format!(
         "stock: {} services, {} entries scanned in {:.1} ms",
         stock.services.len(),
@@ -479,13 +545,19 @@ pub(crate) fn stage_generation(
     check_stage_bytes(cfg, &missing)?;
     let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
     let durability = Durability::for_entries(new_entries);
+    let captured = &prepared.stock.captured;
     report::debug(&format!(
-        "staging {} new store objects ({new_entries} entries, {durability:?})",
-        missing.len()
+        "staging {} new store objects ({new_entries} entries, {durability:?}), {} of them \
+         copied while reading",
+        missing.len(),
+        missing
+            .iter()
+            .filter(|s| captured.contains(&s.name))
+            .count()
     ));
     {
         let counter = Counter::new("copying new store objects", missing.len(), "objects");
-        let staged = stage_side_by_side(&state.dir, &missing, durability, &counter);
+        let staged = stage_side_by_side(&state.dir, &missing, captured, durability, &counter);
         if let Err(e) = staged {
             // Give the space back now (a full disk stays full otherwise);
             // what this cannot remove, the next run's sweep does.
@@ -495,6 +567,7 @@ pub(crate) fn stage_generation(
                 let _ = state
                     .dir
                     .remove_if_exists(layout::tmp_name(&layout::object_manifest_name(&object)));
+                let _ = state.dir.remove_if_exists(capture::capture_name(&s.name));
             }
             return Err(e);
         }
@@ -563,13 +636,14 @@ const STAGING_THREADS: usize = 16;
 fn stage_side_by_side(
     staging: &crate::sys::fs::Dir,
     missing: &[&crate::stock::StockService],
+    captured: &BTreeSet<String>,
     durability: Durability,
     counter: &Counter,
 ) -> Result<()> {
     use rayon::prelude::*;
     let stage = || {
         missing.par_iter().try_for_each(|s| {
-            let staged = store::stage_object(staging, s, durability);
+            let staged = store::stage_object(staging, s, durability, captured.contains(&s.name));
             counter.tick();
             staged
         })

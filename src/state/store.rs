@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::manifest::{self, ObjectManifest};
-use crate::model::owners::Stored;
+use crate::model::owners::{Owners, Stored};
 use crate::model::tree::{self, EntryKind};
 use crate::state::{documents, layout};
-use crate::stock::{self, StockService};
+use crate::stock::{self, StockService, capture};
+use crate::sys::failpoint;
 use crate::sys::fs::{self, Dir, DirChain};
 
 /// Files up to this size are copied through memory and hashed on the way;
@@ -71,15 +72,24 @@ pub(crate) fn load_manifest(store: &Dir, object: &str) -> Result<ObjectManifest>
 /// Copies `service` into `<staging>/.tmp-<object>/<service>` and writes its manifest
 /// as `<staging>/.tmp-<object>.manifest.yaml`; `staging` is the state
 /// directory, so that recovery sweeps one small directory, not the store.
-/// Nothing is reachable yet.
+/// Nothing is reachable yet. With `captured`, the copy the scan made
+/// (`src/stock/capture.rs`) becomes the object, and the stock is not read
+/// again (docs/performance.md#reading-each-byte-once).
 pub(crate) fn stage_object(
     staging: &Dir,
     service: &StockService,
     durability: Durability,
+    captured: bool,
 ) -> Result<()> {
     let object = service.object_name();
     let tmp = layout::tmp_name(&object);
     staging.remove_if_exists(&tmp)?;
+    if captured && adopt_capture(staging, service, &tmp, durability)? {
+        stage_manifest(staging, service, &object, durability == Durability::PerFile)?;
+        // The fingerprint re-check: the stock must not have moved since
+        // it was read (and copied).
+        return stock::recheck(service);
+    }
     let src_root = Dir::open_following(&service.tree)?
         .open_dir(&service.name)
         .map_err(|e| stock::raced(e, &service.dir()))?;
@@ -101,6 +111,55 @@ pub(crate) fn stage_object(
     // The fingerprint re-check: the stock must not have moved under us.
     stock::recheck(service)?;
     Ok(())
+}
+
+/// Renames the copy the scan made of `service` to the object's staging
+/// name `tmp` and makes it durable as `durability` says. False (the copy
+/// removed) when the object re-owns entries
+/// (docs/security.md#published-objects-belong-to-the-state-owner): the
+/// copy has the stock's owners and modes, so the caller copies anew.
+fn adopt_capture(
+    staging: &Dir,
+    service: &StockService,
+    tmp: &str,
+    durability: Durability,
+) -> Result<bool> {
+    let name = capture::capture_name(&service.name);
+    if service.identity.owners == Some(Owners::Store) {
+        staging.remove_if_exists(&name)?;
+        return Ok(false);
+    }
+    staging.rename(&name, staging, tmp)?;
+    failpoint::hit("commit.after-take-capture")?;
+    if durability == Durability::PerFile {
+        sync_copy(&staging.open_dir(tmp)?, service)?;
+    }
+    Ok(true)
+}
+
+/// fsyncs every file and directory of a staged copy of `service` (below
+/// `outer`), bottom-up, then `outer` itself ([`Durability::PerFile`]).
+fn sync_copy(outer: &Dir, service: &StockService) -> Result<()> {
+    let root = outer.open_dir(&service.name)?;
+    let mut dirs = DirChain::new(&root);
+    // Sorted parent first, so reversed every entry comes before its parent.
+    for entry in service.entries.iter().rev() {
+        match entry.kind {
+            EntryKind::File => {
+                let dir = dirs.get(Path::new(parent_path(&entry.path)))?;
+                let base = tree::base_of(&entry.path);
+                fs::sync_file(&dir.open_file(base)?, &dir.join(base))?;
+            }
+            EntryKind::Dir if entry.path == tree::ROOT => dirs.get(Path::new(""))?.sync()?,
+            EntryKind::Dir => dirs.get(Path::new(&entry.path))?.sync()?,
+            // Kept by its directory's fsync, or the syncfs after staging
+            // where that does not keep new symlinks
+            // (docs/durability.md#the-switch-and-symlinks).
+            EntryKind::Symlink => {}
+        }
+    }
+    drop(dirs);
+    outer.sync()
 }
 
 /// Creates every entry of `service` below the destination root:

@@ -18,6 +18,7 @@
 //! and `race` (the stock changed while reading).
 
 mod budget;
+pub(crate) mod capture;
 pub(crate) mod exec_format;
 pub(crate) mod held_back;
 pub(crate) mod hints;
@@ -139,6 +140,9 @@ pub(crate) struct Stock {
     pub held_back: Vec<HeldBack>,
     /// The problems behind `held_back`, for [`Stock::all_or_nothing`].
     problems: ProblemsByService,
+    /// The services copied while they were read ([`scan_capturing`]),
+    /// whose copies wait in the staging directory.
+    pub captured: std::collections::BTreeSet<String>,
 }
 
 impl Stock {
@@ -168,10 +172,21 @@ impl Stock {
 /// back; a problem that names no service (a missing tree, the entry
 /// budget) fails the scan with every problem found.
 pub(crate) fn scan(cfg: &Config, cache: StatCache, opts: ScanOptions<'_>) -> Result<Stock> {
+    scan_capturing(cfg, cache, opts, None)
+}
+
+/// [`scan`], copying every service `capture` wants into its staging
+/// directory while hashing it (docs/performance.md#reading-each-byte-once).
+pub(crate) fn scan_capturing(
+    cfg: &Config,
+    cache: StatCache,
+    opts: ScanOptions<'_>,
+    capture: Option<&capture::Capture<'_>>,
+) -> Result<Stock> {
     let mut problems = ProblemsByService::default();
     let mut stock = Stock::default();
     let chosen = trees::choose_services(cfg, &mut stock, &mut problems.global)?;
-    scan_chosen(cfg, cache, stock, problems, &chosen, opts)
+    scan_chosen(cfg, cache, stock, problems, &chosen, opts, capture)
 }
 
 /// [`scan`] of only the services `names` (`commit --changed`,
@@ -189,7 +204,7 @@ pub(crate) fn scan_named(
     let (chosen, named) = trees::choose_named(cfg, &mut stock, &mut problems.global, names)?;
     let opts = ScanOptions::default();
     Ok((
-        scan_chosen(cfg, cache, stock, problems, &chosen, opts)?,
+        scan_chosen(cfg, cache, stock, problems, &chosen, opts, None)?,
         named,
     ))
 }
@@ -202,6 +217,7 @@ fn scan_chosen(
     mut problems: ProblemsByService,
     chosen: &ChosenServices,
     opts: ScanOptions<'_>,
+    capture: Option<&capture::Capture<'_>>,
 ) -> Result<Stock> {
     for (name, problem) in &chosen.refused {
         problems
@@ -216,6 +232,7 @@ fn scan_chosen(
         budget: &budget,
         roots: &chosen.tree_dirs,
         opts,
+        capture,
     };
     crate::sys::failpoint::hit("stock.after-choose")?;
     let walked = walk_services(&context, chosen);
@@ -227,12 +244,16 @@ fn scan_chosen(
             problems: service_problems,
             notices: mut service_notices,
             hashed,
+            captured,
         } = result?;
         stock.notices.append(&mut service_notices);
         for (fp, hash) in hashed {
             cache.insert(fp, hash, scan_start);
         }
         if service_problems.is_empty() {
+            if captured {
+                stock.captured.insert(service.name.clone());
+            }
             services.push((service.name.clone(), service));
         } else {
             problems.services.insert(service.name, service_problems);

@@ -10,7 +10,7 @@ use crate::error::{Error, Problem, Problems, Result};
 use crate::model::tree::{self, EntryKind};
 use crate::stock::StockService;
 use crate::stock::stat_cache::Fingerprint;
-use crate::sys::fs::Dir;
+use crate::sys::fs::{Dir, DirChain};
 
 /// Re-reads the fingerprints of `service` and fails with exit 75 if any
 /// entry changed since [`crate::stock::scan`] (a package manager still writing).
@@ -19,11 +19,16 @@ pub(crate) fn recheck(service: &StockService) -> Result<()> {
     let dir = root
         .open_dir(&service.name)
         .map_err(|e| raced(e, &service.dir()))?;
+    // Each directory opened once, not once per entry below it; a bounded
+    // number open (docs/security.md#bounded-file-descriptors).
+    let mut dirs = DirChain::new(&dir);
     for (entry, fp) in service.entries.iter().zip(&service.fingerprints) {
         let now = if entry.path == tree::ROOT {
             dir.self_stat().ok().map(|st| Fingerprint::of(&st))
         } else {
-            dir.try_stat(&entry.path)
+            let (parent, base) = entry.path.rsplit_once('/').unwrap_or(("", &entry.path));
+            dirs.get(Path::new(parent))
+                .and_then(|parent| parent.try_stat(base))
                 .ok()
                 .flatten()
                 .map(|st| Fingerprint::of(&st))

@@ -16,8 +16,9 @@ use crate::model::limits::MAX_PATH;
 use crate::model::shown::shown;
 use crate::model::tree::{self, Entry, EntryKind};
 use crate::stock::budget::EntryBudget;
+use crate::stock::capture::{Capture, ServiceCopy};
 use crate::stock::links::{self, OutsideTarget, Resolution};
-use crate::stock::race::raced;
+use crate::stock::race::{changed_while_reading, raced};
 use crate::stock::stat_cache::{Fingerprint, StatCache};
 use crate::stock::{LinkedFile, StockService, required, s6rc};
 use crate::sys::fs::{Dir, DirChain, Kind};
@@ -32,6 +33,9 @@ pub(super) struct WalkedService {
     pub problems: Vec<Problem>,
     pub notices: Vec<String>,
     pub hashed: Vec<(Fingerprint, [u8; 32])>,
+    /// Whether the service was copied while it was read
+    /// (`src/stock/capture.rs`): its copy waits in the staging directory.
+    pub captured: bool,
 }
 
 /// What a walk shares with the other walks of the same scan.
@@ -43,6 +47,9 @@ pub(super) struct WalkContext<'a> {
     pub roots: &'a [Dir],
     /// Which services let go of their entries once walked.
     pub opts: super::ScanOptions<'a>,
+    /// Where services the store has never held are copied while they are
+    /// hashed (a commit); `None` reads only.
+    pub capture: Option<&'a Capture<'a>>,
 }
 
 /// Walks the service `name` of the stock tree `tree`, open as `dir`.
@@ -52,6 +59,10 @@ pub(super) fn walk_service(
     name: &str,
     tree: &Path,
 ) -> Result<WalkedService> {
+    let copy_dirs = match context.capture {
+        Some(capture) => capture.begin(name)?,
+        None => None,
+    };
     let mut walker = Walker {
         context,
         base: tree.join(name),
@@ -63,6 +74,10 @@ pub(super) fn walk_service(
         hashed: Vec::new(),
         stripped: Vec::new(),
         linked: Vec::new(),
+        copy: copy_dirs
+            .as_ref()
+            .zip(context.capture)
+            .map(|((_, inner), capture)| ServiceCopy::new(capture, inner)),
     };
     walker.walk_root(dir)?;
     let source_kind =
@@ -80,7 +95,19 @@ pub(super) fn walk_service(
             walker.problem(missing.rel, missing.what, missing.fix);
         }
     }
-    Ok(walker.finish(name, tree))
+    // A held-back service is not staged; an abandoned copy is incomplete.
+    let captured = walker.copy.is_some() && walker.problems.is_empty();
+    walker.copy = None;
+    if let (Some(capture), Some(_)) = (context.capture, &copy_dirs) {
+        if captured {
+            crate::sys::failpoint::hit("stock.after-capture")?;
+        } else {
+            capture.discard(name);
+        }
+    }
+    let mut walked = walker.finish(name, tree);
+    walked.captured = captured;
+    Ok(walked)
 }
 
 struct Walker<'a> {
@@ -94,6 +121,8 @@ struct Walker<'a> {
     hashed: Vec<(Fingerprint, [u8; 32])>,
     stripped: Vec<String>,
     linked: Vec<LinkedFile>,
+    /// The copy being made beside the walk, if the service is captured.
+    copy: Option<ServiceCopy<'a>>,
 }
 
 impl Walker<'_> {
@@ -171,6 +200,7 @@ impl Walker<'_> {
             problems: self.problems,
             notices: self.notices,
             hashed: self.hashed,
+            captured: false,
         }
     }
 
@@ -181,12 +211,19 @@ impl Walker<'_> {
         // A bounded number of directories open, however deep or wide the
         // service (docs/security.md#bounded-file-descriptors).
         let mut chain = DirChain::new(dir);
-        self.walk(&mut chain, "", 1)
+        // The root's copy exists already (`Capture::begin`).
+        self.walk(&mut chain, "", 1, 0)
     }
 
     /// Walks the directory at `prefix` (`""` or ending in `/`) below the
-    /// chain's root.
-    fn walk(&mut self, chain: &mut DirChain<'_>, prefix: &str, depth: usize) -> Result<()> {
+    /// chain's root, which is `entries[index]`.
+    fn walk(
+        &mut self,
+        chain: &mut DirChain<'_>,
+        prefix: &str,
+        depth: usize,
+        index: usize,
+    ) -> Result<()> {
         let at = Path::new(prefix.trim_end_matches('/'));
         let names = chain.get(at).map_err(|e| self.raced(e, prefix))?.names()?;
         for name in names {
@@ -204,7 +241,7 @@ impl Walker<'_> {
             }
             self.visit(chain, at, &name, rel, depth)?;
         }
-        Ok(())
+        self.copied_dir(index, true)
     }
 
     /// The name as UTF-8, or `None` after recording why it cannot be an
@@ -320,9 +357,28 @@ impl Walker<'_> {
             return Ok(());
         }
         let rel = entry.path.clone();
+        let index = self.entries.len();
         self.push(entry, st);
+        // Its owner and mode are set when the walk leaves it.
+        self.copied_dir(index, false)?;
         // The chain opens it from its parent, without following a link.
-        self.walk(chain, &format!("{rel}/"), depth + 1)
+        self.walk(chain, &format!("{rel}/"), depth + 1, index)
+    }
+
+    /// Creates the copy of the directory `entries[index]` (`done`: gives
+    /// it its owner and mode, once the walk left it). Out of line, and
+    /// called so that [`Self::visit_dir`] and [`Self::walk`], which recurse
+    /// once per level of a tree of any depth, keep small frames.
+    #[inline(never)]
+    fn copied_dir(&mut self, index: usize, done: bool) -> Result<()> {
+        let (Some(copy), Some(entry)) = (&mut self.copy, self.entries.get(index)) else {
+            return Ok(());
+        };
+        if done {
+            copy.finish_dir(entry)
+        } else {
+            copy.dir(&entry.path)
+        }
     }
 
     fn visit_file(
@@ -335,12 +391,42 @@ impl Walker<'_> {
         let Some(size) = self.size_within_limit(&entry.path, st, "the file is") else {
             return Ok(());
         };
-        let hash = self.content_hash(dir, name, &entry.path, st)?;
         entry.kind = EntryKind::File;
         entry.size = Some(size);
+        let hash = self.file_hash(dir, name, &entry, st)?;
         entry.blake3 = Some(tree::ContentHash(hash));
         self.push(entry, st);
         Ok(())
+    }
+
+    /// The BLAKE3 of the file `entry` (`name` in `dir`, `st` its `lstat`):
+    /// read once, into the service's copy on the way, when the service is
+    /// captured; else [`Self::content_hash`]. A captured file is not
+    /// looked up in the stat cache: its bytes are read for the copy anyway.
+    fn file_hash(
+        &mut self,
+        dir: &Dir,
+        name: &OsStr,
+        entry: &Entry,
+        st: &rustix::fs::Stat,
+    ) -> Result<[u8; 32]> {
+        let size = entry.size.unwrap_or(0);
+        if self.copy.as_ref().is_some_and(|copy| !copy.fits(size)) {
+            // Over `limits: max_stage_bytes`: staging refuses the commit.
+            self.copy = None;
+        }
+        let Some(copy) = self.copy.as_mut() else {
+            return self.content_hash(dir, name, &entry.path, st);
+        };
+        let from = match dir.open_file(name) {
+            Ok(from) => from,
+            Err(e) => return Err(raced(e, &self.base.join(&entry.path))),
+        };
+        let Some(hash) = copy.file(entry, &from)? else {
+            return Err(changed_while_reading(&self.base.join(&entry.path)));
+        };
+        self.hashed.push((Fingerprint::of(st), hash));
+        Ok(hash)
     }
 
     /// The BLAKE3 hash of a file: from the stat cache when its fingerprint
@@ -403,6 +489,9 @@ impl Walker<'_> {
                 self.judge_kept_link(&entry.path, &target, other);
                 entry.kind = EntryKind::Symlink;
                 entry.mode = 0o777;
+                if let Some(copy) = &mut self.copy {
+                    copy.symlink(&entry, &target)?;
+                }
                 entry.target = Some(target);
                 self.push(entry, st);
                 Ok(())
@@ -427,12 +516,12 @@ impl Walker<'_> {
             return Ok(());
         };
         let roots = self.context.roots;
-        let hash = self.content_hash(&roots[root], rel.as_os_str(), &entry.path, st)?;
         entry.mode = self.mode_of(&entry.path, st);
         entry.uid = st.st_uid;
         entry.gid = st.st_gid;
         entry.kind = EntryKind::File;
         entry.size = Some(size);
+        let hash = self.file_hash(&roots[root], rel.as_os_str(), &entry, st)?;
         entry.blake3 = Some(tree::ContentHash(hash));
         entry.from_link = Some(target);
         self.linked.push(LinkedFile {

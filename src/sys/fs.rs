@@ -328,6 +328,16 @@ impl Dir {
         Ok(dir)
     }
 
+    /// Creates a child directory owner-only (`0700`, less the umask) for
+    /// the caller to fill, then to give its final owner and mode: one
+    /// `fchmod` fewer than [`Dir::create_dir`] per directory of a copy.
+    pub(crate) fn create_dir_unfinished(&self, name: impl AsRef<Path>) -> Result<Dir> {
+        let name = name.as_ref();
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700))
+            .map_err(|e| Error::create("create directory", self.join(name), io_err(e)))?;
+        self.open_dir(name)
+    }
+
     /// Opens a child directory, creating it with `mode` when missing.
     pub(crate) fn ensure_dir(&self, name: impl AsRef<Path>, mode: u32) -> Result<Dir> {
         match self.try_open_dir(name.as_ref())? {
@@ -1260,6 +1270,41 @@ pub(crate) fn copy_small(
     Ok(blake3::hash(&buf))
 }
 
+/// [`copy_small`] of a file that must hold exactly `len` bytes (what its
+/// `lstat` said): `None` when it held more or fewer, which means it
+/// changed since; what was read is written all the same.
+///
+/// Reads until `len` bytes or the end, asking for one byte more each time:
+/// a file of exactly `len` bytes costs one `read`, not a second one that
+/// returns 0. A file that grew while a read happened to stop at `len` is
+/// not noticed here; its changed size and timestamps are, by the
+/// fingerprint re-check before publishing.
+pub(crate) fn copy_small_exact(
+    src: &File,
+    dst: &File,
+    len: u64,
+    dst_path: &Path,
+) -> Result<Option<blake3::Hash>> {
+    use std::io::{Read, Write};
+    let want = usize::try_from(len).unwrap_or(usize::MAX - 1);
+    let mut buf = vec![0u8; want + 1];
+    let mut filled = 0;
+    let mut reader = src;
+    while filled < want {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("cannot read", dst_path, e)),
+        }
+    }
+    let mut writer = dst;
+    writer
+        .write_all(&buf[..filled])
+        .map_err(|e| Error::create("write", dst_path, e))?;
+    Ok((filled == want).then(|| blake3::hash(&buf[..filled])))
+}
+
 /// Copies the first `len` bytes of `src` into the new, empty `dst`,
 /// keeping holes as holes: only the data extents that `SEEK_DATA` and
 /// `SEEK_HOLE` report are copied (with `copy_file_range`: reflinks or an
@@ -1380,6 +1425,33 @@ mod tests {
     use super::*;
 
     type Opener = fn(BorrowedFd<'_>, &Path, OFlags, Mode) -> rustix::io::Result<OwnedFd>;
+
+    /// A file that holds more or fewer bytes than its `lstat` said (it
+    /// changed since) gives no hash; one of the right size gives the hash
+    /// of exactly the bytes written.
+    #[test]
+    fn copy_small_exact_hashes_what_it_wrote_and_notices_a_changed_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("src"), b"0123456789").unwrap();
+        for (len, want) in [
+            (10, Some(blake3::hash(b"0123456789"))),
+            (5, None),
+            (11, None),
+        ] {
+            let name = format!("dst{len}");
+            let src = dir.open_file("src").unwrap();
+            let dst = dir.create_private_file(&name).unwrap();
+            let got = copy_small_exact(&src, &dst, len, &dir.join(&name)).unwrap();
+            assert_eq!(got, want, "len {len}");
+            if want.is_some() {
+                assert_eq!(
+                    std::fs::read(tmp.path().join(&name)).unwrap(),
+                    b"0123456789"
+                );
+            }
+        }
+    }
 
     /// Both resolvers refuse every way out of the directory and every
     /// symlink, in any component, and open what is really beneath.

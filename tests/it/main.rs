@@ -20,6 +20,7 @@ mod supervise_harness;
 mod badinput;
 mod bench;
 mod boot;
+mod capture;
 mod completions;
 mod core;
 mod descriptors;
