@@ -170,26 +170,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         other => other?,
     };
     let scandir = switch_to(cfg, &state, &prepared, generation, opts, &progress)?;
-    // The stock this run read is live: a deferral recorded before it is done.
-    // The switch is done too: a failure here is exit 1, not a "nothing
-    // happened" 74 (docs/cli.md#exit-codes).
-    let after = |what: &str, e: Error| Error::AfterSwitch {
-        generation,
-        what: what.to_string(),
-        source: Some(Box::new(e)),
-    };
-    pending::clear_if_unchanged(&state.dir, &seen_pending).map_err(|e| {
-        after(
-            "the record of a deferred commit was not removed; the next commit or `sync` removes it",
-            e,
-        )
-    })?;
-    record_held_back(&state, &prepared.stock.held_back).map_err(|e| {
-        after(
-            "the held-back services were not recorded for `status`; the next commit records them",
-            e,
-        )
-    })?;
+    after_switch_records(&state, generation, &seen_pending, &prepared.stock.held_back)?;
     if let Some(timeout) = opts.check_up {
         gate(
             cfg,
@@ -321,6 +302,35 @@ fn refuse_stop_all(prepared: &Prepared, opts: &CommitOptions) -> Result<()> {
 /// Records what this commit held back for `status`; a service still being
 /// written (`*.dpkg-new`) also records a pending commit, so that `sync` or
 /// the next commit takes it once the package manager is done.
+/// The bookkeeping after a switch: the stock this run read is live, so a
+/// deferral recorded before it is done, and the held-back services are
+/// recorded for `status`. The switch is done: a failure here is exit 1
+/// naming the step, not 74, "nothing changed" (docs/cli.md#exit-codes).
+fn after_switch_records(
+    state: &State,
+    generation: u64,
+    seen_pending: &pending::Seen,
+    held: &[HeldBack],
+) -> Result<()> {
+    let after = |what: &str, e: Error| Error::AfterSwitch {
+        generation,
+        what: what.to_string(),
+        source: Some(Box::new(e)),
+    };
+    pending::clear_if_unchanged(&state.dir, seen_pending).map_err(|e| {
+        after(
+            "the record of a deferred commit was not removed; the next commit or `sync` removes it",
+            e,
+        )
+    })?;
+    record_held_back(state, held).map_err(|e| {
+        after(
+            "the held-back services were not recorded for `status`; the next commit records them",
+            e,
+        )
+    })
+}
+
 fn record_held_back(state: &State, held: &[HeldBack]) -> Result<()> {
     held_back::save(&state.dir, held)?;
     let busy: Vec<String> = held
