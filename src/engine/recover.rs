@@ -97,11 +97,11 @@ pub(crate) fn finish_interrupted(
 
 /// Decides by where `live` really points; returns the outcome.
 fn resolve(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<Outcome> {
-    let live = state.live().ok().flatten().filter(|&n| {
-        generation::load(state, n)
-            .and_then(|m| generation::check_complete(state, &m))
-            .is_ok()
-    });
+    let live = state
+        .live()
+        .ok()
+        .flatten()
+        .filter(|&n| is_complete(state, n));
     match live {
         Some(n) if n == log.to => {
             switch::finish(cfg, state, log)?;
@@ -115,9 +115,7 @@ fn resolve(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<Outcome> {
             // `live` is missing, empty or points elsewhere (a link lost in a
             // power cut). Choose the generation the log proves complete:
             // the new one if the switch was under way, else the old one.
-            let to_ok = generation::load(state, log.to)
-                .and_then(|m| generation::check_complete(state, &m))
-                .is_ok();
+            let to_ok = is_complete(state, log.to);
             if log.phase >= txn_log::Phase::Switching && to_ok {
                 state.switch_live(log.to)?;
                 switch::finish(cfg, state, log)?;
@@ -139,9 +137,12 @@ fn resolve(cfg: &Config, state: &LockedState, log: &TxnLog) -> Result<Outcome> {
 
 /// Whether generation `n` is published and complete.
 fn is_complete(state: &State, n: u64) -> bool {
-    generation::load(state, n)
-        .and_then(|m| generation::check_complete(state, &m))
-        .is_ok()
+    // A dormant generation has no links: `live` never names one
+    // (docs/design.md#dormant-generations).
+    !generation::is_dormant(state, n).unwrap_or(true)
+        && generation::load(state, n)
+            .and_then(|m| generation::check_complete(state, &m))
+            .is_ok()
 }
 
 /// With no transaction in flight, `live` must name a published generation.
@@ -154,9 +155,19 @@ fn is_complete(state: &State, n: u64) -> bool {
 /// `rec`; nothing when nothing was wrong or nothing was ever live (no
 /// history and no link: only an undone first commit).
 fn relink_live(state: &State, rec: &mut Recovery) -> Result<()> {
-    // A generation whose manifest loads is there; a lost service link in
-    // it is repaired by `sync` and a no-op `commit` (generation::repair_links).
-    let exists = |n: u64| generation::load(state, n).is_ok();
+    // A generation with its manifest and its links is there: two stats,
+    // not a parse of 100,000 services on every writing command. A lost
+    // service link in it is repaired by `sync` and a no-op `commit`
+    // (generation::repair_links); a manifest that does not parse is named
+    // by the command that reads it next, not "repaired" by switching to
+    // another generation.
+    let exists = |n: u64| {
+        state
+            .generations
+            .try_stat(format!("{n}/{}", layout::GENERATION_MANIFEST))
+            .is_ok_and(|st| st.is_some())
+            && !generation::is_dormant(state, n).unwrap_or(true)
+    };
     if state.live().ok().flatten().is_some_and(exists) {
         return Ok(());
     }

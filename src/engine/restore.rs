@@ -173,10 +173,10 @@ pub(crate) fn restore_reused(
         // A no-op commit: no listing of the whole store.
         return Ok(Restored::default());
     }
-    let published = store::published(&state.store)?;
-    let reused = changed.into_iter().filter(|o| {
-        published.contains(o.as_str()) && published.contains(&layout::object_manifest_name(o))
-    });
+    let published = store::published_among(&state.store, changed.iter().map(|o| o.as_str()))?;
+    let reused = changed
+        .into_iter()
+        .filter(|o| published.contains(o.as_str()));
     let damaged = super::verify::damaged_objects(cfg, state, reused);
     if damaged.is_empty() {
         return Ok(Restored::default());

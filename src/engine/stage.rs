@@ -439,17 +439,18 @@ pub(crate) fn reusable_generation(
 /// The stock services whose store object is not published yet: the ones
 /// a commit copies.
 fn missing_services<'a>(state: &State, prepared: &'a Prepared) -> Result<Vec<&'a StockService>> {
-    let published = store::published(&state.store)?;
-    Ok(prepared
+    let objects: Vec<(String, &StockService)> = prepared
         .stock
         .services
         .values()
-        .filter(|s| {
-            let object = s.object_name();
-            // An object counts only with its manifest beside it.
-            !(published.contains(&object)
-                && published.contains(&layout::object_manifest_name(&object)))
-        })
+        .map(|s| (s.object_name(), s))
+        .collect();
+    // An object counts only with its manifest beside it.
+    let published = store::published_among(&state.store, objects.iter().map(|(o, _)| o.as_str()))?;
+    Ok(objects
+        .iter()
+        .filter(|(object, _)| !published.contains(object.as_str()))
+        .map(|(_, s)| *s)
         .collect())
 }
 

@@ -64,6 +64,38 @@ pub(crate) fn published(store: &Dir) -> Result<std::collections::HashSet<String>
         .collect())
 }
 
+/// Below this many objects, [`published_among`] stats each instead of
+/// listing the store (20,000 names at 10,000 services: ≈ 10 ms).
+const STAT_EACH_BELOW: usize = 64;
+
+/// The objects among `objects` that are published with their manifest:
+/// two `stat`s each for a few (a hinted commit's changed services), one
+/// listing of the store for many.
+pub(crate) fn published_among<'a>(
+    store: &Dir,
+    objects: impl IntoIterator<Item = &'a str>,
+) -> Result<std::collections::HashSet<&'a str>> {
+    let objects: Vec<&str> = objects.into_iter().collect();
+    let mut out = std::collections::HashSet::new();
+    if objects.len() < STAT_EACH_BELOW {
+        for object in objects {
+            if store.try_stat(object)?.is_some()
+                && store
+                    .try_stat(layout::object_manifest_name(object))?
+                    .is_some()
+            {
+                out.insert(object);
+            }
+        }
+        return Ok(out);
+    }
+    let listed = published(store)?;
+    out.extend(objects.into_iter().filter(|object| {
+        listed.contains(*object) && listed.contains(&layout::object_manifest_name(object))
+    }));
+    Ok(out)
+}
+
 /// Loads the manifest of a published object.
 pub(crate) fn load_manifest(store: &Dir, object: &str) -> Result<ObjectManifest> {
     documents::load(store, &layout::object_manifest_name(object))
