@@ -185,44 +185,81 @@ fn remove(cfg: &Config, state: &LockedState, report: &mut GcReport) -> Result<()
         report.removed_generations.len() + report.removed_objects.len(),
         "generations and objects",
     );
-    for n in &report.removed_generations {
-        counter.tick();
-        // Renamed into the state directory first, so it vanishes at once
-        // and a crash leaves only a `.tmp-*` for recovery to sweep.
-        let tmp = layout::tmp_name(&format!("gc-generation-{n}"));
-        state.generations.rename(n.to_string(), &state.dir, &tmp)?;
-        state.generations.sync()?;
-        failpoint::hit("gc.after-remove-generation")?;
-        state.dir.remove_if_exists(&tmp)?;
+    for chunk in report.removed_generations.chunks(REMOVE_CHUNK) {
+        remove_generations(state, chunk, &counter)?;
     }
     let pins = pin::pins_dir(cfg)?;
     let mut removed = Vec::new();
-    for object in std::mem::take(&mut report.removed_objects) {
-        counter.tick();
-        // Hold the pin exclusively while the object goes, so that no
-        // `exec` starts from it in between.
-        let Some(claim) = pin::Claim::try_take(&pins, &object)? else {
-            report.pinned.push(object);
-            continue;
-        };
-        // The object vanishes first (never an object without manifest),
-        // then its manifest.
-        let tmp = layout::tmp_name(&format!("gc-{object}"));
-        state.store.rename(&object, &state.dir, &tmp)?;
-        state.store.sync()?;
-        failpoint::hit("gc.after-remove-object")?;
-        state
-            .store
-            .remove_if_exists(layout::object_manifest_name(&object))?;
-        state.dir.remove_if_exists(&tmp)?;
-        claim.release_removed(&pins)?;
-        removed.push(object);
+    let objects = std::mem::take(&mut report.removed_objects);
+    for chunk in objects.chunks(REMOVE_CHUNK) {
+        // Hold the pins exclusively while the objects go, so that no
+        // `exec` starts from one in between.
+        let mut claims = Vec::new();
+        for object in chunk {
+            counter.tick();
+            match pin::Claim::try_take(&pins, object)? {
+                Some(claim) => claims.push((object, claim)),
+                None => report.pinned.push(object.clone()),
+            }
+        }
+        remove_objects(state, claims.iter().map(|(o, _)| o.as_str()))?;
+        for (object, claim) in claims {
+            claim.release_removed(&pins)?;
+            removed.push(object.clone());
+        }
     }
     for manifest in &report.orphan_manifests {
         state.store.remove_if_exists(manifest)?;
     }
     report.removed_objects = removed;
     state.store.sync()?;
+    Ok(())
+}
+
+/// At most this many generations or objects are removed at once: each
+/// batch is renamed away and made durable by one fsync, not one per entry
+/// (100 generations of 10,000 services: 4.1 s with an fsync each on a
+/// loaded machine), and the pins held while objects go stay bounded
+/// (docs/security.md#bounded-file-descriptors).
+const REMOVE_CHUNK: usize = 256;
+
+/// Renames generations `chunk` into the state directory, so that they vanish
+/// at once and a crash leaves only `.tmp-*` names for recovery to sweep,
+/// makes that durable, then removes them.
+fn remove_generations(state: &LockedState, chunk: &[u64], counter: &Counter) -> Result<()> {
+    let tmp = |n: u64| layout::tmp_name(&format!("gc-generation-{n}"));
+    for &n in chunk {
+        counter.tick();
+        state
+            .generations
+            .rename(n.to_string(), &state.dir, tmp(n))?;
+    }
+    state.generations.sync()?;
+    failpoint::hit("gc.after-remove-generation")?;
+    for &n in chunk {
+        state.dir.remove_if_exists(tmp(n))?;
+    }
+    Ok(())
+}
+
+/// Removes `objects`: each vanishes first (never an object without its
+/// manifest), durably, then the manifests go.
+fn remove_objects<'a>(
+    state: &LockedState,
+    objects: impl Iterator<Item = &'a str> + Clone,
+) -> Result<()> {
+    let tmp = |object: &str| layout::tmp_name(&format!("gc-{object}"));
+    for object in objects.clone() {
+        state.store.rename(object, &state.dir, tmp(object))?;
+    }
+    state.store.sync()?;
+    failpoint::hit("gc.after-remove-object")?;
+    for object in objects {
+        state
+            .store
+            .remove_if_exists(layout::object_manifest_name(object))?;
+        state.dir.remove_if_exists(tmp(object))?;
+    }
     Ok(())
 }
 
