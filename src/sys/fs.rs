@@ -776,14 +776,14 @@ impl Dir {
         to_dir: &Dir,
         to: impl AsRef<Path>,
     ) -> Result<()> {
-        rustix::fs::renameat_with(
-            &self.fd,
-            from.as_ref(),
-            &to_dir.fd,
-            to.as_ref(),
-            RenameFlags::EXCHANGE,
-        )
-        .map_err(|e| Error::create("exchange with", to_dir.join(to.as_ref()), io_err(e)))
+        if self.try_exchange(from, to_dir, to.as_ref())? {
+            return Ok(());
+        }
+        Err(Error::create(
+            "exchange with",
+            to_dir.join(to.as_ref()),
+            io_err(rustix::io::Errno::INVAL),
+        ))
     }
 
     /// [`Dir::exchange`], or false (nothing changed) where the file system
