@@ -157,11 +157,7 @@ fn a_first_commit_opens_each_stock_file_once_and_its_objects_verify() {
         assert_consistent(&root);
         // Not `stock_contents`: the link `log-run` is stored as a file.
         assert_live_is_the_stock(&root, "web");
-        let leftovers: Vec<_> = std::fs::read_dir(root.state())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(".tmp-"))
-            .collect();
+        let leftovers = staging_names(&root, ".tmp-");
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }
@@ -228,11 +224,7 @@ fn a_file_changed_after_it_was_captured_is_refused_and_the_retry_publishes_it() 
             .unwrap()
             .collect();
         assert!(store.is_empty(), "{what}: published {store:?}");
-        let leftovers: Vec<_> = std::fs::read_dir(root.state())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(".tmp-capture:"))
-            .collect();
+        let leftovers = staging_names(&root, ".tmp-capture:");
         assert!(leftovers.is_empty(), "{what}: {leftovers:?}");
         root.commit().ok();
         root.run(&["verify"]).ok();
@@ -256,11 +248,7 @@ fn a_first_commit_killed_while_capturing_leaves_only_what_recovery_sweeps() {
                 crate::slow::crash::run_at(&root, &["commit"], point),
                 "not killed at {point}"
             );
-            let left: Vec<String> = std::fs::read_dir(root.state())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| n.starts_with(".tmp-"))
-                .collect();
+            let left = staging_names(&root, ".tmp-");
             assert!(!left.is_empty(), "{point}: the kill left no copy to sweep");
             assert_eq!(root.live_generation(), None, "{point}");
             root.run(&[next]).ok();
@@ -290,11 +278,7 @@ fn a_first_commit_over_the_staged_bytes_limit_leaves_no_copy() {
     assert_eq!(run.code, i32::from(exit::DATA_ERR), "{}", run.stderr);
     assert_eq!(kind, "stock");
     assert!(run.stderr.contains("max_stage_bytes"), "{}", run.stderr);
-    let leftovers: Vec<_> = std::fs::read_dir(root.state())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".tmp-"))
-        .collect();
+    let leftovers = staging_names(&root, ".tmp-");
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(root.live_generation(), None);
 }

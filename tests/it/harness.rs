@@ -476,6 +476,16 @@ pub fn generations(root: &Root) -> Vec<u64> {
     out
 }
 
+/// The names directly in the state directory that start with `prefix`:
+/// staging leftovers (`.tmp-*`, `.tmp-capture:*`) that recovery sweeps.
+pub fn staging_names(root: &Root, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(root.state())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
 /// Copies a directory tree, keeping modes and symlinks.
 pub fn copy_tree(from: &Path, to: &Path) {
     let status = Command::new("cp")

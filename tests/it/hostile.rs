@@ -841,15 +841,6 @@ impl Drop for TmpfsMount {
     }
 }
 
-/// `.tmp-*` staging names left directly in the state directory.
-fn staging_leftovers(root: &Root) -> Vec<String> {
-    std::fs::read_dir(root.state())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".tmp-"))
-        .collect()
-}
-
 /// Writes `len` bytes that do not compress or dedupe to nothing.
 fn write_noise(path: &Path, len: usize) {
     let bytes: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
@@ -897,17 +888,17 @@ fn no_space_while_staging_is_74_and_changes_nothing() {
     );
     assert_eq!(root.live_generation(), Some(1));
     // The failed commit gave the space back itself…
-    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    assert_eq!(staging_names(&root, ".tmp-"), Vec::<String>::new());
     // …and the next run, with the disk still full, has nothing to do but
     // fails the same way, cleanly.
     root.run(&["recover"]).ok();
     root.commit().code(exit::IO_ERR);
-    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    assert_eq!(staging_names(&root, ".tmp-"), Vec::<String>::new());
     assert!(root.snapshot() == before);
     mount.resize("16m");
     root.commit().ok();
     assert_eq!(root.live_generation(), Some(2));
-    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    assert_eq!(staging_names(&root, ".tmp-"), Vec::<String>::new());
     root.run(&["verify"]).ok();
 }
 
@@ -947,7 +938,7 @@ fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
         "{}",
         run.stderr
     );
-    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    assert_eq!(staging_names(&root, ".tmp-"), Vec::<String>::new());
     assert!(
         root.snapshot() == before,
         "a failed commit changed the state"
@@ -955,7 +946,7 @@ fn state_that_cannot_be_written_while_staging_is_73_and_changes_nothing() {
     drop(guard);
     root.commit().ok();
     assert_eq!(root.live_generation(), Some(2));
-    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    assert_eq!(staging_names(&root, ".tmp-"), Vec::<String>::new());
 }
 
 /// Item 6, EACCES proper: run as `nobody` over a root `nobody` owns, with
@@ -997,7 +988,7 @@ fn permission_denied_while_staging_is_73_and_changes_nothing() {
     chmod(&root.state(), 0o755);
     as_nobody(&["commit"]).ok();
     assert_eq!(root.live_generation(), Some(2));
-    assert_eq!(staging_leftovers(&root), Vec::<String>::new());
+    assert_eq!(staging_names(&root, ".tmp-"), Vec::<String>::new());
 }
 
 /// Item 3: a config file others could write would let them choose the
@@ -1153,11 +1144,7 @@ fn a_commit_over_the_staged_bytes_limit_is_refused_naming_the_file_and_the_key()
         assert!(run.stderr.contains(&needle), "{needle}: {}", run.stderr);
     }
     assert!(root.snapshot() == before, "live or a generation changed");
-    let leftovers: Vec<_> = std::fs::read_dir(root.state())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".tmp-"))
-        .collect();
+    let leftovers = staging_names(&root, ".tmp-");
     assert!(leftovers.is_empty(), "{leftovers:?}");
     root.config("limits: {max_stage_bytes: 1073741824}\n");
     root.commit().ok();

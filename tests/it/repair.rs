@@ -204,11 +204,7 @@ fn a_repair_killed_at_any_step_is_finished_by_the_next() {
         );
         // The next writing command sweeps what the killed run left.
         root.run(&["gc"]).ok();
-        let left: Vec<_> = std::fs::read_dir(root.state())
-            .unwrap()
-            .filter_map(|e| e.unwrap().file_name().into_string().ok())
-            .filter(|n| n.starts_with(".tmp-"))
-            .collect();
+        let left = staging_names(&root, ".tmp-");
         assert!(left.is_empty(), "{point}: {left:?}");
     }
 }

@@ -148,11 +148,7 @@ fn stock_changed_while_staging_defers_and_publishes_nothing() {
         );
         assert_eq!(root.snapshot(), before, "{what}: state changed");
         assert_eq!(published(&root), stored, "{what}: something was published");
-        let leftovers: Vec<_> = std::fs::read_dir(root.state())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(".tmp-"))
-            .collect();
+        let leftovers = staging_names(&root, ".tmp-");
         // Staging leftovers are harmless (recovery sweeps them) but none
         // may be reachable; the next commit starts by sweeping.
         assert_eq!(root.live_generation(), Some(1), "{what}");
