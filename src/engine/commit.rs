@@ -186,7 +186,7 @@ fn commit_now(cfg: &Config, opts: &CommitOptions) -> Result<Committed> {
         generation,
         previous,
         up_to_date: false,
-        services: prepared.target().len(),
+        services: prepared.target.len(),
         held_back: prepared.stock.held_back,
         plan: prepared.plan,
         scandir,
@@ -359,7 +359,7 @@ fn stage_or_reuse(
     note: Option<&str>,
     progress: &Progress,
 ) -> Result<u64> {
-    let target = prepared.target();
+    let target = prepared.target.clone();
     let started = Instant::now();
     // A staged generation is reused only with the same note: a
     // generation never changes once published.

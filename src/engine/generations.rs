@@ -59,7 +59,7 @@ pub(crate) fn describe_file_changes(state: &State, plan: &mut Plan) {
             if f != t {
                 if let (Some(old), Some(new)) = (entries(f), entries(t)) {
                     s.files = plan::diff_entries(&old, &new);
-                    s.reason = plan::describe_files(&s.files);
+                    s.reason = plan::describe_files(&s.files).into();
                 }
             }
         }

@@ -162,7 +162,7 @@ pub(crate) fn restore_reused(
     prepared: &Prepared,
     locks: LockPolicy,
 ) -> Result<Restored> {
-    let target = prepared.target();
+    let target = &prepared.target;
     let live = prepared.live.as_ref().map(|g| &g.services);
     let changed: Vec<&String> = target
         .iter()

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::yaml_guard::yaml_nesting_problem;
 use crate::model::identity::{Identity, WatchedPath};
 use crate::model::limits::MAX_PATH;
-use crate::model::names::{name_problem, split_object_name};
+use crate::model::names::name_problem;
 use crate::model::owners::Owners;
 use crate::model::tree::{self, Entry, EntryKind};
 
@@ -70,6 +70,7 @@ pub(crate) struct GenerationManifest {
     /// RFC 3339, UTC.
     pub created: String,
     /// Service name → store object name.
+    #[serde(deserialize_with = "map_in_one_pass")]
     pub services: BTreeMap<String, String>,
     /// The stock trees the generation was built from.
     #[serde(default)]
@@ -78,6 +79,38 @@ pub(crate) struct GenerationManifest {
     /// [`MAX_NOTE_CHARS`] characters (docs/cli.md#commit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// A map of strings collected first and built in one pass: the entries
+/// are written sorted, so `BTreeMap::from_iter` sorts them in linear time
+/// and builds the tree without a search per key, where serde's own map
+/// inserts one key at a time — most of a 10,000-service manifest's parse
+/// (docs/performance.md#hints). A repeated key keeps its last value, as
+/// one insert after another would.
+fn map_in_one_pass<'de, D>(de: D) -> std::result::Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of service names to store objects")
+        }
+
+        fn visit_map<A>(self, mut map: A) -> std::result::Result<Self::Value, A::Error>
+        where
+            A: serde::de::MapAccess<'de>,
+        {
+            let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(pair) = map.next_entry::<String, String>()? {
+                pairs.push(pair);
+            }
+            Ok(pairs.into_iter().collect())
+        }
+    }
+    de.deserialize_map(Pairs)
 }
 
 /// The longest note `commit -m` stores, in characters.
@@ -120,9 +153,13 @@ impl Document for GenerationManifest {
             if let Some(why) = name_problem(service.as_bytes()) {
                 return Some(why);
             }
-            match split_object_name(object) {
-                Some((s, digest)) if s == service && is_digest(digest) => {}
-                _ => return Some(format!("{object:?} is not a store object of {service:?}")),
+            // `<service>-<digest>`, as `model::names::split_object_name` reads it, checked
+            // without a search for the last dash: 10,000 of these per parse.
+            let digest = object
+                .strip_prefix(service.as_str())
+                .and_then(|rest| rest.strip_prefix('-'));
+            if !digest.is_some_and(is_digest) {
+                return Some(format!("{object:?} is not a store object of {service:?}"));
             }
         }
         None

@@ -16,7 +16,8 @@ pub(crate) const MAX_NAME: usize = 64;
 /// Why a name is not a valid service name, or `None` when it is.
 /// Allowed: `[A-Za-z0-9][A-Za-z0-9@._+-]{0,63}`.
 pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
-    let quoted = format!("\"{}\"", shown(OsStr::from_bytes(name)));
+    // Quoted only for a message: this runs for every name of every manifest.
+    let quoted = || format!("\"{}\"", shown(OsStr::from_bytes(name)));
     if name.is_empty() {
         return Some("the service name is empty".into());
     }
@@ -28,20 +29,23 @@ pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
     }
     if name[0] == b'.' {
         return Some(format!(
-            "the service name {quoted} starts with a dot, which scanners skip"
+            "the service name {} starts with a dot, which scanners skip",
+            quoted()
         ));
     }
     if !name[0].is_ascii_alphanumeric() {
         return Some(format!(
-            "the service name {quoted} must start with a letter or digit"
+            "the service name {} must start with a letter or digit",
+            quoted()
         ));
     }
     if let Some(bad) = name
         .iter()
-        .find(|b| !(b.is_ascii_alphanumeric() || b"@._+-".contains(b)))
+        .find(|b| !matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'@' | b'.' | b'_' | b'+' | b'-'))
     {
         return Some(format!(
-            "the service name {quoted} contains the byte {bad:#04x}; allowed are letters, digits and @._+-"
+            "the service name {} contains the byte {bad:#04x}; allowed are letters, digits and @._+-",
+            quoted()
         ));
     }
     None

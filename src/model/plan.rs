@@ -1,8 +1,11 @@
 //! Planning: what a transaction from one service map to another does, and
 //! why. Pure functions over data — no I/O — so they are property-tested.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+use itertools::{EitherOrBoth, Itertools};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +56,7 @@ pub(crate) struct ServiceChange {
     pub from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileChange>,
     /// The `restart_on` paths whose content changed (docs/design.md#identity).
@@ -127,13 +130,10 @@ impl fmt::Display for Counts {
 
 /// Plans the move from `from` to `to` (service name → store object).
 pub(crate) fn make(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> Plan {
-    let names: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
-    let services = names
-        .into_iter()
-        .map(|name| {
-            let (old, new) = (from.get(name), to.get(name));
+    let services = side_by_side(from, to)
+        .map(|(name, old, new)| {
             let (action, reason) = match (old, new) {
-                (None, Some(_)) => (Action::Start, "new service"),
+                (None, _) => (Action::Start, "new service"),
                 (Some(_), None) => (Action::Stop, "removed"),
                 (Some(a), Some(b)) if a == b => (Action::Keep, "unchanged"),
                 _ => (Action::Restart, "content changed"),
@@ -143,7 +143,7 @@ pub(crate) fn make(from: &BTreeMap<String, String>, to: &BTreeMap<String, String
                 action,
                 from: old.cloned(),
                 to: new.cloned(),
-                reason: reason.to_string(),
+                reason: Cow::Borrowed(reason),
                 files: Vec::new(),
                 restart_on: Vec::new(),
             }
@@ -157,15 +157,32 @@ pub(crate) fn make(from: &BTreeMap<String, String>, to: &BTreeMap<String, String
 /// generation summary need not (docs/performance.md).
 pub(crate) fn counts(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> Counts {
     let mut c = Counts::default();
-    for (name, new) in to {
-        match from.get(name) {
-            None => c.start += 1,
-            Some(old) if old == new => c.keep += 1,
-            Some(_) => c.restart += 1,
+    for (_, old, new) in side_by_side(from, to) {
+        match (old, new) {
+            (None, _) => c.start += 1,
+            (Some(_), None) => c.stop += 1,
+            (Some(a), Some(b)) if a == b => c.keep += 1,
+            _ => c.restart += 1,
         }
     }
-    c.stop = from.keys().filter(|name| !to.contains_key(*name)).count();
     c
+}
+
+/// Two service maps walked side by side in name order, as (name, object in
+/// `from`, object in `to`): one comparison per name where a lookup of each
+/// name in the other map costs a search — the bulk of planning a
+/// generation of 10,000 services (docs/performance.md#hints).
+pub(crate) fn side_by_side<'a>(
+    from: &'a BTreeMap<String, String>,
+    to: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = (&'a String, Option<&'a String>, Option<&'a String>)> {
+    from.iter()
+        .merge_join_by(to.iter(), |a, b| a.0.cmp(b.0))
+        .map(|pair| match pair {
+            EitherOrBoth::Left((name, old)) => (name, Some(old), None),
+            EitherOrBoth::Right((name, new)) => (name, None, Some(new)),
+            EitherOrBoth::Both((name, old), (_, new)) => (name, Some(old), Some(new)),
+        })
 }
 
 /// Plans a switch back (or forward) to the existing generation `n`, with
@@ -179,9 +196,9 @@ pub(crate) fn make_to_generation(
     let mut plan = make(from, to);
     for s in &mut plan.services {
         s.reason = match s.action {
-            Action::Start => format!("in generation {n}"),
-            Action::Stop => format!("not in generation {n}"),
-            Action::Restart => format!("as in generation {n}"),
+            Action::Start => format!("in generation {n}").into(),
+            Action::Stop => format!("not in generation {n}").into(),
+            Action::Restart => format!("as in generation {n}").into(),
             Action::Keep => continue,
         };
     }

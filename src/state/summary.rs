@@ -105,15 +105,17 @@ pub(crate) fn write(
 }
 
 /// The objects `m` references that `parent` does not, sorted; `None` when
-/// there are more than [`MAX_ADDED_OBJECTS`].
+/// there are more than [`MAX_ADDED_OBJECTS`]. An object's name begins with
+/// its service's (a manifest's own check), so an object of `m` is in
+/// `parent` exactly when `parent` gives that service the same object: one
+/// walk of both maps side by side, no set of the parent's objects.
 fn added_objects(m: &GenerationManifest, parent: &GenerationManifest) -> Option<Vec<String>> {
-    let theirs: BTreeSet<&String> = parent.services.values().collect();
-    let added: BTreeSet<&String> = m
-        .services
-        .values()
-        .filter(|o| !theirs.contains(o))
+    let mut added: Vec<String> = plan::side_by_side(&parent.services, &m.services)
+        .filter_map(|(_, old, new)| new.filter(|&new| old != Some(new)).cloned())
+        .take(MAX_ADDED_OBJECTS + 1)
         .collect();
-    (added.len() <= MAX_ADDED_OBJECTS).then(|| added.into_iter().cloned().collect())
+    added.sort_unstable();
+    (added.len() <= MAX_ADDED_OBJECTS).then_some(added)
 }
 
 /// The summary of generation `n`, or `None` when it has none that can be
