@@ -8,12 +8,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use svcdir_update::{cli::Cli, output, run};
 
-// A manifest of 10,000 services is 20,000 small strings built and freed
-// per command: mimalloc does that for a fraction of glibc malloc's cost
-// (docs/performance.md#hints).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&args) {
