@@ -355,7 +355,7 @@ mod tests {
             &map(&[("a", "a-1"), ("b", "b-1"), ("c", "c-1")]),
             1,
         );
-        let reasons: Vec<&str> = back.services.iter().map(|s| s.reason.as_str()).collect();
+        let reasons: Vec<&str> = back.services.iter().map(|s| s.reason.as_ref()).collect();
         assert_eq!(
             reasons,
             [
