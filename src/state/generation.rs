@@ -288,8 +288,9 @@ pub(crate) fn materialize(
 /// not live (usually the one before it) is taken whole: it is exchanged for
 /// its dormant twin, then only the links that differ are made again —
 /// cost in the change, not in the services. Without such a generation, or
-/// on a file system without `RENAME_EXCHANGE`, every link is made new
-/// (hard links of `parent`'s where the object is the same).
+/// on a file system without `RENAME_EXCHANGE`, every link is made new.
+/// Either way a link is a hard link of `parent`'s where the object is the
+/// same.
 fn stage_links(
     state: &State,
     tmp: &str,
@@ -297,30 +298,51 @@ fn stage_links(
     parent: Option<&GenerationManifest>,
 ) -> Result<Dir> {
     state.dir.remove_if_exists(tmp)?;
+    // Links of `parent` (the live generation) are hard-linked where the
+    // object is the same: `linkat` costs a fifth of `symlinkat`, and a new
+    // inode and data block for a symlink is what `sync_symlinks` waits for
+    // (docs/performance.md#what-makes-it-fast).
+    let source = match parent {
+        Some(p) => state
+            .generations
+            .try_open_dir(p.generation.to_string())?
+            .map(|dir| (dir, &p.services)),
+        None => None,
+    };
+    let source = source.as_ref().map(|(dir, services)| (dir, *services));
     let live = state.live()?;
     if let Some(spare) = spare_generation(state, live)? {
         if let Some(dir) = retire(state, &spare, tmp)? {
-            relink(&dir, &spare.services, services)?;
+            relink(&dir, &spare.services, services, source)?;
             return Ok(dir);
         }
     }
     let dir: Dir = state.dir.create_dir(tmp, 0o755)?;
-    let parent_dir = match parent {
-        Some(p) => state.generations.try_open_dir(p.generation.to_string())?,
-        None => None,
-    };
     for (service, object) in services {
-        let shared = match (parent, &parent_dir) {
-            (Some(p), Some(pd)) if p.services.get(service) == Some(object) => {
-                pd.hard_link(service, &dir, service)?
-            }
-            _ => false,
-        };
-        if !shared {
-            dir.symlink(layout::generation_link_target(object), service)?;
-        }
+        link(&dir, service, object, source)?;
     }
     Ok(dir)
+}
+
+/// Makes `dir/<service>` lead to `object`: a hard link of `source`'s link
+/// when `source` (a generation's directory and services) gives `service`
+/// the same object, else a new symlink.
+fn link(
+    dir: &Dir,
+    service: &str,
+    object: &str,
+    source: Option<(&Dir, &BTreeMap<String, String>)>,
+) -> Result<()> {
+    let shared = match source {
+        Some((from, services)) if services.get(service).is_some_and(|o| o == object) => {
+            from.hard_link(service, dir, service)?
+        }
+        _ => false,
+    };
+    if !shared {
+        dir.symlink(layout::generation_link_target(object), service)?;
+    }
+    Ok(())
 }
 
 /// The newest generation with its links that is not `live`, whose manifest
@@ -385,7 +407,8 @@ fn copy_manifest(from: &Dir, to: &Dir, m: &GenerationManifest) -> Result<()> {
 
 /// Turns `dir`, the links of `had`, into the links of `want` (and nothing
 /// else: the taken generation's summary goes too): a service
-/// whose object differs gets a new link, one `want` lacks is removed. One
+/// whose object differs gets a new link ([`link`]: from `source`, the live
+/// generation, where it has that object), one `want` lacks is removed. One
 /// listing finds names that are missing (a power cut on a file system that
 /// wrote a symlink late, docs/durability.md#the-switch-and-symlinks) or
 /// unknown, so a link is never trusted only because the manifest names it.
@@ -393,6 +416,7 @@ fn relink(
     dir: &Dir,
     had: &BTreeMap<String, String>,
     want: &BTreeMap<String, String>,
+    source: Option<(&Dir, &BTreeMap<String, String>)>,
 ) -> Result<()> {
     // All three are sorted by name: walked side by side, one comparison
     // per name rather than a search (docs/performance.md#hints).
@@ -413,7 +437,7 @@ fn relink(
             if is_present {
                 dir.remove_if_exists(service)?;
             }
-            dir.symlink(layout::generation_link_target(object), service)?;
+            link(dir, service, object, source)?;
         }
     }
     for stale in present {
