@@ -74,6 +74,36 @@ fn a_third_commit_takes_the_first_generations_directory_and_remakes_only_changed
     assert_consistent(&root);
 }
 
+/// A link the taken directory lacks, or has with an old object, is a hard
+/// link of the live generation's where live has the wanted object: the
+/// previous commit's changes cost a `linkat` each, not a new symlink that
+/// `syncfs` must write (docs/performance.md#hints).
+#[test]
+fn links_the_taken_directory_lacks_are_hard_links_of_lives() {
+    let root = Root::example();
+    root.commit().ok();
+    // Generation 2 adds `extra-a` and changes `web`; generation 3 keeps
+    // `extra-a` and changes `web` again.
+    change_stock(&root, "a");
+    root.commit().ok();
+    let extra2 = root.inode(&generation_dir(&root, 2).join("extra-a"));
+    let web2 = root.inode(&generation_dir(&root, 2).join("web"));
+    touch_web(&root, "b");
+    root.commit().ok();
+
+    assert_eq!(root.live_generation(), Some(3));
+    assert!(is_dormant(&root, 1), "{:?}", entries(&root, 1));
+    // Generation 1's directory lacked `extra-a`: linked from generation 2.
+    assert_eq!(
+        root.inode(&generation_dir(&root, 3).join("extra-a")),
+        extra2
+    );
+    // `web` differs from live: a new symlink.
+    assert_ne!(root.inode(&generation_dir(&root, 3).join("web")), web2);
+    assert_eq!(live_contents(&root), stock_contents(&root));
+    assert_consistent(&root);
+}
+
 #[test]
 fn a_rollback_to_a_dormant_generation_gives_it_its_links_and_keeps_unchanged_services() {
     let root = Root::example();
