@@ -353,6 +353,30 @@ mod tests {
         }
     }
 
+    /// Services in any order, and a repeated name, read as a map built one
+    /// insert at a time would hold them: sorted, the last value kept.
+    #[test]
+    fn services_are_read_in_one_pass_as_inserts_would_read_them() {
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        let text = format!(
+            r#"{{"generation": 2, "created": "2026-01-01T00:00:00Z", "services":
+               {{"web": "web-{a}", "db": "db-{b}", "web": "web-{c}"}}}}"#
+        );
+        for bytes in [
+            text.clone().into_bytes(),
+            text.replace('\n', " ").into_bytes(),
+        ] {
+            let m: GenerationManifest = parse(&bytes, path()).unwrap();
+            let got: Vec<(&str, &str)> = m
+                .services
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let (db, web) = (format!("db-{b}"), format!("web-{c}"));
+            assert_eq!(got, [("db", db.as_str()), ("web", web.as_str())]);
+        }
+    }
+
     /// The JSON this tool writes and the same document in block YAML.
     fn samples<T: Serialize>(value: &T) -> Vec<Vec<u8>> {
         let path = Path::new("/s/m");

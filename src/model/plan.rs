@@ -296,6 +296,37 @@ pub(crate) fn describe_restart(files: &[FileChange], restart_on: &[String]) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `side_by_side` yields every name of either map once, in order, with
+    /// the object each map gives it.
+    #[test]
+    fn side_by_side_walks_both_maps_in_name_order() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let from = map(&[("a", "1"), ("b", "2"), ("d", "4")]);
+        let to = map(&[("b", "2"), ("c", "3"), ("d", "5"), ("e", "6")]);
+        let got: Vec<(&str, Option<&str>, Option<&str>)> = side_by_side(&from, &to)
+            .map(|(n, a, b)| (n.as_str(), a.map(String::as_str), b.map(String::as_str)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Some("1"), None),
+                ("b", Some("2"), Some("2")),
+                ("c", None, Some("3")),
+                ("d", Some("4"), Some("5")),
+                ("e", None, Some("6")),
+            ]
+        );
+        let c = counts(&from, &to);
+        assert_eq!((c.start, c.restart, c.stop, c.keep), (2, 1, 1, 1));
+    }
+
+    use super::*;
     use proptest::prelude::*;
 
     #[test]
