@@ -326,7 +326,6 @@ mod tests {
         assert_eq!((c.start, c.restart, c.stop, c.keep), (2, 1, 1, 1));
     }
 
-    use super::*;
     use proptest::prelude::*;
 
     #[test]
