@@ -221,34 +221,94 @@ impl LockDir {
     }
 
     /// Every lock file in the directory that some process holds: its name
-    /// (suffix stripped), path and holders, with one pass over `/proc`.
+    /// (suffix stripped), path and holders, sorted by name, with one pass
+    /// over `/proc`.
+    ///
+    /// The listing names each file's inode (`d_ino`), so only the held
+    /// files are `lstat`-ed, to confirm them: a state of 100,000 services
+    /// has as many lock files, and `status` looks at every one
+    /// (docs/performance.md#status-and-check-at-100000-services). Where an
+    /// entry's `d_ino` is not its `st_ino` (checked on one entry), every
+    /// file is `lstat`-ed instead.
     pub(crate) fn held(&self) -> Result<Vec<(String, PathBuf, Vec<LockHolder>)>> {
-        let mut files = Vec::new();
-        for file_name in self.dir.names()? {
-            let Some(file_name) = file_name.to_str() else {
+        let listed = self.lock_files()?;
+        #[allow(clippy::unnecessary_cast)]
+        let dev = self.dir.self_stat()?.st_dev as u64;
+        let files = if self.inodes_agree(dev, &listed)? {
+            listed
+                .into_iter()
+                .map(|(name, file_name, ino)| (name, file_name, (dev, ino)))
+                .collect()
+        } else {
+            self.stat_each(listed)?
+        };
+        let ids = files.iter().map(|(_, _, id)| *id).collect();
+        let mut holders = holders::holders_of_many(&ids);
+        let mut out = Vec::new();
+        for (name, file_name, id) in files {
+            let Some(held_by) = holders.remove(&id) else {
                 continue;
             };
-            let Some(name) = file_name.strip_suffix(self.kind.suffix()) else {
-                continue;
-            };
-            // One lstat, not an open, an fstat and a close: a state of
-            // 100,000 services has as many lock files, and `status` looks
-            // at every one (docs/performance.md#status-and-list-at-100000-services).
+            // The entry may have been replaced since it was listed.
+            if self.file_identity(&file_name)? == Some(id) {
+                out.push((name, self.dir.join(&file_name), held_by));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The lock files' names as listed: (name without the suffix, file
+    /// name, `d_ino`).
+    fn lock_files(&self) -> Result<Vec<(String, String, u64)>> {
+        let suffix = self.kind.suffix();
+        Ok(self
+            .dir
+            .names_and_inodes()?
+            .into_iter()
+            .filter_map(|(file_name, ino)| {
+                let file_name = file_name.into_string().ok()?;
+                let name = file_name.strip_suffix(suffix)?.to_string();
+                Some((name, file_name, ino))
+            })
+            .collect())
+    }
+
+    /// Whether the listing's inode numbers are those `lstat` gives, tried
+    /// on the first listed file that is still there.
+    fn inodes_agree(&self, dev: u64, listed: &[(String, String, u64)]) -> Result<bool> {
+        for (_, file_name, ino) in listed {
             let Some(st) = self.dir.try_stat(file_name)? else {
                 continue;
             };
-            if fs::Kind::of(&st) == fs::Kind::File {
-                #[allow(clippy::unnecessary_cast)]
-                let id = (st.st_dev as u64, st.st_ino as u64);
-                files.push((name.to_string(), self.dir.join(file_name), id));
+            #[allow(clippy::unnecessary_cast)]
+            return Ok((st.st_dev as u64, st.st_ino as u64) == (dev, *ino));
+        }
+        Ok(true)
+    }
+
+    /// The (device, inode) of every listed regular file, by `lstat`.
+    fn stat_each(
+        &self,
+        listed: Vec<(String, String, u64)>,
+    ) -> Result<Vec<(String, String, (u64, u64))>> {
+        let mut files = Vec::new();
+        for (name, file_name, _) in listed {
+            if let Some(id) = self.file_identity(&file_name)? {
+                files.push((name, file_name, id));
             }
         }
-        let ids = files.iter().map(|(_, _, id)| *id).collect();
-        let mut holders = holders::holders_of_many(&ids);
-        Ok(files
-            .into_iter()
-            .filter_map(|(name, path, id)| holders.remove(&id).map(|h| (name, path, h)))
-            .collect())
+        Ok(files)
+    }
+
+    /// The (device, inode) of `file_name` if it is a regular file.
+    fn file_identity(&self, file_name: &str) -> Result<Option<(u64, u64)>> {
+        let Some(st) = self.dir.try_stat(file_name)? else {
+            return Ok(None);
+        };
+        #[allow(clippy::unnecessary_cast)]
+        let id = (st.st_dev as u64, st.st_ino as u64);
+        Ok((fs::Kind::of(&st) == fs::Kind::File).then_some(id))
     }
 }
 

@@ -121,11 +121,16 @@ pub(crate) fn read(state: &Dir) -> HashMap<String, u64> {
         },
         _ => return HashMap::new(),
     };
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(parse_line)
-        .map(|(bytes, object)| (object.to_string(), bytes))
-        .collect()
+    // Sized for the lines at once (≈ 80 bytes each), not grown through
+    // a dozen rehashes at 100,000 objects.
+    let mut out = HashMap::with_capacity(bytes.len() / 80 + 1);
+    out.extend(
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(parse_line)
+            .map(|(bytes, object)| (object.to_string(), bytes)),
+    );
+    out
 }
 
 /// `BYTES OBJECT`, or `None` for a line this module did not write whole:
@@ -135,10 +140,12 @@ fn parse_line(line: &str) -> Option<(u64, &str)> {
     split_object_name(object)?;
     // The bytes of a service name (model::names), checked without
     // building the error `name_problem` would: this runs once an object.
+    // Every byte looked at, without an early exit, so that the check is
+    // vectorized (100,000 lines at 100,000 services).
     let plain = object.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && object
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@._+-".contains(&b));
+        && object.bytes().fold(true, |all, b| {
+            all & (b.is_ascii_alphanumeric() | matches!(b, b'@' | b'.' | b'_' | b'+' | b'-'))
+        });
     plain.then_some(())?;
     Some((bytes.parse().ok()?, object))
 }
