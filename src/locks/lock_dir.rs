@@ -231,36 +231,33 @@ impl LockDir {
     /// entry's `d_ino` is not its `st_ino` (checked on one entry), every
     /// file is `lstat`-ed instead.
     pub(crate) fn held(&self) -> Result<Vec<(String, PathBuf, Vec<LockHolder>)>> {
-        let listed = self.lock_files()?;
         #[allow(clippy::unnecessary_cast)]
         let dev = self.dir.self_stat()?.st_dev as u64;
-        let files = if self.inodes_agree(dev, &listed)? {
+        let listed = self.lock_files(dev)?;
+        let files = if self.inodes_agree(&listed)? {
             listed
-                .into_iter()
-                .map(|(name, file_name, ino)| (name, file_name, (dev, ino)))
-                .collect()
         } else {
             self.stat_each(listed)?
         };
-        let ids = files.iter().map(|(_, _, id)| *id).collect();
+        let ids = files.iter().map(|f| f.id).collect();
         let mut holders = holders::holders_of_many(&ids);
         let mut out = Vec::new();
-        for (name, file_name, id) in files {
-            let Some(held_by) = holders.remove(&id) else {
+        for file in files {
+            let Some(held_by) = holders.remove(&file.id) else {
                 continue;
             };
             // The entry may have been replaced since it was listed.
-            if self.file_identity(&file_name)? == Some(id) {
-                out.push((name, self.dir.join(&file_name), held_by));
+            if self.file_identity(&file.file_name)? == Some(file.id) {
+                out.push((file.name, self.dir.join(&file.file_name), held_by));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
-    /// The lock files' names as listed: (name without the suffix, file
-    /// name, `d_ino`).
-    fn lock_files(&self) -> Result<Vec<(String, String, u64)>> {
+    /// The lock files as listed, each with the device `dev` of the
+    /// directory and the inode number of its entry.
+    fn lock_files(&self, dev: u64) -> Result<Vec<LockFile>> {
         let suffix = self.kind.suffix();
         Ok(self
             .dir
@@ -269,33 +266,34 @@ impl LockDir {
             .filter_map(|(file_name, ino)| {
                 let file_name = file_name.into_string().ok()?;
                 let name = file_name.strip_suffix(suffix)?.to_string();
-                Some((name, file_name, ino))
+                Some(LockFile {
+                    name,
+                    file_name,
+                    id: (dev, ino),
+                })
             })
             .collect())
     }
 
-    /// Whether the listing's inode numbers are those `lstat` gives, tried
-    /// on the first listed file that is still there.
-    fn inodes_agree(&self, dev: u64, listed: &[(String, String, u64)]) -> Result<bool> {
-        for (_, file_name, ino) in listed {
-            let Some(st) = self.dir.try_stat(file_name)? else {
+    /// Whether the listing's identities are those `lstat` gives, tried on
+    /// the first listed file that is still there.
+    fn inodes_agree(&self, listed: &[LockFile]) -> Result<bool> {
+        for file in listed {
+            let Some(st) = self.dir.try_stat(&file.file_name)? else {
                 continue;
             };
             #[allow(clippy::unnecessary_cast)]
-            return Ok((st.st_dev as u64, st.st_ino as u64) == (dev, *ino));
+            return Ok((st.st_dev as u64, st.st_ino as u64) == file.id);
         }
         Ok(true)
     }
 
-    /// The (device, inode) of every listed regular file, by `lstat`.
-    fn stat_each(
-        &self,
-        listed: Vec<(String, String, u64)>,
-    ) -> Result<Vec<(String, String, (u64, u64))>> {
+    /// The listed regular files with their identities from `lstat`.
+    fn stat_each(&self, listed: Vec<LockFile>) -> Result<Vec<LockFile>> {
         let mut files = Vec::new();
-        for (name, file_name, _) in listed {
-            if let Some(id) = self.file_identity(&file_name)? {
-                files.push((name, file_name, id));
+        for file in listed {
+            if let Some(id) = self.file_identity(&file.file_name)? {
+                files.push(LockFile { id, ..file });
             }
         }
         Ok(files)
@@ -310,6 +308,16 @@ impl LockDir {
         let id = (st.st_dev as u64, st.st_ino as u64);
         Ok((fs::Kind::of(&st) == fs::Kind::File).then_some(id))
     }
+}
+
+/// A lock file as [`LockDir::held`] looks at it.
+struct LockFile {
+    /// The name it locks (a service, an object): the file name without
+    /// the suffix.
+    name: String,
+    file_name: String,
+    /// (device, inode).
+    id: (u64, u64),
 }
 
 /// The gids of update locks restricted to a group; none for pins.
