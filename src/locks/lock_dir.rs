@@ -247,8 +247,11 @@ impl LockDir {
                 continue;
             };
             // The entry may have been replaced since it was listed.
-            if self.file_identity(&file.file_name)? == Some(file.id) {
-                out.push((file.name, self.dir.join(&file.file_name), held_by));
+            let name = file.file_name.strip_suffix(self.kind.suffix());
+            if let (Some(name), true) =
+                (name, self.file_identity(&file.file_name)? == Some(file.id))
+            {
+                out.push((name.to_string(), self.dir.join(&file.file_name), held_by));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -265,9 +268,7 @@ impl LockDir {
             .into_iter()
             .filter_map(|(file_name, ino)| {
                 let file_name = file_name.into_string().ok()?;
-                let name = file_name.strip_suffix(suffix)?.to_string();
-                Some(LockFile {
-                    name,
+                file_name.ends_with(suffix).then_some(LockFile {
                     file_name,
                     id: (dev, ino),
                 })
@@ -312,9 +313,7 @@ impl LockDir {
 
 /// A lock file as [`LockDir::held`] looks at it.
 struct LockFile {
-    /// The name it locks (a service, an object): the file name without
-    /// the suffix.
-    name: String,
+    /// The name it locks (a service, an object) and the kind's suffix.
     file_name: String,
     /// (device, inode).
     id: (u64, u64),
