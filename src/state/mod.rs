@@ -142,11 +142,11 @@ impl State {
     }
 
     /// The stat cache's directory of an existing state, opened only to
-    /// read it (`check`, docs/cli.md#check): `None` when there is no state
-    /// or no `cache/`, when either may not be trusted for reading, or when
-    /// this user may not open it (root's 0700 `cache/`). Unlike
-    /// [`State::open`] it creates nothing and records no state owner, so
-    /// what `check` reports does not depend on the state.
+    /// read it (`check`, docs/cli.md#check-and-the-stat-cache): `None`
+    /// when there is no state or no `cache/`, when either may not be
+    /// trusted for reading, or when this user may not open it (root's 0700
+    /// `cache/`). Unlike [`State::open`] it creates nothing and records no
+    /// state owner, so what `check` reports does not depend on the state.
     pub(crate) fn cache_to_read(cfg: &Config) -> Option<Dir> {
         let dir = Dir::open_following(&cfg.state).ok()?;
         check_dir(&dir, Trust::READ_DIR).ok()?;

@@ -372,9 +372,9 @@ impl Dir {
     /// Names in this directory except `.` and `..`, in the order the
     /// directory gives them, each with the inode number its entry records
     /// (`d_ino`): a listing that names inodes without an `lstat` per entry.
-    /// On the file systems the tool supports `d_ino` is the `st_ino` of
-    /// the entry, but a caller must check an entry it acts on by `lstat`
-    /// (an entry can be replaced between the two).
+    /// On most file systems `d_ino` is the entry's `st_ino`, not on all
+    /// (overlayfs may differ), and an entry can be replaced after it is
+    /// listed: a caller checks by `lstat` what it acts on.
     pub(crate) fn names_and_inodes(&self) -> Result<Vec<(OsString, u64)>> {
         let mut out = Vec::new();
         self.each_entry(|name, ino| out.push((OsStr::from_bytes(name).to_os_string(), ino)))?;
