@@ -125,21 +125,21 @@ enum Counted {
 /// (docs/performance.md#status-and-check-at-100000-services).
 fn recorded_store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
     let kept = gc::kept_generations(state, cfg.keep_generations.max(1), None)?;
-    let (referenced, (listing, mut recorded)) = rayon::join(
+    let (referenced, (listing, ledger)) = rayon::join(
         || summary::referenced(state, &kept.on_disk),
-        || rayon::join(|| state.store.names(), || usage::read(&state.dir)),
+        || rayon::join(|| state.store.names(), || usage::Ledger::read(&state.dir)),
     );
     let (referenced, listing) = (referenced?, listing?);
     let plan = gc::mark_store(cfg, state, &kept, &referenced, &listing)?;
     drop(referenced);
-    let mut measured_objects = 0;
+    let recorded = ledger.objects();
+    let mut measured = std::collections::HashMap::new();
     let mut use_of = |object: &str| -> Result<u64> {
-        if let Some(bytes) = recorded.get(object) {
+        if let Some(bytes) = recorded.get(object).or_else(|| measured.get(object)) {
             return Ok(*bytes);
         }
-        measured_objects += 1;
         let bytes = usage::measure(&state.store, object)?;
-        recorded.insert(object.to_string(), bytes);
+        measured.insert(object.to_string(), bytes);
         Ok(bytes)
     };
     // `listing` is sorted: an object's manifest finds its object just
@@ -178,7 +178,7 @@ fn recorded_store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
         gc_objects: plan.removed_objects.len(),
         gc_bytes,
         counted: Counted::Recorded,
-        measured_objects,
+        measured_objects: measured.len(),
     })
 }
 
