@@ -115,7 +115,8 @@ impl StockService {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct ScanOptions<'a> {
     /// The live generation's objects by service name; `None` keeps every
-    /// service's entries (`check`, `verify --repair`, a first commit).
+    /// service's entries (`verify --repair`, a first commit; `check` keeps
+    /// its programs', [`ScanOptions::report_only`]).
     pub unchanged: Option<&'a BTreeMap<String, String>>,
     /// Services whose entries stay whatever live holds: `commit --restart`
     /// gives them a new object, which is copied from their entries.
@@ -125,7 +126,9 @@ pub(crate) struct ScanOptions<'a> {
     /// saved) and every entry but its programs (`run`, `finish`, `log/run`,
     /// `log/finish`), which the exec-format warnings read, so that memory
     /// does not grow with every file of the stock
-    /// (docs/performance.md#status-and-check-at-100000-services).
+    /// (docs/performance.md#status-and-check-at-100000-services). Nothing
+    /// may be planned or copied from such a stock: its
+    /// `entries_dropped` says nothing of what was let go.
     pub report_only: bool,
 }
 
