@@ -1,11 +1,15 @@
 //! `check`: validate the stock trees and list every problem (no writes).
+//! Unchanged files are not read again: their hashes come from the stat
+//! cache a commit saved, which `check` reads and never writes.
 
 use serde::Serialize;
 
 use super::Output;
 use crate::config::Config;
 use crate::error::Result;
+use crate::state::State;
 use crate::stock;
+use crate::stock::stat_cache::StatCache;
 
 #[derive(Debug, Serialize)]
 struct CheckReport {
@@ -20,12 +24,17 @@ struct CheckReport {
 }
 
 pub(crate) fn check(cfg: &Config) -> Result<Output> {
-    let mut stock = stock::scan(
-        cfg,
-        crate::stock::stat_cache::StatCache::default(),
-        stock::ScanOptions::default(),
-    )?;
+    // The stat cache a commit saved, read and never written: an unchanged
+    // file is not read again (docs/performance.md#status-and-check-at-100000-services).
+    let cache = StatCache::load(State::cache_to_read(cfg).as_ref());
+    crate::output::report::debug(&format!("stat cache: {} entries loaded", cache.len()));
+    let opts = stock::ScanOptions {
+        report_only: true,
+        ..stock::ScanOptions::default()
+    };
+    let mut stock = stock::scan(cfg, cache, opts)?;
     stock::restart_on::digest_restart_on(cfg, &mut stock)?;
+    stock.cache = StatCache::default();
     // `check` lists every problem and exits 65 (or 75), held back or not.
     let stock = stock.all_or_nothing()?;
     let warnings = crate::stock::exec_format::exec_format_warnings(&stock);

@@ -119,38 +119,46 @@ enum Counted {
 /// commits recorded: a file of a few numbers per generation and a line per
 /// object, not a stat of every entry nor a parse of every kept manifest
 /// (docs/performance.md#status-and-list-at-100000-services). Objects and
-/// generations without a record are measured and parsed.
+/// generations without a record are measured and parsed. The three reads
+/// that grow with the store — its listing, the ledger and the one
+/// manifest — run side by side
+/// (docs/performance.md#status-and-check-at-100000-services).
 fn recorded_store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
-    let listing = state.store.names()?;
-    let plan = gc::mark_with(
-        cfg,
-        state,
-        cfg.keep_generations.max(1),
-        None,
-        summary::referenced,
-        &listing,
-    )?;
-    let mut recorded = usage::read(&state.dir);
-    let names: std::collections::HashSet<&str> =
-        listing.iter().filter_map(|n| n.to_str()).collect();
-    let mut measured_objects = 0;
+    let kept = gc::kept_generations(state, cfg.keep_generations.max(1), None)?;
+    let (referenced, (listing, ledger)) = rayon::join(
+        || summary::referenced(state, &kept.on_disk),
+        || rayon::join(|| state.store.names(), || usage::Ledger::read(&state.dir)),
+    );
+    let (referenced, listing) = (referenced?, listing?);
+    let plan = gc::mark_store(cfg, state, &kept, &referenced, &listing)?;
+    drop(referenced);
+    let recorded = ledger.objects();
+    let mut measured = std::collections::HashMap::new();
     let mut use_of = |object: &str| -> Result<u64> {
-        if let Some(bytes) = recorded.get(object) {
+        if let Some(bytes) = recorded.get(object).or_else(|| measured.get(object)) {
             return Ok(*bytes);
         }
-        measured_objects += 1;
         let bytes = usage::measure(&state.store, object)?;
-        recorded.insert(object.to_string(), bytes);
+        measured.insert(object.to_string(), bytes);
         Ok(bytes)
     };
+    // `listing` is sorted: an object's manifest finds its object just
+    // before it (or by a binary search), not through a set of 200,000 names.
+    let listed = |name: &str, previous: &str| {
+        name == previous
+            || listing
+                .binary_search_by(|n| n.as_encoded_bytes().cmp(name.as_bytes()))
+                .is_ok()
+    };
     let (mut objects, mut bytes, mut gc_bytes) = (0, 0, 0);
-    for name in &names {
+    let mut previous = "";
+    for name in listing.iter().filter_map(|n| n.to_str()) {
         if layout::split_object_name(name).is_some() {
             objects += 1;
             bytes += use_of(name)?;
         } else if name
             .strip_suffix(layout::OBJECT_MANIFEST_SUFFIX)
-            .is_some_and(|object| names.contains(object))
+            .is_some_and(|object| listed(object, previous))
         {
             // Counted with its object.
         } else {
@@ -158,6 +166,7 @@ fn recorded_store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
                 .store
                 .disk_usage(name, &mut std::collections::HashSet::new())?;
         }
+        previous = name;
     }
     for object in &plan.removed_objects {
         gc_bytes += use_of(object)?;
@@ -169,7 +178,7 @@ fn recorded_store_use(cfg: &Config, state: &State) -> Result<StoreUse> {
         gc_objects: plan.removed_objects.len(),
         gc_bytes,
         counted: Counted::Recorded,
-        measured_objects,
+        measured_objects: measured.len(),
     })
 }
 

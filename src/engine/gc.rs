@@ -79,19 +79,23 @@ fn referenced_by_manifests(state: &State, kept: &BTreeSet<u64>) -> Result<HashSe
     Ok(referenced)
 }
 
-/// [`mark`] with the objects the kept generations reference found by
-/// `referenced` (`status` estimates them from generation summaries), over
-/// `names`, the store's listing (which `status` reads once for both).
-pub(crate) fn mark_with(
-    cfg: &Config,
+/// The generations gc keeps: the `keep` newest, live, those pinned and
+/// those of a rollback log (`interrupted`, and the one on disk).
+pub(crate) struct Kept {
+    /// Every generation on disk.
+    pub all: Vec<u64>,
+    /// The kept generations, some perhaps no longer on disk.
+    pub kept: BTreeSet<u64>,
+    /// The kept generations on disk: those whose objects stay.
+    pub on_disk: BTreeSet<u64>,
+}
+
+/// Which generations gc keeps (docs/cli.md#gc---keep-n).
+pub(crate) fn kept_generations(
     state: &State,
     keep: usize,
     interrupted: Option<&TxnLog>,
-    // A hash set: a lookup for every store entry, 200,000 of them with
-    // 100,000 services (docs/performance.md#status-and-list-at-100000-services).
-    referenced: fn(&State, &BTreeSet<u64>) -> Result<HashSet<String>>,
-    names: &[std::ffi::OsString],
-) -> Result<GcReport> {
+) -> Result<Kept> {
     let all = generation::list(state)?;
     let mut kept: BTreeSet<u64> = all.iter().rev().take(keep).copied().collect();
     if let Some(live) = state.live()? {
@@ -108,10 +112,44 @@ pub(crate) fn mark_with(
         kept.extend(log.from);
     }
     let on_disk: BTreeSet<u64> = kept.iter().filter(|n| all.contains(n)).copied().collect();
-    let referenced = referenced(state, &on_disk)?;
+    Ok(Kept { all, kept, on_disk })
+}
+
+/// [`mark`] with the objects the kept generations reference found by
+/// `referenced` (`status` estimates them from generation summaries), over
+/// `names`, the store's listing (which `status` reads once for both).
+pub(crate) fn mark_with(
+    cfg: &Config,
+    state: &State,
+    keep: usize,
+    interrupted: Option<&TxnLog>,
+    // A hash set: a lookup for every store entry, 200,000 of them with
+    // 100,000 services (docs/performance.md#status-and-list-at-100000-services).
+    referenced: fn(&State, &BTreeSet<u64>) -> Result<HashSet<String>>,
+    names: &[std::ffi::OsString],
+) -> Result<GcReport> {
+    let kept = kept_generations(state, keep, interrupted)?;
+    let referenced = referenced(state, &kept.on_disk)?;
+    mark_store(cfg, state, &kept, &referenced, names)
+}
+
+/// What gc removes of the store's `names` with the `kept` generations,
+/// which reference the objects `referenced`.
+pub(crate) fn mark_store(
+    cfg: &Config,
+    state: &State,
+    kept: &Kept,
+    referenced: &HashSet<String>,
+    names: &[std::ffi::OsString],
+) -> Result<GcReport> {
     let mut report = GcReport {
-        kept_generations: kept.iter().copied().collect(),
-        removed_generations: all.iter().filter(|n| !kept.contains(n)).copied().collect(),
+        kept_generations: kept.kept.iter().copied().collect(),
+        removed_generations: kept
+            .all
+            .iter()
+            .filter(|n| !kept.kept.contains(n))
+            .copied()
+            .collect(),
         ..GcReport::default()
     };
     let users = dirs_in_use();

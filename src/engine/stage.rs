@@ -85,6 +85,7 @@ pub(crate) fn prepare_restarting(
     let opts = ScanOptions {
         unchanged: live.as_ref().map(|g| &g.services),
         keep: restart,
+        report_only: false,
     };
     let stock = scan_stock(cfg, state, opts, None)?;
     plan_stock(cfg, state, stock, live, restart, None)
@@ -122,6 +123,7 @@ pub(crate) fn prepare_capturing(
     let opts = ScanOptions {
         unchanged: live.as_ref().map(|g| &g.services),
         keep: restart,
+        report_only: false,
     };
     let stock = scan_stock(cfg, Some(state), opts, Some(&capture))?;
     report::debug(&format!(

@@ -221,35 +221,102 @@ impl LockDir {
     }
 
     /// Every lock file in the directory that some process holds: its name
-    /// (suffix stripped), path and holders, with one pass over `/proc`.
+    /// (suffix stripped), path and holders, sorted by name, with one pass
+    /// over `/proc`.
+    ///
+    /// The listing names each file's inode (`d_ino`), so only the held
+    /// files are `lstat`-ed, to confirm them: a state of 100,000 services
+    /// has as many lock files, and `status` looks at every one
+    /// (docs/performance.md#status-and-check-at-100000-services). Where an
+    /// entry's `d_ino` is not its `st_ino` (checked on one entry), every
+    /// file is `lstat`-ed instead.
     pub(crate) fn held(&self) -> Result<Vec<(String, PathBuf, Vec<LockHolder>)>> {
-        let mut files = Vec::new();
-        for file_name in self.dir.names()? {
-            let Some(file_name) = file_name.to_str() else {
+        #[allow(clippy::unnecessary_cast)]
+        let dev = self.dir.self_stat()?.st_dev as u64;
+        let listed = self.lock_files(dev)?;
+        let files = if self.inodes_agree(&listed)? {
+            listed
+        } else {
+            self.stat_each(listed)?
+        };
+        let ids = files.iter().map(|f| f.id).collect();
+        let mut holders = holders::holders_of_many(&ids);
+        let mut out = Vec::new();
+        for file in files {
+            let Some(held_by) = holders.remove(&file.id) else {
                 continue;
             };
-            let Some(name) = file_name.strip_suffix(self.kind.suffix()) else {
-                continue;
-            };
-            // One lstat, not an open, an fstat and a close: a state of
-            // 100,000 services has as many lock files, and `status` looks
-            // at every one (docs/performance.md#status-and-list-at-100000-services).
-            let Some(st) = self.dir.try_stat(file_name)? else {
-                continue;
-            };
-            if fs::Kind::of(&st) == fs::Kind::File {
-                #[allow(clippy::unnecessary_cast)]
-                let id = (st.st_dev as u64, st.st_ino as u64);
-                files.push((name.to_string(), self.dir.join(file_name), id));
+            // The entry may have been replaced since it was listed.
+            let name = file.file_name.strip_suffix(self.kind.suffix());
+            if let (Some(name), true) =
+                (name, self.file_identity(&file.file_name)? == Some(file.id))
+            {
+                out.push((name.to_string(), self.dir.join(&file.file_name), held_by));
             }
         }
-        let ids = files.iter().map(|(_, _, id)| *id).collect();
-        let mut holders = holders::holders_of_many(&ids);
-        Ok(files
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The lock files as listed, each with the device `dev` of the
+    /// directory and the inode number of its entry.
+    fn lock_files(&self, dev: u64) -> Result<Vec<LockFile>> {
+        let suffix = self.kind.suffix();
+        Ok(self
+            .dir
+            .names_and_inodes()?
             .into_iter()
-            .filter_map(|(name, path, id)| holders.remove(&id).map(|h| (name, path, h)))
+            .filter_map(|(file_name, ino)| {
+                let file_name = file_name.into_string().ok()?;
+                file_name.ends_with(suffix).then_some(LockFile {
+                    file_name,
+                    id: (dev, ino),
+                })
+            })
             .collect())
     }
+
+    /// Whether the listing's identities are those `lstat` gives, tried on
+    /// the first listed file that is still there.
+    fn inodes_agree(&self, listed: &[LockFile]) -> Result<bool> {
+        for file in listed {
+            let Some(st) = self.dir.try_stat(&file.file_name)? else {
+                continue;
+            };
+            #[allow(clippy::unnecessary_cast)]
+            return Ok((st.st_dev as u64, st.st_ino as u64) == file.id);
+        }
+        Ok(true)
+    }
+
+    /// The listed regular files with their identities from `lstat`.
+    fn stat_each(&self, listed: Vec<LockFile>) -> Result<Vec<LockFile>> {
+        let mut files = Vec::new();
+        for file in listed {
+            if let Some(id) = self.file_identity(&file.file_name)? {
+                files.push(LockFile { id, ..file });
+            }
+        }
+        Ok(files)
+    }
+
+    /// The (device, inode) of `file_name` if it is a regular file.
+    fn file_identity(&self, file_name: &str) -> Result<Option<(u64, u64)>> {
+        let Some(st) = self.dir.try_stat(file_name)? else {
+            return Ok(None);
+        };
+        #[allow(clippy::unnecessary_cast)]
+        let id = (st.st_dev as u64, st.st_ino as u64);
+        Ok((fs::Kind::of(&st) == fs::Kind::File).then_some(id))
+    }
+}
+
+/// A lock file as [`LockDir::held`] looks at it.
+struct LockFile {
+    /// The name it locks (a service, an object) and the kind's suffix.
+    file_name: String,
+    /// (device, inode).
+    id: (u64, u64),
 }
 
 /// The gids of update locks restricted to a group; none for pins.

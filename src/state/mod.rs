@@ -141,6 +141,20 @@ impl State {
         .map(Some)
     }
 
+    /// The stat cache's directory of an existing state, opened only to
+    /// read it (`check`, docs/cli.md#check-and-the-stat-cache): `None`
+    /// when there is no state or no `cache/`, when either may not be
+    /// trusted for reading, or when this user may not open it (root's 0700
+    /// `cache/`). Unlike [`State::open`] it creates nothing and records no
+    /// state owner, so what `check` reports does not depend on the state.
+    pub(crate) fn cache_to_read(cfg: &Config) -> Option<Dir> {
+        let dir = Dir::open_following(&cfg.state).ok()?;
+        check_dir(&dir, Trust::READ_DIR).ok()?;
+        let cache = dir.try_open_dir(layout::CACHE).ok()??;
+        check_dir(&cache, Trust::READ_DIR).ok()?;
+        Some(cache)
+    }
+
     /// Refuses (exit 77, saying to run as root or the owner) a state the
     /// user running this may not write: what every writing command checks
     /// before it takes the manager lock.

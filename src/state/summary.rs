@@ -156,11 +156,11 @@ pub(crate) fn referenced(state: &State, kept: &BTreeSet<u64>) -> Result<HashSet<
             .and_then(|s| s.added_objects);
         match added {
             Some(added) => out.extend(added),
-            None => out.extend(
-                crate::state::generation::load(state, n)?
-                    .services
-                    .into_values(),
-            ),
+            None => {
+                let services = crate::state::generation::load(state, n)?.services;
+                out.reserve(services.len());
+                out.extend(services.into_values());
+            }
         }
     }
     Ok(out)

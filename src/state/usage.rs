@@ -111,21 +111,49 @@ fn compact(state: &State) -> Result<()> {
 /// Every readable line of the ledger: object → bytes (the last line of an
 /// object wins). Empty when there is none or it cannot be read.
 pub(crate) fn read(state: &Dir) -> HashMap<String, u64> {
-    let bytes = match state.try_stat(layout::STORE_USAGE) {
-        Ok(Some(_)) => match state.read_capped(layout::STORE_USAGE, MAX_USAGE_BYTES) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                crate::output::report::debug(&format!("store use not read: {}", e.chain()));
-                return HashMap::new();
-            }
-        },
-        _ => return HashMap::new(),
-    };
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(parse_line)
-        .map(|(bytes, object)| (object.to_string(), bytes))
+    let ledger = Ledger::read(state);
+    ledger
+        .objects()
+        .into_iter()
+        .map(|(object, bytes)| (object.to_string(), bytes))
         .collect()
+}
+
+/// The ledger's text, read once; [`Ledger::objects`] borrows the object
+/// names from it instead of copying 100,000 of them (`status`,
+/// docs/performance.md#status-and-check-at-100000-services).
+pub(crate) struct Ledger(String);
+
+impl Ledger {
+    /// The ledger; empty when there is none or it cannot be read.
+    pub(crate) fn read(state: &Dir) -> Ledger {
+        let bytes = match state.try_stat(layout::STORE_USAGE) {
+            Ok(Some(_)) => match state.read_capped(layout::STORE_USAGE, MAX_USAGE_BYTES) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    crate::output::report::debug(&format!("store use not read: {}", e.chain()));
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        };
+        Ledger(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Every readable line: object → bytes (the last line of an object
+    /// wins).
+    pub(crate) fn objects(&self) -> HashMap<&str, u64> {
+        // Sized for the lines at once (≈ 80 bytes each), not grown through
+        // a dozen rehashes at 100,000 objects.
+        let mut out = HashMap::with_capacity(self.0.len() / 80 + 1);
+        out.extend(
+            self.0
+                .lines()
+                .filter_map(parse_line)
+                .map(|(bytes, object)| (object, bytes)),
+        );
+        out
+    }
 }
 
 /// `BYTES OBJECT`, or `None` for a line this module did not write whole:
@@ -135,10 +163,12 @@ fn parse_line(line: &str) -> Option<(u64, &str)> {
     split_object_name(object)?;
     // The bytes of a service name (model::names), checked without
     // building the error `name_problem` would: this runs once an object.
+    // Every byte looked at, without an early exit, so that the check is
+    // vectorized (100,000 lines at 100,000 services).
     let plain = object.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && object
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@._+-".contains(&b));
+        && object.bytes().fold(true, |all, b| {
+            all & (b.is_ascii_alphanumeric() | matches!(b, b'@' | b'.' | b'_' | b'+' | b'-'))
+        });
     plain.then_some(())?;
     Some((bytes.parse().ok()?, object))
 }

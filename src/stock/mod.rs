@@ -115,11 +115,21 @@ impl StockService {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct ScanOptions<'a> {
     /// The live generation's objects by service name; `None` keeps every
-    /// service's entries (`check`, `verify --repair`, a first commit).
+    /// service's entries (`verify --repair`, a first commit; `check` keeps
+    /// its programs', [`ScanOptions::report_only`]).
     pub unchanged: Option<&'a BTreeMap<String, String>>,
     /// Services whose entries stay whatever live holds: `commit --restart`
     /// gives them a new object, which is copied from their entries.
     pub keep: &'a [String],
+    /// The scan feeds a report, not a commit (`check`): as each service is
+    /// walked it lets go of its fingerprints, its new hashes (nothing is
+    /// saved) and every entry but its programs (`run`, `finish`, `log/run`,
+    /// `log/finish`), which the exec-format warnings read, so that memory
+    /// does not grow with every file of the stock
+    /// (docs/performance.md#status-and-check-at-100000-services). Nothing
+    /// may be planned or copied from such a stock: its
+    /// `entries_dropped` says nothing of what was let go.
+    pub report_only: bool,
 }
 
 /// All services of all stock trees, merged.
@@ -347,11 +357,22 @@ fn walk_services(context: &WalkContext<'_>, chosen: &ChosenServices) -> Vec<Resu
 /// the parallel walk, so that the entries of unchanged services are never
 /// all held at once (docs/performance.md#100000-services-memory-after-this-change).
 fn settle(context: &WalkContext<'_>, mut walked: WalkedService) -> WalkedService {
+    if context.opts.report_only {
+        walked.hashed = Vec::new();
+    }
     if !walked.problems.is_empty() {
         return walked;
     }
     let service = &mut walked.service;
     decide_owners(context.cfg, service, &mut walked.notices);
+    if context.opts.report_only {
+        service
+            .entries
+            .retain(|e| exec_format::PROGRAMS.contains(&e.path.as_str()));
+        service.entries.shrink_to_fit();
+        service.fingerprints = Vec::new();
+        return walked;
+    }
     let Some(live) = context.opts.unchanged else {
         return walked;
     };

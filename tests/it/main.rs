@@ -55,6 +55,7 @@ mod restart_on;
 mod service_view;
 mod signals;
 mod stat_cache;
+mod status_check;
 mod status_truth;
 mod stock_busy;
 mod store_owner;
