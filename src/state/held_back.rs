@@ -15,6 +15,10 @@ const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Records `held_back` (or removes the file when it is empty).
 pub(crate) fn save(state: &Dir, held_back: &[HeldBack]) -> Result<()> {
     if held_back.is_empty() {
+        // Every commit comes here: no fsync when there is nothing to remove.
+        if state.try_stat(layout::HELD_BACK)?.is_none() {
+            return Ok(());
+        }
         state.remove_if_exists(layout::HELD_BACK)?;
         return state.sync();
     }
