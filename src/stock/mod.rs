@@ -85,9 +85,11 @@ pub(crate) struct StockService {
     /// The entries that the stock ships as symlinks to files beneath a
     /// stock tree, and where those files are; the copy reads them there.
     pub linked: Vec<LinkedFile>,
-    /// `entries` and `fingerprints`, packed (both empty then): a service
-    /// copied while it was read keeps them only for staging, which takes
-    /// them back with [`StockService::unpacked`]
+    /// `entries` and `fingerprints`, packed (both empty then): a service a
+    /// commit copies (new to the store, or changed: every service with
+    /// [`ScanOptions::unchanged`] whose entries were not let go) keeps
+    /// them only for the plan and staging, which take them back with
+    /// [`StockService::unpacked`]
     /// (docs/performance.md#first-commit-memory-at-100000-services).
     pub packed: Option<PackedEntries>,
 }
@@ -400,22 +402,23 @@ fn settle(context: &WalkContext<'_>, mut walked: WalkedService) -> WalkedService
     }
     let service = &mut walked.service;
     decide_owners(context.cfg, service, &mut walked.notices);
-    if walked.captured {
-        // New to the store: held until staging copies it, packed meanwhile.
-        service.pack();
-        return walked;
+    if let (Some(live), false) = (context.opts.unchanged, walked.captured) {
+        // Their identity is settled only after the walk (`restart_on`
+        // digests, a `--restart` marker): their entries stay.
+        let later = context.cfg.restart_on.contains_key(&service.name)
+            || context.opts.keep.contains(&service.name);
+        if !later && live.get(&service.name) == Some(&service.object_name()) {
+            service.entries = Vec::new();
+            service.fingerprints = Vec::new();
+            service.entries_dropped = true;
+            return walked;
+        }
     }
-    let Some(live) = context.opts.unchanged else {
-        return walked;
-    };
-    // Their identity is settled only after the walk (`restart_on`
-    // digests, a `--restart` marker): their entries stay.
-    let later = context.cfg.restart_on.contains_key(&service.name)
-        || context.opts.keep.contains(&service.name);
-    if !later && live.get(&service.name) == Some(&service.object_name()) {
-        service.entries = Vec::new();
-        service.fingerprints = Vec::new();
-        service.entries_dropped = true;
+    // What a commit copies (new to the store, or changed) is held until
+    // staging, packed meanwhile; a read that keeps every service (`check`,
+    // `verify --repair`) leaves them as they are.
+    if walked.captured || context.opts.unchanged.is_some() {
+        service.pack();
     }
     walked
 }
