@@ -634,11 +634,8 @@ pub(crate) fn stage_generation(
 fn has_symlinks(missing: &[&StockService]) -> Result<bool> {
     for service in missing {
         let service = service.unpacked()?;
-        let kinds = service.entries.iter().map(|e| e.kind);
-        if kinds
-            .into_iter()
-            .any(|k| k == crate::model::tree::EntryKind::Symlink)
-        {
+        let symlink = crate::model::tree::EntryKind::Symlink;
+        if service.entries.iter().any(|e| e.kind == symlink) {
             return Ok(true);
         }
     }

@@ -1,11 +1,12 @@
 //! A compact, lossless form of a scanned service's entries and
-//! fingerprints, for the services a commit copies while it reads them
-//! (`src/stock/capture.rs`): one byte buffer per service instead of an
-//! [`Entry`] (136 bytes and a path allocation) and a [`Fingerprint`] (56
-//! bytes) per entry. A first commit holds every service's entries from the
-//! scan until staging, and at 100,000 services that was most of its
-//! memory (docs/performance.md#first-commit-memory-at-100000-services).
-//! Staging unpacks one service at a time. Pure data; no I/O.
+//! fingerprints, for the services a commit will copy (new to the store,
+//! and copied while they are read, `src/stock/capture.rs`; or changed):
+//! one byte buffer per service instead of an [`Entry`] (136 bytes and a
+//! path allocation) and a [`Fingerprint`] (56 bytes) per entry. A first
+//! commit holds every service's entries from the scan until staging, and
+//! at 100,000 services that was most of its memory
+//! (docs/performance.md#first-commit-memory-at-100000-services). The plan
+//! and staging unpack one service at a time. Pure data; no I/O.
 //!
 //! Each entry is a flags byte (kind and which optional fields follow), the
 //! path, mode, owner and group, then size, BLAKE3, link target and the
