@@ -108,7 +108,9 @@ fn restore_one(
     let object = service.object_name();
     let tmp = layout::tmp_name(&object);
     let manifest = layout::object_manifest_name(&object);
-    store::stage_object(&state.dir, service, Durability::PerFile, false)?;
+    // A commit's scan packs what it copies (src/stock/packed.rs).
+    let unpacked = service.unpacked()?;
+    store::stage_object(&state.dir, &unpacked, Durability::PerFile, false)?;
     state.dir.sync()?;
     failpoint::hit("repair.after-stage")?;
     let adapter = crate::supervisor::for_config(cfg);

@@ -127,9 +127,14 @@ pub(crate) fn prepare_capturing(
     };
     let stock = scan_stock(cfg, Some(state), opts, Some(&capture))?;
     report::debug(&format!(
-        "stock: {} new services ({} files) copied while reading",
+        "stock: {} new services ({} files) copied while reading; their entries packed in {} bytes",
         stock.captured.len(),
-        capture.files()
+        capture.files(),
+        stock
+            .services
+            .values()
+            .filter_map(|s| Some(s.packed.as_ref()?.len()))
+            .sum::<usize>()
     ));
     plan_stock(cfg, Some(state), stock, live, restart, None)
 }
@@ -239,6 +244,7 @@ fn plan_stock(
                 else {
                     continue;
                 };
+                let new = new.unpacked()?;
                 change.files = plan::diff_entries(&old.entries, &new.entries);
                 change.restart_on = new.identity.changed_paths(&old.identity());
                 change.reason = plan::describe_restart(&change.files, &change.restart_on).into();
@@ -483,22 +489,28 @@ fn read_again(cfg: &Config, missing: &[&StockService]) -> Result<Vec<StockServic
 /// the largest file (docs/security.md#sparse-files). Exit 65.
 fn check_stage_bytes(cfg: &Config, missing: &[&StockService]) -> Result<()> {
     let limit = cfg.limits.max_stage_bytes;
-    let files = || {
-        missing
-            .iter()
-            .flat_map(|s| s.entries.iter().map(move |e| (*s, e)))
-            .filter_map(|(s, e)| Some((s, e, e.size?)))
-    };
-    let total = files().fold(0u64, |sum, (_, _, size)| sum.saturating_add(size));
+    let mut total = 0u64;
+    // The largest file: its service, path and size.
+    let mut largest: Option<(&StockService, String, u64)> = None;
+    for service in missing {
+        // One service unpacked at a time (src/stock/packed.rs).
+        for entry in &service.unpacked()?.entries {
+            let Some(size) = entry.size else { continue };
+            total = total.saturating_add(size);
+            if largest.as_ref().is_none_or(|(_, _, most)| size > *most) {
+                largest = Some((service, entry.path.clone(), size));
+            }
+        }
+    }
     if total <= limit {
         return Ok(());
     }
-    let Some((service, entry, size)) = files().max_by_key(|(_, _, size)| *size) else {
+    let Some((service, path, size)) = largest else {
         return Ok(());
     };
     Err(Error::Stock {
         problems: Problems(vec![Problem {
-            path: service.dir().join(&entry.path),
+            path: service.dir().join(&path),
             what: format!(
                 "this commit would copy {total} bytes into the store ({size} of them this \
                  file's, of service {}); the limit is {limit}",
@@ -515,10 +527,12 @@ fn check_stage_bytes(cfg: &Config, missing: &[&StockService]) -> Result<()> {
 /// behind unchanged timestamps (docs/security.md#a-stale-stat-cache). Empty
 /// when the stock is simply being written.
 pub(crate) fn stale_cache_records(state: &State, prepared: &Prepared) -> Result<Vec<Fingerprint>> {
-    Ok(missing_services(state, prepared)?
-        .into_iter()
-        .flat_map(stock::stale_hashes)
-        .collect())
+    let mut stale = Vec::new();
+    for service in missing_services(state, prepared)? {
+        let service = service.unpacked()?;
+        stale.extend(stock::stale_hashes(&service));
+    }
+    Ok(stale)
 }
 
 /// Stages missing store objects, makes them durable, publishes them and a
@@ -539,7 +553,7 @@ pub(crate) fn stage_generation(
         .chain(&again)
         .collect();
     check_stage_bytes(cfg, &missing)?;
-    let new_entries: usize = missing.iter().map(|s| s.entries.len()).sum();
+    let new_entries: usize = missing.iter().map(|s| s.entry_count).sum();
     let durability = Durability::for_entries(new_entries);
     let captured = &prepared.stock.captured;
     report::debug(&format!(
@@ -577,7 +591,7 @@ pub(crate) fn stage_generation(
     failpoint::hit("commit.after-stage")?;
     if durability == Durability::SyncFs && !missing.is_empty() {
         state.dir.sync_fs()?;
-    } else if missing.iter().any(|s| has_symlinks(s)) {
+    } else if has_symlinks(&missing)? {
         // fsync of their directories does not keep new symlinks everywhere
         // (docs/durability.md#the-switch-and-symlinks).
         state.sync_symlinks()?;
@@ -611,12 +625,16 @@ pub(crate) fn stage_generation(
     }
 }
 
-/// Whether the copy of `service` holds symlinks.
-fn has_symlinks(service: &stock::StockService) -> bool {
-    service
-        .entries
-        .iter()
-        .any(|e| e.kind == crate::model::tree::EntryKind::Symlink)
+/// Whether the copies of the `missing` services hold symlinks.
+fn has_symlinks(missing: &[&StockService]) -> Result<bool> {
+    for service in missing {
+        let service = service.unpacked()?;
+        let symlink = crate::model::tree::EntryKind::Symlink;
+        if service.entries.iter().any(|e| e.kind == symlink) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// At most this many store objects are staged at once when each file is
@@ -639,7 +657,11 @@ fn stage_side_by_side(
     use rayon::prelude::*;
     let stage = || {
         missing.par_iter().try_for_each(|s| {
-            let staged = store::stage_object(staging, s, durability, captured.contains(&s.name));
+            // Unpacked one service at a time (src/stock/packed.rs), let
+            // go of once its object is staged.
+            let staged = s.unpacked().and_then(|s| {
+                store::stage_object(staging, &s, durability, captured.contains(&s.name))
+            });
             counter.tick();
             staged
         })

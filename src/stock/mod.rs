@@ -23,6 +23,7 @@ pub(crate) mod exec_format;
 pub(crate) mod held_back;
 pub(crate) mod hints;
 mod links;
+pub(crate) mod packed;
 mod race;
 mod required;
 pub(crate) mod restart_on;
@@ -31,8 +32,10 @@ pub(crate) mod stat_cache;
 mod trees;
 mod walker;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::PoisonError;
 
 use rayon::prelude::*;
 
@@ -43,6 +46,7 @@ use crate::model::owners::{Owners, StoreOwner};
 use crate::model::tree::Entry;
 use crate::output::progress::Counter;
 use crate::stock::stat_cache::{Fingerprint, StatCache};
+use packed::PackedEntries;
 
 use budget::EntryBudget;
 use held_back::{HeldBack, ProblemsByService};
@@ -81,6 +85,13 @@ pub(crate) struct StockService {
     /// The entries that the stock ships as symlinks to files beneath a
     /// stock tree, and where those files are; the copy reads them there.
     pub linked: Vec<LinkedFile>,
+    /// `entries` and `fingerprints`, packed (both empty then): a service a
+    /// commit copies (new to the store, or changed: every service with
+    /// [`ScanOptions::unchanged`] whose entries were not let go) keeps
+    /// them only for the plan and staging, which take them back with
+    /// [`StockService::unpacked`]
+    /// (docs/performance.md#first-commit-memory-at-100000-services).
+    pub packed: Option<PackedEntries>,
 }
 
 /// A file entry whose content comes from the file a symlink leads to.
@@ -106,6 +117,41 @@ impl StockService {
 
     pub(crate) fn object_name(&self) -> String {
         crate::model::names::object_name(&self.name, &self.object_digest())
+    }
+
+    /// Packs `entries` and `fingerprints` ([`StockService::packed`]).
+    fn pack(&mut self) {
+        self.packed = Some(PackedEntries::pack(&self.entries, &self.fingerprints));
+        self.entries = Vec::new();
+        self.fingerprints = Vec::new();
+    }
+
+    /// This service with its `entries` and `fingerprints` at hand: itself,
+    /// or a copy with them unpacked when they were packed.
+    pub(crate) fn unpacked(&self) -> Result<Cow<'_, StockService>> {
+        let Some(packed) = &self.packed else {
+            return Ok(Cow::Borrowed(self));
+        };
+        let Some((entries, fingerprints)) = packed.unpack() else {
+            return Err(crate::error::Error::io(
+                "cannot unpack what the scan recorded of",
+                self.dir(),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "packed entries"),
+            ));
+        };
+        Ok(Cow::Owned(StockService {
+            name: self.name.clone(),
+            tree: self.tree.clone(),
+            entries,
+            fingerprints,
+            entry_count: self.entry_count,
+            entries_dropped: self.entries_dropped,
+            digest: self.digest.clone(),
+            identity: self.identity.clone(),
+            stripped_setid: self.stripped_setid.clone(),
+            linked: self.linked.clone(),
+            packed: None,
+        }))
     }
 }
 
@@ -235,7 +281,7 @@ fn scan_chosen(
             .insert(name.clone(), vec![problem.clone()]);
     }
     let budget = EntryBudget::new(cfg.limits.max_entries);
-    let scan_start = now_seconds();
+    let learnt = std::sync::Mutex::new(Vec::new());
     let context = WalkContext {
         cfg,
         cache: &cache,
@@ -243,36 +289,40 @@ fn scan_chosen(
         roots: &chosen.tree_dirs,
         opts,
         capture,
+        learnt: &learnt,
+        scan_start: now_seconds(),
     };
     crate::sys::failpoint::hit("stock.after-choose")?;
     let walked = walk_services(&context, chosen);
     let mut cache = cache;
-    let mut services = Vec::with_capacity(walked.len());
-    for result in walked {
+    cache.learn(learnt.into_inner().unwrap_or_else(PoisonError::into_inner));
+    // Each step below reuses the buffer of the one before (`Vec`'s
+    // in-place collect): a second list of 100,000 services beside the
+    // first was ≈ 30 MiB at the peak
+    // (docs/performance.md#first-commit-memory-at-100000-services).
+    let walked: Vec<WalkedService> = walked.into_iter().collect::<Result<_>>()?;
+    let services = walked.into_iter().filter_map(|walked| {
         let WalkedService {
             service,
             problems: service_problems,
             notices: mut service_notices,
-            hashed,
             captured,
-        } = result?;
+        } = walked;
         stock.notices.append(&mut service_notices);
-        for (fp, hash) in hashed {
-            cache.insert(fp, hash, scan_start);
-        }
         if service_problems.is_empty() {
             if captured {
                 stock.captured.insert(service.name.clone());
             }
-            services.push((service.name.clone(), service));
+            Some((service.name.clone(), service))
         } else {
             problems.services.insert(service.name, service_problems);
+            None
         }
-    }
+    });
     // Built from the sorted list at once, the map's nodes are full; inserted
     // one by one in order, each would stay half empty (≈ 25 MiB more at
     // 100,000 services).
-    stock.services = services.into_iter().collect();
+    stock.services = services.collect();
     problems.global.extend(budget.exceeded_problem(cfg));
     stock.cache = cache;
     verdict(stock, problems)
@@ -357,9 +407,6 @@ fn walk_services(context: &WalkContext<'_>, chosen: &ChosenServices) -> Vec<Resu
 /// the parallel walk, so that the entries of unchanged services are never
 /// all held at once (docs/performance.md#100000-services-memory-after-this-change).
 fn settle(context: &WalkContext<'_>, mut walked: WalkedService) -> WalkedService {
-    if context.opts.report_only {
-        walked.hashed = Vec::new();
-    }
     if !walked.problems.is_empty() {
         return walked;
     }
@@ -373,17 +420,23 @@ fn settle(context: &WalkContext<'_>, mut walked: WalkedService) -> WalkedService
         service.fingerprints = Vec::new();
         return walked;
     }
-    let Some(live) = context.opts.unchanged else {
-        return walked;
-    };
-    // Their identity is settled only after the walk (`restart_on`
-    // digests, a `--restart` marker): their entries stay.
-    let later = context.cfg.restart_on.contains_key(&service.name)
-        || context.opts.keep.contains(&service.name);
-    if !later && live.get(&service.name) == Some(&service.object_name()) {
-        service.entries = Vec::new();
-        service.fingerprints = Vec::new();
-        service.entries_dropped = true;
+    if let (Some(live), false) = (context.opts.unchanged, walked.captured) {
+        // Their identity is settled only after the walk (`restart_on`
+        // digests, a `--restart` marker): their entries stay.
+        let later = context.cfg.restart_on.contains_key(&service.name)
+            || context.opts.keep.contains(&service.name);
+        if !later && live.get(&service.name) == Some(&service.object_name()) {
+            service.entries = Vec::new();
+            service.fingerprints = Vec::new();
+            service.entries_dropped = true;
+            return walked;
+        }
+    }
+    // What a commit copies (new to the store, or changed) is held until
+    // staging, packed meanwhile; a read that keeps every service (`check`,
+    // `verify --repair`) leaves them as they are.
+    if walked.captured || context.opts.unchanged.is_some() {
+        service.pack();
     }
     walked
 }

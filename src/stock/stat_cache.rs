@@ -219,14 +219,31 @@ impl StatCache {
     /// Records a freshly computed hash, unless the file changed too recently
     /// to trust its timestamps (`scan_start` is when hashing began, seconds).
     pub(crate) fn insert(&mut self, fp: Fingerprint, hash: [u8; 32], scan_start: i64) {
-        if fp.ctime.0 >= scan_start - 1 || fp.mtime.0 >= scan_start - 1 {
-            return;
+        if Self::trusted(&fp, scan_start) {
+            self.added.push((fp, hash));
         }
-        self.added.push((fp, hash));
     }
 
     fn is_seen(&self, i: usize) -> bool {
         self.seen[i / 64].load(Ordering::Relaxed) & (1 << (i % 64)) != 0
+    }
+
+    /// Takes the hashes a scan's walks computed (already kept to files
+    /// whose timestamps can be trusted, [`StatCache::trusted`]), without a
+    /// copy when this run added none before.
+    pub(crate) fn learn(&mut self, mut learnt: Vec<(Fingerprint, [u8; 32])>) {
+        if self.added.is_empty() {
+            self.added = learnt;
+        } else {
+            self.added.append(&mut learnt);
+        }
+    }
+
+    /// Whether a hash computed for `fp` may be cached: not when the file
+    /// changed too recently to trust its timestamps (`scan_start` is when
+    /// hashing began, seconds; the same-timestamp race).
+    pub(crate) fn trusted(fp: &Fingerprint, scan_start: i64) -> bool {
+        fp.ctime.0 < scan_start - 1 && fp.mtime.0 < scan_start - 1
     }
 
     /// Records not looked up in this run belong to files that vanished or
@@ -245,13 +262,15 @@ impl StatCache {
             w.write_all(bytes)
         };
         put(MAGIC)?;
-        let mut added = self.added.clone();
-        added.sort_by_key(|(fp, _)| (fp.dev, fp.ino));
-        // The last hash computed for a file wins.
-        added.reverse();
-        added.dedup_by_key(|(fp, _)| (fp.dev, fp.ino));
-        added.reverse();
-        let mut added = added.into_iter().peekable();
+        // Sorted by index, not by copying the records: at 100,000 services
+        // they are 62 MiB, and a sorted copy doubled them at the peak
+        // (docs/performance.md#first-commit-memory-at-100000-services).
+        let key = |i: usize| (self.added[i].0.dev, self.added[i].0.ino);
+        let mut order: Vec<usize> = (0..self.added.len()).collect();
+        // The last hash computed for a file wins: first of its key below.
+        order.sort_unstable_by_key(|&i| (key(i), std::cmp::Reverse(i)));
+        order.dedup_by_key(|i| key(*i));
+        let mut added = order.into_iter().map(|i| self.added[i]).peekable();
         let mut record = Vec::with_capacity(RECORD);
         for (i, r) in self.records.chunks_exact(RECORD).enumerate() {
             if !self.is_seen(i) {

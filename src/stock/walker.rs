@@ -8,6 +8,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use crate::config::Config;
 use crate::error::{Error, Problem, Result};
@@ -32,7 +33,6 @@ pub(super) struct WalkedService {
     pub service: StockService,
     pub problems: Vec<Problem>,
     pub notices: Vec<String>,
-    pub hashed: Vec<(Fingerprint, [u8; 32])>,
     /// Whether the service was copied while it was read
     /// (`src/stock/capture.rs`): its copy waits in the staging directory.
     pub captured: bool,
@@ -50,6 +50,31 @@ pub(super) struct WalkContext<'a> {
     /// Where services the store has never held are copied while they are
     /// hashed (a commit); `None` reads only.
     pub capture: Option<&'a Capture<'a>>,
+    /// The hashes computed for the stat cache, gathered from every walk as
+    /// each ends: held once, not per service until the scan ends and then
+    /// again in the cache
+    /// (docs/performance.md#first-commit-memory-at-100000-services).
+    pub learnt: &'a Mutex<Vec<(Fingerprint, [u8; 32])>>,
+    /// When hashing began (seconds): newer files are not cached.
+    pub scan_start: i64,
+}
+
+impl WalkContext<'_> {
+    /// Adds the hashes one walk computed whose files the stat cache may
+    /// keep ([`StatCache::trusted`]).
+    fn learn(&self, hashed: Vec<(Fingerprint, [u8; 32])>) {
+        // A report-only read (`check`) never saves the cache: nothing kept.
+        if self.opts.report_only {
+            return;
+        }
+        let trusted = hashed
+            .into_iter()
+            .filter(|(fp, _)| StatCache::trusted(fp, self.scan_start));
+        self.learnt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(trusted);
+    }
 }
 
 /// Walks the service `name` of the stock tree `tree`, open as `dir`.
@@ -105,6 +130,7 @@ pub(super) fn walk_service(
             capture.discard(name);
         }
     }
+    context.learn(std::mem::take(&mut walker.hashed));
     let mut walked = walker.finish(name, tree);
     walked.captured = captured;
     Ok(walked)
@@ -196,10 +222,10 @@ impl Walker<'_> {
                 identity: Identity::default(),
                 stripped_setid: self.stripped,
                 linked: self.linked,
+                packed: None,
             },
             problems: self.problems,
             notices: self.notices,
-            hashed: self.hashed,
             captured: false,
         }
     }
