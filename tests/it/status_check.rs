@@ -86,24 +86,8 @@ fn status_names_every_held_update_lock_and_nothing_else() {
 
 /// The numbers of `status --json`'s store, recorded or measured.
 fn store_numbers(root: &Root, measured: bool) -> (Value, [u64; 5]) {
-    let args: &[&str] = if measured {
-        &["--json", "status", "--usage"]
-    } else {
-        &["--json", "status"]
-    };
-    let store = root.run(args).ok().json()["store"].clone();
-    let numbers = [
-        "objects",
-        "bytes",
-        "gc_generations",
-        "gc_objects",
-        "gc_bytes",
-    ]
-    .map(|k| {
-        store[k]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{k} in {store}"))
-    });
+    let store = crate::summaries::store_of(root, measured);
+    let numbers = crate::summaries::numbers(&store);
     (store, numbers)
 }
 

@@ -13,7 +13,7 @@ use crate::harness::*;
 
 /// The store numbers `status` reports, with `--usage` (measured) or
 /// without (recorded).
-fn store_of(root: &Root, measured: bool) -> Value {
+pub(crate) fn store_of(root: &Root, measured: bool) -> Value {
     let args: &[&str] = if measured {
         &["--json", "status", "--usage"]
     } else {
@@ -23,7 +23,7 @@ fn store_of(root: &Root, measured: bool) -> Value {
 }
 
 /// The numbers both ways must agree on.
-fn numbers(store: &Value) -> [u64; 5] {
+pub(crate) fn numbers(store: &Value) -> [u64; 5] {
     [
         "objects",
         "bytes",
