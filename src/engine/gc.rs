@@ -274,10 +274,12 @@ fn remove_generations(state: &LockedState, chunk: &[u64], counter: &Counter) -> 
     }
     state.generations.sync()?;
     failpoint::hit("gc.after-remove-generation")?;
-    for &n in chunk {
-        state.dir.remove_if_exists(tmp(n))?;
-    }
-    Ok(())
+    // On all cores, like the objects below: each generation is its own
+    // directory, so the unlinks do not wait on one directory's lock.
+    use rayon::prelude::*;
+    chunk
+        .par_iter()
+        .try_for_each(|&n| state.dir.remove_if_exists(tmp(n)))
 }
 
 /// Removes `objects`: each vanishes first (never an object without its
