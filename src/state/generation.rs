@@ -14,7 +14,7 @@
 //! `RENAME_EXCHANGE`, for its dormant twin, never edited in place.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{Error, Result};
@@ -312,8 +312,14 @@ fn stage_links(
     let source = source.as_ref().map(|(dir, services)| (dir, *services));
     let live = state.live()?;
     if let Some(spare) = spare_generation(state, live)? {
-        if let Some(dir) = retire(state, &spare, tmp)? {
-            relink(&dir, &spare.services, services, source)?;
+        if let Some(dir) = retire(state, &spare.manifest, tmp)? {
+            relink(
+                &dir,
+                spare.names,
+                &spare.manifest.services,
+                services,
+                source,
+            )?;
             return Ok(dir);
         }
     }
@@ -345,15 +351,34 @@ fn link(
     Ok(())
 }
 
+/// The generation a new generation's links are made from, and what its
+/// directory holds.
+struct Spare {
+    manifest: GenerationManifest,
+    /// Every name in its directory, sorted; [`retire`] exchanges the
+    /// directory itself, so the listing stays true of it.
+    names: Vec<OsString>,
+}
+
 /// The newest generation with its links that is not `live`, whose manifest
-/// loads: the one a new generation's links are made from.
-fn spare_generation(state: &State, live: Option<u64>) -> Result<Option<GenerationManifest>> {
+/// loads. Its directory is listed on a second thread while the manifest is
+/// parsed: both are O(N), and a hinted commit has little else to do
+/// (docs/performance.md#below-01--the-walk).
+fn spare_generation(state: &State, live: Option<u64>) -> Result<Option<Spare>> {
     for n in list(state)?.into_iter().rev() {
         if Some(n) == live || is_dormant(state, n)? {
             continue;
         }
-        if let Ok(m) = load(state, n) {
-            return Ok(Some(m));
+        let name = n.to_string();
+        let listing = || state.generations.open_dir(&name)?.names();
+        let (manifest, names) = std::thread::scope(|s| {
+            let names = s.spawn(listing);
+            (load(state, n), names.join())
+        });
+        if let Ok(manifest) = manifest {
+            // A listing thread that could not finish is listed again here.
+            let names = names.unwrap_or_else(|_| listing())?;
+            return Ok(Some(Spare { manifest, names }));
         }
     }
     Ok(None)
@@ -408,19 +433,19 @@ fn copy_manifest(from: &Dir, to: &Dir, m: &GenerationManifest) -> Result<()> {
 /// Turns `dir`, the links of `had`, into the links of `want` (and nothing
 /// else: the taken generation's summary goes too): a service
 /// whose object differs gets a new link ([`link`]: from `source`, the live
-/// generation, where it has that object), one `want` lacks is removed. One
-/// listing finds names that are missing (a power cut on a file system that
+/// generation, where it has that object), one `want` lacks is removed.
+/// `names`, the sorted listing of `dir`, finds names that are missing (a power cut on a file system that
 /// wrote a symlink late, docs/durability.md#the-switch-and-symlinks) or
 /// unknown, so a link is never trusted only because the manifest names it.
 fn relink(
     dir: &Dir,
+    names: Vec<OsString>,
     had: &BTreeMap<String, String>,
     want: &BTreeMap<String, String>,
     source: Option<(&Dir, &BTreeMap<String, String>)>,
 ) -> Result<()> {
     // All three are sorted by name: walked side by side, one comparison
     // per name rather than a search (docs/performance.md#hints).
-    let names = dir.names()?;
     let mut present = names.iter().map(|n| n.as_bytes()).peekable();
     let mut had = had.iter().peekable();
     for (service, object) in want {
