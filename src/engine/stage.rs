@@ -554,7 +554,15 @@ pub(crate) fn stage_generation(
         .collect();
     check_stage_bytes(cfg, &missing)?;
     let new_entries: usize = missing.iter().map(|s| s.entry_count).sum();
-    let durability = Durability::for_entries(new_entries);
+    // Where the generation's links need a syncfs anyway, one more before
+    // them costs less than an fsync per new file: that one flushes what
+    // other processes left dirty, and the generation's then finds little
+    // (docs/durability.md#per-file-fsync-or-one-syncfs).
+    let durability = if !missing.is_empty() && state.symlinks_need_syncfs()? {
+        Durability::SyncFs
+    } else {
+        Durability::for_entries(new_entries)
+    };
     let captured = &prepared.stock.captured;
     report::debug(&format!(
         "staging {} new store objects ({new_entries} entries, {durability:?}), {} of them \

@@ -308,18 +308,27 @@ impl State {
     /// Runs before the rollback log is removed, so a power cut never loses
     /// a switch that no log describes any more.
     pub(crate) fn sync_symlinks(&self) -> Result<()> {
+        if self.symlinks_need_syncfs()? {
+            self.dir.sync_fs()?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`State::sync_symlinks`] is a syncfs on this file system:
+    /// then every commit that makes a generation pays one anyway.
+    pub(crate) fn symlinks_need_syncfs(&self) -> Result<bool> {
         let magic = self.dir.statfs_type()?;
         if dir_fsync_persists_symlinks(magic) {
-            return Ok(());
+            return Ok(false);
         }
         if magic == crate::sys::journal::EXT_MAGIC {
             let dev = self.dir.self_stat()?.st_dev;
             #[allow(clippy::unnecessary_cast)] // u64 on most targets, not all
             if crate::sys::journal::ext_journal_keeps_symlinks(dev as u64) {
-                return Ok(());
+                return Ok(false);
             }
         }
-        self.dir.sync_fs()
+        Ok(true)
     }
 }
 
