@@ -223,8 +223,9 @@ fn remove(cfg: &Config, state: &LockedState, report: &mut GcReport) -> Result<()
         report.removed_generations.len() + report.removed_objects.len(),
         "generations and objects",
     );
+    let pool = Removal::pool();
     for chunk in report.removed_generations.chunks(REMOVE_CHUNK) {
-        remove_generations(state, chunk, &counter)?;
+        remove_generations(state, chunk, &counter, &pool)?;
     }
     let pins = pin::pins_dir(cfg)?;
     let mut removed = Vec::new();
@@ -240,7 +241,7 @@ fn remove(cfg: &Config, state: &LockedState, report: &mut GcReport) -> Result<()
                 None => report.pinned.push(object.clone()),
             }
         }
-        remove_objects(state, claims.iter().map(|(o, _)| o.as_str()))?;
+        remove_objects(state, claims.iter().map(|(o, _)| o.as_str()), &pool)?;
         for (object, claim) in claims {
             claim.release_removed(&pins)?;
             removed.push(object.clone());
@@ -261,10 +262,43 @@ fn remove(cfg: &Config, state: &LockedState, report: &mut GcReport) -> Result<()
 /// (docs/security.md#bounded-file-descriptors).
 const REMOVE_CHUNK: usize = 256;
 
+/// Threads that unlink at once. Deleting waits more than it computes: on a
+/// file system mounted with `discard` and no journal each freed block is
+/// trimmed before `unlinkat` returns, so more threads than cores keep the
+/// device busy (docs/performance.md#gc-on-all-cores).
+const REMOVE_THREADS: usize = 16;
+
+/// The threads a batch is removed on: [`REMOVE_THREADS`] of them, or the
+/// cores' pool where no more threads can be had.
+struct Removal(Option<rayon::ThreadPool>);
+
+impl Removal {
+    fn pool() -> Removal {
+        Removal(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(REMOVE_THREADS)
+                .build()
+                .ok(),
+        )
+    }
+
+    fn run<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        match &self.0 {
+            Some(pool) => pool.install(work),
+            None => work(),
+        }
+    }
+}
+
 /// Renames generations `chunk` into the state directory, so that they vanish
 /// at once and a crash leaves only `.tmp-*` names for recovery to sweep,
 /// makes that durable, then removes them.
-fn remove_generations(state: &LockedState, chunk: &[u64], counter: &Counter) -> Result<()> {
+fn remove_generations(
+    state: &LockedState,
+    chunk: &[u64],
+    counter: &Counter,
+    pool: &Removal,
+) -> Result<()> {
     let tmp = |n: u64| layout::tmp_name(&format!("gc-generation-{n}"));
     for &n in chunk {
         counter.tick();
@@ -277,9 +311,11 @@ fn remove_generations(state: &LockedState, chunk: &[u64], counter: &Counter) -> 
     // On all cores, like the objects below: each generation is its own
     // directory, so the unlinks do not wait on one directory's lock.
     use rayon::prelude::*;
-    chunk
-        .par_iter()
-        .try_for_each(|&n| state.dir.remove_if_exists(tmp(n)))
+    pool.run(|| {
+        chunk
+            .par_iter()
+            .try_for_each(|&n| state.dir.remove_if_exists(tmp(n)))
+    })
 }
 
 /// Removes `objects`: each vanishes first (never an object without its
@@ -287,6 +323,7 @@ fn remove_generations(state: &LockedState, chunk: &[u64], counter: &Counter) -> 
 fn remove_objects<'a>(
     state: &LockedState,
     objects: impl Iterator<Item = &'a str> + Clone,
+    pool: &Removal,
 ) -> Result<()> {
     let tmp = |object: &str| layout::tmp_name(&format!("gc-{object}"));
     for object in objects.clone() {
@@ -300,9 +337,11 @@ fn remove_objects<'a>(
     use rayon::prelude::*;
     let (store, dir) = (&state.store, &state.dir);
     let objects: Vec<&str> = objects.collect();
-    objects.par_iter().try_for_each(|object| {
-        store.remove_if_exists(layout::object_manifest_name(object))?;
-        dir.remove_if_exists(tmp(object))
+    pool.run(|| {
+        objects.par_iter().try_for_each(|object| {
+            store.remove_if_exists(layout::object_manifest_name(object))?;
+            dir.remove_if_exists(tmp(object))
+        })
     })
 }
 
