@@ -116,8 +116,9 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
             err,
         ));
     }
-    let sync = finish(cfg, state, &log)?;
-    super::unperformed::warn_unperformed(cfg, switch.plan);
+    let (sync, unperformed) = finish_and_look(cfg, state, &log, switch.plan);
+    let sync = sync?;
+    super::unperformed::say(unperformed);
     match signals.received() {
         Some(signal) => Err(Error::Interrupted {
             signal,
@@ -127,6 +128,24 @@ pub(crate) fn run(cfg: &Config, state: &LockedState, switch: &Switch<'_>) -> Res
         }),
         None => Ok(sync),
     }
+}
+
+/// [`finish`]es the transaction while another thread reads from /proc
+/// whether anything performs `plan` (a warning, if not): the reading costs
+/// CPU, `finish` waits on fsyncs (docs/performance.md#below-01--the-walk).
+fn finish_and_look(
+    cfg: &Config,
+    state: &LockedState,
+    log: &TxnLog,
+    plan: &Plan,
+) -> (Result<ScanSync>, Option<(bool, String)>) {
+    let look = || super::unperformed::unperformed_warning(cfg, plan);
+    std::thread::scope(|s| {
+        let unperformed = s.spawn(look);
+        let sync = finish(cfg, state, log);
+        // A thread that could not finish looks again here.
+        (sync, unperformed.join().unwrap_or_else(|_| look()))
+    })
 }
 
 /// A step boundary before the switch: a deferred signal received so far

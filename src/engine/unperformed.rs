@@ -74,9 +74,9 @@ pub(crate) fn unperformed_warning(cfg: &Config, plan: &Plan) -> Option<(bool, St
     Some((true, warning))
 }
 
-/// Prints [`unperformed_warning`], if any, on stderr.
-pub(crate) fn warn_unperformed(cfg: &Config, plan: &Plan) {
-    match unperformed_warning(cfg, plan) {
+/// Prints an [`unperformed_warning`], if any, on stderr.
+pub(crate) fn say(warning: Option<(bool, String)>) {
+    match warning {
         Some((true, warning)) => report::warn(&warning),
         Some((false, note)) => report::info(&note),
         None => {}
