@@ -149,9 +149,19 @@ fn sync_makes_a_lost_or_bent_link_of_the_live_generation_again() {
 
 /// The system calls of `args` that matter to the order of the barrier.
 fn barrier_trace(root: &Root, args: &[&str]) -> Vec<String> {
+    traced(root, &["-e", "trace=syncfs,unlink,unlinkat"], args, |l| {
+        l.contains("syncfs(") || l.contains(layout::TXN)
+    })
+}
+
+/// The lines of `strace -f -qq <options>` of `args` in `root` that `keep`
+/// takes.
+fn traced(root: &Root, options: &[&str], args: &[&str], keep: fn(&str) -> bool) -> Vec<String> {
     let trace = root.path().join("strace.out");
     let out = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=syncfs,unlink,unlinkat", "-o"])
+        .args(["-f", "-qq"])
+        .args(options)
+        .arg("-o")
         .arg(&trace)
         .arg(bin())
         .arg("--root")
@@ -163,7 +173,7 @@ fn barrier_trace(root: &Root, args: &[&str]) -> Vec<String> {
     std::fs::read_to_string(&trace)
         .unwrap()
         .lines()
-        .filter(|l| l.contains("syncfs(") || l.contains(layout::TXN))
+        .filter(|l| keep(l))
         .map(str::to_string)
         .collect()
 }
@@ -217,23 +227,9 @@ fn a_journaled_ext4_keeps_new_symlinks_by_directory_fsync_and_needs_no_syncfs() 
 
 /// The `fsync`s of a commit in `root`, each with the path of its descriptor.
 fn fsyncs_of_a_commit(root: &Root) -> Vec<String> {
-    let trace = root.path().join("strace-fsync.out");
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-y", "-e", "trace=fsync", "-o"])
-        .arg(&trace)
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .arg("commit")
-        .output()
-        .unwrap();
-    Run::from(out).ok();
-    std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("fsync("))
-        .map(str::to_string)
-        .collect()
+    traced(root, &["-y", "-e", "trace=fsync"], &["commit"], |l| {
+        l.contains("fsync(")
+    })
 }
 
 #[test]
