@@ -558,7 +558,7 @@ pub(crate) fn stage_generation(
     // them costs less than an fsync per new file: that one flushes what
     // other processes left dirty, and the generation's then finds little
     // (docs/durability.md#per-file-fsync-or-one-syncfs).
-    let durability = if !missing.is_empty() && state.symlinks_need_syncfs()? {
+    let durability = if !missing.is_empty() && state.on_ext_without_symlink_journal()? {
         Durability::SyncFs
     } else {
         Durability::for_entries(new_entries)

@@ -308,27 +308,29 @@ impl State {
     /// Runs before the rollback log is removed, so a power cut never loses
     /// a switch that no log describes any more.
     pub(crate) fn sync_symlinks(&self) -> Result<()> {
-        if self.symlinks_need_syncfs()? {
-            self.dir.sync_fs()?;
-        }
-        Ok(())
-    }
-
-    /// Whether [`State::sync_symlinks`] is a syncfs on this file system:
-    /// then every commit that makes a generation pays one anyway.
-    pub(crate) fn symlinks_need_syncfs(&self) -> Result<bool> {
         let magic = self.dir.statfs_type()?;
         if dir_fsync_persists_symlinks(magic) {
+            return Ok(());
+        }
+        if magic == crate::sys::journal::EXT_MAGIC && !self.on_ext_without_symlink_journal()? {
+            return Ok(());
+        }
+        self.dir.sync_fs()
+    }
+
+    /// Whether the state is on ext2, ext3 or ext4 whose journal does not
+    /// keep new symlinks (none, or `data=writeback`): there
+    /// [`State::sync_symlinks`] is a syncfs that every commit making a
+    /// generation pays, and a measured cheap one
+    /// (docs/durability.md#per-file-fsync-or-one-syncfs). On a file system
+    /// not named (FUSE, network ones) what a syncfs costs is not known.
+    pub(crate) fn on_ext_without_symlink_journal(&self) -> Result<bool> {
+        if self.dir.statfs_type()? != crate::sys::journal::EXT_MAGIC {
             return Ok(false);
         }
-        if magic == crate::sys::journal::EXT_MAGIC {
-            let dev = self.dir.self_stat()?.st_dev;
-            #[allow(clippy::unnecessary_cast)] // u64 on most targets, not all
-            if crate::sys::journal::ext_journal_keeps_symlinks(dev as u64) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let dev = self.dir.self_stat()?.st_dev;
+        #[allow(clippy::unnecessary_cast)] // u64 on most targets, not all
+        Ok(!crate::sys::journal::ext_journal_keeps_symlinks(dev as u64))
     }
 }
 
