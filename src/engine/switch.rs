@@ -139,13 +139,11 @@ fn finish_and_look(
     log: &TxnLog,
     plan: &Plan,
 ) -> (Result<ScanSync>, Option<(bool, String)>) {
-    let look = || super::unperformed::unperformed_warning(cfg, plan);
-    std::thread::scope(|s| {
-        let unperformed = s.spawn(look);
-        let sync = finish(cfg, state, log);
-        // A thread that could not finish looks again here.
-        (sync, unperformed.join().unwrap_or_else(|_| look()))
-    })
+    let (unperformed, sync) = crate::sys::beside::beside(
+        || super::unperformed::unperformed_warning(cfg, plan),
+        || finish(cfg, state, log),
+    );
+    (sync, unperformed)
 }
 
 /// A step boundary before the switch: a deferred signal received so far

@@ -370,15 +370,15 @@ fn spare_generation(state: &State, live: Option<u64>) -> Result<Option<Spare>> {
             continue;
         }
         let name = n.to_string();
-        let listing = || state.generations.open_dir(&name)?.names();
-        let (manifest, names) = std::thread::scope(|s| {
-            let names = s.spawn(listing);
-            (load(state, n), names.join())
-        });
+        let (names, manifest) = crate::sys::beside::beside(
+            || state.generations.open_dir(&name)?.names(),
+            || load(state, n),
+        );
         if let Ok(manifest) = manifest {
-            // A listing thread that could not finish is listed again here.
-            let names = names.unwrap_or_else(|_| listing())?;
-            return Ok(Some(Spare { manifest, names }));
+            return Ok(Some(Spare {
+                manifest,
+                names: names?,
+            }));
         }
     }
     Ok(None)

@@ -2,8 +2,9 @@
 //! operations (`openat2`, `renameat2`, `linkat`, fsync), the named
 //! failpoints between the effects of a transaction, and the one policy for
 //! which owners and modes are trusted, and the termination signals a
-//! transaction defers.
+//! transaction defers; and work overlapped on a second thread.
 
+pub(crate) mod beside;
 pub(crate) mod failpoint;
 pub(crate) mod fs;
 pub(crate) mod journal;
