@@ -308,7 +308,7 @@ fn remove_generations(
     }
     state.generations.sync()?;
     failpoint::hit("gc.after-remove-generation")?;
-    // On all cores, like the objects below: each generation is its own
+    // Side by side, like the objects below: each generation is its own
     // directory, so the unlinks do not wait on one directory's lock.
     use rayon::prelude::*;
     pool.run(|| {
@@ -331,9 +331,9 @@ fn remove_objects<'a>(
     }
     state.store.sync()?;
     failpoint::hit("gc.after-remove-object")?;
-    // On all cores: unlinking is the kernel's work, in each object's own
-    // directory, and on a file system that discards freed blocks much of
-    // it is waiting (docs/performance.md#gc-on-all-cores).
+    // On the removal threads: unlinking is the kernel's work, in each
+    // object's own directory, and on a file system that discards freed
+    // blocks much of it is waiting (docs/performance.md#gc-on-all-cores).
     use rayon::prelude::*;
     let (store, dir) = (&state.store, &state.dir);
     let objects: Vec<&str> = objects.collect();

@@ -434,9 +434,10 @@ fn copy_manifest(from: &Dir, to: &Dir, m: &GenerationManifest) -> Result<()> {
 /// else: the taken generation's summary goes too): a service
 /// whose object differs gets a new link ([`link`]: from `source`, the live
 /// generation, where it has that object), one `want` lacks is removed.
-/// `names`, the sorted listing of `dir`, finds names that are missing (a power cut on a file system that
-/// wrote a symlink late, docs/durability.md#the-switch-and-symlinks) or
-/// unknown, so a link is never trusted only because the manifest names it.
+/// `names`, the sorted listing of `dir`, finds names that are missing (a
+/// power cut on a file system that wrote a symlink late,
+/// docs/durability.md#the-switch-and-symlinks) or unknown, so a link is
+/// never trusted only because the manifest names it.
 fn relink(
     dir: &Dir,
     names: Vec<OsString>,

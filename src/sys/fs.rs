@@ -978,7 +978,6 @@ impl Dir {
     }
 }
 
-/// `unlinkat` of `name` in `dir`; missing is fine.
 /// Unlinks `name` unless it is a directory; whether it is one (to be
 /// emptied and removed by the caller). Missing is fine.
 fn unlink_unless_dir(dir: &Dir, name: &Path) -> Result<bool> {
@@ -997,6 +996,7 @@ fn unlink_unless_dir(dir: &Dir, name: &Path) -> Result<bool> {
     }
 }
 
+/// `unlinkat` of `name` in `dir`; missing is fine.
 fn unlink_at(dir: &Dir, name: impl AsRef<Path>, flags: AtFlags) -> Result<()> {
     let name = name.as_ref();
     match rustix::fs::unlinkat(&dir.fd, name, flags) {
