@@ -218,12 +218,9 @@ pub(crate) fn collect(
 /// an object whose pin cannot be taken now moves to `report.pinned`.
 fn remove(cfg: &Config, state: &LockedState, report: &mut GcReport) -> Result<()> {
     failpoint::hit("gc.after-mark")?;
-    let counter = Counter::new(
-        "gc: removing",
-        report.removed_generations.len() + report.removed_objects.len(),
-        "generations and objects",
-    );
-    let pool = Removal::pool();
+    let removing = report.removed_generations.len() + report.removed_objects.len();
+    let counter = Counter::new("gc: removing", removing, "generations and objects");
+    let pool = Removal::pool(removing);
     for chunk in report.removed_generations.chunks(REMOVE_CHUNK) {
         remove_generations(state, chunk, &counter, &pool)?;
     }
@@ -269,14 +266,19 @@ const REMOVE_CHUNK: usize = 256;
 const REMOVE_THREADS: usize = 16;
 
 /// The threads a batch is removed on: [`REMOVE_THREADS`] of them, or the
-/// cores' pool where no more threads can be had.
+/// cores' pool where no more threads can be had or there is little to do.
 struct Removal(Option<rayon::ThreadPool>);
 
 impl Removal {
-    fn pool() -> Removal {
+    /// For removing `count` generations and objects: no threads are
+    /// started for fewer than two.
+    fn pool(count: usize) -> Removal {
+        if count < 2 {
+            return Removal(None);
+        }
         Removal(
             rayon::ThreadPoolBuilder::new()
-                .num_threads(REMOVE_THREADS)
+                .num_threads(REMOVE_THREADS.min(count))
                 .build()
                 .ok(),
         )
