@@ -46,17 +46,14 @@ fn plain_services(root: &Root, n: usize) {
 /// stock, how often the commit opened it, and the run's stderr.
 fn opens_of_a_commit(root: &Root) -> (BTreeMap<PathBuf, usize>, String) {
     let log = root.path().join("strace.log");
-    let out = std::process::Command::new("strace")
-        .args(["-f", "-y", "-e", "trace=open,openat,openat2", "-o"])
-        .arg(&log)
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .args(["-v", "commit"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let run = Run::from(out).ok();
+    let run = root
+        .run_under(
+            std::process::Command::new("strace")
+                .args(["-f", "-y", "-e", "trace=open,openat,openat2", "-o"])
+                .arg(&log),
+            &["-v", "commit"],
+        )
+        .ok();
     // Stock paths as the kernel names them (a temp dir may be a link).
     let stock = std::fs::canonicalize(root.stock()).unwrap();
     let mut opens: BTreeMap<PathBuf, usize> = walkdir::WalkDir::new(&stock)
@@ -289,17 +286,13 @@ fn first_commit_peak_kib(n: usize) -> u64 {
     let root = Root::empty();
     plain_services(&root, n);
     let report = root.path().join("time.out");
-    let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&report)
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .args(["-q", "commit"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    Run::from(out).ok();
+    root.run_under(
+        std::process::Command::new("/usr/bin/time")
+            .args(["-f", "%M", "-o"])
+            .arg(&report),
+        &["-q", "commit"],
+    )
+    .ok();
     let text = std::fs::read_to_string(&report).unwrap();
     text.trim().parse().unwrap_or_else(|_| panic!("{text:?}"))
 }

@@ -19,16 +19,7 @@ const DEEP: usize = 300;
 
 /// Runs the binary under `prlimit --nofile=256:256`.
 fn limited(root: &Root, args: &[&str]) -> Run {
-    let out = Command::new("prlimit")
-        .arg(NOFILE)
-        .arg("--")
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .args(args)
-        .output()
-        .unwrap();
-    Run::from(out)
+    root.run_under(Command::new("prlimit").arg(NOFILE).arg("--"), args)
 }
 
 /// `wide`: `run` and `wide` empty directories in `data/`; `deep`: `run`

@@ -146,16 +146,12 @@ impl Root {
 
 /// Runs `commit` under strace with `inject` (an strace -e inject= spec).
 fn commit_under_strace(root: &Root, inject: &str) -> Run {
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject={inject}"))
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .arg("commit")
-        .output()
-        .unwrap();
-    Run::from(out)
+    root.run_under(
+        Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("inject={inject}")),
+        &["commit"],
+    )
 }
 
 #[test]

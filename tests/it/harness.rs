@@ -333,6 +333,21 @@ impl Root {
         cmd
     }
 
+    /// Runs the binary with `--root` under `wrapper` (`strace …`,
+    /// `setpriv …`, `prlimit … --`, GNU `time …`): the wrapper's own
+    /// arguments, then the binary and `args`; stdin is /dev/null.
+    pub fn run_under(&self, wrapper: &mut Command, args: &[&str]) -> Run {
+        let out = wrapper
+            .arg(bin())
+            .arg("--root")
+            .arg(self.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+
     /// Runs the binary with `--root` and waits for it.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().unwrap())

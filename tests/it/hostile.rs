@@ -192,18 +192,13 @@ fn racing_symlink_swaps_never_leak_or_write_outside() {
 
 /// Runs the binary with `--root` under `sh -c 'umask U; exec …'`.
 fn run_with_umask(root: &Root, umask: &str, args: &[&str]) -> Run {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("umask {umask}; exec \"$@\""))
-        .arg("sh")
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    Run::from(out)
+    root.run_under(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$@\""))
+            .arg("sh"),
+        args,
+    )
 }
 
 /// Permission bits of everything the tool made under the state, runtime
@@ -601,27 +596,17 @@ const TIME: &str = "/usr/bin/time";
 /// Runs `svcdir-update --root … ARGS` under `/usr/bin/time` and returns
 /// the run and the peak resident set size in KiB.
 fn run_measuring_rss(root: &Root, args: &[&str]) -> (Run, u64) {
-    let out = std::process::Command::new(TIME)
-        .args(["-f", "maxrss-kib=%M"])
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let rss = stderr
+    let run = root.run_under(
+        std::process::Command::new(TIME).args(["-f", "maxrss-kib=%M"]),
+        args,
+    );
+    let rss = run
+        .stderr
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix("maxrss-kib="))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no maxrss from /usr/bin/time:\n{stderr}"));
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    };
+        .unwrap_or_else(|| panic!("no maxrss from /usr/bin/time:\n{}", run.stderr));
     (run, rss)
 }
 
@@ -964,16 +949,14 @@ fn permission_denied_while_staging_is_73_and_changes_nothing() {
         &["-R", "nobody:nogroup", root.path().to_str().unwrap()],
     );
     let as_nobody = |args: &[&str]| {
-        let out = std::process::Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(bin())
-            .arg("--root")
-            .arg(root.path())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        Run::from(out)
+        root.run_under(
+            std::process::Command::new("setpriv").args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+            ]),
+            args,
+        )
     };
     as_nobody(&["commit"]).ok();
     std::fs::write(root.stock().join("web/env/VERSION"), "2.0\n").unwrap();

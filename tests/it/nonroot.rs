@@ -6,16 +6,14 @@
 use crate::harness::*;
 
 fn as_nobody(root: &Root, args: &[&str]) -> Run {
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    Run::from(out)
+    root.run_under(
+        std::process::Command::new("setpriv").args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]),
+        args,
+    )
 }
 
 /// Root's state, two generations, with a change in the stock not committed.

@@ -158,18 +158,15 @@ fn barrier_trace(root: &Root, args: &[&str]) -> Vec<String> {
 /// takes.
 fn traced(root: &Root, options: &[&str], args: &[&str], keep: fn(&str) -> bool) -> Vec<String> {
     let trace = root.path().join("strace.out");
-    let out = Command::new("strace")
-        .args(["-f", "-qq"])
-        .args(options)
-        .arg("-o")
-        .arg(&trace)
-        .arg(bin())
-        .arg("--root")
-        .arg(root.path())
-        .args(args)
-        .output()
-        .unwrap();
-    Run::from(out).ok();
+    root.run_under(
+        Command::new("strace")
+            .args(["-f", "-qq"])
+            .args(options)
+            .arg("-o")
+            .arg(&trace),
+        args,
+    )
+    .ok();
     std::fs::read_to_string(&trace)
         .unwrap()
         .lines()

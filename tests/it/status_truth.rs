@@ -169,16 +169,16 @@ mod supervised {
 
         // A user who cannot ask the supervisor still gets the report.
         if require_tool("setpriv", "util-linux") {
-            let out = Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(bin())
-                .arg("--root")
-                .arg(root.path())
-                .arg("status")
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            let run = Run::from(out).ok();
+            let run = root
+                .run_under(
+                    Command::new("setpriv").args([
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                    ]),
+                    &["status"],
+                )
+                .ok();
             assert!(
                 run.stdout.contains("live:         generation 1"),
                 "{}",
